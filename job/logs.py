@@ -1,0 +1,56 @@
+"""Logging set-up: one readable stream for the job, PaddleSlim's chatter kept down."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+__all__ = ["setup", "phase"]
+
+_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+
+def setup(verbose: bool = False) -> None:
+    """Configure the root logger once; quiet Paddle's C++ logs unless verbose."""
+    level = logging.DEBUG if verbose else logging.INFO
+    root = logging.getLogger()
+    if not any(getattr(h, "_act_job", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(_FORMAT, datefmt="%H:%M:%S"))
+        handler._act_job = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(level)
+    if not verbose:
+        # Paddle's C++ side logs through glog; this must be set before paddle loads.
+        os.environ.setdefault("GLOG_minloglevel", "2")
+        os.environ.setdefault("FLAGS_call_stack_level", "0")
+        for noisy in ("paddle", "paddleslim", "paddlenlp", "PaddleSlim", "botocore", "urllib3", "s3transfer"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class phase:  # noqa: N801 - used as a context manager: `with phase("compress"):`
+    """Log the start and end of a pipeline phase, and name the phase when it fails."""
+
+    def __init__(self, name: str, durations: dict[str, float] | None = None):
+        self.name = name
+        self.durations = durations
+        self.log = logging.getLogger("job")
+
+    def __enter__(self) -> phase:
+        import time
+
+        self._start = time.perf_counter()
+        self.log.info("phase %s: started", self.name)
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        import time
+
+        seconds = time.perf_counter() - self._start
+        if self.durations is not None:
+            self.durations[self.name] = round(seconds, 2)
+        if exc is None:
+            self.log.info("phase %s: done in %.1f s", self.name, seconds)
+        else:
+            self.log.error("phase %s: failed after %.1f s: %s", self.name, seconds, exc)
