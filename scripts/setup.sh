@@ -45,4 +45,13 @@ if [ "$(cat .venv-light/.setup-stamp 2>/dev/null)" != "$want" ]; then
   .venv-light/bin/python -m pip install "${pip_quiet[@]}" -r requirements/light.txt -c requirements/constraints.txt
   echo "$want" > .venv-light/.setup-stamp
 fi
+# --- .venv-tools: lint-only tools (checkov), used by tests/test_render.py and tests/test_docker.py.
+# An environment of its own: checkov pins boto3/botocore older than the job's lock.
+if [ "$(cat .venv-tools/.setup-stamp 2>/dev/null)" != "$want" ]; then
+  echo "setup: creating .venv-tools (checkov, lint only)"
+  [ -x .venv-tools/bin/python ] || "$PY" -m venv .venv-tools
+  .venv-tools/bin/python -m pip install "${pip_quiet[@]}" -r requirements/tools.txt
+  echo "$want" > .venv-tools/.setup-stamp
+fi
+# --- end .venv-tools
 echo "setup: environments ready (.venv, .venv-light)"

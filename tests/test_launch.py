@@ -1,0 +1,678 @@
+"""The launcher (scripts/launch) as users run it: in .venv-light, without paddle.
+
+Rendering is checked end to end in a subprocess. The apply and watch paths run against
+``FakeKubeAPI``, a small threaded HTTP server on 127.0.0.1 that stands in for a cluster: it
+answers the part of the Kubernetes API the launcher uses (create, get and list Jobs, list
+Pods) and moves each created Job from running to succeeded or failed as it is polled.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import sys
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+import yaml
+
+from job import render
+from job.errors import ExitCode
+
+ROOT = Path(__file__).resolve().parent.parent
+LAUNCH = ROOT / "scripts" / "launch"
+LIGHT_PYTHON = ROOT / ".venv-light" / "bin" / "python"
+IMAGE = "registry.example.com/ml/act-job:0.1.0"
+BASE_ARGS = ["--image", IMAGE, "--output", "s3://ml-results/act", "--run-id", "exp1"]
+PLANTED = {
+    "AWS_ACCESS_KEY_ID": "AKIAPLANTED" + uuid.uuid4().hex[:10].upper(),
+    "AWS_SECRET_ACCESS_KEY": "planted-" + uuid.uuid4().hex,
+    "AWS_SESSION_TOKEN": "planted-token-" + uuid.uuid4().hex,
+}
+
+
+@pytest.fixture(scope="module")
+def light_python() -> Path:
+    if not LIGHT_PYTHON.exists():
+        pytest.fail(
+            f"{LIGHT_PYTHON} is missing: run bash scripts/setup.sh (it creates .venv-light from requirements/light.txt)"
+        )
+    return LIGHT_PYTHON
+
+
+def run_launch(
+    python: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KUBECONFIG", "ACT_JOB_"))}
+    full_env.update(env or {})
+    return subprocess.run(
+        [str(python), str(LAUNCH), *args], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
+
+
+def _assert_one_line_error(result: subprocess.CompletedProcess, code: int) -> None:
+    assert result.returncode == code, (result.returncode, result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if not line.startswith("launch: run id")]
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# --------------------------------------------------------------------------------------
+# Environment and rendering
+# --------------------------------------------------------------------------------------
+
+
+def test_script_is_executable_with_a_python3_shebang():
+    assert os.access(LAUNCH, os.X_OK)
+    assert LAUNCH.read_text().splitlines()[0] == "#!/usr/bin/env python3"
+
+
+def test_light_environment_has_no_paddle(light_python):
+    result = subprocess.run([str(light_python), "-c", "import paddle"], capture_output=True, text=True, timeout=60)
+    assert result.returncode != 0 and "ModuleNotFoundError" in result.stderr
+
+
+def test_renders_default_jobs_to_stdout(light_python):
+    result = run_launch(light_python, *BASE_ARGS)
+    assert result.returncode == 0, result.stderr
+    docs = [d for d in yaml.safe_load_all(result.stdout) if d]
+    expected = render.render_jobs(render.JobOptions(image=IMAGE, output="s3://ml-results/act", run_id="exp1"))
+    assert docs == expected
+    assert [d["metadata"]["labels"]["act-job/task"] for d in docs] == list(render.DEFAULT_TASKS)
+    args = {
+        d["metadata"]["labels"]["act-job/task"]: d["spec"]["template"]["spec"]["containers"][0]["args"] for d in docs
+    }
+    assert args["uie"][:4] == ["run", "--config", "/app/configs/uie_base.yaml", "Job.strategy=qat_dis"]
+    assert args["csl"][:4] == ["run", "--config", "/app/configs/clue/csl.yaml", "Job.strategy=prune_ptq"]
+    assert result.stdout.startswith("# 8 compression Job(s) of run exp1")
+
+
+def test_flags_reach_the_jobs(light_python):
+    result = run_launch(
+        light_python,
+        *BASE_ARGS,
+        "--tasks",
+        "afqmc,tnews",
+        "uie",
+        "--strategy",
+        "ptq",
+        "--set",
+        "TrainConfig.epochs=3",
+        "--set",
+        "Global.batch_size=8",
+        "--model-root",
+        "s3://models/ft",
+        "--gpu-product",
+        "Tesla-T4",
+        "--gpu-product",
+        "Tesla-T4-SHARED",
+        "--runtime-class",
+        "nvidia",
+        "--queue",
+        "t4",
+        "--namespace",
+        "ml",
+        "--cpu",
+        "4",
+        "--memory",
+        "30Gi",
+        "--shm-size",
+        "4Gi",
+        "--deadline",
+        "2h",
+        "--ttl",
+        "1d",
+        "--backoff-limit",
+        "1",
+        "--secret",
+        "s3-creds",
+    )
+    assert result.returncode == 0, result.stderr
+    docs = [d for d in yaml.safe_load_all(result.stdout) if d]
+    assert [d["metadata"]["name"] for d in docs] == ["act-afqmc-ptq-exp1", "act-tnews-ptq-exp1", "act-uie-ptq-exp1"]
+    job = docs[2]
+    pod = job["spec"]["template"]["spec"]
+    container = pod["containers"][0]
+    assert container["args"][3:] == [
+        "Job.strategy=ptq",
+        "Job.output=s3://ml-results/act",
+        "Job.run_id=exp1",
+        "Global.model_dir=s3://models/ft/uie",
+        "TrainConfig.epochs=3",
+        "Global.batch_size=8",
+    ]
+    assert pod["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"][0][
+        "matchExpressions"
+    ][0]["values"] == ["Tesla-T4", "Tesla-T4-SHARED"]
+    assert pod["runtimeClassName"] == "nvidia" and job["metadata"]["namespace"] == "ml"
+    assert job["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "t4" and job["spec"]["suspend"] is True
+    assert container["resources"]["limits"] == {"cpu": "4", "memory": "30Gi", "nvidia.com/gpu": "1"}
+    assert (
+        job["spec"]["activeDeadlineSeconds"] == 7200
+        and job["spec"]["ttlSecondsAfterFinished"] == 86400
+        and job["spec"]["backoffLimit"] == 1
+    )
+    assert container["envFrom"] == [{"secretRef": {"name": "s3-creds"}}]
+
+
+def test_out_file_and_out_dir(light_python, tmp_path):
+    out = tmp_path / "jobs.yaml"
+    result = run_launch(light_python, *BASE_ARGS, "--out", str(out))
+    assert result.returncode == 0 and result.stdout == ""
+    assert len([d for d in yaml.safe_load_all(out.read_text()) if d]) == 8
+    folder = tmp_path / "jobs"
+    result = run_launch(light_python, *BASE_ARGS, "--out-dir", str(folder), "--tasks", "afqmc", "uie")
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in folder.iterdir()) == ["act-afqmc-prune-ptq-exp1.yaml", "act-uie-qat-dis-exp1.yaml"]
+    (doc,) = [d for d in yaml.safe_load_all((folder / "act-uie-qat-dis-exp1.yaml").read_text()) if d]
+    assert doc["metadata"]["name"] == "act-uie-qat-dis-exp1"
+
+
+def test_image_from_environment_and_derived_run_id(light_python):
+    args = ["--output", "s3://ml-results/act", "--tasks", "afqmc"]
+    first = run_launch(light_python, *args, env={"ACT_JOB_IMAGE": IMAGE})
+    second = run_launch(light_python, *args, env={"ACT_JOB_IMAGE": IMAGE})
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == second.stdout  # deterministic: no clock, no randomness
+    run_id = render.derive_run_id(IMAGE, None, [], None)
+    assert f"launch: run id {run_id}" in first.stderr
+    (doc,) = [d for d in yaml.safe_load_all(first.stdout) if d]
+    assert doc["metadata"]["name"] == f"act-afqmc-prune-ptq-{run_id}"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--output", "s3://b/p"],
+        ["--image", IMAGE],
+        ["--image", "act-job", "--output", "s3://b/p"],
+        ["--image", IMAGE, "--output", "/data/out"],
+        ["--image", IMAGE, "--output", "s3://b/p", "--tasks", "sentiment"],
+        ["--image", IMAGE, "--output", "s3://b/p", "--strategy", "fast"],
+        ["--image", IMAGE, "--output", "s3://b/p", "--set", "TrainConfig.epoch=3"],
+        ["--image", IMAGE, "--output", "s3://b/p", "--set", "Nope.key=3"],
+        ["--image", IMAGE, "--output", "s3://b/p", "--set", "Job.run_id=x"],
+        ["--image", IMAGE, "--output", "s3://b/p", "--memory", "lots"],
+        ["--image", IMAGE, "--output", "s3://b/p", "--deadline", "soon"],
+        ["--image", IMAGE, "--output", "s3://b/p", "--run-id", "a/b"],
+        ["--image", IMAGE, "--output", "s3://b/p", "--out", "x", "--out-dir", "y"],
+        ["--image", IMAGE, "--output", "s3://b/p", "--bogus"],
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(light_python, args):
+    _assert_one_line_error(run_launch(light_python, *args), int(ExitCode.INPUT))
+
+
+def test_unwritable_output_is_one_line(light_python, tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    _assert_one_line_error(run_launch(light_python, *BASE_ARGS, "--out-dir", str(blocker / "sub")), int(ExitCode.INPUT))
+
+
+def test_help_documents_flags_exit_codes_and_an_example(light_python):
+    result = run_launch(light_python, "--help")
+    assert result.returncode == 0
+    text = result.stdout
+    for flag in (
+        "--image",
+        "--output",
+        "--run-id",
+        "--tasks",
+        "--strategy",
+        "--set",
+        "--model-root",
+        "--gpu-product",
+        "--runtime-class",
+        "--queue",
+        "--secret",
+        "--cpu",
+        "--memory",
+        "--shm-size",
+        "--backoff-limit",
+        "--deadline",
+        "--ttl",
+        "--out",
+        "--out-dir",
+        "--apply",
+        "--watch",
+        "--interval",
+        "--kubeconfig",
+        "--context",
+        "--namespace",
+    ):
+        assert flag in text, flag
+    section = text.split("exit codes:", 1)[1]
+    assert {int(c) for c in re.findall(r"^\s+(\d) ", section, flags=re.M)} == {0, 1, 2, 4}
+    assert "example:" in text and "scripts/launch --image" in text
+
+
+def test_kubernetes_client_is_not_imported_for_rendering(light_python):
+    code = (
+        "import importlib.machinery, importlib.util, io, contextlib, sys\n"
+        f"loader = importlib.machinery.SourceFileLoader('launch', {str(LAUNCH)!r})\n"
+        "spec = importlib.util.spec_from_loader('launch', loader)\n"
+        "module = importlib.util.module_from_spec(spec); sys.modules['launch'] = module; loader.exec_module(module)\n"
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    code = module.main({BASE_ARGS!r})\n"
+        "print(code, sorted({m.split('.')[0] for m in sys.modules} & {'kubernetes', 'paddle', 'boto3'}))\n"
+    )
+    result = subprocess.run([str(light_python), "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == "0 []", result.stderr
+
+
+# --------------------------------------------------------------------------------------
+# A stand-in for the Kubernetes API
+# --------------------------------------------------------------------------------------
+
+
+class FakeKubeAPI(ThreadingHTTPServer):
+    """Stands in for a cluster's API server: Jobs are stored and progress as they are polled.
+
+    A Job is "running" for ``polls_to_finish`` list calls after creation, then succeeds, or
+    fails (reason BackoffLimitExceeded) when its task is in ``fail_tasks``. ``refuse`` makes
+    every request answer with that HTTP status.
+    """
+
+    daemon_threads = True
+
+    def __init__(self):
+        super().__init__(("127.0.0.1", 0), _Handler)
+        self.lock = threading.Lock()
+        self.jobs: dict[tuple[str, str], dict] = {}
+        self.polls: dict[tuple[str, str], int] = {}
+        self.requests: list[dict] = []
+        self.fail_tasks: set[str] = set()
+        self.polls_to_finish = 2
+        self.refuse: int | None = None
+        self.waiting_reason: dict[str, str] = {}
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+    def creates(self) -> list[dict]:
+        return [r for r in self.requests if r["method"] == "POST"]
+
+    def progress(self, key: tuple[str, str]) -> dict:
+        job = self.jobs[key]
+        self.polls[key] = polls = self.polls.get(key, 0) + 1
+        task = job["metadata"]["labels"].get("act-job/task")
+        if polls <= self.polls_to_finish:
+            job["status"] = {
+                "active": 1,
+                "ready": 0 if task in self.waiting_reason else 1,
+                "startTime": "2026-11-26T08:00:00Z",
+            }
+        elif task in self.fail_tasks:
+            job["status"] = {
+                "failed": 4,
+                "conditions": [
+                    {
+                        "type": "FailureTarget",
+                        "status": "True",
+                        "reason": "BackoffLimitExceeded",
+                        "message": "Job has reached the specified backoff limit",
+                    },
+                    {
+                        "type": "Failed",
+                        "status": "True",
+                        "reason": "BackoffLimitExceeded",
+                        "message": "Job has reached the specified backoff limit",
+                    },
+                ],
+            }
+        else:
+            job["status"] = {
+                "succeeded": 1,
+                "completionTime": "2026-11-26T09:00:00Z",
+                "conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": "2026-11-26T09:00:00Z"}],
+            }
+        return job
+
+
+def _status(code: int, reason: str, message: str, details: dict | None = None) -> dict:
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "metadata": {},
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+        **({"details": details} if details else {}),
+    }
+
+
+def _matches(labels: dict, selector: str) -> bool:
+    for term in filter(None, selector.split(",")):
+        key, _, value = term.partition("=")
+        if labels.get(key) != value:
+            return False
+    return True
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: FakeKubeAPI
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args):  # keep pytest output clean
+        pass
+
+    def _send(self, code: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _record(self, body: bytes = b"") -> None:
+        with self.server.lock:
+            self.server.requests.append(
+                {
+                    "method": self.command,
+                    "path": self.path,
+                    "authorization": self.headers.get("Authorization"),
+                    "body": body.decode(),
+                }
+            )
+
+    def do_POST(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self._record(body)
+        if self.server.refuse:
+            return self._send(
+                self.server.refuse,
+                _status(
+                    self.server.refuse,
+                    "Forbidden",
+                    'jobs.batch is forbidden: User "fake" cannot create resource "jobs"',
+                ),
+            )
+        match = re.fullmatch(r"/apis/batch/v1/namespaces/([^/]+)/jobs", urlsplit(self.path).path)
+        if not match:
+            return self._send(404, _status(404, "NotFound", "the server could not find the requested resource"))
+        job = json.loads(body)
+        namespace, name = match.group(1), job["metadata"]["name"]
+        with self.server.lock:
+            if (namespace, name) in self.server.jobs:
+                return self._send(
+                    409,
+                    _status(
+                        409,
+                        "AlreadyExists",
+                        f'jobs.batch "{name}" already exists',
+                        {"name": name, "group": "batch", "kind": "jobs"},
+                    ),
+                )
+            job["metadata"].update(
+                {
+                    "namespace": namespace,
+                    "uid": str(uuid.uuid4()),
+                    "resourceVersion": "1",
+                    "creationTimestamp": "2026-11-26T08:00:00Z",
+                }
+            )
+            job["status"] = {}
+            self.server.jobs[(namespace, name)] = job
+        return self._send(201, job)
+
+    def do_GET(self):
+        self._record()
+        if self.server.refuse:
+            return self._send(self.server.refuse, _status(self.server.refuse, "Forbidden", "forbidden"))
+        url = urlsplit(self.path)
+        selector = parse_qs(url.query).get("labelSelector", [""])[0]
+        if match := re.fullmatch(r"/apis/batch/v1/namespaces/([^/]+)/jobs/([^/]+)", url.path):
+            with self.server.lock:
+                key = (match.group(1), match.group(2))
+                if key not in self.server.jobs:
+                    return self._send(404, _status(404, "NotFound", f'jobs.batch "{key[1]}" not found'))
+                return self._send(200, self.server.progress(key))
+        if match := re.fullmatch(r"/apis/batch/v1/namespaces/([^/]+)/jobs", url.path):
+            with self.server.lock:
+                items = [
+                    self.server.progress(key)
+                    for key, job in self.server.jobs.items()
+                    if key[0] == match.group(1) and _matches(job["metadata"]["labels"], selector)
+                ]
+            return self._send(
+                200, {"kind": "JobList", "apiVersion": "batch/v1", "metadata": {"resourceVersion": "1"}, "items": items}
+            )
+        if match := re.fullmatch(r"/api/v1/namespaces/([^/]+)/pods", url.path):
+            pods = []
+            with self.server.lock:
+                for (namespace, name), job in self.server.jobs.items():
+                    task = job["metadata"]["labels"].get("act-job/task")
+                    if namespace != match.group(1) or not job.get("status", {}).get("active"):
+                        continue
+                    labels = {**job["spec"]["template"]["metadata"]["labels"], "batch.kubernetes.io/job-name": name}
+                    if not _matches(labels, selector):
+                        continue
+                    state = (
+                        {"waiting": {"reason": "ImagePullBackOff", "message": self.server.waiting_reason[task]}}
+                        if task in self.server.waiting_reason
+                        else {"running": {"startedAt": "2026-11-26T08:01:00Z"}}
+                    )
+                    pods.append(
+                        {
+                            "metadata": {"name": f"{name}-abcde", "namespace": namespace, "labels": labels},
+                            "status": {
+                                "phase": "Pending" if "waiting" in state else "Running",
+                                "containerStatuses": [
+                                    {
+                                        "name": "job",
+                                        "image": job["spec"]["template"]["spec"]["containers"][0]["image"],
+                                        "imageID": "",
+                                        "ready": "running" in state,
+                                        "restartCount": 0,
+                                        "state": state,
+                                    },
+                                ],
+                            },
+                        }
+                    )
+            return self._send(200, {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": pods})
+        return self._send(404, _status(404, "NotFound", "the server could not find the requested resource"))
+
+
+@pytest.fixture
+def kube(tmp_path):
+    server = FakeKubeAPI()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
+
+
+def _kubeconfig(tmp_path: Path, server_url: str) -> Path:
+    path = tmp_path / "kubeconfig"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "fake", "cluster": {"server": server_url}}],
+                "users": [{"name": "fake", "user": {"token": "fake-token-for-tests"}}],
+                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
+                "current-context": "fake",
+            }
+        )
+    )
+    return path
+
+
+def test_apply_twice_creates_nothing_new(light_python, kube, tmp_path):
+    config = _kubeconfig(tmp_path, kube.url)
+    args = [*BASE_ARGS, "--tasks", "afqmc", "uie", "--apply", "--kubeconfig", str(config)]
+    first = run_launch(light_python, *args)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.count("created") == 3 and "exists" not in first.stdout  # two lines + the summary
+    assert sorted(name for _, name in kube.jobs) == ["act-afqmc-prune-ptq-exp1", "act-uie-qat-dis-exp1"]
+    assert all(r["authorization"] == "Bearer fake-token-for-tests" for r in kube.requests)
+    assert all("fieldValidation=Strict" in r["path"] for r in kube.creates())
+
+    second = run_launch(light_python, *args)
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.count("exists, left as is") == 2
+    assert "0 created, 2 already existed" in second.stdout
+    assert len(kube.jobs) == 2 and len(kube.creates()) == 4
+    # What reached the API is exactly the rendered Jobs.
+    bodies = [json.loads(r["body"]) for r in kube.creates()[:2]]
+    options = render.JobOptions(image=IMAGE, output="s3://ml-results/act", run_id="exp1")
+    assert bodies == render.render_jobs(options, ["afqmc", "uie"])
+
+
+def test_apply_and_watch_all_succeed(light_python, kube, tmp_path):
+    config = _kubeconfig(tmp_path, kube.url)
+    kube.waiting_reason = {"afqmc": "Back-off pulling image registry.example.com/ml/act-job:0.1.0"}
+    result = run_launch(
+        light_python,
+        *BASE_ARGS,
+        "--tasks",
+        "afqmc",
+        "tnews",
+        "uie",
+        "--apply",
+        "--watch",
+        "--interval",
+        "0.05",
+        "--kubeconfig",
+        str(config),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "launch: all 3 Job(s) succeeded" in result.stdout
+    assert re.search(r"^TASK\s+JOB\s+ACTIVE\s+SUCCEEDED\s+FAILED\s+STATE\s+REASON", result.stdout, flags=re.M)
+    assert re.search(
+        r"^afqmc\s+act-afqmc-prune-ptq-exp1\s+1\s+0\s+0\s+running\s+ImagePullBackOff: Back-off pulling",
+        result.stdout,
+        flags=re.M,
+    )
+    assert re.search(r"^uie\s+act-uie-qat-dis-exp1\s+0\s+1\s+0\s+succeeded", result.stdout, flags=re.M)
+    selectors = {
+        parse_qs(urlsplit(r["path"]).query).get("labelSelector", [""])[0] for r in kube.requests if r["method"] == "GET"
+    }
+    assert selectors == {"app.kubernetes.io/name=act-job,act-job/run-id=exp1"}
+
+
+def test_watch_reports_a_failed_job_with_exit_1(light_python, kube, tmp_path):
+    config = _kubeconfig(tmp_path, kube.url)
+    kube.fail_tasks = {"tnews"}
+    args = [*BASE_ARGS, "--tasks", "afqmc", "tnews", "--kubeconfig", str(config)]
+    assert run_launch(light_python, *args, "--apply").returncode == 0
+    result = run_launch(light_python, *args, "--watch", "--interval", "0.05")  # re-attach without --apply
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert re.search(
+        r"^tnews\s+act-tnews-prune-ptq-exp1\s+0\s+0\s+4\s+failed\s+BackoffLimitExceeded", result.stdout, flags=re.M
+    )
+    assert "1 of 2 Job(s) did not succeed: act-tnews-prune-ptq-exp1" in result.stdout
+
+
+def test_watch_without_jobs_is_bad_input(light_python, kube, tmp_path):
+    config = _kubeconfig(tmp_path, kube.url)
+    result = run_launch(light_python, *BASE_ARGS, "--watch", "--interval", "0.05", "--kubeconfig", str(config))
+    _assert_one_line_error(result, int(ExitCode.INPUT))
+
+
+def test_refused_requests_exit_4(light_python, kube, tmp_path):
+    config = _kubeconfig(tmp_path, kube.url)
+    kube.refuse = 403
+    result = run_launch(light_python, *BASE_ARGS, "--apply", "--kubeconfig", str(config))
+    _assert_one_line_error(result, 4)
+    assert "refused (403" in result.stderr and "cannot create resource" in result.stderr
+
+
+def test_unreachable_cluster_exits_4(light_python, tmp_path):
+    server = FakeKubeAPI()  # bind a free port, then close it: nothing listens there
+    url = server.url
+    server.server_close()
+    result = run_launch(
+        light_python,
+        *BASE_ARGS,
+        "--tasks",
+        "afqmc",
+        "--apply",
+        "--kubeconfig",
+        str(_kubeconfig(tmp_path, url)),
+        timeout=120,
+    )
+    _assert_one_line_error(result, 4)
+    assert "unreachable" in result.stderr
+
+
+def test_bad_kubeconfig_is_bad_input(light_python, tmp_path):
+    missing = tmp_path / "nope"
+    _assert_one_line_error(
+        run_launch(light_python, *BASE_ARGS, "--apply", "--kubeconfig", str(missing)), int(ExitCode.INPUT)
+    )
+    config = _kubeconfig(tmp_path, "http://127.0.0.1:9")
+    _assert_one_line_error(
+        run_launch(light_python, *BASE_ARGS, "--apply", "--kubeconfig", str(config), "--context", "other"),
+        int(ExitCode.INPUT),
+    )
+
+
+def test_no_secret_value_in_any_output(light_python, kube, tmp_path):
+    """Planted credentials in the launcher's environment never reach stdout, stderr, files or the API."""
+    config = _kubeconfig(tmp_path, kube.url)
+    kube.fail_tasks = {"uie"}
+    out_file, out_dir = tmp_path / "jobs.yaml", tmp_path / "jobs"
+    runs = [
+        run_launch(light_python, *BASE_ARGS, env=PLANTED),
+        run_launch(light_python, *BASE_ARGS, "--out", str(out_file), env=PLANTED),
+        run_launch(light_python, *BASE_ARGS, "--out-dir", str(out_dir), env=PLANTED),
+        run_launch(
+            light_python,
+            *BASE_ARGS,
+            "--tasks",
+            "afqmc",
+            "uie",
+            "--apply",
+            "--watch",
+            "--interval",
+            "0.05",
+            "--kubeconfig",
+            str(config),
+            env=PLANTED,
+        ),
+        run_launch(
+            light_python, *BASE_ARGS, "--tasks", "afqmc", "uie", "--apply", "--kubeconfig", str(config), env=PLANTED
+        ),
+    ]
+    assert [r.returncode for r in runs] == [0, 0, 0, 1, 0]
+    texts = [r.stdout + r.stderr for r in runs]
+    texts += [p.read_text() for p in [out_file, *out_dir.iterdir()]]
+    texts += [json.dumps(r) for r in kube.requests]
+    assert kube.creates() and all('"envFrom"' in r["body"] for r in kube.creates())
+    for value in PLANTED.values():
+        assert not any(value in text for text in texts)
+
+
+def test_launch_module_loads_without_side_effects():
+    """Importing the script (as tests and tools may) neither runs main nor needs kubernetes."""
+    loader = importlib.machinery.SourceFileLoader("launch_under_test", str(LAUNCH))
+    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
+    sys.modules[loader.name] = module  # dataclasses look their module up
+    try:
+        loader.exec_module(module)
+    finally:
+        del sys.modules[loader.name]
+    assert module.Exit.JOB_FAILED == 1 and module.Exit.INPUT == ExitCode.INPUT and module.Exit.CLUSTER == 4
+    rows = [
+        module._Row("afqmc", "act-afqmc-ptq-x", 1, 0, 0, "running", ""),
+        module._Row("uie", "act-uie-ptq-x", 0, 1, 0, "succeeded", ""),
+    ]
+    table = module.format_table(rows).splitlines()
+    assert table[0].split() == ["TASK", "JOB", "ACTIVE", "SUCCEEDED", "FAILED", "STATE", "REASON"] and len(table) == 3
