@@ -314,12 +314,6 @@ def test_nothing_in_the_job_set_requires_cpu_paddle_by_name():
     assert not {"paddlepaddle", "paddlepaddle-gpu"} & set(found)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="requirements/constraints.txt is a Python 3.11 lock; the base image runs Python 3.10 and several "
-    "pins (pandas 3, matplotlib 3.11, contourpy, pillow 13, tornado ...) need >= 3.11, so the image build cannot "
-    "resolve. Needs a Python 3.10 lock from the lead (see the report); remove this marker once it passes.",
-)
 def test_pinned_set_installs_on_the_image_python():
     """Every pin the job set needs must admit the image's Python.
 
