@@ -5,6 +5,7 @@ Commands:
   eval     evaluate a model folder only (same as ``run --eval``)
   data     build the embedded offline benchmarks (People's Daily extraction, sentiment)
   report   gather results.json files into the accuracy and latency tables
+  teacher  train a teacher model and save it as a checkpoint folder
   config   print every config section and key with its default and meaning
 
 Exit codes (see job/errors.py): 0 ok, 1 internal error, 2 bad input (config, data,
@@ -91,6 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("source", metavar="DIR_OR_URI", help="folder or s3://bucket/prefix holding results.json files")
     report.add_argument("--out", metavar="DIR", default="report", help="where to write report.md, report.json, report.png (default: ./report)")
 
+    teacher = sub.add_parser("teacher", help="train a teacher and save it as a checkpoint folder", description="Train the model described by the config's Teacher section on the task's data and save a checkpoint (weights, tokenizer, training log, checksums, README with the test F1).", epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    teacher.add_argument("--config", "--config_path", dest="config", required=True, metavar="FILE", help="YAML config (see configs/uie_teacher.yaml)")
+    teacher.add_argument("--out", required=True, metavar="DIR", help="checkpoint folder to write")
+    teacher.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    teacher.add_argument("overrides", nargs="*", metavar="Section.key=value", help="config overrides")
+
     sub.add_parser("config", help="print every config key with its default and meaning")
     return parser
 
@@ -137,6 +144,15 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.command == "eval" or args.eval:
             return pipeline.evaluate_only(cfg)
         return pipeline.main(cfg)
+    if args.command == "teacher":
+        from pathlib import Path
+
+        from .config import load_config
+
+        cfg = load_config(args.config, list(args.overrides))
+        from . import pipeline
+
+        return pipeline.save_teacher(cfg, Path(args.out))
     if args.command == "data":
         from . import benchmark_data
 

@@ -31,24 +31,24 @@ import yaml
 from .errors import ConfigError
 
 __all__ = [
-    "TASKS",
     "CLUE_TASKS",
     "STRATEGIES",
-    "JobConfig",
-    "GlobalConfig",
-    "TrainConfig",
+    "TASKS",
+    "BenchmarkConfig",
     "DistillationConfig",
+    "GlobalConfig",
+    "HyperParameterOptimizationConfig",
+    "JobConfig",
+    "JobSection",
     "QuantAwareConfig",
     "QuantPostConfig",
-    "HyperParameterOptimizationConfig",
-    "TransformerPruneConfig",
-    "JobSection",
-    "TeacherConfig",
-    "BenchmarkConfig",
     "StorageConfig",
+    "TeacherConfig",
+    "TrainConfig",
+    "TransformerPruneConfig",
+    "describe",
     "load_config",
     "parse_overrides",
-    "describe",
 ]
 
 CLUE_TASKS = ("afqmc", "tnews", "iflytek", "ocnli", "cmnli", "cluewsc2020", "csl")
@@ -64,7 +64,7 @@ STRATEGIES: dict[str, tuple[str, ...]] = {
     "prune_ptq": ("TransformerPrune", "Distillation", "QuantPost", "HyperParameterOptimization"),
 }
 
-_UIE_SHAPES = ("uie-base", "uie-medium", "uie-mini", "uie-micro", "uie-nano", "uie-tiny")
+_UIE_SHAPES = ("uie-base", "uie-medium", "uie-mini", "uie-micro", "uie-nano", "uie-pico", "uie-tiny")
 _CLS_SHAPES = ("ernie-3.0-medium", "ppminilm-6l-768h", "ernie-tiny")
 
 
@@ -131,7 +131,7 @@ class TrainConfig:
 
     epochs: int | None = _doc(None, "Epochs of compression training; set epochs or train_iter.")
     train_iter: int | None = _doc(None, "Total training iterations; set epochs or train_iter.")
-    learning_rate: Union[float, dict[str, Any]] = _doc(2.0e-5, "Learning rate, or a paddle.optimizer.lr schedule as {type: ..., ...}.")
+    learning_rate: float | dict[str, Any] = _doc(2.0e-5, "Learning rate, or a paddle.optimizer.lr schedule as {type: ..., ...}.")
     optimizer_builder: dict[str, Any] = _doc({"optimizer": {"type": "AdamW"}, "weight_decay": 0.01}, "Optimizer: {optimizer: {type: AdamW}, weight_decay: 0.01}.")
     eval_iter: int = _doc(1000, "Evaluate on dev data every this many iterations.")
     logging_iter: int = _doc(10, "Log every this many iterations.")
@@ -314,8 +314,10 @@ class TeacherConfig:
     positive_weight: float = _doc(10.0, "UIE: loss weight of positive start/end positions (they are rare).")
     eval_every: int = _doc(500, "Dev evaluation period in steps.")
     max_train_examples: int = _doc(0, "Use at most this many training examples; 0: all.")
+    negative_keep: float = _doc(1.0, "UIE: fraction of span-less training examples kept (drawn once with the seed); negatives outnumber positives about 4 to 1.")
     vocab_min_freq: int = _doc(1, "Characters seen fewer times in training data map to [UNK].")
     time_budget_minutes: float = _doc(0.0, "Stop training after this many minutes; 0: no limit.")
+    checkpoint: str = _doc("", "A teacher checkpoint folder (saved by `python -m job teacher`) to use instead of training.")
 
     def check(self) -> None:
         _require(self.shape in _UIE_SHAPES + _CLS_SHAPES, "shape", f"unknown shape {self.shape!r}; choose one of {', '.join(_UIE_SHAPES + _CLS_SHAPES)}")
@@ -325,6 +327,7 @@ class TeacherConfig:
         _require(0 <= self.warmup_ratio < 1, "warmup_ratio", "must be in [0, 1)")
         _require(self.positive_weight > 0, "positive_weight", "must be > 0")
         _require(self.max_train_examples >= 0, "max_train_examples", "must be >= 0")
+        _require(0 < self.negative_keep <= 1, "negative_keep", "must be in (0, 1]")
         _require(self.time_budget_minutes >= 0, "time_budget_minutes", "must be >= 0")
 
 

@@ -18,14 +18,14 @@ from __future__ import annotations
 from enum import IntEnum
 
 __all__ = [
-    "ExitCode",
-    "JobError",
-    "InputError",
+    "NON_RETRYABLE",
     "ConfigError",
     "DataError",
+    "ExitCode",
     "GateError",
+    "InputError",
+    "JobError",
     "StorageError",
-    "NON_RETRYABLE",
 ]
 
 

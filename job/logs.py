@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 
-__all__ = ["setup", "phase"]
+__all__ = ["phase", "setup"]
 
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
@@ -21,15 +21,18 @@ def setup(verbose: bool = False) -> None:
         handler._act_job = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(level)
+    # botocore logs request headers (session tokens among them) at DEBUG: never go lower.
+    for chatty in ("botocore", "boto3", "s3transfer", "urllib3"):
+        logging.getLogger(chatty).setLevel(logging.INFO if verbose else logging.WARNING)
     if not verbose:
         # Paddle's C++ side logs through glog; this must be set before paddle loads.
         os.environ.setdefault("GLOG_minloglevel", "2")
         os.environ.setdefault("FLAGS_call_stack_level", "0")
-        for noisy in ("paddle", "paddleslim", "paddlenlp", "PaddleSlim", "botocore", "urllib3", "s3transfer"):
+        for noisy in ("paddle", "paddleslim", "paddlenlp", "PaddleSlim"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
-class phase:  # noqa: N801 - used as a context manager: `with phase("compress"):`
+class phase:
     """Log the start and end of a pipeline phase, and name the phase when it fails."""
 
     def __init__(self, name: str, durations: dict[str, float] | None = None):

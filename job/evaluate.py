@@ -1,0 +1,195 @@
+"""Evaluation through Paddle Inference, at the precision the model will be served in.
+
+A quantized program (QDQ ``quantize_linear`` ops, or the older ``fake_*`` ops) runs with
+oneDNN INT8 on CPU (``enable_mkldnn_int8``) or TensorRT INT8 on GPU; a float program runs
+in FP32. This is what users deploy, so the accuracy gate is decided here and not on ACT's
+simulated-quantization program.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm import tqdm
+
+from .errors import InputError
+from .model import ModelFiles
+from .runtime import paddle
+from .tasks import Task
+
+__all__ = ["EvalResult", "ModelFiles", "create_predictor", "evaluate", "is_quantized", "program_inputs", "program_ops", "run_batch"]
+
+log = logging.getLogger("job.evaluate")
+
+_QUANT_OPS = ("quantize_linear", "dequantize_linear", "fake_quantize_abs_max", "fake_quantize_moving_average_abs_max", "fake_channel_wise_quantize_abs_max", "fake_quantize_dequantize_moving_average_abs_max", "fake_channel_wise_quantize_dequantize_abs_max", "fake_quantize_range_abs_max", "fake_dequantize_max_abs", "fake_channel_wise_dequantize_max_abs")
+
+
+@dataclass
+class EvalResult:
+    metric: str
+    values: dict[str, float]
+    examples: int
+    precision: str
+    seconds: float
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def score(self) -> float:
+        return float(self.values[self.metric])
+
+
+def program_ops(model: ModelFiles) -> Counter[str]:
+    """Op types of an inference program (read from its protobuf, no executor)."""
+    from paddle.base.proto import framework_pb2
+
+    desc = framework_pb2.ProgramDesc()
+    try:
+        desc.ParseFromString(model.program.read_bytes())
+    except Exception as exc:  # protobuf raises DecodeError and friends
+        raise InputError(f"{model.program}: not a Paddle inference program ({exc.__class__.__name__})") from None
+    return Counter(op.type for block in desc.blocks for op in block.ops)
+
+
+def program_inputs(model: ModelFiles) -> list[str]:
+    """Names of the program's inputs, in feed order."""
+    from paddle.base.proto import framework_pb2
+
+    desc = framework_pb2.ProgramDesc()
+    desc.ParseFromString(model.program.read_bytes())
+    feeds = []
+    for op in desc.blocks[0].ops:
+        if op.type == "feed":
+            column = next((a.i for a in op.attrs if a.name == "col"), 0)
+            name = next(v.arguments[0] for v in op.outputs if v.parameter == "Out")
+            feeds.append((column, name))
+    return [name for _, name in sorted(feeds)]
+
+
+def is_quantized(model: ModelFiles) -> bool:
+    ops = program_ops(model)
+    return any(op in ops for op in _QUANT_OPS)
+
+
+def create_predictor(model: ModelFiles, *, precision: str = "auto", threads: int = 0, device: str = "cpu", ir_optim: bool = True):
+    """A Paddle Inference predictor. ``precision``: auto (INT8 for quantized programs),
+    fp32, fp16 (GPU) or int8."""
+    from paddle import inference
+
+    model.check()
+    if precision == "auto":
+        precision = "int8" if is_quantized(model) else "fp32"
+    config = inference.Config(str(model.program), str(model.params))
+    config.switch_ir_optim(ir_optim)
+    config.enable_memory_optim()
+    config.disable_glog_info()
+    if device == "gpu":
+        if not paddle.is_compiled_with_cuda():
+            raise InputError("device gpu asked for, but this paddle build has no CUDA")
+        config.enable_use_gpu(1000, 0)
+        if precision in ("fp16", "int8") or precision == "trt-fp32":
+            raise InputError("TensorRT precisions are selected through the benchmark module")
+    else:
+        config.disable_gpu()
+        config.set_cpu_math_library_num_threads(threads or os.cpu_count() or 1)
+        config.enable_mkldnn()
+        # Dynamic shapes: oneDNN caches primitives per input shape; bound the cache.
+        config.set_mkldnn_cache_capacity(16)
+        if precision == "int8":
+            config.enable_mkldnn_int8()
+        elif precision == "fp16":
+            raise InputError("fp16 runs on GPU (TensorRT) only; use fp32 or int8 on CPU")
+    with quiet_native_output():
+        predictor = inference.create_predictor(config)
+    return predictor, precision
+
+
+@contextlib.contextmanager
+def quiet_native_output():
+    """Paddle's C++ optimisation passes print to the process's stdout/stderr directly
+    (``---  quantized 7 ops``...), past Python's logging. Capture those file descriptors
+    while a predictor is built and pass the text to the debug log."""
+    if log.isEnabledFor(logging.DEBUG):
+        yield
+        return
+    import sys
+    import tempfile
+
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with tempfile.TemporaryFile(mode="w+b") as sink:
+        try:
+            os.dup2(sink.fileno(), 1)
+            os.dup2(sink.fileno(), 2)
+            yield
+        finally:
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+        sink.seek(0)
+        text = sink.read().decode("utf-8", "replace")
+    for line in text.splitlines():
+        log.debug("paddle: %s", line)
+
+
+def run_batch(predictor, batch: dict[str, np.ndarray]) -> list[np.ndarray]:
+    """Feed the inputs the program asks for (by name) and return its outputs."""
+    for name in predictor.get_input_names():
+        if name not in batch:
+            raise InputError(f"the model asks for an input named {name!r}, which this task does not provide (have: {', '.join(sorted(batch))})")
+        predictor.get_input_handle(name).copy_from_cpu(np.ascontiguousarray(batch[name]))
+    predictor.run()
+    return [predictor.get_output_handle(name).copy_to_cpu() for name in predictor.get_output_names()]
+
+
+def evaluate(model: ModelFiles, task: Task, split: str = "test", *, precision: str = "auto", threads: int = 0, batch_size: int = 32, device: str = "cpu", desc: str = "evaluate") -> EvalResult:
+    """The task's metric on one split, through Paddle Inference."""
+    predictor, used = create_predictor(model, precision=precision, threads=threads, device=device)
+    state = task.new_score()
+    started = time.perf_counter()
+    total = (task.size(split) + batch_size - 1) // batch_size
+    for batch in tqdm(task.batches(split, batch_size), total=total, desc=f"{desc} ({used})", unit="batch", mininterval=2.0, dynamic_ncols=True):
+        try:
+            task.update_score(state, split, batch, run_batch(predictor, batch))
+        except ValueError as exc:  # outputs of the wrong form for this task
+            raise InputError(f"{model.folder}: {exc}") from None
+    seconds = time.perf_counter() - started
+    values = task.score_values(state)
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in values.items() if isinstance(v, float))
+    log.info("%s (%s, %s split, %d examples): %s in %.1f s", model.folder, used, split, task.size(split), shown, seconds)
+    return EvalResult(task.metric, values, task.size(split), used, seconds)
+
+
+def model_params(model: ModelFiles) -> int:
+    """Weights in an inference program: elements of its persistable float tensors,
+    quantization scales and zero points left out (so quantized and float programs of the
+    same network count the same)."""
+    from paddle.base.proto import framework_pb2
+
+    desc = framework_pb2.ProgramDesc()
+    desc.ParseFromString(model.program.read_bytes())
+    total = 0
+    seen = set()
+    for block in desc.blocks:
+        for var in block.vars:
+            if not var.persistable or var.name in seen or var.name in ("feed", "fetch"):
+                continue
+            if "scale" in var.name or "zero_point" in var.name or var.name.endswith("@state"):
+                continue
+            tensor = var.type.lod_tensor.tensor
+            dims = list(tensor.dims)
+            if not dims or any(d < 0 for d in dims):
+                continue
+            seen.add(var.name)
+            count = 1
+            for d in dims:
+                count *= d
+            total += count
+    return total

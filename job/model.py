@@ -1,0 +1,499 @@
+"""Models: UIE built by named shape, trained on CPU, exported as PaddleNLP exports it.
+
+The export has the input signature of PaddleNLP's own UIE export (``input_ids``,
+``token_type_ids``, ``position_ids``, ``attention_mask``, int64 ``[batch, seq]``) and the
+files its ``Taskflow`` loads: ``inference.pdmodel``, ``inference.pdiparams``,
+``config.json``, ``vocab.txt``, ``tokenizer_config.json``, ``special_tokens_map.json``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import time
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .config import TeacherConfig
+from .errors import InputError
+from .runtime import paddle
+from .tasks import Task, UIETask
+
+__all__ = [
+    "SHAPES",
+    "ModelShape",
+    "TrainResult",
+    "build_uie",
+    "build_vocab",
+    "check_model_dir",
+    "count_params",
+    "evaluate_dygraph",
+    "export_uie",
+    "load_tokenizer",
+    "save_tokenizer",
+    "train_uie",
+]
+
+log = logging.getLogger("job.model")
+
+SPECIAL_TOKENS = ["[PAD]", "[CLS]", "[SEP]", "[MASK]", "[UNK]"]
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    layers: int
+    hidden: int
+    heads: int
+    intermediate: int
+    max_positions: int = 2048
+
+
+# ERNIE 3.0 shapes behind PaddleNLP's UIE and classifier checkpoints. "uie-pico" follows
+# ERNIE 3.0 Tiny pico (3 layers, 128 hidden) with 4 heads, small enough to ship as the
+# demo teacher; "uie-tiny" and "ernie-tiny" are test shapes. Head counts are multiples of
+# 4 so that a 0.25 pruning ratio removes whole heads.
+SHAPES: dict[str, ModelShape] = {
+    "uie-base": ModelShape(12, 768, 12, 3072),
+    "uie-medium": ModelShape(6, 768, 12, 3072),
+    "uie-mini": ModelShape(6, 384, 12, 1536),
+    "uie-micro": ModelShape(4, 384, 12, 1536),
+    "uie-nano": ModelShape(4, 312, 12, 1248),
+    "uie-pico": ModelShape(3, 128, 4, 512, 512),
+    "uie-tiny": ModelShape(2, 64, 4, 256, 512),
+    "ernie-3.0-medium": ModelShape(6, 768, 12, 3072),
+    "ppminilm-6l-768h": ModelShape(6, 768, 12, 3072, 512),
+    "ernie-tiny": ModelShape(2, 64, 4, 256, 512),
+}
+
+
+def build_vocab(texts: Iterable[str], min_freq: int = 1) -> list[str]:
+    """A character vocabulary: CJK characters as tokens; other characters also as
+    ``##x`` pieces so that WordPiece splits any Latin, digit or symbol run into characters.
+
+    ``min_freq`` applies to CJK characters only: an unknown CJK character becomes one
+    [UNK], but one unknown character in a non-CJK run would turn the whole run into a
+    single [UNK] and blur span boundaries, so every non-CJK character seen is kept, plus
+    printable ASCII, full-width forms and circled numbers.
+    """
+    counts = Counter(ch.lower() for text in texts for ch in text if not ch.isspace())
+    for code in (*range(0x21, 0x7F), *range(0xFF01, 0xFF5F), *range(0x2460, 0x2474)):
+        counts.setdefault(chr(code).lower(), 0)
+    vocab = list(SPECIAL_TOKENS)
+    for ch, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        if ch in SPECIAL_TOKENS or (_is_cjk(ch) and n < min_freq):
+            continue
+        vocab.append(ch)
+        if not _is_cjk(ch):
+            vocab.append("##" + ch)
+    return vocab
+
+
+def _is_cjk(ch: str) -> bool:
+    cp = ord(ch)
+    return 0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF or 0x20000 <= cp <= 0x2FA1F or 0xF900 <= cp <= 0xFAFF or 0x2F800 <= cp <= 0x2FA1F
+
+
+def save_tokenizer(vocab: list[str], out_dir: Path) -> None:
+    """Write vocab.txt, tokenizer_config.json and special_tokens_map.json."""
+    from paddlenlp.transformers import ErnieTokenizer
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    vocab_file = out_dir / "vocab.txt"
+    vocab_file.write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tokenizer = ErnieTokenizer(str(vocab_file))
+    tokenizer.save_pretrained(str(out_dir))
+
+
+def load_tokenizer(model_dir: Path):
+    """The tokenizer saved beside a model (as PaddleNLP's AutoTokenizer reads it)."""
+    from paddlenlp.transformers import AutoTokenizer
+
+    if not (model_dir / "vocab.txt").is_file() and not (model_dir / "tokenizer_config.json").is_file():
+        raise InputError(f"{model_dir}: no tokenizer files (vocab.txt, tokenizer_config.json) beside the model")
+    return AutoTokenizer.from_pretrained(str(model_dir))
+
+
+def _ernie_config(shape: ModelShape, vocab_size: int, **extra):
+    from paddlenlp.transformers import ErnieConfig
+
+    return ErnieConfig(
+        vocab_size=vocab_size,
+        hidden_size=shape.hidden,
+        num_hidden_layers=shape.layers,
+        num_attention_heads=shape.heads,
+        intermediate_size=shape.intermediate,
+        hidden_act="gelu",
+        hidden_dropout_prob=0.1,
+        attention_probs_dropout_prob=0.1,
+        max_position_embeddings=shape.max_positions,
+        type_vocab_size=4,
+        task_type_vocab_size=3,
+        use_task_id=True,
+        pad_token_id=0,
+        **extra,
+    )
+
+
+def build_uie(shape_name: str, vocab_size: int, seed: int = 42):
+    """A randomly initialised UIE of a named shape."""
+    from paddlenlp.transformers import UIE
+
+    if shape_name not in SHAPES:
+        raise InputError(f"unknown model shape {shape_name!r}; known: {', '.join(SHAPES)}")
+    paddle.seed(seed)
+    config = _ernie_config(SHAPES[shape_name], vocab_size)
+    config.architectures = ["UIE"]
+    return UIE(config)
+
+
+def count_params(model) -> int:
+    return int(sum(np.prod(p.shape) for p in model.parameters()))
+
+
+# --------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainResult:
+    steps: int
+    seconds: float
+    best_dev_f1: float
+    best_step: int
+    history: list[dict[str, float]]
+    stopped_by_budget: bool = False
+
+
+def evaluate_dygraph(model, task: Task, split: str = "dev", batch_size: int = 64) -> dict[str, float]:
+    """The task's metric during training (dygraph; the deployed model is measured through
+    Paddle Inference by job.evaluate)."""
+    model.eval()
+    state = task.new_score()
+    with paddle.no_grad():
+        for batch in task.batches(split, batch_size):
+            outputs = model(*(paddle.to_tensor(batch[k]) for k in task.input_names))
+            outputs = [o.numpy() for o in (outputs if isinstance(outputs, (tuple, list)) else [outputs])]
+            task.update_score(state, split, batch, outputs)
+    model.train()
+    return task.score_values(state)
+
+
+def train_uie(model, task: UIETask, cfg: TeacherConfig, seed: int = 42) -> TrainResult:
+    """Fine-tune with weighted BCE on start/end, AdamW, warm-up then linear decay.
+
+    Positive positions are rare (a few per sentence, none for most prompts); without a
+    weight on them the model learns to predict no span at all.
+    """
+    from paddlenlp.transformers import LinearDecayWithWarmup
+
+    model.train()
+    schedule = LinearDecayWithWarmup(cfg.learning_rate, cfg.steps, cfg.warmup_ratio)
+    no_decay = {p.name for n, p in model.named_parameters() if "bias" in n or "norm" in n}
+    optimizer = paddle.optimizer.AdamW(
+        learning_rate=schedule,
+        parameters=model.parameters(),
+        weight_decay=cfg.weight_decay,
+        apply_decay_param_fun=lambda name: name not in no_decay,
+        grad_clip=paddle.nn.ClipGradByGlobalNorm(1.0),
+    )
+    history: list[dict[str, float]] = []
+    best_f1, best_step, best_state = -1.0, 0, None
+    start_time = time.perf_counter()
+    budget = cfg.time_budget_minutes * 60 if cfg.time_budget_minutes else math.inf
+    step, epoch, stopped = 0, 0, False
+    running = []
+    bar = tqdm(total=cfg.steps, desc="train teacher", unit="step", dynamic_ncols=True, mininterval=2.0)
+    while step < cfg.steps and not stopped:
+        for batch in task.batches("train", cfg.batch_size, shuffle=True, seed=seed + epoch):
+            inputs = [paddle.to_tensor(batch[k]) for k in task.input_names]
+            start_prob, end_prob = model(*inputs)
+            mask = inputs[3].astype("float32")
+            loss = _weighted_bce(start_prob, paddle.to_tensor(batch["start_ids"]), mask, cfg.positive_weight)
+            loss = loss + _weighted_bce(end_prob, paddle.to_tensor(batch["end_ids"]), mask, cfg.positive_weight)
+            loss.backward()
+            optimizer.step()
+            schedule.step()
+            optimizer.clear_grad()
+            step += 1
+            running.append(float(loss))
+            bar.update(1)
+            if step % 20 == 0:
+                bar.set_postfix(loss=f"{np.mean(running[-50:]):.4f}", best_f1=f"{max(best_f1, 0):.3f}")
+            out_of_time = time.perf_counter() - start_time > budget
+            if step % cfg.eval_every == 0 or step == cfg.steps or out_of_time:
+                values = evaluate_dygraph(model, task)
+                history.append({"step": step, "loss": float(np.mean(running[-50:])), **{f"dev_{k}": float(v) for k, v in values.items()}})
+                log.info("step %d: loss %.4f, dev P %.3f R %.3f F1 %.3f", step, history[-1]["loss"], values["precision"], values["recall"], values["f1"])
+                if values["f1"] > best_f1:
+                    best_f1, best_step = values["f1"], step
+                    best_state = copy.deepcopy(model.state_dict())
+            if out_of_time:
+                log.info("time budget of %.1f min reached at step %d", cfg.time_budget_minutes, step)
+                stopped = True
+            if step >= cfg.steps or stopped:
+                break
+        epoch += 1
+    bar.close()
+    if best_state is not None:
+        model.set_state_dict(best_state)
+    model.eval()
+    return TrainResult(step, time.perf_counter() - start_time, best_f1, best_step, history, stopped)
+
+
+def _weighted_bce(prob, label, mask, positive_weight: float):
+    weight = mask * (1.0 + (positive_weight - 1.0) * label)
+    loss = paddle.nn.functional.binary_cross_entropy(prob, label, weight=weight, reduction="sum")
+    return loss / paddle.clip(mask.sum(), min=1.0)
+
+
+# --------------------------------------------------------------------------------------
+# Export and model folders
+# --------------------------------------------------------------------------------------
+
+
+def export_uie(model, vocab_dir: Path, out_dir: Path) -> Path:
+    """Save a static inference model with PaddleNLP's UIE input signature, plus the
+    config and tokenizer files Taskflow reads."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.eval()
+    specs = [paddle.static.InputSpec(shape=[None, None], dtype="int64", name=name) for name in ("input_ids", "token_type_ids", "position_ids", "attention_mask")]
+    static = paddle.jit.to_static(model, input_spec=specs)
+    paddle.jit.save(static, str(out_dir / "inference"))
+    for leftover in out_dir.glob("inference.pdiparams.info"):
+        leftover.unlink()
+    config = model.config.to_dict()
+    config["architectures"] = ["UIE"]
+    (out_dir / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    for name in ("vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
+        target = out_dir / name
+        if (vocab_dir / name).resolve() != target.resolve():
+            target.write_bytes((vocab_dir / name).read_bytes())
+    return out_dir
+
+
+@dataclass(frozen=True)
+class ModelFiles:
+    """An inference model folder and its two file names."""
+
+    folder: Path
+    model_filename: str = "inference.pdmodel"
+    params_filename: str = "inference.pdiparams"
+
+    @property
+    def program(self) -> Path:
+        return self.folder / self.model_filename
+
+    @property
+    def params(self) -> Path:
+        return self.folder / self.params_filename
+
+    def check(self) -> ModelFiles:
+        check_model_dir(self.folder, self.model_filename, self.params_filename)
+        return self
+
+    def size_bytes(self) -> int:
+        return self.program.stat().st_size + self.params.stat().st_size
+
+
+def check_model_dir(model_dir: Path, model_filename: str = "inference.pdmodel", params_filename: str = "inference.pdiparams") -> None:
+    """A usable inference model folder, or an InputError naming what is missing."""
+    if not model_dir.exists():
+        raise InputError(f"{model_dir}: model folder not found")
+    if not model_dir.is_dir():
+        raise InputError(f"{model_dir}: not a folder (expected an inference model folder)")
+    missing = [name for name in (model_filename, params_filename) if not (model_dir / name).is_file()]
+    if missing:
+        what = "its parameters" if missing == [params_filename] else ", ".join(missing)
+        raise InputError(f"{model_dir}: model folder without {what} ({', '.join(missing)} missing)")
+    if (model_dir / params_filename).stat().st_size == 0:
+        raise InputError(f"{model_dir}: {params_filename} is empty")
+
+
+# --------------------------------------------------------------------------------------
+# The model stage: the model to compress, given or built
+# --------------------------------------------------------------------------------------
+
+# Bump when training or export changes in a way that invalidates cached teachers.
+TEACHER_VERSION = 1
+
+
+@dataclass
+class ModelResult:
+    model: ModelFiles
+    source: str  # "given", "checkpoint", "trained" or "cache"
+    params: int | None = None
+    train: TrainResult | None = None
+    log_file: Path | None = None
+
+    def summary(self) -> str:
+        extra = f", {self.params:,} parameters" if self.params else ""
+        return f"{self.model.folder} ({self.source}{extra})"
+
+
+def _file_digest(path: str | Path) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def teacher_key(cfg, raw) -> str:
+    """Cache key of a built teacher: everything its weights depend on."""
+    import dataclasses
+    import hashlib
+
+    parts = {
+        "version": TEACHER_VERSION,
+        "task": cfg.task,
+        "teacher": dataclasses.asdict(cfg.Teacher),
+        "max_seq_length": cfg.Global.max_seq_length,
+        "seed": cfg.Job.seed,
+        "data": {split: _file_digest(path) for split, path in raw.files.items() if split in ("train", "dev") and Path(path).is_file()},
+    }
+    if cfg.Teacher.checkpoint:
+        parts["checkpoint"] = _file_digest(Path(cfg.Teacher.checkpoint) / "model_state.pdparams")
+    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def run(cfg, raw, cache: Path, given: Path | None = None) -> ModelResult:
+    """The model to compress: ``given`` (Global.model_dir, already pulled), else the
+    teacher from ``Teacher.checkpoint``, else a teacher trained on the task's data.
+    Built teachers are cached by everything they depend on and reused."""
+    if given is not None:
+        files = ModelFiles(given, cfg.Global.model_filename, cfg.Global.params_filename).check()
+        load_tokenizer(given)  # fail early if the tokenizer files are missing
+        return ModelResult(files, "given")
+    if cfg.task != "uie":
+        from .cls_model import build_teacher as build_cls_teacher
+
+        return build_cls_teacher(cfg, raw, cache)
+    folder = cache / "teachers" / f"{cfg.Teacher.shape}-{teacher_key(cfg, raw)}"
+    files = ModelFiles(folder)
+    if (folder / ".complete").is_file():
+        log.info("reusing the teacher built earlier: %s", folder)
+        meta = json.loads((folder / "teacher.json").read_text(encoding="utf-8"))
+        return ModelResult(files.check(), "cache", meta.get("params"))
+    tmp = folder.with_name(folder.name + ".tmp")
+    if tmp.exists():
+        import shutil
+
+        shutil.rmtree(tmp)
+    vocab_dir = tmp / "tokenizer"
+    if cfg.Teacher.checkpoint:
+        checkpoint = Path(cfg.Teacher.checkpoint)
+        model = load_checkpoint(checkpoint)
+        vocab_dir = checkpoint
+        source, train_result = "checkpoint", None
+        log.info("teacher from checkpoint %s", checkpoint)
+    else:
+        from .data import encode
+
+        # Each sentence appears once per prompt: count characters over distinct texts.
+        texts = {e.content for e in raw.splits["train"].examples} | {e.prompt for e in raw.splits["train"].examples}
+        save_tokenizer(build_vocab(sorted(texts), cfg.Teacher.vocab_min_freq), vocab_dir)
+        tokenizer = load_tokenizer(vocab_dir)
+        task = encode(_subset(raw, cfg.Teacher.max_train_examples, cfg.Job.seed), tokenizer, cfg.Global.max_seq_length, skip_bad=cfg.Global.skip_bad_records)
+        task.splits["train"] = _drop_negatives(task.splits["train"], cfg.Teacher.negative_keep, cfg.Job.seed)
+        model = build_uie(cfg.Teacher.shape, len(tokenizer.vocab), seed=cfg.Job.seed)
+        log.info("training teacher %s (%s parameters) on %d examples, %d steps", cfg.Teacher.shape, f"{count_params(model):,}", task.size("train"), cfg.Teacher.steps)
+        train_result = train_uie(model, task, cfg.Teacher, seed=cfg.Job.seed)
+        source = "trained"
+        save_checkpoint(model, vocab_dir, tmp / "checkpoint", train_result, cfg)
+    export_uie(model, vocab_dir, tmp)
+    params = count_params(model)
+    meta = {"source": source, "params": params, "shape": cfg.Teacher.shape, "train": dataclasses_asdict(train_result)}
+    (tmp / "teacher.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    (tmp / ".complete").write_text("ok\n")
+    tmp.replace(folder)
+    return ModelResult(files.check(), source, params, train_result)
+
+
+def dataclasses_asdict(value) -> dict | None:
+    import dataclasses
+
+    return dataclasses.asdict(value) if value is not None else None
+
+
+def _subset(raw, limit: int, seed: int):
+    """At most ``limit`` training examples (0: all), drawn with a fixed seed."""
+    if not limit or len(raw.splits["train"].examples) <= limit:
+        return raw
+    import dataclasses
+    import random
+
+    train = raw.splits["train"]
+    picked = sorted(random.Random(seed).sample(range(len(train.examples)), limit))
+    splits = dict(raw.splits)
+    splits["train"] = dataclasses.replace(train, examples=[train.examples[i] for i in picked])
+    return dataclasses.replace(raw, splits=splits)
+
+
+def _drop_negatives(features, keep: float, seed: int):
+    """Keep every example with a span and a seeded ``keep`` fraction of the others."""
+    if keep >= 1.0:
+        return features
+    rng = np.random.default_rng(seed)
+    chosen = [i for i in range(len(features)) if len(features.start_positions[i]) or rng.random() < keep]
+    log.info("training on %d of %d examples (all with spans, %.0f%% of those without)", len(chosen), len(features), keep * 100)
+    return features.select(chosen)
+
+
+def save_checkpoint(model, vocab_dir: Path, out_dir: Path, train_result: TrainResult | None, cfg) -> Path:
+    """A dygraph checkpoint: weights, config, tokenizer, training log and checksums."""
+    import dataclasses
+    import hashlib
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paddle.save(model.state_dict(), str(out_dir / "model_state.pdparams"))
+    config = model.config.to_dict()
+    config["architectures"] = [type(model).__name__]
+    (out_dir / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    for name in ("vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
+        if (vocab_dir / name).resolve() != (out_dir / name).resolve():
+            (out_dir / name).write_bytes((vocab_dir / name).read_bytes())
+    log_record = {"teacher": dataclasses.asdict(cfg.Teacher), "seed": cfg.Job.seed, "train": dataclasses_asdict(train_result)}
+    (out_dir / "train_log.json").write_text(json.dumps(log_record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    sums = []
+    for path in sorted(out_dir.iterdir()):
+        if path.is_file() and path.name != "SHA256SUMS":
+            sums.append(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.name}")
+    (out_dir / "SHA256SUMS").write_text("\n".join(sums) + "\n", encoding="utf-8")
+    return out_dir
+
+
+def load_checkpoint(folder: Path):
+    """A UIE (or classifier) rebuilt from ``save_checkpoint``'s folder, checksums verified."""
+    import hashlib
+
+    sums_file = folder / "SHA256SUMS"
+    if not (folder / "model_state.pdparams").is_file():
+        raise InputError(f"{folder}: not a teacher checkpoint (model_state.pdparams missing)")
+    if sums_file.is_file():
+        for line in sums_file.read_text(encoding="utf-8").splitlines():
+            digest, _, name = line.partition("  ")
+            target = folder / name
+            if name in ("train_log.json", "README.md"):
+                continue
+            if not target.is_file() or hashlib.sha256(target.read_bytes()).hexdigest() != digest:
+                raise InputError(f"{target}: checksum does not match {sums_file}")
+    config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    from paddlenlp.transformers import UIE, ErnieConfig, ErnieForSequenceClassification
+
+    architecture = (config.get("architectures") or ["UIE"])[0]
+    cls = UIE if architecture == "UIE" else ErnieForSequenceClassification
+    model = cls(ErnieConfig(**config))
+    model.set_state_dict(paddle.load(str(folder / "model_state.pdparams")))
+    model.eval()
+    return model

@@ -1,0 +1,231 @@
+"""The job: load config -> pull inputs -> data -> model -> compress -> evaluate -> gate ->
+benchmark -> publish. Each stage is a function of its module taking the typed config;
+this module only sequences them, times them and reports."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import storage
+from .config import JobConfig
+from .errors import ConfigError, ExitCode, GateError, InputError
+from .logs import phase
+
+__all__ = ["cache_dir", "evaluate_only", "main", "save_teacher"]
+
+log = logging.getLogger("job")
+
+_TOKENIZER_FILES = ("config.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
+
+
+def cache_dir(cfg: JobConfig) -> Path:
+    """Where built data, teachers and pulled inputs are kept between runs."""
+    root = cfg.Job.cache_dir or os.environ.get("ACT_JOB_CACHE") or str(Path.home() / ".cache" / "act-job")
+    path = Path(root).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _pull_inputs(cfg: JobConfig, store: storage.Storage, cache: Path) -> tuple[Path | None, dict[str, str] | None]:
+    """Model folder and data files as local paths (s3:// inputs are fetched and verified)."""
+    inputs = cache / "inputs"
+    model = None
+    if cfg.Global.model_dir:
+        model = storage.fetch(store, cfg.Global.model_dir, inputs)
+    files = None
+    if cfg.Global.dataset == "local":
+        g = cfg.Global
+        files = {}
+        for split, uri in (("train", g.train_data), ("dev", g.dev_data), ("test", g.test_data or g.dev_data)):
+            files[split] = str(storage.fetch(store, uri, inputs))
+    return model, files
+
+
+@dataclass
+class _Prepared:
+    store: storage.Storage
+    cache: Path
+    built: Any  # model.ModelResult
+    task: Any  # tasks.Task
+
+
+def _prepare(cfg: JobConfig, durations: dict[str, float], store: storage.Storage | None = None) -> _Prepared:
+    """Inputs, data, model and encoded task: what every command starts from."""
+    from . import data, model
+    from .runtime import set_threads
+
+    threads = set_threads(cfg.Job.threads)
+    log.info("task %s, strategy %s, %d CPU threads", cfg.task, cfg.strategy, threads)
+    cache = cache_dir(cfg)
+    store = store or storage.Storage(cfg.Storage)
+    with phase("inputs", durations):
+        given_model, files = _pull_inputs(cfg, store, cache)
+    with phase("data", durations):
+        raw = data.read(cfg, cache, files)
+    with phase("model", durations):
+        built = model.run(cfg, raw, cache, given_model)
+        log.info("model: %s", built.summary())
+    with phase("encode", durations):
+        tokenizer = model.load_tokenizer(built.model.folder)
+        task = data.encode(raw, tokenizer, cfg.Global.max_seq_length, skip_bad=cfg.Global.skip_bad_records)
+    return _Prepared(store, cache, built, task)
+
+
+def evaluate_only(cfg: JobConfig) -> int:
+    """``--eval``: the model's metric on the test split through Paddle Inference."""
+    from . import evaluate
+
+    durations: dict[str, float] = {}
+    prepared = _prepare(cfg, durations)
+    with phase("evaluate", durations):
+        result = evaluate.evaluate(prepared.built.model, prepared.task, "test", threads=cfg.Job.threads, batch_size=cfg.Global.batch_size, device=cfg.Job.device)
+    print(_metric_lines("model", result))
+    return 0
+
+
+def save_teacher(cfg: JobConfig, out: Path) -> int:
+    """``python -m job teacher``: train the teacher and save it as a checkpoint folder."""
+    from . import evaluate
+
+    if cfg.Global.model_dir or cfg.Teacher.checkpoint:
+        raise ConfigError(f"{cfg.source}: Global.model_dir and Teacher.checkpoint must be empty to train a teacher")
+    durations: dict[str, float] = {}
+    prepared = _prepare(cfg, durations)
+    built, task = prepared.built, prepared.task
+    checkpoint = built.model.folder / "checkpoint"
+    if not checkpoint.is_dir():
+        raise InputError(f"{built.model.folder}: the cached teacher has no checkpoint folder; clear the cache and retrain")
+    with phase("evaluate", durations):
+        result = evaluate.evaluate(built.model, task, "test", threads=cfg.Job.threads, batch_size=cfg.Global.batch_size)
+    out.mkdir(parents=True, exist_ok=True)
+    for path in checkpoint.iterdir():
+        shutil.copy2(path, out / path.name)
+    meta = json.loads((built.model.folder / "teacher.json").read_text(encoding="utf-8"))
+    (out / "README.md").write_text(_teacher_readme(cfg, out, result, meta), encoding="utf-8")
+    print(_metric_lines("teacher", result))
+    print(f"saved teacher checkpoint to {out}")
+    return 0
+
+
+def _teacher_readme(cfg: JobConfig, out: Path, result, meta: dict) -> str:
+    train = meta.get("train") or {}
+    sums = (out / "SHA256SUMS").read_text(encoding="utf-8")
+    history = "\n".join(f"| {h['step']} | {h['loss']:.4f} | {h['dev_precision']:.4f} | {h['dev_recall']:.4f} | {h['dev_f1']:.4f} |" for h in train.get("history", []))
+    v = result.values
+    return f"""# Teacher checkpoint: {cfg.Teacher.shape} on the task {cfg.task}
+
+Trained by this project's long preset, reproducible with:
+
+    python -m job teacher --config {cfg.source} --out {out}
+
+Seed {cfg.Job.seed}; {meta.get('params', 0):,} parameters; {train.get('steps', 0)} steps in
+{train.get('seconds', 0) / 60:.1f} minutes on {os.cpu_count()} CPU threads; best dev F1 at step
+{train.get('best_step', 0)}.
+
+Test split, through Paddle Inference (FP32): precision {v['precision']:.4f}, recall
+{v['recall']:.4f}, F1 {v['f1']:.4f} ({result.examples} examples).
+
+| step | loss | dev precision | dev recall | dev F1 |
+|---|---|---|---|---|
+{history}
+
+SHA-256 of the files (also in SHA256SUMS):
+
+```
+{sums.strip()}
+```
+"""
+
+
+def _metric_lines(label: str, result) -> str:
+    shown = ", ".join(f"{k} {v * 100:.2f}" for k, v in result.values.items() if isinstance(v, float))
+    return f"{label} ({result.precision}, {result.examples} test examples): {shown}"
+
+
+def main(cfg: JobConfig) -> int:
+    """Compress, evaluate before and after, gate, benchmark, publish, summarise."""
+    from . import compress, evaluate, results
+
+    started = time.perf_counter()
+    durations: dict[str, float] = {}
+    strategy = cfg.strategy
+    if strategy == "none":
+        return evaluate_only(cfg)
+    fingerprint = cfg.fingerprint()
+    dest = storage.task_prefix(cfg.Job.output, cfg.Job.run_id, cfg.task, strategy)
+    store = storage.Storage(cfg.Storage)
+    state = storage.completion_state(store, dest, fingerprint)
+    if state == "complete" and not cfg.Job.force:
+        log.info("%s is already complete for this config; nothing to do (use --force to redo it)", dest)
+        print(f"already complete: {dest}")
+        return 0
+    if state == "config_changed" and not cfg.Job.force:
+        raise ConfigError(f"{dest} holds a completed run made with a different config; choose another Job.run_id, or --force to replace it")
+
+    prepared = _prepare(cfg, durations, store)
+    built, task = prepared.built, prepared.task
+    with phase("evaluate original", durations):
+        before = evaluate.evaluate(built.model, task, "test", threads=cfg.Job.threads, batch_size=cfg.Global.batch_size, device=cfg.Job.device, desc="original")
+    _check_origin_metric(cfg, built, task)
+    with tempfile.TemporaryDirectory(prefix="act-job-", dir=os.environ.get("TMPDIR")) as tmp:
+        workdir = Path(tmp)
+        with phase("compress", durations):
+            compressed = compress.run(cfg, built.model, task, workdir)
+        with phase("evaluate compressed", durations):
+            after = evaluate.evaluate(compressed.model, task, "test", threads=cfg.Job.threads, batch_size=cfg.Global.batch_size, device=cfg.Job.device, desc="compressed")
+        bench = None
+        if cfg.Benchmark.enabled:
+            from . import benchmark
+
+            with phase("benchmark", durations):
+                bench = benchmark.run(cfg.Benchmark, {"original": built.model, "compressed": compressed.model}, task)
+        out = workdir / "out"
+        outcome = results.build(cfg, built, compressed, before, after, durations, bench, time.perf_counter() - started)
+        _write_output(out, compressed.model, built.model, outcome)
+        with phase("publish", durations):
+            published = storage.publish(prepared.store, out, dest, fingerprint=fingerprint, status=outcome["status"])
+        log.info("published: %s", published.summary())
+    print(results.summary(outcome, dest))
+    if outcome["status"] != "complete":
+        raise GateError(
+            f"the compressed model lost {-outcome['delta_points']:.2f} {outcome['metric']} points, more than the tolerance of "
+            f"{cfg.Job.gate_tolerance:.2f} (Job.gate_tolerance); results are in {dest} without _SUCCESS"
+        )
+    return int(ExitCode.OK)
+
+
+def _check_origin_metric(cfg: JobConfig, built, task) -> None:
+    """TrainConfig.origin_metric, when set, must match the original model on dev (as ACT
+    checks it, within 0.05) before any compression starts."""
+    if cfg.TrainConfig is None or cfg.TrainConfig.origin_metric is None:
+        return
+    from . import evaluate
+
+    dev = evaluate.evaluate(built.model, task, "dev", threads=cfg.Job.threads, batch_size=cfg.Global.batch_size, device=cfg.Job.device, desc="origin_metric check")
+    expected = cfg.TrainConfig.origin_metric
+    if abs(dev.score - expected) > 0.05:
+        raise InputError(
+            f"{cfg.source}: TrainConfig.origin_metric is {expected:.4f} but the original model scores {dev.score:.4f} "
+            f"({task.metric}) on the dev data; check the data format and the model, or correct origin_metric"
+        )
+    log.info("origin_metric check passed: %.4f (expected %.4f)", dev.score, expected)
+
+
+def _write_output(out: Path, compressed, original, outcome: dict) -> None:
+    """The folder published for a task: the compressed inference model with the files
+    PaddleNLP's Taskflow needs beside it, and results.json."""
+    out.mkdir(parents=True)
+    shutil.copy2(compressed.program, out / "inference.pdmodel")
+    shutil.copy2(compressed.params, out / "inference.pdiparams")
+    for name in _TOKENIZER_FILES:
+        if (original.folder / name).is_file():
+            shutil.copy2(original.folder / name, out / name)
+    (out / "results.json").write_text(json.dumps(outcome, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

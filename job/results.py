@@ -1,0 +1,88 @@
+"""results.json: what one task's run produced, and its terminal summary.
+
+Pure functions over the stage results; the pipeline writes the dict next to the model.
+Metrics are fractions (0-1); ``delta_points`` is (after - before) x 100.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+from typing import Any
+
+__all__ = ["SCHEMA", "build", "gate_passed", "summary"]
+
+SCHEMA = 1
+
+
+def gate_passed(before: float, after: float, tolerance_points: float) -> bool:
+    """The compressed model may lose at most ``tolerance_points`` (x100) of the metric."""
+    return (before - after) * 100 <= tolerance_points + 1e-9
+
+
+def build(cfg, built, compressed, before, after, durations: dict[str, float], bench, total_seconds: float) -> dict[str, Any]:
+    from .evaluate import model_params
+    from .runtime import hardware, versions
+
+    passed = gate_passed(before.score, after.score, cfg.Job.gate_tolerance)
+    return {
+        "schema": SCHEMA,
+        "run_id": cfg.Job.run_id,
+        "task": cfg.task,
+        "strategy": cfg.strategy,
+        "act_strategies": compressed.act_strategies,
+        "status": "complete" if passed else "gated",
+        "metric": before.metric,
+        "before": before.values,
+        "after": after.values,
+        "delta_points": round((after.score - before.score) * 100, 4),
+        "gate": {"tolerance": cfg.Job.gate_tolerance, "passed": passed},
+        "models": {
+            "original": {"size_bytes": built.model.size_bytes(), "params": model_params(built.model), "precision": before.precision, "source": built.source},
+            "compressed": {"size_bytes": compressed.model.size_bytes(), "params": model_params(compressed.model), "precision": after.precision},
+        },
+        "evaluation": {"split": "test", "examples": after.examples, "runtime": "paddle-inference", "device": cfg.Job.device},
+        "durations": dict(durations),
+        "total_seconds": round(total_seconds, 1),
+        "patches": list(compressed.patches),
+        "versions": versions(),
+        "hardware": hardware(),
+        "config": cfg.to_dict(),
+        "config_fingerprint": cfg.fingerprint(),
+        "benchmark": [record for record in (bench.records if bench else [])],
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),  # noqa: UP017 - 3.10 image
+    }
+
+
+def _fmt_seconds(seconds: float) -> str:
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
+
+
+def summary(outcome: dict[str, Any], dest: str) -> str:
+    """A short table for the terminal: metric, size and precision before and after."""
+    before, after = outcome["before"], outcome["after"]
+    models = outcome["models"]
+    metric = outcome["metric"]
+    keys = [metric] + [k for k in ("precision", "recall") if k in before]
+    rows = [("", "original", "compressed")]
+    for key in keys:
+        rows.append((key, f"{before[key] * 100:.2f}", f"{after[key] * 100:.2f}"))
+    rows.append(("model size", f"{models['original']['size_bytes'] / 1e6:.2f} MB", f"{models['compressed']['size_bytes'] / 1e6:.2f} MB"))
+    if models["original"].get("params") and models["compressed"].get("params"):
+        rows.append(("parameters", f"{models['original']['params']:,}", f"{models['compressed']['params']:,}"))
+    rows.append(("served as", models["original"]["precision"], models["compressed"]["precision"]))
+    for record in outcome.get("benchmark") or []:
+        if record.get("padding") == "max":
+            rows.append((f"latency {record['precision']} ({record['model']})", f"{record['latency_ms']['median']:.1f} ms", ""))
+    width = [max(len(r[i]) for r in rows) for i in range(3)]
+    table = "\n".join(f"  {r[0]:<{width[0]}}  {r[1]:>{width[1]}}  {r[2]:>{width[2]}}" for r in rows)
+    gate = outcome["gate"]
+    verdict = "PASSED" if gate["passed"] else "FAILED"
+    phases = ", ".join(f"{name} {_fmt_seconds(sec)}" for name, sec in outcome["durations"].items())
+    return (
+        f"\n== {outcome['task']} / {outcome['strategy']} ({'+'.join(outcome.get('act_strategies', []))}): {outcome['status']} ==\n"
+        f"{table}\n"
+        f"  {metric} change {outcome['delta_points']:+.2f} points; accuracy gate (tolerance {gate['tolerance']:.2f}) {verdict}\n"
+        f"  time {_fmt_seconds(outcome['total_seconds'])}: {phases}\n"
+        f"  results: {dest}\n"
+    )
