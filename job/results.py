@@ -7,6 +7,7 @@ Metrics are fractions (0-1); ``delta_points`` is (after - before) x 100.
 from __future__ import annotations
 
 import datetime as _dt
+from pathlib import Path
 from typing import Any
 
 __all__ = ["SCHEMA", "build", "gate_passed", "summary"]
@@ -36,6 +37,7 @@ def build(cfg, built, compressed, before, after, durations: dict[str, float], be
         "after": after.values,
         "delta_points": round((after.score - before.score) * 100, 4),
         "gate": {"tolerance": cfg.Job.gate_tolerance, "passed": passed},
+        "model_name": model_name(cfg, built),
         "models": {
             "original": {"size_bytes": built.model.size_bytes(), "params": model_params(built.model), "precision": before.precision, "source": built.source},
             "compressed": {"size_bytes": compressed.model.size_bytes(), "params": model_params(compressed.model), "precision": after.precision},
@@ -51,6 +53,13 @@ def build(cfg, built, compressed, before, after, durations: dict[str, float], be
         "benchmark": [record for record in (bench.records if bench else [])],
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),  # noqa: UP017 - 3.10 image
     }
+
+
+def model_name(cfg, built) -> str:
+    """What the reports call the model: the teacher's shape, else the model folder's name."""
+    if built.source != "given":
+        return cfg.Teacher.shape
+    return Path(cfg.Global.model_dir.rstrip("/")).name or cfg.Global.model_dir
 
 
 def _fmt_seconds(seconds: float) -> str:
