@@ -19,7 +19,7 @@ import logging
 import sys
 
 from . import __version__
-from .errors import ExitCode, InputError, JobError
+from .errors import InputError, JobError
 
 log = logging.getLogger("job")
 
@@ -107,8 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
-            build_parser().print_help()
-            return int(ExitCode.INPUT)
+            build_parser().print_help(sys.stderr)
+            raise InputError("a command is required: run, eval, data, report, teacher or config")
         return _dispatch(args)
     except JobError as exc:
         log.debug("failed", exc_info=True)

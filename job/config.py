@@ -16,10 +16,12 @@ This module needs only PyYAML: the launcher and the pull script import it too.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import hashlib
 import json
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -63,6 +65,9 @@ STRATEGIES: dict[str, tuple[str, ...]] = {
     "prune_dis": ("TransformerPrune", "Distillation"),
     "prune_ptq": ("TransformerPrune", "Distillation", "QuantPost", "HyperParameterOptimization"),
 }
+
+# Sections that must be present for `auto` to choose a strategy (HPO is optional after pruning).
+_REQUIRED_SECTIONS = {**STRATEGIES, "prune_ptq": ("TransformerPrune", "Distillation", "QuantPost")}
 
 _UIE_SHAPES = ("uie-base", "uie-medium", "uie-mini", "uie-micro", "uie-nano", "uie-pico", "uie-tiny")
 _CLS_SHAPES = ("ernie-3.0-medium", "ppminilm-6l-768h", "ernie-tiny")
@@ -285,7 +290,7 @@ class JobSection:
     strategy: str = _doc("auto", f"Compression strategy: {', '.join(STRATEGIES)}, 'none' (evaluate only) or 'auto' (from the ACT sections present, as ACT decides).")
     output: str = _doc("./runs", "Output root (local folder or s3://bucket/prefix); results go to <output>/<run_id>/<task>/<strategy>/.")
     run_id: str = _doc("local", "Run name; reruns with the same run id skip completed tasks.")
-    gate_tolerance: float = _doc(1.0, "Largest allowed loss of the metric, in points (F1 or accuracy x 100).")
+    gate_tolerance: float = _doc(1.0, "Largest allowed loss of the metric, in points (F1 or accuracy x 100); a negative value demands a gain (an impossible gate, for tests).")
     cache_dir: str = _doc("", "Cache for built data, teachers and pulled inputs; empty: $ACT_JOB_CACHE or ~/.cache/act-job.")
     threads: int = _doc(0, "CPU threads for training and inference; 0: all cores.")
     device: str = _doc("cpu", "cpu or gpu.")
@@ -296,7 +301,7 @@ class JobSection:
         _require(self.strategy in (*STRATEGIES, "none", "auto"), "strategy", f"unknown strategy {self.strategy!r}; choose one of {', '.join((*STRATEGIES, 'none', 'auto'))}")
         _require(bool(self.output), "output", "must not be empty")
         _require(_is_safe_name(self.run_id), "run_id", "may hold only letters, digits, '.', '_' and '-' (1-63 characters)")
-        _require(self.gate_tolerance >= 0, "gate_tolerance", "must be >= 0")
+        _require(-100 <= self.gate_tolerance <= 100, "gate_tolerance", "must be between -100 and 100 points")
         _require(self.threads >= 0, "threads", "must be >= 0")
         _require(self.device in ("cpu", "gpu"), "device", "must be 'cpu' or 'gpu'")
 
@@ -412,7 +417,7 @@ class JobConfig:
             return self.Job.strategy
         present = {name for name in _ACT_SECTIONS if getattr(self, name) is not None}
         for name in ("prune_ptq", "ptq_hpo", "qat_dis", "prune_dis", "ptq"):
-            if set(STRATEGIES[name]) <= present:
+            if set(_REQUIRED_SECTIONS[name]) <= present:
                 return name
         return "none"
 
@@ -441,12 +446,16 @@ class JobConfig:
                 out[f.name] = dataclasses.asdict(value)
         return out
 
-    def fingerprint(self, exclude: tuple[str, ...] = ("Job.force",)) -> str:
-        """SHA-256 of the resolved config, minus keys that do not change results."""
+    def fingerprint(self, exclude: tuple[str, ...] = ("Job.force", "Job.cache_dir", "Storage")) -> str:
+        """SHA-256 of the resolved config, minus what does not change results (where the
+        cache lives, how storage is reached, whether --force was given)."""
         data = self.to_dict()
         for dotted in exclude:
-            section, key = dotted.split(".")
-            data.get(section, {}).pop(key, None)
+            section, _, key = dotted.partition(".")
+            if key:
+                data.get(section, {}).pop(key, None)
+            else:
+                data.pop(section, None)
         blob = json.dumps(data, sort_keys=True, ensure_ascii=False).encode()
         return hashlib.sha256(blob).hexdigest()
 
@@ -473,12 +482,29 @@ _SECTION_TYPES = _section_classes()
 # --------------------------------------------------------------------------------------
 
 
+_FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key written twice in one mapping (YAML keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 class _Locator:
     """Maps a key path such as ``TrainConfig.epochs`` to its line in the YAML file."""
 
     def __init__(self, source: str, text: str | None):
         self.source = source
         self.lines: dict[tuple[str, ...], int] = {}
+        self.overridden: set[tuple[str, ...]] = set()
         if text is not None:
             try:
                 self._walk(yaml.compose(text, Loader=yaml.SafeLoader), ())
@@ -493,12 +519,16 @@ class _Locator:
                 self._walk(value_node, key)
 
     def error(self, path: tuple[str, ...], message: str) -> ConfigError:
-        where = self.source
-        for cut in range(len(path), 0, -1):
-            if path[:cut] in self.lines:
-                where = f"{self.source}:{self.lines[path[:cut]]}"
-                break
         key = ".".join(path)
+        plain = tuple(part.split("[", 1)[0] for part in path)  # list items: their key's line
+        for cut in range(len(plain), 0, -1):
+            if plain[:cut] in self.overridden:
+                return ConfigError(f"{self.source}: override {key}: {message}")
+        where = self.source
+        for cut in range(len(plain), 0, -1):
+            if plain[:cut] in self.lines:
+                where = f"{self.source}:{self.lines[plain[:cut]]}"
+                break
         return ConfigError(f"{where}: {key}: {message}" if key else f"{where}: {message}")
 
 
@@ -509,17 +539,21 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
     data: Any = {}
     if path is not None:
         try:
-            text = Path(path).read_text(encoding="utf-8")
+            raw = Path(path).read_bytes()
         except FileNotFoundError:
             raise ConfigError(f"{source}: config file not found") from None
         except IsADirectoryError:
             raise ConfigError(f"{source}: is a folder, not a config file") from None
-        except UnicodeDecodeError as exc:
-            raise ConfigError(f"{source}: not UTF-8 text (byte {exc.start})") from None
         except OSError as exc:
             raise ConfigError(f"{source}: cannot read config file ({exc.strerror})") from None
         try:
-            data = yaml.safe_load(text)
+            text = raw.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            line = raw.count(b"\n", 0, exc.start) + 1
+            column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+            raise ConfigError(f"{source}:{line}: not UTF-8 text (byte {raw[exc.start]:#04x} at column {column})") from None
+        try:
+            data = yaml.load(text, Loader=_StrictLoader)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             line = f":{mark.line + 1}" if mark is not None else ""
@@ -555,15 +589,47 @@ def _apply_override(data: dict[str, Any], item: str, locator: _Locator) -> None:
     except yaml.YAMLError:
         value = raw
     parts = key.split(".")
+    field_type, default = _field_info(parts)
+    if field_type is not None and _accepts_str(field_type) and value is not None and not isinstance(value, str):
+        value = raw  # Job.run_id=2024 is the name "2024", not a number
     node = data
     for depth, part in enumerate(parts[:-1]):
         child = node.get(part)
         if child is None:
-            child = node[part] = {}
+            _, child_default = _field_info(parts[: depth + 1])
+            child = node[part] = copy.deepcopy(child_default) if isinstance(child_default, dict) else {}
         if not isinstance(child, dict):
             raise ConfigError(f"override {item!r}: {'.'.join(parts[: depth + 1])} is not a section")
         node = child
     node[parts[-1]] = value
+    locator.overridden.add(tuple(parts))
+    del default
+
+
+def _field_info(parts: list[str]) -> tuple[Any, Any]:
+    """Type and default of a dotted key (None, None when it is not a known field)."""
+    cls: Any = JobConfig
+    tp: Any = None
+    default: Any = None
+    for part in parts:
+        if cls is None or not dataclasses.is_dataclass(cls):
+            return None, None
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        if part not in fields:
+            return None, None
+        f = fields[part]
+        tp = typing.get_type_hints(cls)[part]
+        if f.default is not dataclasses.MISSING:
+            default = f.default
+        elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+            default = f.default_factory()  # type: ignore[misc]
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        cls = args[0] if len(args) == 1 and dataclasses.is_dataclass(args[0]) else (tp if dataclasses.is_dataclass(tp) else None)
+    return tp, default
+
+
+def _accepts_str(tp: Any) -> bool:
+    return tp is str or (typing.get_origin(tp) in (Union, types.UnionType) and str in typing.get_args(tp) and not ({int, float, bool} & set(typing.get_args(tp))))
 
 
 def _build(cls: type, data: Any, path: tuple[str, ...], locator: _Locator) -> Any:
@@ -580,7 +646,10 @@ def _build(cls: type, data: Any, path: tuple[str, ...], locator: _Locator) -> An
     kwargs = {}
     for name in fields:
         if name in data:
-            kwargs[name] = _convert(hints[name], data[name], (*path, name), locator)
+            value = data[name]
+            if cls is JobConfig and value is None:
+                value = {}  # `QuantPost:` with no keys: present, with defaults (as ACT reads it)
+            kwargs[name] = _convert(hints[name], value, (*path, name), locator)
         elif cls is JobConfig:
             # Absent ACT sections stay None; the job's own sections are built from
             # defaults so that their checks run too.
@@ -641,6 +710,8 @@ def _convert(tp: Any, value: Any, path: tuple[str, ...], locator: _Locator) -> A
             raise locator.error(path, f"expected an integer, got {_kind(value)} {value!r}")
         return value
     if tp is float:
+        if isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
+            return float(value)  # YAML 1.1 reads 1e-4 (no dot) as a string
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise locator.error(path, f"expected a number, got {_kind(value)} {value!r}")
         return float(value)

@@ -21,6 +21,8 @@ def setup(verbose: bool = False) -> None:
         handler._act_job = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     root.setLevel(level)
+    # `import paddle` resets the root logger to WARNING; our loggers keep their own level.
+    logging.getLogger("job").setLevel(level)
     # botocore logs request headers (session tokens among them) at DEBUG: never go lower.
     for chatty in ("botocore", "boto3", "s3transfer", "urllib3"):
         logging.getLogger(chatty).setLevel(logging.INFO if verbose else logging.WARNING)

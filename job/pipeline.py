@@ -196,7 +196,7 @@ def main(cfg: JobConfig) -> int:
     print(results.summary(outcome, dest))
     if outcome["status"] != "complete":
         raise GateError(
-            f"the compressed model lost {-outcome['delta_points']:.2f} {outcome['metric']} points, more than the tolerance of "
+            f"the compressed model changed {outcome['metric']} by {outcome['delta_points']:+.2f} points, beyond the tolerance of "
             f"{cfg.Job.gate_tolerance:.2f} (Job.gate_tolerance); results are in {dest} without _SUCCESS"
         )
     return int(ExitCode.OK)

@@ -19,24 +19,35 @@ with and without the patch.
    pruner then adds ``reduce_mean`` over it, whose gradient fails on 0-D tensors in
    Paddle >= 2.5 (``reduce_mean_grad`` rank error). The extra mean is skipped for 0-D
    inputs (the mean of a scalar is the scalar).
+4. Post-training quantization after pruning. With several strategies in one ACT run
+   (the reference example's default for CLUE: pruning + distillation, then PTQ),
+   ``AutoCompression.single_strategy_compress`` quantizes ``self.updated_model_dir`` -
+   the ORIGINAL model - instead of the previous strategy's output, so the "pruned +
+   quantized" model comes out unpruned (same parameter count as the original). Still
+   so on PaddleSlim's develop branch. For PTQ steps after the first, the previous
+   strategy's folder is quantized instead, once its doubled output scales (5, below)
+   are dropped: PTQ's graph conversion otherwise fails with "Generated graph shouldn't
+   contain cycle".
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import os
 
 __all__ = ["applied", "apply"]
 
 log = logging.getLogger("job.compress")
 
+PATCHES = ("dropout_mask", "xshape", "scalar_mean", "ptq_after_prune")
+
 _APPLIED: list[str] = []
 
 # op type -> (output slot to re-add, dtype of the re-added variable or None for X's dtype)
 _MISSING_OUTPUTS = {
-    "dropout": ("Mask", "uint8"),
-    "squeeze2": ("XShape", None),
-    "reshape2": ("XShape", None),
+    "dropout_mask": {"dropout": ("Mask", "uint8")},
+    "xshape": {"squeeze2": ("XShape", None), "reshape2": ("XShape", None)},
 }
 
 
@@ -44,14 +55,17 @@ def applied() -> tuple[str, ...]:
     return tuple(_APPLIED)
 
 
-def _add_missing_outputs(program):
+def _add_missing_outputs(program, patches: tuple[str, ...] = ("dropout_mask", "xshape")):
     """Re-add the training-only outputs that inference exports drop (patches 1 and 2)."""
     import paddle
 
+    wanted = {}
+    for name in patches:
+        wanted.update(_MISSING_OUTPUTS.get(name, {}))
     for block_index in range(program.num_blocks):
         block = program.block(block_index)
         for op in block.ops:
-            spec = _MISSING_OUTPUTS.get(op.type)
+            spec = wanted.get(op.type)
             if spec is None:
                 continue
             slot, dtype = spec
@@ -71,55 +85,84 @@ def _add_missing_outputs(program):
     return program
 
 
-def apply() -> None:
-    """Install the patches (once per process)."""
-    if _APPLIED:
-        return
+def apply(patches: tuple[str, ...] = PATCHES) -> None:
+    """Install the named patches (all by default); undoes any earlier set first."""
     from paddleslim.auto_compression import transformer_pruner
     from paddleslim.common import recover_program
     from paddleslim.dist import single_distiller
 
-    original_recover = recover_program._recover_outputs_attr
+    unknown = set(patches) - set(PATCHES)
+    if unknown:
+        raise ValueError(f"unknown patches {sorted(unknown)}; known: {PATCHES}")
+    if tuple(_APPLIED) == tuple(patches):
+        return
+    remove()
+    recover = tuple(p for p in patches if p in _MISSING_OUTPUTS)
+    if recover:
+        original_recover = recover_program._recover_outputs_attr
 
-    @functools.wraps(original_recover)
-    def recover_outputs_attr(program):
-        return _add_missing_outputs(original_recover(program))
+        @functools.wraps(original_recover)
+        def recover_outputs_attr(program):
+            return _add_missing_outputs(original_recover(program), recover)
 
-    recover_program._recover_outputs_attr = recover_outputs_attr
-    single_distiller._recover_outputs_attr = recover_outputs_attr
-    _APPLIED.extend(["recover_outputs:dropout.Mask", "recover_outputs:squeeze2/reshape2.XShape"])
+        recover_program._recover_outputs_attr = recover_outputs_attr
+        single_distiller._recover_outputs_attr = recover_outputs_attr
+    if "scalar_mean" in patches:
+        original_mean = transformer_pruner.mean_op
 
-    original_mean = transformer_pruner.mean_op
+        @functools.wraps(original_mean)
+        def mean_op(block, inputs, axis=None, keepdim=False):
+            if len(inputs.shape) == 0:
+                return inputs
+            return original_mean(block, inputs, axis=axis, keepdim=keepdim)
 
-    @functools.wraps(original_mean)
-    def mean_op(block, inputs, axis=None, keepdim=False):
-        if len(inputs.shape) == 0:
-            return inputs
-        return original_mean(block, inputs, axis=axis, keepdim=keepdim)
+        transformer_pruner.mean_op = mean_op
+    if "ptq_after_prune" in patches:
+        from paddleslim.auto_compression.compressor import AutoCompression
 
-    transformer_pruner.mean_op = mean_op
-    _APPLIED.append("transformer_pruner:scalar_mean")
+        original_single = AutoCompression.single_strategy_compress
+
+        @functools.wraps(original_single)
+        def single_strategy_compress(self, strategy, config, strategy_idx, train_config):
+            if strategy_idx == 0 or strategy not in ("quant_post", "ptq_hpo"):
+                return original_single(self, strategy, config, strategy_idx, train_config)
+            saved = self.updated_model_dir
+            self.updated_model_dir = os.path.join(self.tmp_dir, f"strategy_{strategy_idx}")
+            # The previous strategy's save doubled the output scales in place (see
+            # drop_duplicate_output_scales); PTQ's graph pass rejects that as a cycle.
+            drop_duplicate_output_scales(os.path.join(self.updated_model_dir, self.model_filename))
+            try:
+                return original_single(self, strategy, config, strategy_idx, train_config)
+            finally:
+                self.updated_model_dir = saved
+
+        AutoCompression.single_strategy_compress = single_strategy_compress
+    _APPLIED.extend(patches)
     log.debug("PaddleSlim 2.6.0 patches applied: %s", ", ".join(_APPLIED))
 
 
 def remove() -> None:
-    """Undo ``apply`` (tests use this to show each patch is needed)."""
-    if not _APPLIED:
-        return
+    """Undo ``apply`` (the tests use this to show that each patch is needed)."""
     from paddleslim.auto_compression import transformer_pruner
     from paddleslim.common import recover_program
     from paddleslim.dist import single_distiller
 
-    recover_program._recover_outputs_attr = recover_program._recover_outputs_attr.__wrapped__
+    while hasattr(recover_program._recover_outputs_attr, "__wrapped__"):
+        recover_program._recover_outputs_attr = recover_program._recover_outputs_attr.__wrapped__
     single_distiller._recover_outputs_attr = recover_program._recover_outputs_attr
-    transformer_pruner.mean_op = transformer_pruner.mean_op.__wrapped__
+    while hasattr(transformer_pruner.mean_op, "__wrapped__"):
+        transformer_pruner.mean_op = transformer_pruner.mean_op.__wrapped__
+    from paddleslim.auto_compression.compressor import AutoCompression
+
+    while hasattr(AutoCompression.single_strategy_compress, "__wrapped__"):
+        AutoCompression.single_strategy_compress = AutoCompression.single_strategy_compress.__wrapped__
     _APPLIED.clear()
 
 
 def drop_duplicate_output_scales(program_file) -> int:
     """Remove the in-place identity ``scale`` ops ACT's save leaves on a program's outputs.
 
-    4. ACT loads an exported program, which already ends in ``save_infer_model/scale_N``
+    5. ACT loads an exported program, which already ends in ``save_infer_model/scale_N``
        ops, and saves it again with ``save_inference_model``, which appends one more
        ``scale`` per output writing the same variable in place. Paddle Inference runs it,
        but ``paddle.jit.load``, which PaddleNLP's Taskflow uses to recognise quantized

@@ -87,35 +87,24 @@ def read_doccano(path: str | Path, max_seq_len: int, *, skip_bad: bool = False, 
     path = Path(path)
     data = UIEData(examples=[], source=str(path))
     reasons: Counter[str] = Counter()
-    try:
-        handle = path.open(encoding="utf-8-sig", newline="")
-    except FileNotFoundError:
-        raise DataError(f"{path}: data file not found") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a folder, not a data file") from None
-    with handle:
-        lineno = 0
+    for lineno, line in _lines(path):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
         try:
-            for lineno, line in enumerate(handle, start=1):
-                if not line.strip():
-                    continue
-                where = f"{path}:{lineno}"
-                try:
-                    content, prompt, spans = _parse_record(line)
-                    _check_prompt_fits(prompt, max_seq_len, where)
-                    pieces = split_long(content, prompt, spans, max_seq_len)
-                except _BadRecord as exc:
-                    if not skip_bad:
-                        raise DataError(f"{where}: {exc}") from None
-                    reasons[exc.reason] += 1
-                    continue
-                for index, (piece, piece_spans) in enumerate(pieces):
-                    tag = where if len(pieces) == 1 else f"{where}#{index}"
-                    data.examples.append(UIEExample(piece, prompt, tuple(piece_spans), tag))
-                if limit and len(data.examples) >= limit:
-                    break
-        except UnicodeDecodeError as exc:
-            raise DataError(f"{path}:{lineno + 1}: not UTF-8 text (byte {exc.start} of the line is {exc.object[exc.start]:#04x})") from None
+            content, prompt, spans = _parse_record(line)
+            _check_prompt_fits(prompt, max_seq_len, where)
+            pieces = split_long(content, prompt, spans, max_seq_len)
+        except _BadRecord as exc:
+            if not skip_bad:
+                raise DataError(f"{where}: {exc}") from None
+            reasons[exc.reason] += 1
+            continue
+        for index, (piece, piece_spans) in enumerate(pieces):
+            tag = where if len(pieces) == 1 else f"{where}#{index}"
+            data.examples.append(UIEExample(piece, prompt, tuple(piece_spans), tag))
+        if limit and len(data.examples) >= limit:
+            break
     data.skipped = sum(reasons.values())
     data.skipped_reasons = dict(reasons)
     if not data.examples:
@@ -123,6 +112,24 @@ def read_doccano(path: str | Path, max_seq_len: int, *, skip_bad: bool = False, 
     if data.skipped:
         log.warning("%s: skipped %d bad records: %s", path, data.skipped, dict(reasons))
     return data
+
+
+def _lines(path: Path):
+    """(line number, text) of a UTF-8 file; a non-UTF-8 line is an error naming it."""
+    try:
+        handle = path.open("rb")
+    except FileNotFoundError:
+        raise DataError(f"{path}: data file not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a folder, not a data file") from None
+    with handle:
+        for lineno, raw in enumerate(handle, start=1):
+            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                yield lineno, raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{path}:{lineno}: not UTF-8 text (byte {exc.start + 1} of the line is {raw[exc.start]:#04x})") from None
 
 
 def _check_prompt_fits(prompt: str, max_seq_len: int, where: str) -> None:

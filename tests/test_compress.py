@@ -1,0 +1,200 @@
+"""End-to-end compression on a tiny UIE: every strategy through the real job
+(``python -m job run`` in a subprocess), PaddleSlim ACT included, evaluated through Paddle
+Inference, published to a local output folder, and loaded by PaddleNLP's Taskflow."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ROOT / "tests" / "fixtures" / "configs" / "uie_tiny.yaml"
+
+
+def run_job(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-m", "job", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """A slice of the embedded benchmark as local files, and a cache holding the tiny
+    teacher (trained once by the first run)."""
+    from job.benchmark_data import build_pd_benchmark
+
+    root = tmp_path_factory.mktemp("tiny")
+    full = root / "full"
+    build_pd_benchmark(full, seed=42)
+    data = root / "data"
+    data.mkdir()
+    for split, count in (("train", 3000), ("dev", 400), ("test", 400)):
+        lines = (full / f"{split}.txt").read_text(encoding="utf-8").splitlines()[:count]
+        (data / f"{split}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    overrides = [
+        "Global.dataset=local",
+        f"Global.train_data={data / 'train.txt'}",
+        f"Global.dev_data={data / 'dev.txt'}",
+        f"Global.test_data={data / 'test.txt'}",
+        f"Job.cache_dir={root / 'cache'}",
+        "Teacher.max_train_examples=0",
+    ]
+    done = run_job("run", "--config", str(TINY), *overrides, "Job.strategy=none")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return {"root": root, "overrides": overrides}
+
+
+def compress(tiny, strategy: str, *extra: str, output: Path | None = None) -> tuple[subprocess.CompletedProcess, Path]:
+    out = output or tiny["root"] / f"out-{strategy}"
+    done = run_job("run", "--config", str(TINY), *tiny["overrides"], f"Job.strategy={strategy}", f"Job.output={out}", *extra)
+    return done, out / "tiny" / "uie" / strategy
+
+
+def test_qat_with_distillation_gives_an_int8_model_taskflow_loads(tiny):
+    done, folder = compress(tiny, "qat_dis")
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    assert results["status"] == "complete" and results["gate"]["passed"]
+    assert results["act_strategies"] == ["qat_dis"]
+    assert results["models"]["original"]["precision"] == "fp32"
+    assert results["models"]["compressed"]["precision"] == "int8"
+    assert {"precision", "recall", "f1"} <= set(results["before"]) and results["metric"] == "f1"
+    assert set(results["patches"]) == {"dropout_mask", "xshape", "scalar_mean", "ptq_after_prune"}
+    assert results["versions"]["paddleslim"] == "2.6.0"
+    assert (folder / "_SUCCESS").is_file()
+    for name in ("inference.pdmodel", "inference.pdiparams", "config.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json", "manifest.json"):
+        assert (folder / name).is_file(), name
+    assert "== uie / qat_dis" in done.stdout and "accuracy gate" in done.stdout
+
+    # PaddleNLP's own UIE predictor loads the folder, sees INT8 and extracts spans.
+    code = (
+        "import zlib, json\n"
+        "from paddlenlp import Taskflow\n"
+        f"ie = Taskflow('information_extraction', schema=['人名', '地名', '时间'], task_path={str(folder)!r}, is_static_model=True, max_seq_len=64)\n"
+        "print(json.dumps({'precision': ie.task_instance._infer_precision, 'result': ie('江泽民主席一九九七年十二月三十一日在北京发表新年讲话。')}, ensure_ascii=False))\n"
+    )
+    taskflow = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert taskflow.returncode == 0, taskflow.stderr[-3000:]
+    answer = json.loads(taskflow.stdout.strip().splitlines()[-1])
+    assert answer["precision"] == "int8"
+    assert isinstance(answer["result"], list) and len(answer["result"]) == 1
+
+
+def test_ptq_with_hyper_parameter_search(tiny):
+    done, folder = compress(tiny, "ptq_hpo", "HyperParameterOptimization.max_quant_count=2", "HyperParameterOptimization.batch_num=[1,2]", "HyperParameterOptimization.ptq_algo=[KL,hist]")
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    assert results["act_strategies"] == ["ptq_hpo"]
+    assert results["models"]["compressed"]["precision"] == "int8"
+    assert (folder / "_SUCCESS").is_file()
+
+
+def test_pruning_with_distillation_removes_parameters(tiny):
+    done, folder = compress(tiny, "prune_dis")
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    original, pruned = results["models"]["original"]["params"], results["models"]["compressed"]["params"]
+    assert results["act_strategies"] == ["transformer_prune_dis"]
+    # 4 heads x 0.25 = 1 head and a quarter of the FFN width in each of the 2 layers
+    assert pruned < original
+    assert original - pruned >= 2 * (64 * 16 * 3 + 64 * 16 + 64 * 64 * 2 // 4)
+    assert results["models"]["compressed"]["precision"] == "fp32"
+
+
+def test_pruning_then_quantization(tiny):
+    done, folder = compress(tiny, "prune_ptq", "QuantPost.batch_nums=2")
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    assert results["act_strategies"] == ["transformer_prune_dis", "quant_post"]
+    assert results["models"]["compressed"]["params"] < results["models"]["original"]["params"]
+    assert results["models"]["compressed"]["precision"] == "int8"
+
+
+def test_accuracy_gate_failure_publishes_nothing_as_good(tiny):
+    # An impossible tolerance: the compressed model would have to gain 100 F1 points.
+    done, _ = compress(tiny, "ptq", "Job.gate_tolerance=-100", "QuantPost.batch_nums=1", "Job.run_id=gated", output=tiny["root"] / "out-gate")
+    folder = tiny["root"] / "out-gate" / "gated" / "uie" / "ptq"
+    assert done.returncode == 3, done.stderr[-3000:]
+    results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    assert results["status"] == "gated" and results["gate"]["passed"] is False
+    assert not (folder / "_SUCCESS").exists()
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: the compressed model changed f1 by") and "Job.gate_tolerance" in last
+    assert "Traceback" not in done.stderr
+
+
+def test_rerun_with_the_same_config_is_skipped_and_a_changed_one_refused(tiny):
+    out = tiny["root"] / "out-rerun"
+    done, folder = compress(tiny, "ptq", "QuantPost.batch_nums=1", output=out)
+    assert done.returncode == 0, done.stderr[-3000:]
+    stamp = (folder / "_SUCCESS").stat().st_mtime_ns
+    again, _ = compress(tiny, "ptq", "QuantPost.batch_nums=1", output=out)
+    assert again.returncode == 0 and "already complete" in again.stdout
+    assert (folder / "_SUCCESS").stat().st_mtime_ns == stamp
+    changed, _ = compress(tiny, "ptq", "QuantPost.batch_nums=2", output=out)
+    assert changed.returncode == 2 and "different config" in changed.stderr.strip().splitlines()[-1]
+    forced, _ = compress(tiny, "ptq", "QuantPost.batch_nums=2", "--force", output=out)
+    assert forced.returncode == 0, forced.stderr[-3000:]
+    assert (folder / "_SUCCESS").stat().st_mtime_ns != stamp
+
+
+def test_evaluate_only_mode_with_the_reference_flags(tiny):
+    model = next((tiny["root"] / "cache" / "teachers").glob("uie-tiny-*[!p]"))
+    done = run_job("run", "--config_path", str(TINY), *tiny["overrides"], f"Global.model_dir={model}", "--eval", "True")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().startswith("model (fp32") and "f1" in done.stdout
+
+
+def test_origin_metric_is_checked_before_compressing(tiny):
+    done, _ = compress(tiny, "qat_dis", "TrainConfig.origin_metric=0.99")
+    assert done.returncode == 2
+    last = done.stderr.strip().splitlines()[-1]
+    assert "TrainConfig.origin_metric is 0.9900 but the original model scores" in last
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("missing", "strategy", "error"),
+    [
+        ("dropout_mask", "qat_dis", 'should set: [Mask]'),
+        ("xshape", "prune_dis", "XShape"),
+        ("scalar_mean", "prune_dis", "reduce_mean"),
+    ],
+)
+def test_each_paddleslim_patch_is_needed(tiny, tmp_path, missing, strategy, error):
+    """Run ACT in-process with one patch left out: the failure upstream reported returns."""
+    code = f"""
+import sys
+sys.argv = ["job"]
+from job import slim_patches
+import job.compress as compress
+original = slim_patches.apply
+compress.slim_patches.apply = lambda: original(tuple(p for p in slim_patches.PATCHES if p != {missing!r}))
+from job.__main__ import main
+sys.exit(main({["run", "--config", str(TINY), *tiny["overrides"], f"Job.strategy={strategy}", f"Job.output={tmp_path}"]!r}))
+"""
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=600)
+    assert done.returncode != 0
+    assert error in done.stderr
+
+
+@pytest.mark.slow
+def test_without_the_ptq_after_prune_patch_the_pruning_is_lost(tiny, tmp_path):
+    """ACT 2.6.0 quantizes the original model after pruning; the patch quantizes the pruned one."""
+    code = f"""
+import sys
+from job import slim_patches
+import job.compress as compress
+original = slim_patches.apply
+compress.slim_patches.apply = lambda: original(tuple(p for p in slim_patches.PATCHES if p != "ptq_after_prune"))
+from job.__main__ import main
+sys.exit(main({["run", "--config", str(TINY), *tiny["overrides"], "Job.strategy=prune_ptq", "QuantPost.batch_nums=2", f"Job.output={tmp_path}"]!r}))
+"""
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((tmp_path / "tiny" / "uie" / "prune_ptq" / "results.json").read_text(encoding="utf-8"))
+    assert results["models"]["compressed"]["params"] == results["models"]["original"]["params"]

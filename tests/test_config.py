@@ -1,0 +1,474 @@
+"""The typed config: every shipped config loads, mistakes fail as ``file:line: Key.path: message``.
+
+Fast and in-process: only ``job.config`` (PyYAML) is imported, never paddle. The bad
+configs live in ``tests/fixtures/bad/*.yaml``; each names the exact error it must raise on
+a ``# expect:`` line (``{path}`` stands for the path the loader was given).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import shlex
+import shutil
+import textwrap
+import typing
+from pathlib import Path
+
+import pytest
+
+from job.config import STRATEGIES, JobConfig, describe, load_config, parse_overrides
+from job.errors import ConfigError, ExitCode
+
+REPO = Path(__file__).resolve().parent.parent
+CONFIGS = REPO / "configs"
+SHIPPED = sorted(CONFIGS.rglob("*.yaml"))
+BAD = REPO / "tests" / "fixtures" / "bad"
+BAD_CONFIGS = sorted(BAD.glob("*.yaml"))
+
+ACT_SECTIONS = ("TrainConfig", "Distillation", "QuantAware", "QuantPost", "HyperParameterOptimization", "TransformerPrune")
+TRAINING = ("qat_dis", "prune_dis", "prune_ptq")
+OVERRIDE = re.compile(r"^[A-Za-z_]\w*(\.\w+)+=")
+
+# The smallest valid top: local data files (the default dataset) named.
+GLOBAL = "Global:\n  task_name: uie\n  dataset: local\n  train_data: train.txt\n  dev_data: dev.txt\n"
+
+def write(tmp_path: Path, text: str, name: str = "job.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+def error_of(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> str:
+    """The one-line message of the ConfigError that loading must raise."""
+    with pytest.raises(ConfigError) as info:
+        load_config(path, overrides)
+    message = str(info.value)
+    assert "\n" not in message, message
+    assert info.value.exit_code == ExitCode.INPUT
+    return message
+
+
+def expected_error(fixture: Path, path: str) -> str:
+    lines = [line for line in fixture.read_text(encoding="utf-8").splitlines() if line.startswith("# expect: ")]
+    assert len(lines) == 1, f"{fixture.name}: needs exactly one '# expect: ' line"
+    return lines[0].removeprefix("# expect: ").format(path=path)
+
+
+def header_of(path: Path) -> list[str]:
+    """The comment lines the file opens with (blank lines allowed among them)."""
+    lines = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            break
+        lines.append(line.lstrip().lstrip("#").strip())
+    return lines
+
+
+def header_commands(path: Path) -> list[str]:
+    """Command lines of the header (``python -m job ...`` or ``bash scripts/...``), continuations joined."""
+    commands, pending = [], ""
+    for line in header_of(path):
+        if pending:
+            line = pending + " " + line
+            pending = ""
+        elif not line.startswith(("python -m job", "bash scripts/")):
+            continue
+        if line.endswith("\\"):
+            pending = line[:-1].strip()
+        else:
+            commands.append(line)
+    return commands
+
+
+# --------------------------------------------------------------------------------------
+# Every shipped config
+# --------------------------------------------------------------------------------------
+
+
+def test_shipped_configs_are_found():
+    assert len(SHIPPED) >= 8, [p.relative_to(REPO).as_posix() for p in SHIPPED]
+    assert (CONFIGS / "clue" / "afqmc.yaml") in SHIPPED and (CONFIGS / "uie_teacher.yaml") in SHIPPED
+
+
+def test_at_least_nine_shipped_configs():
+    assert len(SHIPPED) >= 9, [p.relative_to(REPO).as_posix() for p in SHIPPED]
+
+
+def test_configs_named_by_the_code_exist():
+    """Every configs/*.yaml the launcher, the scripts, the manifests and the CLI help point at."""
+    named = set()
+    for source in [*(REPO / "scripts").iterdir(), *(REPO / "job").glob("*.py"), *(REPO / "k8s").glob("*.yaml"), *SHIPPED]:
+        if source.is_file():
+            named |= set(re.findall(r"(?:(?<=/app/)|(?<![\w./-]))(configs/[\w/.-]+\.yaml)", source.read_text(encoding="utf-8", errors="replace")))
+    named.discard("configs/uie.yaml")  # job/config.py's docstring example of an error message
+    assert named, "expected the code to name some configs"
+    missing = sorted(name for name in named if not (REPO / name).is_file())
+    assert not missing, missing
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.relative_to(CONFIGS).as_posix())
+def test_shipped_config_loads_with_a_sensible_strategy(path):
+    cfg = load_config(path)
+    assert cfg.source == str(path)
+    strategy = cfg.strategy
+    assert strategy in (*STRATEGIES, "none"), strategy
+    present = {name for name in ACT_SECTIONS if getattr(cfg, name) is not None}
+    if strategy == "none":
+        assert not present, f"sections {sorted(present)} are written but strategy 'none' uses none of them"
+        assert cfg.act_sections() == {}
+        return
+    used = set(cfg.act_sections())
+    ignored = present - used - {"TrainConfig"}
+    assert not ignored, f"sections {sorted(ignored)} are written but strategy {strategy} ignores them"
+    if strategy in TRAINING:
+        assert cfg.TrainConfig is not None and (cfg.TrainConfig.epochs or cfg.TrainConfig.train_iter)
+    else:
+        assert cfg.TrainConfig is None, f"TrainConfig is written but {strategy} does not train"
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.relative_to(CONFIGS).as_posix())
+def test_shipped_config_header_names_its_command(path):
+    relative = path.relative_to(REPO).as_posix()
+    header = header_of(path)
+    assert len([line for line in header if line]) >= 2, f"{relative}: opens with no comment header saying what it compresses"
+    commands = header_commands(path)
+    assert commands, f"{relative}: the header shows no `python -m job ...` or `bash scripts/...` command"
+    naming = [command for command in commands if relative in shlex.split(command)]
+    assert naming, f"{relative}: no header command names {relative}: {commands}"
+    for command in naming:
+        words = shlex.split(command)
+        if words[:3] != ["python", "-m", "job"]:
+            continue
+        assert words[3] in ("run", "eval", "teacher"), command
+        assert any(words[i] in ("--config", "--config_path") and words[i + 1] == relative for i in range(len(words) - 1)), command
+        # The overrides the header shows are valid ones.
+        overrides = [word for word in words if OVERRIDE.match(word)]
+        load_config(path, overrides)
+
+
+# --------------------------------------------------------------------------------------
+# Mistakes in files: one line, file:line: Key.path: message
+# --------------------------------------------------------------------------------------
+
+
+def test_bad_config_fixtures_are_found():
+    assert len(BAD_CONFIGS) >= 15, [p.name for p in BAD_CONFIGS]
+
+
+@pytest.mark.parametrize("fixture", BAD_CONFIGS, ids=lambda p: p.stem)
+def test_bad_config_fails_with_its_exact_message(fixture):
+    assert error_of(fixture) == expected_error(fixture, str(fixture))
+
+
+def test_message_uses_the_path_as_given(monkeypatch):
+    monkeypatch.chdir(REPO)
+    relative = "tests/fixtures/bad/unknown_key.yaml"
+    assert error_of(relative) == "tests/fixtures/bad/unknown_key.yaml:10: TrainConfig.epoch: unknown key (did you mean epochs?)"
+
+
+def test_unknown_section_far_from_any_lists_the_known_ones(tmp_path):
+    path = write(tmp_path, GLOBAL + "Pipeline:\n  steps: 3\n")
+    message = error_of(path)
+    assert message.startswith(f"{path}:6: Pipeline: unknown section; known: Global, TrainConfig, ")
+    assert "did you mean" not in message
+
+
+def test_unknown_key_far_from_any_lists_the_known_ones(tmp_path):
+    path = write(tmp_path, GLOBAL + "Job:\n  colour: red\n")
+    message = error_of(path)
+    assert message.startswith(f"{path}:7: Job.colour: unknown key; known: strategy, output, run_id, ")
+
+
+def test_missing_file(tmp_path):
+    path = tmp_path / "nowhere.yaml"
+    assert error_of(path) == f"{path}: config file not found"
+
+
+def test_folder_given_as_config(tmp_path):
+    assert error_of(tmp_path) == f"{tmp_path}: is a folder, not a config file"
+
+
+def test_non_utf8_config(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(GLOBAL.encode() + "Job:\n  run_id: caf\xe9\n".encode("latin-1"))
+    assert re.fullmatch(rf"{re.escape(str(path))}(:7)?: not UTF-8 text \(byte \d+.*\)", error_of(path))
+
+
+def test_non_utf8_config_names_the_line(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(GLOBAL.encode() + "Job:\n  run_id: caf\xe9\n".encode("latin-1"))
+    assert error_of(path).startswith(f"{path}:7: not UTF-8 text")
+
+
+def test_utf8_bom_is_fine(tmp_path):
+    path = tmp_path / "bom.yaml"
+    path.write_bytes(b"\xef\xbb\xbf" + GLOBAL.encode())
+    assert load_config(path).Global.train_data == "train.txt"
+
+
+def test_empty_file_takes_the_defaults_then_needs_data(tmp_path):
+    path = tmp_path / "empty.yaml"
+    path.write_bytes(b"")
+    assert error_of(path) == f"{path}: Global.train_data: is required when dataset is 'local'"
+    cfg = load_config(path, ["Global.train_data=t.txt", "Global.dev_data=d.txt"])
+    assert cfg.Global.model_dir == "" and cfg.Job.strategy == "auto" and cfg.strategy == "none"
+    assert all(getattr(cfg, name) is None for name in ACT_SECTIONS)
+
+
+def test_scalar_top_level(tmp_path):
+    path = write(tmp_path, "just some text\n")
+    assert error_of(path) == f"{path}: the top level must be a mapping of sections, got a string"
+
+
+def test_int_given_for_a_float_is_fine(tmp_path):
+    cfg = load_config(write(tmp_path, GLOBAL + "TrainConfig:\n  epochs: 1\n  learning_rate: 1\nJob:\n  gate_tolerance: 2\n"))
+    assert cfg.TrainConfig.learning_rate == 1.0 and isinstance(cfg.TrainConfig.learning_rate, float)
+    assert cfg.Job.gate_tolerance == 2.0 and isinstance(cfg.Job.gate_tolerance, float)
+
+
+def test_zero_pruned_ratio_is_impossible_too(tmp_path):
+    path = write(tmp_path, GLOBAL + "TransformerPrune:\n  pruned_ratio: 0\n")
+    assert error_of(path) == f"{path}:7: TransformerPrune.pruned_ratio: must be between 0 and 1"
+
+
+def test_wrong_item_in_a_list_names_its_index(tmp_path):
+    path = write(tmp_path, GLOBAL + "QuantPost:\n  quantize_op_types: [mul, 3]\n")
+    message = error_of(path)
+    assert re.fullmatch(rf"{re.escape(str(path))}:\d+: QuantPost\.quantize_op_types\[1\]: expected a string, got an integer 3", message), message
+
+
+def test_wrong_item_in_a_list_points_at_its_line(tmp_path):
+    path = write(tmp_path, GLOBAL + "QuantPost:\n  batch_size: 4\n  quantize_op_types: [mul, 3]\n")
+    assert error_of(path).startswith(f"{path}:8: QuantPost.quantize_op_types[1]:")
+
+
+def test_float_with_exponent_written_yaml_style_loads(tmp_path):
+    cfg = load_config(write(tmp_path, GLOBAL + "TrainConfig:\n  epochs: 1\n  learning_rate: 3.0e-5\n"))
+    assert cfg.TrainConfig.learning_rate == pytest.approx(3e-5)
+
+
+def test_float_with_exponent_override_loads(tmp_path):
+    cfg = load_config(write(tmp_path, GLOBAL + "TrainConfig:\n  epochs: 1\n"), ["TrainConfig.learning_rate=1e-4"])
+    assert cfg.TrainConfig.learning_rate == pytest.approx(1e-4)
+
+
+# --------------------------------------------------------------------------------------
+# Command-line overrides
+# --------------------------------------------------------------------------------------
+
+
+def test_override_creates_an_absent_section(tmp_path):
+    path = write(tmp_path, GLOBAL)
+    assert load_config(path).TrainConfig is None
+    cfg = load_config(path, ["TrainConfig.epochs=1"])
+    assert cfg.TrainConfig is not None and cfg.TrainConfig.epochs == 1
+    assert cfg.TrainConfig.eval_iter == 1000  # the rest of the section: defaults
+
+
+def test_override_replaces_a_value_of_the_file(tmp_path):
+    path = write(tmp_path, GLOBAL + "TrainConfig:\n  epochs: 3\n")
+    cfg = load_config(path, ["TrainConfig.epochs=5", "Global.max_seq_length=64", "Job.force=true", "Job.strategy=ptq"])
+    assert (cfg.TrainConfig.epochs, cfg.Global.max_seq_length, cfg.Job.force, cfg.strategy) == (5, 64, True, "ptq")
+
+
+def test_override_reaches_into_a_written_mapping(tmp_path):
+    text = GLOBAL + "TrainConfig:\n  epochs: 1\n  optimizer_builder:\n    optimizer: {type: AdamW}\n    weight_decay: 0.01\n"
+    cfg = load_config(write(tmp_path, text), ["TrainConfig.optimizer_builder.weight_decay=0.1"])
+    assert cfg.TrainConfig.optimizer_builder == {"optimizer": {"type": "AdamW"}, "weight_decay": 0.1}
+
+
+def test_override_reaches_into_a_default_mapping(tmp_path):
+    path = write(tmp_path, GLOBAL + "TrainConfig:\n  epochs: 1\n")
+    cfg = load_config(path, ["TrainConfig.optimizer_builder.optimizer.type=SGD"])
+    assert cfg.TrainConfig.optimizer_builder == {"optimizer": {"type": "SGD"}, "weight_decay": 0.01}
+
+
+def test_override_type_error_names_the_key(tmp_path):
+    path = write(tmp_path, GLOBAL)
+    message = error_of(path, ["TrainConfig.epochs=ten"])
+    assert message.startswith(str(path)) and message.endswith("TrainConfig.epochs: expected an integer, got a string 'ten'")
+    assert error_of(path, ["Job.force=sometimes"]).endswith("Job.force: expected true or false, got a string 'sometimes'")
+
+
+def test_override_type_error_does_not_blame_the_file_line(tmp_path):
+    path = write(tmp_path, GLOBAL + "TrainConfig:\n  epochs: 3\n")
+    message = error_of(path, ["TrainConfig.epochs=ten"])
+    assert not message.startswith(f"{path}:7:"), message
+    assert "override" in message
+
+
+def test_override_of_a_string_key_with_digits(tmp_path):
+    cfg = load_config(write(tmp_path, GLOBAL), ["Job.run_id=2024", "Job.output=2024"])
+    assert (cfg.Job.run_id, cfg.Job.output) == ("2024", "2024")
+
+
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("TrainConfig.epoch=1", "TrainConfig.epoch: unknown key (did you mean epochs?)"),
+        ("Distilation.alpha=1", "Distilation: unknown section (did you mean Distillation?)"),
+        ("Global.task=uie", "Global.task: unknown key (did you mean task_name?)"),
+    ],
+)
+def test_unknown_override_key_suggests(tmp_path, override, expected):
+    path = write(tmp_path, GLOBAL)
+    message = error_of(path, [override])
+    assert message.startswith(str(path)) and message.endswith(expected), message
+
+
+@pytest.mark.parametrize("override", ["noequals", "=x", "a=b", "a.=b", ".a=b", "TrainConfig..epochs=1"])
+def test_malformed_override(tmp_path, override):
+    path = write(tmp_path, GLOBAL)
+    expected = f"override {override!r}: expected Section.key=value, e.g. TrainConfig.epochs=1"
+    assert error_of(path, [override]) == expected
+    with pytest.raises(ConfigError, match=re.escape(expected)):
+        parse_overrides([override])
+
+
+def test_override_into_a_scalar_is_an_error(tmp_path):
+    path = write(tmp_path, GLOBAL)
+    assert error_of(path, ["Global.task_name.x=1"]) == "override 'Global.task_name.x=1': Global.task_name is not a section"
+
+
+def test_good_overrides_pass_parse_overrides():
+    items = ["TrainConfig.epochs=1", "Job.output=s3://b/p?x=1", "Global.model_dir="]
+    assert parse_overrides(items) == items
+
+
+# --------------------------------------------------------------------------------------
+# Strategy resolution
+# --------------------------------------------------------------------------------------
+
+TRAIN = "TrainConfig:\n  epochs: 1\n"
+
+
+@pytest.mark.parametrize(
+    ("sections", "expected"),
+    [
+        (("QuantAware", "Distillation"), "qat_dis"),
+        (("QuantPost", "HyperParameterOptimization"), "ptq_hpo"),
+        (("TransformerPrune", "Distillation"), "prune_dis"),
+        (("TransformerPrune", "Distillation", "QuantPost", "HyperParameterOptimization"), "prune_ptq"),
+        (("QuantPost",), "ptq"),
+        ((), "none"),
+        pytest.param(
+            ("TransformerPrune", "Distillation", "QuantPost"),
+            "prune_ptq",
+        ),
+    ],
+    ids=lambda v: ("+".join(v) or "no-sections") if isinstance(v, tuple) else v,
+)
+def test_auto_strategy_from_the_sections_present(tmp_path, sections, expected):
+    text = GLOBAL + TRAIN + "".join(f"{name}: {{}}\n" for name in sections)
+    cfg = load_config(write(tmp_path, text))
+    assert cfg.Job.strategy == "auto"
+    assert cfg.strategy == expected
+    assert set(cfg.act_sections()) == {name for name in sections if name in STRATEGIES.get(expected, ())}
+
+
+def test_empty_act_section_counts_as_present(tmp_path):
+    cfg = load_config(write(tmp_path, GLOBAL + "QuantPost:\n"))
+    assert cfg.strategy == "ptq"
+    assert cfg.act_sections()["QuantPost"]["algo"] == "hist"
+
+
+@pytest.mark.parametrize("strategy", sorted(STRATEGIES))
+def test_explicit_strategy_fills_absent_sections_with_defaults(tmp_path, strategy):
+    cfg = load_config(write(tmp_path, GLOBAL + TRAIN), [f"Job.strategy={strategy}"])
+    assert cfg.strategy == strategy
+    sections = cfg.act_sections()
+    expected = [name for name in STRATEGIES[strategy] if not (strategy == "prune_ptq" and name == "HyperParameterOptimization")]
+    assert list(sections) == expected
+    for name in expected:
+        assert getattr(cfg, name) is None  # nothing was written...
+        assert sections[name] == dataclasses.asdict(_sections()[name]())  # ...so ACT gets the defaults
+
+
+def test_explicit_strategy_keeps_written_values(tmp_path):
+    cfg = load_config(write(tmp_path, GLOBAL + TRAIN + "QuantAware:\n  use_pact: true\n"), ["Job.strategy=qat_dis"])
+    assert cfg.act_sections()["QuantAware"]["use_pact"] is True
+    assert cfg.act_sections()["Distillation"]["loss"] == "l2"
+
+
+def test_explicit_none_ignores_nothing_and_hands_nothing_to_act(tmp_path):
+    cfg = load_config(write(tmp_path, GLOBAL), ["Job.strategy=none"])
+    assert cfg.strategy == "none" and cfg.act_sections() == {}
+
+
+# --------------------------------------------------------------------------------------
+# Fingerprint
+# --------------------------------------------------------------------------------------
+
+FINGERPRINTED = GLOBAL + TRAIN + "QuantAware: {}\nDistillation: {}\nJob:\n  run_id: exp1\n"
+
+
+def test_fingerprint_is_stable_across_loads_and_paths(tmp_path):
+    path = write(tmp_path, FINGERPRINTED)
+    first = load_config(path).fingerprint()
+    assert re.fullmatch(r"[0-9a-f]{64}", first)
+    assert load_config(path).fingerprint() == first
+    copy = tmp_path / "elsewhere" / "same.yaml"
+    copy.parent.mkdir()
+    shutil.copy(path, copy)
+    assert load_config(copy).fingerprint() == first
+
+
+def test_fingerprint_ignores_force(tmp_path):
+    path = write(tmp_path, FINGERPRINTED)
+    assert load_config(path, ["Job.force=true"]).fingerprint() == load_config(path).fingerprint()
+
+
+@pytest.mark.parametrize(
+    "override",
+    ["TrainConfig.epochs=2", "QuantAware.use_pact=true", "Global.max_seq_length=64", "Job.seed=7", "Job.strategy=ptq", "Benchmark.enabled=true"],
+)
+def test_fingerprint_changes_with_a_value(tmp_path, override):
+    path = write(tmp_path, FINGERPRINTED)
+    assert load_config(path, [override]).fingerprint() != load_config(path).fingerprint()
+
+
+@pytest.mark.parametrize("override", ["Storage.max_attempts=9", "Storage.region=eu-west-1", "Job.cache_dir=/tmp/other-cache"])
+def test_fingerprint_ignores_settings_that_do_not_change_results(tmp_path, override):
+    path = write(tmp_path, FINGERPRINTED)
+    assert load_config(path, [override]).fingerprint() == load_config(path).fingerprint()
+
+
+# --------------------------------------------------------------------------------------
+# describe() (python -m job config)
+# --------------------------------------------------------------------------------------
+
+
+def _section_class(tp):
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    return args[0] if args else tp
+
+
+def _sections() -> dict[str, type]:
+    hints = typing.get_type_hints(JobConfig)
+    return {f.name: _section_class(hints[f.name]) for f in dataclasses.fields(JobConfig) if not f.metadata.get("internal")}
+
+
+def test_describe_mentions_every_section_and_key():
+    text = describe()
+    sections = _sections()
+    assert set(sections) == {"Global", *ACT_SECTIONS, "Job", "Teacher", "Benchmark", "Storage"}
+    blocks = dict(re.findall(r"(?m)^(\w+):  # [^\n]*\n((?:  [^\n]*\n?)*)", text))
+    assert list(blocks) == list(sections)
+    for name, cls in sections.items():
+        keys = re.findall(r"(?m)^  (\w+): ", blocks[name])
+        assert keys == [f.name for f in dataclasses.fields(cls)], name
+        for line in blocks[name].strip("\n").splitlines():
+            assert re.search(r"  # \S.{5,}$", line), f"{name}: no help text in {line!r}"
+
+
+def test_describe_output_loads_back_as_the_defaults(tmp_path):
+    path = write(tmp_path, describe(), "described.yaml")
+    cfg = load_config(path, ["TrainConfig.epochs=1", "Global.train_data=t.txt", "Global.dev_data=d.txt"])
+    for name, cls in _sections().items():
+        expected = dataclasses.asdict(cls())
+        if name == "TrainConfig":
+            expected["epochs"] = 1
+        if name == "Global":
+            expected.update(train_data="t.txt", dev_data="d.txt")
+        assert dataclasses.asdict(getattr(cfg, name)) == expected, name
