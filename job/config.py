@@ -70,7 +70,7 @@ STRATEGIES: dict[str, tuple[str, ...]] = {
 _REQUIRED_SECTIONS = {**STRATEGIES, "prune_ptq": ("TransformerPrune", "Distillation", "QuantPost")}
 
 _UIE_SHAPES = ("uie-base", "uie-medium", "uie-mini", "uie-micro", "uie-nano", "uie-pico", "uie-tiny")
-_CLS_SHAPES = ("ernie-3.0-medium", "ppminilm-6l-768h", "ernie-tiny")
+_CLS_SHAPES = ("ernie-3.0-medium", "ppminilm-6l-768h", "ernie-pico", "ernie-tiny")
 
 
 def _doc(default: Any = dataclasses.MISSING, help: str = "", **kw: Any) -> Any:

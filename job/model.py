@@ -24,7 +24,7 @@ from tqdm import tqdm
 from .config import TeacherConfig
 from .errors import InputError
 from .runtime import paddle
-from .tasks import Task, UIETask
+from .tasks import Task
 
 __all__ = [
     "SHAPES",
@@ -35,10 +35,11 @@ __all__ = [
     "check_model_dir",
     "count_params",
     "evaluate_dygraph",
+    "export_model",
     "export_uie",
     "load_tokenizer",
     "save_tokenizer",
-    "train_uie",
+    "train_model",
 ]
 
 log = logging.getLogger("job.model")
@@ -67,6 +68,7 @@ SHAPES: dict[str, ModelShape] = {
     "uie-nano": ModelShape(4, 312, 12, 1248),
     "uie-pico": ModelShape(3, 128, 4, 512, 512),
     "uie-tiny": ModelShape(2, 64, 4, 256, 512),
+    "ernie-pico": ModelShape(3, 128, 4, 512, 512),
     "ernie-3.0-medium": ModelShape(6, 768, 12, 3072),
     "ppminilm-6l-768h": ModelShape(6, 768, 12, 3072, 512),
     "ernie-tiny": ModelShape(2, 64, 4, 256, 512),
@@ -153,6 +155,18 @@ def build_uie(shape_name: str, vocab_size: int, seed: int = 42):
     return UIE(config)
 
 
+def build_classifier(shape_name: str, vocab_size: int, num_labels: int, seed: int = 42):
+    """A randomly initialised ERNIE sequence classifier of a named shape."""
+    from paddlenlp.transformers import ErnieForSequenceClassification
+
+    if shape_name not in SHAPES:
+        raise InputError(f"unknown model shape {shape_name!r}; known: {', '.join(SHAPES)}")
+    paddle.seed(seed)
+    config = _ernie_config(SHAPES[shape_name], vocab_size, num_labels=num_labels)
+    config.architectures = ["ErnieForSequenceClassification"]
+    return ErnieForSequenceClassification(config)
+
+
 def count_params(model) -> int:
     return int(sum(np.prod(p.shape) for p in model.parameters()))
 
@@ -166,7 +180,7 @@ def count_params(model) -> int:
 class TrainResult:
     steps: int
     seconds: float
-    best_dev_f1: float
+    best_dev_metric: float
     best_step: int
     history: list[dict[str, float]]
     stopped_by_budget: bool = False
@@ -186,12 +200,27 @@ def evaluate_dygraph(model, task: Task, split: str = "dev", batch_size: int = 64
     return task.score_values(state)
 
 
-def train_uie(model, task: UIETask, cfg: TeacherConfig, seed: int = 42) -> TrainResult:
-    """Fine-tune with weighted BCE on start/end, AdamW, warm-up then linear decay.
+def uie_loss(positive_weight: float):
+    """Weighted BCE on start and end probabilities. Positive positions are rare (a few
+    per sentence, none for most prompts); unweighted, the model learns to predict no span."""
 
-    Positive positions are rare (a few per sentence, none for most prompts); without a
-    weight on them the model learns to predict no span at all.
-    """
+    def loss(outputs, batch, inputs):
+        start_prob, end_prob = outputs
+        mask = inputs[3].astype("float32")
+        total = _weighted_bce(start_prob, paddle.to_tensor(batch["start_ids"]), mask, positive_weight)
+        return total + _weighted_bce(end_prob, paddle.to_tensor(batch["end_ids"]), mask, positive_weight)
+
+    return loss
+
+
+def classification_loss(outputs, batch, inputs):
+    logits = outputs[0] if isinstance(outputs, (tuple, list)) else outputs
+    return paddle.nn.functional.cross_entropy(logits, paddle.to_tensor(batch["labels"]))
+
+
+def train_model(model, task: Task, cfg: TeacherConfig, loss_fn, seed: int = 42) -> TrainResult:
+    """Train with AdamW, linear warm-up then decay, gradient clipping; evaluate the task's
+    metric on dev every ``eval_every`` steps and keep the best weights."""
     from paddlenlp.transformers import LinearDecayWithWarmup
 
     model.train()
@@ -205,7 +234,7 @@ def train_uie(model, task: UIETask, cfg: TeacherConfig, seed: int = 42) -> Train
         grad_clip=paddle.nn.ClipGradByGlobalNorm(1.0),
     )
     history: list[dict[str, float]] = []
-    best_f1, best_step, best_state = -1.0, 0, None
+    best_metric, best_step, best_state = -1.0, 0, None
     start_time = time.perf_counter()
     budget = cfg.time_budget_minutes * 60 if cfg.time_budget_minutes else math.inf
     step, epoch, stopped = 0, 0, False
@@ -214,10 +243,7 @@ def train_uie(model, task: UIETask, cfg: TeacherConfig, seed: int = 42) -> Train
     while step < cfg.steps and not stopped:
         for batch in task.batches("train", cfg.batch_size, shuffle=True, seed=seed + epoch):
             inputs = [paddle.to_tensor(batch[k]) for k in task.input_names]
-            start_prob, end_prob = model(*inputs)
-            mask = inputs[3].astype("float32")
-            loss = _weighted_bce(start_prob, paddle.to_tensor(batch["start_ids"]), mask, cfg.positive_weight)
-            loss = loss + _weighted_bce(end_prob, paddle.to_tensor(batch["end_ids"]), mask, cfg.positive_weight)
+            loss = loss_fn(model(*inputs), batch, inputs)
             loss.backward()
             optimizer.step()
             schedule.step()
@@ -226,14 +252,15 @@ def train_uie(model, task: UIETask, cfg: TeacherConfig, seed: int = 42) -> Train
             running.append(float(loss))
             bar.update(1)
             if step % 20 == 0:
-                bar.set_postfix(loss=f"{np.mean(running[-50:]):.4f}", best_f1=f"{max(best_f1, 0):.3f}")
+                bar.set_postfix({"loss": f"{np.mean(running[-50:]):.4f}", f"best dev {task.metric}": f"{max(best_metric, 0):.3f}"})
             out_of_time = time.perf_counter() - start_time > budget
             if step % cfg.eval_every == 0 or step == cfg.steps or out_of_time:
                 values = evaluate_dygraph(model, task)
                 history.append({"step": step, "loss": float(np.mean(running[-50:])), **{f"dev_{k}": float(v) for k, v in values.items()}})
-                log.info("step %d: loss %.4f, dev P %.3f R %.3f F1 %.3f", step, history[-1]["loss"], values["precision"], values["recall"], values["f1"])
-                if values["f1"] > best_f1:
-                    best_f1, best_step = values["f1"], step
+                shown = ", ".join(f"{k} {v:.4f}" for k, v in values.items() if isinstance(v, float))
+                log.info("step %d: loss %.4f, dev %s", step, history[-1]["loss"], shown)
+                if values[task.metric] > best_metric:
+                    best_metric, best_step = values[task.metric], step
                     best_state = copy.deepcopy(model.state_dict())
             if out_of_time:
                 log.info("time budget of %.1f min reached at step %d", cfg.time_budget_minutes, step)
@@ -245,7 +272,7 @@ def train_uie(model, task: UIETask, cfg: TeacherConfig, seed: int = 42) -> Train
     if best_state is not None:
         model.set_state_dict(best_state)
     model.eval()
-    return TrainResult(step, time.perf_counter() - start_time, best_f1, best_step, history, stopped)
+    return TrainResult(step, time.perf_counter() - start_time, best_metric, best_step, history, stopped)
 
 
 def _weighted_bce(prob, label, mask, positive_weight: float):
@@ -259,18 +286,25 @@ def _weighted_bce(prob, label, mask, positive_weight: float):
 # --------------------------------------------------------------------------------------
 
 
-def export_uie(model, vocab_dir: Path, out_dir: Path) -> Path:
-    """Save a static inference model with PaddleNLP's UIE input signature, plus the
-    config and tokenizer files Taskflow reads."""
+UIE_INPUTS = ("input_ids", "token_type_ids", "position_ids", "attention_mask")
+CLASSIFIER_INPUTS = ("input_ids", "token_type_ids")
+
+
+def export_model(model, vocab_dir: Path, out_dir: Path, input_names: tuple[str, ...] | None = None) -> Path:
+    """Save a static inference model with the input signature PaddleNLP's own exports use
+    (UIE: four inputs; sequence classification: input_ids and token_type_ids), plus the
+    config and tokenizer files its Taskflow and AutoTokenizer read."""
     out_dir.mkdir(parents=True, exist_ok=True)
     model.eval()
-    specs = [paddle.static.InputSpec(shape=[None, None], dtype="int64", name=name) for name in ("input_ids", "token_type_ids", "position_ids", "attention_mask")]
+    architecture = type(model).__name__
+    names = input_names or (UIE_INPUTS if architecture == "UIE" else CLASSIFIER_INPUTS)
+    specs = [paddle.static.InputSpec(shape=[None, None], dtype="int64", name=name) for name in names]
     static = paddle.jit.to_static(model, input_spec=specs)
     paddle.jit.save(static, str(out_dir / "inference"))
     for leftover in out_dir.glob("inference.pdiparams.info"):
         leftover.unlink()
     config = model.config.to_dict()
-    config["architectures"] = ["UIE"]
+    config["architectures"] = [architecture]
     (out_dir / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     for name in ("vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
         target = out_dir / name
@@ -301,6 +335,11 @@ class ModelFiles:
 
     def size_bytes(self) -> int:
         return self.program.stat().st_size + self.params.stat().st_size
+
+
+def export_uie(model, vocab_dir: Path, out_dir: Path) -> Path:
+    """``export_model`` with PaddleNLP's UIE signature (the four inputs Taskflow feeds)."""
+    return export_model(model, vocab_dir, out_dir, UIE_INPUTS)
 
 
 def check_model_dir(model_dir: Path, model_filename: str = "inference.pdmodel", params_filename: str = "inference.pdiparams") -> None:
@@ -375,10 +414,6 @@ def run(cfg, raw, cache: Path, given: Path | None = None) -> ModelResult:
         files = ModelFiles(given, cfg.Global.model_filename, cfg.Global.params_filename).check()
         load_tokenizer(given)  # fail early if the tokenizer files are missing
         return ModelResult(files, "given")
-    if cfg.task != "uie":
-        from .cls_model import build_teacher as build_cls_teacher
-
-        return build_cls_teacher(cfg, raw, cache)
     folder = cache / "teachers" / f"{cfg.Teacher.shape}-{teacher_key(cfg, raw)}"
     files = ModelFiles(folder)
     if (folder / ".complete").is_file():
@@ -398,26 +433,40 @@ def run(cfg, raw, cache: Path, given: Path | None = None) -> ModelResult:
         source, train_result = "checkpoint", None
         log.info("teacher from checkpoint %s", checkpoint)
     else:
-        from .data import encode
-
-        # Each sentence appears once per prompt: count characters over distinct texts.
-        texts = {e.content for e in raw.splits["train"].examples} | {e.prompt for e in raw.splits["train"].examples}
-        save_tokenizer(build_vocab(sorted(texts), cfg.Teacher.vocab_min_freq), vocab_dir)
-        tokenizer = load_tokenizer(vocab_dir)
-        task = encode(_subset(raw, cfg.Teacher.max_train_examples, cfg.Job.seed), tokenizer, cfg.Global.max_seq_length, skip_bad=cfg.Global.skip_bad_records)
-        task.splits["train"] = _drop_negatives(task.splits["train"], cfg.Teacher.negative_keep, cfg.Job.seed)
-        model = build_uie(cfg.Teacher.shape, len(tokenizer.vocab), seed=cfg.Job.seed)
-        log.info("training teacher %s (%s parameters) on %d examples, %d steps", cfg.Teacher.shape, f"{count_params(model):,}", task.size("train"), cfg.Teacher.steps)
-        train_result = train_uie(model, task, cfg.Teacher, seed=cfg.Job.seed)
+        model, train_result = _train_teacher(cfg, raw, vocab_dir)
         source = "trained"
         save_checkpoint(model, vocab_dir, tmp / "checkpoint", train_result, cfg)
-    export_uie(model, vocab_dir, tmp)
+    export_model(model, vocab_dir, tmp)
     params = count_params(model)
     meta = {"source": source, "params": params, "shape": cfg.Teacher.shape, "train": dataclasses_asdict(train_result)}
     (tmp / "teacher.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     (tmp / ".complete").write_text("ok\n")
     tmp.replace(folder)
     return ModelResult(files.check(), source, params, train_result)
+
+
+def _train_teacher(cfg, raw, vocab_dir: Path):
+    """Vocabulary from the training texts, then a model of Teacher.shape trained on them."""
+    from .data import encode
+
+    train_examples = raw.splits["train"].examples
+    if cfg.task == "uie":
+        # Each sentence appears once per prompt: count characters over distinct texts.
+        texts = {e.content for e in train_examples} | {e.prompt for e in train_examples}
+    else:
+        texts = {e.text_a for e in train_examples} | {e.text_b for e in train_examples if e.text_b}
+    save_tokenizer(build_vocab(sorted(texts), cfg.Teacher.vocab_min_freq), vocab_dir)
+    tokenizer = load_tokenizer(vocab_dir)
+    task = encode(_subset(raw, cfg.Teacher.max_train_examples, cfg.Job.seed), tokenizer, cfg.Global.max_seq_length, skip_bad=cfg.Global.skip_bad_records)
+    if cfg.task == "uie":
+        task.splits["train"] = _drop_negatives(task.splits["train"], cfg.Teacher.negative_keep, cfg.Job.seed)
+        model = build_uie(cfg.Teacher.shape, len(tokenizer.vocab), seed=cfg.Job.seed)
+        loss = uie_loss(cfg.Teacher.positive_weight)
+    else:
+        model = build_classifier(cfg.Teacher.shape, len(tokenizer.vocab), task.num_labels, seed=cfg.Job.seed)
+        loss = classification_loss
+    log.info("training teacher %s (%s parameters) on %d examples, %d steps", cfg.Teacher.shape, f"{count_params(model):,}", task.size("train"), cfg.Teacher.steps)
+    return model, train_model(model, task, cfg.Teacher, loss, seed=cfg.Job.seed)
 
 
 def dataclasses_asdict(value) -> dict | None:

@@ -118,8 +118,12 @@ def save_teacher(cfg: JobConfig, out: Path) -> int:
 def _teacher_readme(cfg: JobConfig, out: Path, result, meta: dict) -> str:
     train = meta.get("train") or {}
     sums = (out / "SHA256SUMS").read_text(encoding="utf-8")
-    history = "\n".join(f"| {h['step']} | {h['loss']:.4f} | {h['dev_precision']:.4f} | {h['dev_recall']:.4f} | {h['dev_f1']:.4f} |" for h in train.get("history", []))
-    v = result.values
+    rows = train.get("history", [])
+    metrics = [key for key in (rows[0] if rows else {}) if key.startswith("dev_") and isinstance(rows[0][key], float)]
+    header = "| step | loss | " + " | ".join(key.replace("_", " ") for key in metrics) + " |"
+    rule = "|---" * (len(metrics) + 2) + "|"
+    history = "\n".join(f"| {h['step']} | {h['loss']:.4f} | " + " | ".join(f"{h[key]:.4f}" for key in metrics) + " |" for h in rows)
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in result.values.items() if isinstance(v, float))
     return f"""# Teacher checkpoint: {cfg.Teacher.shape} on the task {cfg.task}
 
 Trained by this project's long preset, reproducible with:
@@ -127,14 +131,13 @@ Trained by this project's long preset, reproducible with:
     python -m job teacher --config {cfg.source} --out {out}
 
 Seed {cfg.Job.seed}; {meta.get('params', 0):,} parameters; {train.get('steps', 0)} steps in
-{train.get('seconds', 0) / 60:.1f} minutes on {os.cpu_count()} CPU threads; best dev F1 at step
-{train.get('best_step', 0)}.
+{train.get('seconds', 0) / 60:.1f} minutes on {cfg.Job.threads or os.cpu_count()} CPU thread(s); best dev
+{result.metric} at step {train.get('best_step', 0)}.
 
-Test split, through Paddle Inference (FP32): precision {v['precision']:.4f}, recall
-{v['recall']:.4f}, F1 {v['f1']:.4f} ({result.examples} examples).
+Test split, through Paddle Inference (FP32), {result.examples} examples: {shown}.
 
-| step | loss | dev precision | dev recall | dev F1 |
-|---|---|---|---|---|
+{header}
+{rule}
 {history}
 
 SHA-256 of the files (also in SHA256SUMS):

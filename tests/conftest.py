@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from jobrun import make_tiny
+from s3_faults import DyingProxy, FaultProxy
 
 REPO = Path(__file__).resolve().parent.parent
 FAKE_KEY_ID = "testing"
@@ -76,3 +79,39 @@ def bucket(s3_client) -> str:
     name = f"act-test-{uuid.uuid4().hex[:16]}"
     s3_client.create_bucket(Bucket=name)
     return name
+
+
+@pytest.fixture
+def fault_proxy(s3_server: str) -> Iterator[Callable[..., FaultProxy]]:
+    proxies: list[FaultProxy] = []
+
+    def start(**kwargs) -> FaultProxy:
+        proxy = FaultProxy(s3_server, **kwargs)
+        threading.Thread(target=proxy.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+        proxies.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in proxies:
+        proxy.shutdown()
+        proxy.server_close()
+
+
+@pytest.fixture
+def dying_proxy(s3_server: str) -> Iterator[Callable[..., DyingProxy]]:
+    proxies: list[DyingProxy] = []
+
+    def start(**kwargs) -> DyingProxy:
+        proxy = DyingProxy(s3_server, **kwargs)
+        proxies.append(proxy)
+        return proxy
+
+    yield start
+    for proxy in proxies:
+        proxy.kill()
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory) -> dict:
+    """Local data files and a cache with a trained tiny UIE teacher (see tests/jobrun.py)."""
+    return make_tiny(tmp_path_factory.mktemp("tiny"))

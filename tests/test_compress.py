@@ -11,41 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ROOT / "tests" / "fixtures" / "configs" / "uie_tiny.yaml"
-
-
-def run_job(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "job", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """A slice of the embedded benchmark as local files, and a cache holding the tiny
-    teacher (trained once by the first run)."""
-    from job.benchmark_data import build_pd_benchmark
-
-    root = tmp_path_factory.mktemp("tiny")
-    full = root / "full"
-    build_pd_benchmark(full, seed=42)
-    data = root / "data"
-    data.mkdir()
-    for split, count in (("train", 3000), ("dev", 400), ("test", 400)):
-        lines = (full / f"{split}.txt").read_text(encoding="utf-8").splitlines()[:count]
-        (data / f"{split}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    overrides = [
-        "Global.dataset=local",
-        f"Global.train_data={data / 'train.txt'}",
-        f"Global.dev_data={data / 'dev.txt'}",
-        f"Global.test_data={data / 'test.txt'}",
-        f"Job.cache_dir={root / 'cache'}",
-        "Teacher.max_train_examples=0",
-    ]
-    done = run_job("run", "--config", str(TINY), *overrides, "Job.strategy=none")
-    assert done.returncode == 0, done.stderr[-3000:]
-    return {"root": root, "overrides": overrides}
+from jobrun import ROOT, TINY, run_job
 
 
 def compress(tiny, strategy: str, *extra: str, output: Path | None = None) -> tuple[subprocess.CompletedProcess, Path]:
