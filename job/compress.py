@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -151,7 +152,8 @@ def run(cfg: JobConfig, model: ModelFiles, task: Task, workdir: Path) -> Compres
             return float(values[task.metric])
 
         log.info("compressing %s with strategy %s (ACT sections: %s)", model.folder, strategy, ", ".join(config))
-        with _quiet_stdout():
+        # ACT's search writes smac3-output_* into the working directory: keep it in ours.
+        with _quiet_stdout(), _working_directory(workdir):
             act = AutoCompression(
                 model_dir=str(model.folder),
                 model_filename=model.model_filename,
@@ -185,6 +187,16 @@ def _require_smac() -> None:
         found = None
     if found != "1.4.0":
         raise InputError(f"HyperParameterOptimization needs smac==1.4.0 (found {found or 'none'}); scripts/setup.sh installs it where a C++ compiler is available")
+
+
+@contextlib.contextmanager
+def _working_directory(path: Path):
+    previous = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
 
 
 @contextlib.contextmanager

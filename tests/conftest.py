@@ -11,6 +11,10 @@ import logging
 import os
 import threading
 import uuid
+
+# Paddle 2.6 ships its own zlib symbols: the system zlib must be loaded before any test
+# imports paddle (directly or through paddlenlp), or later zlib users crash.
+import zlib  # noqa: F401
 from collections.abc import Callable, Iterator
 from pathlib import Path
 

@@ -253,7 +253,6 @@ def test_pair_spans_matches_upstream_examples():
 
 def test_span_counts_match_paddlenlp_span_evaluator():
     """Our numpy metric against PaddleNLP's own SpanEvaluator on random predictions."""
-    import job.runtime  # noqa: F401 - paddle import order
     from paddlenlp.metrics import SpanEvaluator
 
     rng = np.random.default_rng(0)
