@@ -245,8 +245,8 @@ class HyperParameterOptimizationConfig:
     ptq_algo: list[str] = _doc(["KL", "hist"], "Calibration algorithms to try.")
     bias_correct: list[bool] = _doc([True], "Bias correction settings to try.")
     weight_quantize_type: list[str] = _doc(["channel_wise_abs_max"], "Weight quantizers to try.")
-    hist_percent: list[float] = _doc([0.999, 0.99999], "hist percentiles to try.")
-    batch_num: list[int] = _doc([4, 16], "Calibration batch counts to try.")
+    hist_percent: list[float] = _doc([0.999, 0.99999], "Range [low, high] searched for the hist algorithm's percentile.")
+    batch_num: list[int] = _doc([4, 16], "Calibration batches: one count, or a range [low, high] to search.")
     max_quant_count: int = _doc(20, "Trials of the search.")
 
     def check(self) -> None:
@@ -254,7 +254,11 @@ class HyperParameterOptimizationConfig:
             _require(algo in ("KL", "hist", "avg", "mse", "emd", "abs_max"), "ptq_algo", f"unknown algorithm {algo!r}")
         _require(bool(self.ptq_algo), "ptq_algo", "needs at least one algorithm")
         _require(all(0 < p <= 1 for p in self.hist_percent), "hist_percent", "values must be in (0, 1]")
+        if "hist" in self.ptq_algo:
+            # PaddleSlim searches a uniform range between the two values.
+            _require(len(self.hist_percent) == 2 and self.hist_percent[0] <= self.hist_percent[1], "hist_percent", "must be a range [low, high] when ptq_algo includes hist")
         _require(all(n > 0 for n in self.batch_num), "batch_num", "values must be > 0")
+        _require(len(self.batch_num) in (1, 2) and self.batch_num[0] <= self.batch_num[-1], "batch_num", "must be one count or a range [low, high]")
         _require(self.max_quant_count > 0, "max_quant_count", "must be > 0")
 
 

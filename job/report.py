@@ -1,15 +1,46 @@
-"""Tables of results: pure functions over results.json dicts.
+"""Tables of results: pure functions over results.json dicts, and the ``report`` command.
 
 ``summary_table`` renders one Markdown row per task: metric before and after compression
 (in points, i.e. the 0-1 fraction x 100), the change, and the model sizes in MB
 (10^6 bytes). Missing values show as ``-`` (a failed task may have no ``after``).
+
+``cli`` (``python -m job report DIR_OR_S3 --out DIR``) gathers every results.json under
+a folder (recursively) or an ``s3://`` prefix, skipping unreadable ones with a warning,
+and writes ``report.md``, ``report.json`` and ``report.png``:
+
+* (a) accuracy per model and strategy, with the reference example's columns
+  ``| 模型 | 策略 | AFQMC | TNEWS | IFLYTEK | CMNLI | OCNLI | CLUEWSC2020 | CSL | AVG |``,
+  a ``UIE F1`` column when UIE results exist (and one per other task, e.g. SENTIMENT),
+  and a ``Base模型`` row per model from the ``before`` metrics;
+* (b) the per-model summary ``| 模型 | 策略 | Accuracy（avg） | 时延(ms) | 加速比 |``
+  extended with FP32 / FP16 / INT8 latency and the speedup against the base model's
+  FP32 and (on GPU) FP16, one row per benchmark environment;
+* (c) every benchmark record (both runtimes, both paddings, skipped ones with their
+  reason), and an environment section listing hardware, threads, batch, sequence
+  length, warm-up, repeats and package versions of each benchmark group.
+
+Honesty checks: an INT8 measurement not faster than the FP32 one of the same results
+file, runtime, device, padding and batch is flagged in its rows ("⚠ INT8 not faster
+than FP32") and listed under "Flags". Metric values are fractions in results.json; the
+tables show points (x100) with 2 decimals.
+
+This module is light (stdlib only at import; matplotlib and storage are imported when
+used): scripts/pull imports ``summary_table`` on machines without paddle.
 """
 
 from __future__ import annotations
 
+import json
+import logging
+import statistics
+from pathlib import Path
 from typing import Any
 
+# tests/test_pull.py pins the public surface to summary_table; cli, gather, build and the
+# renderers are reached as attributes (job.__main__ calls report.cli).
 __all__ = ["summary_table"]
+
+log = logging.getLogger("job.report")
 
 _COLUMNS = (
     ("task", "---"),
@@ -55,8 +86,12 @@ def _text(value: Any) -> str:
     return "-" if value is None or value == "" else str(value)
 
 
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def _number(value: Any, fmt: str) -> str:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if not _is_number(value):
         return "-"
     return fmt.format(value)
 
@@ -65,16 +100,482 @@ def _points(metrics: Any, metric: Any) -> str:
     if not isinstance(metrics, dict) or not isinstance(metric, str):
         return "-"
     value = metrics.get(metric)
-    return _number(value * 100 if isinstance(value, (int, float)) and not isinstance(value, bool) else None, "{:.2f}")
+    return _number(value * 100 if _is_number(value) else None, "{:.2f}")
 
 
 def _megabytes(model: Any) -> str:
     if not isinstance(model, dict):
         return "-"
     size = model.get("size_bytes")
-    return _number(size / 1e6 if isinstance(size, (int, float)) and not isinstance(size, bool) else None, "{:.1f}")
+    return _number(size / 1e6 if _is_number(size) else None, "{:.1f}")
 
 
 def _cell(text: str) -> str:
     """Keep a cell on one line and its pipes from splitting the row."""
     return " ".join(text.split()).replace("|", "\\|")
+
+
+# --------------------------------------------------------------------------------------
+# The report: gather -> build (a dict, report.json) -> render (Markdown, PNG)
+# --------------------------------------------------------------------------------------
+
+CLUE_COLUMNS = (
+    ("afqmc", "AFQMC"),
+    ("tnews", "TNEWS"),
+    ("iflytek", "IFLYTEK"),
+    ("cmnli", "CMNLI"),
+    ("ocnli", "OCNLI"),
+    ("cluewsc2020", "CLUEWSC2020"),
+    ("csl", "CSL"),
+)
+# The reference example's headers, exactly.
+ACCURACY_COLUMNS = ("模型", "策略", *(label for _, label in CLUE_COLUMNS), "AVG")
+LATENCY_COLUMNS = ("模型", "策略", "Accuracy（avg）", "时延(ms)", "加速比")
+_LATENCY_EXTRA = ("FP32(ms)", "FP16(ms)", "INT8(ms)", "加速比(vs FP32)", "加速比(vs FP16)", "环境", "备注")
+_EXTRA_TASK_LABELS = {"uie": "UIE F1", "sentiment": "SENTIMENT"}
+
+BASE = "Base模型"
+_STRATEGY_NAMES = {
+    "qat_dis": "量化训练+蒸馏",
+    "ptq": "离线量化",
+    "ptq_hpo": "离线量化(超参搜索)",
+    "prune_dis": "剪枝蒸馏",
+    "prune_ptq": "剪枝蒸馏+离线量化",
+}
+_STRATEGY_ORDER = ("base", "qat_dis", "ptq", "ptq_hpo", "prune_dis", "prune_ptq")
+SLOW_INT8 = "⚠ INT8 not faster than FP32"
+_SCHEMA = 1
+
+
+def strategy_label(key: str) -> str:
+    """``Base模型`` for the base row, else the reference example's Chinese name and the key."""
+    if key == "base":
+        return BASE
+    name = _STRATEGY_NAMES.get(key)
+    return f"{name} ({key})" if name else key
+
+
+def gather(source: str, storage: Any = None) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
+    """Every readable results.json under a folder (recursively), or under an s3:// prefix.
+    Returns ``[(where, dict)]`` and warnings about the files skipped."""
+    from .errors import InputError
+
+    found: list[tuple[str, dict[str, Any]]] = []
+    warnings: list[str] = []
+    if source.lower().startswith("s3://"):
+        from .storage import Storage
+
+        store = storage or Storage()
+        prefix = source.rstrip("/")
+        for rel in store.list(prefix):
+            if rel == "results.json" or rel.endswith("/results.json"):
+                uri = f"{prefix}/{rel}"
+                _parse(uri, lambda uri=uri: store.get_bytes(uri), found, warnings)
+        return found, warnings
+    path = Path(source)
+    if not path.exists():
+        raise InputError(f"{source}: no such folder")
+    files = [path] if path.is_file() else sorted(p for p in path.rglob("results.json") if p.is_file())
+    for file in files:
+        _parse(str(file), file.read_bytes, found, warnings)
+    return found, warnings
+
+
+def _parse(where: str, read: Any, found: list, warnings: list[str]) -> None:
+    from .errors import StorageError
+
+    try:
+        data = json.loads(read().decode("utf-8"))
+    except StorageError:
+        raise
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        message = f"{where}: skipped, not readable as JSON ({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        log.warning(message)
+        warnings.append(message)
+        return
+    if not isinstance(data, dict) or not isinstance(data.get("task"), str) or not isinstance(data.get("strategy"), str):
+        message = f"{where}: skipped, not a results.json of this job (no task and strategy)"
+        log.warning(message)
+        warnings.append(message)
+        return
+    found.append((where, data))
+
+
+def _model_name(result: dict[str, Any]) -> str:
+    name = result.get("model_name")
+    if isinstance(name, str) and name:
+        return name
+    config = result.get("config") or {}
+    model_dir = ((config.get("Global") or {}).get("model_dir") or "").rstrip("/")
+    if model_dir:
+        return model_dir.rsplit("/", 1)[-1]
+    shape = (config.get("Teacher") or {}).get("shape")
+    return shape or "unknown model"
+
+
+def _metric_points(metrics: Any, metric: Any) -> float | None:
+    if not isinstance(metrics, dict) or not isinstance(metric, str):
+        return None
+    value = metrics.get(metric)
+    return round(value * 100, 4) if _is_number(value) else None
+
+
+def _env_key(record: dict[str, Any]) -> str:
+    seq = record.get("seq_len") if record.get("padding") == "max" else "dynamic"
+    key = {
+        "device": record.get("device"),
+        "threads": record.get("threads"),
+        "batch_size": record.get("batch_size"),
+        "seq_len": seq,
+        "warmup": record.get("warmup") if record.get("padding") == "max" else None,
+        "repeats": record.get("repeats") if record.get("padding") == "max" else None,
+        "hardware": record.get("hardware") or {},
+        "versions": record.get("versions") or {},
+    }
+    return json.dumps(key, sort_keys=True, ensure_ascii=False)
+
+
+def _measured(record: dict[str, Any]) -> bool:
+    latency = record.get("latency_ms")
+    return isinstance(latency, dict) and _is_number(latency.get("median"))
+
+
+def build(results: list[tuple[str, dict[str, Any]]], warnings: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+    """The whole report as a dict (written as report.json, rendered as Markdown)."""
+    warnings = list(warnings)
+    # One result per (model, strategy, task): the newest when a task ran several times.
+    chosen: dict[tuple[str, str, str], tuple[str, dict[str, Any]]] = {}
+    for where, result in results:
+        key = (_model_name(result), result["strategy"], result["task"])
+        if key in chosen:
+            older, newer = sorted([chosen[key], (where, result)], key=lambda item: (str(item[1].get("created") or ""), item[0]))
+            warnings.append(f"{older[0]}: skipped, {newer[0]} holds a newer result for {key[0]} / {key[1]} / {key[2]}")
+            chosen[key] = newer
+        else:
+            chosen[key] = (where, result)
+    extra_tasks = sorted({task for (_, _, task) in chosen if task not in dict(CLUE_COLUMNS)}, key=lambda t: (t != "uie", t))
+    accuracy_columns = [*ACCURACY_COLUMNS, *(_EXTRA_TASK_LABELS.get(t, t.upper()) for t in extra_tasks)]
+
+    # Accuracy rows: the base model from `before`, each strategy from `after`.
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def row(model: str, strategy: str) -> dict[str, Any]:
+        if (model, strategy) not in rows:
+            rows[(model, strategy)] = {"model": model, "strategy": strategy_label(strategy), "strategy_key": strategy, "tasks": {}, "status": {}, "sources": []}
+        return rows[(model, strategy)]
+
+    failed: list[str] = []
+    for (model, strategy, task), (where, result) in chosen.items():
+        metric = result.get("metric")
+        base = row(model, "base")
+        before = _metric_points(result.get("before"), metric)
+        if before is not None and task not in base["tasks"]:
+            base["tasks"][task] = before
+            base["status"][task] = "complete"
+            base["sources"].append(where)
+        target = row(model, strategy)
+        target["tasks"][task] = _metric_points(result.get("after"), metric)
+        target["status"][task] = str(result.get("status") or "unknown")
+        target["sources"].append(where)
+        if result.get("status") == "failed" or target["tasks"][task] is None:
+            failed.append(f"{model} / {strategy} / {task}: {result.get('status') or 'no result'}" + (f" ({result['error']})" if result.get("error") else ""))
+    for item in rows.values():
+        clue = [item["tasks"][t] for t, _ in CLUE_COLUMNS if item["tasks"].get(t) is not None]
+        others = [item["tasks"][t] for t in extra_tasks if item["tasks"].get(t) is not None]
+        item["clue_avg"] = round(statistics.fmean(clue), 4) if clue else None
+        item["clue_tasks"] = len(clue)
+        values = clue or others
+        item["accuracy_avg"] = round(statistics.fmean(values), 4) if values else None
+        if clue:
+            item["accuracy_tasks"] = [t for t, _ in CLUE_COLUMNS if item["tasks"].get(t) is not None]
+        else:
+            item["accuracy_tasks"] = [t for t in extra_tasks if item["tasks"].get(t) is not None]
+        item["accuracy_label"] = _avg_label(item["accuracy_avg"], item["accuracy_tasks"], bool(clue))
+    ordered = sorted(rows.values(), key=lambda r: (r["model"], _STRATEGY_ORDER.index(r["strategy_key"]) if r["strategy_key"] in _STRATEGY_ORDER else 99, r["strategy_key"]))
+
+    # Benchmarks: every record, tagged with where it came from.
+    environments: dict[str, str] = {}
+    benchmarks: list[dict[str, Any]] = []
+    flags: list[dict[str, Any]] = []
+    for (model, strategy, task), (where, result) in chosen.items():
+        records = [r for r in (result.get("benchmark") or []) if isinstance(r, dict)]
+        for record in records:
+            env = _env_key(record)
+            env_id = environments.setdefault(env, f"E{len(environments) + 1}")
+            row_strategy = "base" if record.get("model") == "original" else strategy
+            benchmarks.append({**record, "source": where, "model_name": model, "task": task, "strategy": strategy, "row_strategy": row_strategy, "environment": env_id, "flags": []})
+    for record in benchmarks:
+        if record.get("precision") != "int8" or not _measured(record):
+            continue
+        peers = [
+            other for other in benchmarks
+            if other["source"] == record["source"] and other.get("precision") == "fp32" and _measured(other)
+            and all(other.get(k) == record.get(k) for k in ("runtime", "device", "padding", "batch_size"))
+            and (record.get("padding") != "max" or other.get("seq_len") == record.get("seq_len"))
+        ]
+        for fp32 in peers:
+            if record.get("padding") == "max":
+                slow = record["latency_ms"]["median"] >= fp32["latency_ms"]["median"]
+            else:
+                slow = (record.get("throughput") or 0) <= (fp32.get("throughput") or 0)
+            if slow:
+                flag = {
+                    "message": SLOW_INT8,
+                    "model": record["model_name"],
+                    "strategy": record["strategy"],
+                    "task": record["task"],
+                    "runtime": record.get("runtime"),
+                    "device": record.get("device"),
+                    "padding": record.get("padding"),
+                    "batch_size": record.get("batch_size"),
+                    "int8_ms": record["latency_ms"]["median"],
+                    "fp32_ms": fp32["latency_ms"]["median"],
+                    "source": record["source"],
+                }
+                flags.append(flag)
+                record["flags"].append(SLOW_INT8)
+                break
+
+    latency_rows = _latency_rows(ordered, benchmarks)
+    env_list = []
+    for env, env_id in environments.items():
+        env_list.append({"id": env_id, **json.loads(env)})
+    return {
+        "schema": _SCHEMA,
+        "sources": sorted({where for where, _ in chosen.values()}),
+        "warnings": warnings,
+        "failed": failed,
+        "accuracy": {"columns": accuracy_columns, "extra_tasks": extra_tasks, "rows": ordered},
+        "latency": {"columns": [*LATENCY_COLUMNS, *_LATENCY_EXTRA], "rows": latency_rows},
+        "benchmarks": benchmarks,
+        "environments": env_list,
+        "flags": flags,
+    }
+
+
+def _avg_label(value: float | None, tasks: list[str], clue: bool) -> str:
+    """The average as the tables show it: plain over all seven CLUE tasks, else with
+    what it covers, so that averages over different task sets are not mistaken for
+    each other."""
+    if value is None:
+        return "-"
+    if clue:
+        return f"{value:.2f}" if len(tasks) == len(CLUE_COLUMNS) else f"{value:.2f} ({len(tasks)}/{len(CLUE_COLUMNS)})"
+    return f"{value:.2f} ({', '.join(tasks)})"
+
+
+def _latency_rows(accuracy_rows: list[dict[str, Any]], benchmarks: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (model, strategy, environment): Paddle Inference latency at max padding, per
+    precision (the median over the results files that measured it)."""
+    out = []
+    for acc in accuracy_rows:
+        mine = [
+            b for b in benchmarks
+            if b["model_name"] == acc["model"] and b["row_strategy"] == acc["strategy_key"] and b.get("runtime") == "paddle-inference" and b.get("padding") == "max" and _measured(b)
+        ]
+        envs = sorted({b["environment"] for b in mine}, key=lambda e: int(e[1:])) or [None]
+        for env in envs:
+            here = [b for b in mine if b["environment"] == env]
+            by_precision: dict[str, float] = {}
+            for precision in ("fp32", "fp16", "int8"):
+                values = [b["latency_ms"]["median"] for b in here if b.get("precision") == precision]
+                if values:
+                    by_precision[precision] = round(statistics.median(values), 3)
+            served = next((p for p in ("int8", "fp16", "fp32") if p in by_precision), None)
+            flags = sorted({f for b in here for f in b["flags"]})
+            out.append({
+                "model": acc["model"],
+                "strategy": acc["strategy"],
+                "strategy_key": acc["strategy_key"],
+                "accuracy_avg": acc["accuracy_avg"],
+                "accuracy_label": acc["accuracy_label"],
+                "environment": env,
+                "latency_ms": by_precision,
+                "served_precision": served,
+                "served_ms": by_precision.get(served) if served else None,
+                "measurements": len(here),
+                "flags": flags,
+                "status": acc["status"],
+            })
+    # Speedups against the base row of the same model and environment.
+    for item in out:
+        base = next((b for b in out if b["model"] == item["model"] and b["strategy_key"] == "base" and b["environment"] == item["environment"]), None)
+        item["speedup"] = item["speedup_vs_fp32"] = item["speedup_vs_fp16"] = None
+        if base is None or item is base or not item["served_ms"]:
+            continue
+        base_served = base["latency_ms"].get("fp16") or base["latency_ms"].get("fp32")
+        if base_served:
+            item["speedup"] = round(base_served / item["served_ms"], 3)
+        if base["latency_ms"].get("fp32"):
+            item["speedup_vs_fp32"] = round(base["latency_ms"]["fp32"] / item["served_ms"], 3)
+        if base["latency_ms"].get("fp16"):
+            item["speedup_vs_fp16"] = round(base["latency_ms"]["fp16"] / item["served_ms"], 3)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Rendering
+# --------------------------------------------------------------------------------------
+
+
+def _fmt(value: Any, fmt: str = "{:.2f}") -> str:
+    return fmt.format(value) if _is_number(value) else "-"
+
+
+def _table(header: list[str] | tuple[str, ...], rows: list[list[str]], align: list[str] | None = None) -> list[str]:
+    align = align or [":---:"] * len(header)
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
+    lines += ["| " + " | ".join(_cell(c) for c in r) + " |" for r in rows]
+    return lines
+
+
+def _accuracy_cell(item: dict[str, Any], task: str) -> str:
+    value = item["tasks"].get(task)
+    if task not in item["tasks"]:
+        return "-"
+    if value is None:
+        return "failed" if item["status"].get(task) == "failed" else "-"
+    mark = "†" if item["status"].get(task) == "gated" else ""
+    return f"{value:.2f}{mark}"
+
+
+def render_markdown(report: dict[str, Any]) -> str:
+    """report.md: the two reference tables, every measurement, environments and flags."""
+    lines = ["# 压缩结果 (compression report)", ""]
+    lines.append(f"{len(report['sources'])} results.json file(s). Metrics in points (fraction x 100); latency in ms per batch (median).")
+    lines += ["", "## (a) 精度 (accuracy)", ""]
+    acc = report["accuracy"]
+    table = []
+    for item in acc["rows"]:
+        cells = [item["model"], item["strategy"]]
+        cells += [_accuracy_cell(item, task) for task, _ in CLUE_COLUMNS]
+        cells.append(item["accuracy_label"] if item["clue_avg"] is not None else "-")
+        cells += [_accuracy_cell(item, task) for task in acc["extra_tasks"]]
+        table.append(cells)
+    lines += _table(acc["columns"], table)
+    lines += ["", "AVG: mean over the CLUE tasks; (n/7) when only n of the seven were run. † the accuracy gate failed for this task (status gated)."]
+
+    lines += ["", "## (b) 性能 (per-model summary)", ""]
+    lat = report["latency"]
+    table = []
+    for item in lat["rows"]:
+        ms = item["latency_ms"]
+        served = f"{item['served_ms']:.2f} ({item['served_precision']})" if item["served_ms"] else "-"
+        notes = list(item["flags"])
+        if "gated" in item["status"].values():
+            notes.append("accuracy gate failed: " + ", ".join(t for t, s in item["status"].items() if s == "gated"))
+        table.append([
+            item["model"], item["strategy"], item["accuracy_label"], served, _fmt(item["speedup"]),
+            _fmt(ms.get("fp32")), _fmt(ms.get("fp16")), _fmt(ms.get("int8")),
+            _fmt(item["speedup_vs_fp32"]), _fmt(item["speedup_vs_fp16"]), item["environment"] or "-", "; ".join(notes) or "",
+        ])
+    lines += _table(lat["columns"], table)
+    lines += [
+        "",
+        "Paddle Inference, inputs padded to the maximum length. 时延(ms): the precision the model is served in; "
+        "加速比: the base model's served latency (FP16 where a GPU was used, else FP32) over this row's; "
+        "环境: the benchmark environment below.",
+    ]
+
+    measured = report["benchmarks"]
+    if measured:
+        lines += ["", "## (c) 全部测量 (every measurement)", ""]
+        header = ["模型", "策略", "任务", "被测", "runtime", "backend", "精度", "variant", "padding", "batch", "seq", "threads", "median", "p90", "p99", "samples/s", "峰值内存MB", "环境", "备注"]
+        table = []
+        for b in measured:
+            latency = b.get("latency_ms") if _measured(b) else None
+            seq = _fmt(b.get("seq_len"), "{:.0f}") if b.get("padding") == "max" else f"{_fmt(b.get('seq_len'), '{:.1f}')} (padded {_fmt(b.get('padded_len_mean'), '{:.1f}')})"
+            note = list(b.get("flags") or [])
+            if b.get("skipped"):
+                note.append(f"skipped: {b['skipped']}")
+            if b.get("error"):
+                note.append(f"failed: {b['error']}")
+            table.append([
+                b["model_name"], strategy_label(b["strategy"]), b["task"], str(b.get("model", "-")), str(b.get("runtime", "-")), str(b.get("backend", "-")),
+                str(b.get("precision", "-")), str(b.get("variant") or ""), str(b.get("padding", "-")), _fmt(b.get("batch_size"), "{}"), seq, _fmt(b.get("threads"), "{}"),
+                _fmt(latency and latency.get("median")), _fmt(latency and latency.get("p90")), _fmt(latency and latency.get("p99")),
+                _fmt(b.get("throughput"), "{:.1f}"), _fmt(b.get("peak_memory_mb"), "{:.0f}"), b["environment"], "; ".join(note),
+            ])
+        lines += _table(header, table)
+
+    if report["environments"]:
+        lines += ["", "## 测试环境 (benchmark environments)", ""]
+        for env in report["environments"]:
+            hw = env.get("hardware") or {}
+            versions = ", ".join(f"{k} {v}" for k, v in (env.get("versions") or {}).items()) or "not recorded"
+            seq = f"sequence length {env['seq_len']}" if env.get("seq_len") != "dynamic" else "real texts, dynamic padding"
+            runs = f", warm-up {env['warmup']}, {env['repeats']} timed runs" if env.get("repeats") is not None else ", one warm-up pass over every shape, timed passes as recorded"
+            cpu = hw.get("cpu") or "CPU not recorded"
+            vnni = "" if hw.get("avx512_vnni") is None else f", AVX-512 VNNI {'yes' if hw.get('avx512_vnni') else 'no'}"
+            if hw.get("isa"):
+                vnni += ", ISA " + " ".join(hw["isa"])
+            lines.append(
+                f"- **{env['id']}**: device {env.get('device')}; {cpu} ({hw.get('cores', '?')} cores{vnni}); GPU {hw.get('gpu') or 'none'}; "
+                f"threads {env.get('threads')}; batch {env.get('batch_size')}; {seq}{runs}; versions: {versions}"
+            )
+    lines += ["", "## Flags", ""]
+    if report["flags"]:
+        for flag in report["flags"]:
+            lines.append(
+                f"- {flag['message']}: {flag['model']} / {strategy_label(flag['strategy'])} / {flag['task']}, {flag['runtime']} {flag['device']}, "
+                f"padding {flag['padding']}, batch {flag['batch_size']}: INT8 {flag['int8_ms']:.2f} ms vs FP32 {flag['fp32_ms']:.2f} ms ({flag['source']})"
+            )
+    else:
+        lines.append("- none: every INT8 measurement is faster than its FP32 counterpart.")
+    if report["failed"]:
+        lines += ["", "## Failed tasks", ""] + [f"- {item}" for item in report["failed"]]
+    if report["warnings"]:
+        lines += ["", "## Skipped files", ""] + [f"- {item}" for item in report["warnings"]]
+    return "\n".join(lines) + "\n"
+
+
+def render_png(report: dict[str, Any], path: Path) -> Path:
+    """Accuracy against served latency, one labelled marker per model / strategy row."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = [r for r in report["latency"]["rows"] if r["served_ms"] and r["accuracy_avg"] is not None]
+    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=110)
+    if not points:
+        ax.text(0.5, 0.5, "no latency figures in these results", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+    else:
+        markers = "osD^vP*X"
+        envs = sorted({r["environment"] for r in points}, key=lambda e: int(e[1:]))
+        for item in points:
+            marker = markers[envs.index(item["environment"]) % len(markers)]
+            ax.scatter(item["served_ms"], item["accuracy_avg"], marker=marker, s=60)
+            label = f"{item['model']} / {item['strategy_key']} ({item['served_precision']}, {item['environment']})"
+            ax.annotate(label, (item["served_ms"], item["accuracy_avg"]), textcoords="offset points", xytext=(6, 4), fontsize=7)
+        ax.set_xlabel("latency, ms per batch (median, Paddle Inference, served precision)")
+        ax.set_ylabel("accuracy (avg, points)")
+        ax.set_title("accuracy vs latency")
+        ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def cli(source: str, out: str | Path) -> int:
+    """``python -m job report``: gather, build, write report.md / report.json / report.png."""
+    from .errors import InputError
+
+    results, warnings = gather(source)
+    if not results:
+        detail = f" ({len(warnings)} unreadable)" if warnings else ""
+        raise InputError(f"{source}: no readable results.json found{detail}")
+    report = build(results, warnings)
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    markdown = render_markdown(report)
+    (out_dir / "report.md").write_text(markdown, encoding="utf-8")
+    (out_dir / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    render_png(report, out_dir / "report.png")
+    print(markdown)
+    flags = f", {len(report['flags'])} flag(s)" if report["flags"] else ""
+    print(f"wrote {out_dir / 'report.md'}, report.json and report.png from {len(results)} results.json file(s){flags}")
+    return 0
