@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import DataError
+from .lines import utf8_lines
 
 __all__ = [
     "LABELS",
@@ -166,36 +167,21 @@ def read_clue(task: str, path: str | Path, *, labelled: bool = True, skip_bad: b
     examples: list[ClueExample] = []
     reasons: Counter[str] = Counter()
     records = bad = 0
-    try:
-        handle = path.open("rb")
-    except FileNotFoundError:
-        raise DataError(f"{source}: data file not found") from None
-    except IsADirectoryError:
-        raise DataError(f"{source}: is a folder, not a data file") from None
-    except OSError as exc:
-        raise DataError(f"{source}: cannot read data file ({exc.strerror})") from None
-    with handle:
-        for lineno, raw in enumerate(handle, start=1):
-            if lineno == 1 and raw.startswith(_BOM):
-                raw = raw[len(_BOM) :]
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise DataError(f"{source}:{lineno}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start} of the line); save the file as UTF-8") from None
-            if not line.strip():
-                continue
-            records += 1
-            try:
-                examples.append(_parse(task, line, labelled, f"{path.name}:{lineno}"))
-            except _NoGold:
-                reasons["no gold label '-'"] += 1
-            except _BadRecord as exc:
-                if not skip_bad:
-                    raise DataError(f"{source}:{lineno}: {exc}") from None
-                bad += 1
-                if bad <= 3:
-                    log.warning("skipping %s:%d: %s", source, lineno, exc)
-                reasons[exc.kind] += 1
+    for lineno, line in utf8_lines(path):
+        if not line.strip():
+            continue
+        records += 1
+        try:
+            examples.append(_parse(task, line, labelled, f"{path.name}:{lineno}"))
+        except _NoGold:
+            reasons["no gold label '-'"] += 1
+        except _BadRecord as exc:
+            if not skip_bad:
+                raise DataError(f"{source}:{lineno}: {exc}") from None
+            bad += 1
+            if bad <= 3:
+                log.warning("skipping %s:%d: %s", source, lineno, exc)
+            reasons[exc.kind] += 1
     data = ClueData(task=task, examples=examples, skipped=sum(reasons.values()), skipped_reasons=dict(reasons))
     if not examples:
         if records == 0:

@@ -72,16 +72,11 @@ def _pad_inputs(sequences: list[np.ndarray], types: list[np.ndarray], pad_to: in
     return {"input_ids": input_ids, "token_type_ids": token_type_ids, "position_ids": position_ids, "attention_mask": attention_mask}
 
 
-@dataclass
-class UIETask:
-    """Extraction: ``[CLS] prompt [SEP] content [SEP]`` in, start/end probabilities out."""
+class _SplitBatches:
+    """Sizes, lengths and length-bucketed batches of a task's encoded splits (the task's
+    own ``collate`` builds each batch)."""
 
-    splits: dict[str, UIEFeatures]
-    name: str = "uie"
-    metric: str = "f1"
-    input_names: tuple[str, ...] = UIE_INPUTS
-    label_names: tuple[str, ...] = ("start_ids", "end_ids")
-    label_dtype: str = "float32"
+    splits: dict
 
     def size(self, split: str) -> int:
         return len(self.splits[split])
@@ -93,6 +88,21 @@ class UIETask:
         features = self.splits[split]
         for group in _bucketed(features.lengths(), batch_size, shuffle=shuffle, seed=seed):
             yield self.collate(split, group, pad_to=pad_to)
+
+    def collate(self, split: str, indices: np.ndarray, pad_to: int = 0) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+
+@dataclass
+class UIETask(_SplitBatches):
+    """Extraction: ``[CLS] prompt [SEP] content [SEP]`` in, start/end probabilities out."""
+
+    splits: dict[str, UIEFeatures]
+    name: str = "uie"
+    metric: str = "f1"
+    input_names: tuple[str, ...] = UIE_INPUTS
+    label_names: tuple[str, ...] = ("start_ids", "end_ids")
+    label_dtype: str = "float32"
 
     def collate(self, split: str, indices: np.ndarray, pad_to: int = 0) -> dict[str, np.ndarray]:
         features = self.splits[split]
@@ -141,7 +151,7 @@ class ClsFeatures:
 
 
 @dataclass
-class ClassificationTask:
+class ClassificationTask(_SplitBatches):
     """Sentence or sentence-pair classification: logits out, accuracy scored."""
 
     splits: dict[str, ClsFeatures]
@@ -151,17 +161,6 @@ class ClassificationTask:
     input_names: tuple[str, ...] = ("input_ids", "token_type_ids")
     label_names: tuple[str, ...] = ("labels",)
     label_dtype: str = "int64"
-
-    def size(self, split: str) -> int:
-        return len(self.splits[split])
-
-    def lengths(self, split: str) -> np.ndarray:
-        return self.splits[split].lengths()
-
-    def batches(self, split: str, batch_size: int, *, shuffle: bool = False, seed: int = 0, pad_to: int = 0) -> Iterator[dict[str, np.ndarray]]:
-        features = self.splits[split]
-        for group in _bucketed(features.lengths(), batch_size, shuffle=shuffle, seed=seed):
-            yield self.collate(split, group, pad_to=pad_to)
 
     def collate(self, split: str, indices: np.ndarray, pad_to: int = 0) -> dict[str, np.ndarray]:
         features = self.splits[split]

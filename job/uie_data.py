@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from .errors import DataError
+from .lines import utf8_lines
 
 __all__ = ["Span", "UIEData", "UIEExample", "UIEFeatures", "encode", "read_doccano", "split_long"]
 
@@ -87,7 +88,7 @@ def read_doccano(path: str | Path, max_seq_len: int, *, skip_bad: bool = False, 
     path = Path(path)
     data = UIEData(examples=[], source=str(path))
     reasons: Counter[str] = Counter()
-    for lineno, line in _lines(path):
+    for lineno, line in utf8_lines(path):
         if not line.strip():
             continue
         where = f"{path}:{lineno}"
@@ -112,24 +113,6 @@ def read_doccano(path: str | Path, max_seq_len: int, *, skip_bad: bool = False, 
     if data.skipped:
         log.warning("%s: skipped %d bad records: %s", path, data.skipped, dict(reasons))
     return data
-
-
-def _lines(path: Path):
-    """(line number, text) of a UTF-8 file; a non-UTF-8 line is an error naming it."""
-    try:
-        handle = path.open("rb")
-    except FileNotFoundError:
-        raise DataError(f"{path}: data file not found") from None
-    except IsADirectoryError:
-        raise DataError(f"{path}: is a folder, not a data file") from None
-    with handle:
-        for lineno, raw in enumerate(handle, start=1):
-            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
-                raw = raw[3:]
-            try:
-                yield lineno, raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise DataError(f"{path}:{lineno}: not UTF-8 text (byte {exc.start + 1} of the line is {raw[exc.start]:#04x})") from None
 
 
 def _check_prompt_fits(prompt: str, max_seq_len: int, where: str) -> None:
