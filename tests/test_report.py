@@ -1,0 +1,229 @@
+"""``python -m job report``: results.json files (a folder, or an s3:// prefix) into the
+reference example's accuracy and latency tables, report.json and report.png."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from job import report
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "tests" / "fixtures" / "results"
+CLUE_FIXTURES = (
+    "clue_afqmc_prune_ptq.json",
+    "clue_tnews_prune_ptq.json",
+    "clue_iflytek_prune_ptq.json",
+    "clue_cmnli_prune_ptq.json",
+    "clue_ocnli_prune_ptq.json",
+    "clue_cluewsc2020_prune_ptq_gpu_skipped.json",
+    "clue_csl_qat_dis_gpu.json",
+    "clue_cmnli_ptq_slow_int8.json",
+)
+ACCURACY_HEADER = "| 模型 | 策略 | AFQMC | TNEWS | IFLYTEK | CMNLI | OCNLI | CLUEWSC2020 | CSL | AVG |"
+LATENCY_HEADER = "| 模型 | 策略 | Accuracy（avg） | 时延(ms) | 加速比 |"
+
+
+def lay_out(root: Path, names: tuple[str, ...] | list[str]) -> Path:
+    """Fixtures as the job publishes them: <run>/<task>/<strategy>/results.json."""
+    for name in names:
+        data = json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+        folder = root / data["run_id"] / data["task"] / f"{data['strategy']}-{Path(name).stem}"
+        folder.mkdir(parents=True)
+        shutil.copy(FIXTURES / name, folder / "results.json")
+    return root
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "job", "report", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
+    )
+
+
+def table_headers(markdown: str) -> list[str]:
+    lines = markdown.splitlines()
+    return [line for i, line in enumerate(lines[:-1]) if line.startswith("| ") and lines[i + 1].startswith("|:")]
+
+
+@pytest.fixture
+def clue_dir(tmp_path: Path) -> Path:
+    return lay_out(tmp_path / "runs", CLUE_FIXTURES)
+
+
+def test_clue_report_has_the_reference_tables(clue_dir: Path, tmp_path: Path):
+    out = tmp_path / "report"
+    assert report.cli(str(clue_dir), out) == 0
+    markdown = (out / "report.md").read_text(encoding="utf-8")
+    headers = table_headers(markdown)
+    assert headers[0] == ACCURACY_HEADER, "no UIE results: exactly the reference example's columns"
+    assert headers[1].startswith(LATENCY_HEADER + " FP32(ms) | FP16(ms) | INT8(ms) | 加速比(vs FP32) | 加速比(vs FP16) |")
+
+    # Base row from `before`, strategy rows from `after`, points with 2 decimals.
+    assert "| ernie-3.0-medium | Base模型 | 75.35 | 57.45 | 60.17 | 81.16 | 77.19 | 80.59 | 79.70 | 73.09 |" in markdown
+    assert "| ernie-3.0-medium | 剪枝蒸馏+离线量化 (prune_ptq) | 74.17 | 56.09 | 59.49 | 80.50 | 76.28 | 81.86 | - | 71.40 (6/7) |" in markdown
+
+    data = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    rows = {(r["model"], r["strategy_key"], r["environment"]): r for r in data["latency"]["rows"]}
+    # CPU: two results files measured the original, the median of their medians is shown.
+    cpu_base = rows[("ernie-3.0-medium", "base", "E1")]
+    assert cpu_base["latency_ms"] == {"fp32": pytest.approx((1961.4 + 1958.0) / 2)}
+    pruned = rows[("ernie-3.0-medium", "prune_ptq", "E1")]
+    assert pruned["served_precision"] == "int8"
+    assert pruned["speedup_vs_fp32"] == pytest.approx(cpu_base["latency_ms"]["fp32"] / pruned["served_ms"], rel=1e-3)
+    assert pruned["speedup_vs_fp16"] is None
+    # GPU: speedup against both FP32 and FP16 (the reference's 29.25 / 12.22 = 2.39).
+    gpu = next(r for r in data["latency"]["rows"] if r["strategy_key"] == "qat_dis")
+    assert gpu["speedup"] == pytest.approx(2.394, abs=1e-3) and gpu["speedup_vs_fp16"] == pytest.approx(2.394, abs=1e-3)
+    assert gpu["speedup_vs_fp32"] == pytest.approx(61.2 / 12.22, rel=1e-3)
+    assert "| ernie-3.0-medium | 量化训练+蒸馏 (qat_dis) | 78.41 (1/7) | 12.22 (int8) | 2.39 | - | - | 12.22 | 5.01 | 2.39 |" in markdown
+
+    # Skipped GPU measurements are listed with their reason, without numbers.
+    skipped = [b for b in data["benchmarks"] if b.get("skipped")]
+    assert len(skipped) == 3 and all(b["latency_ms"] is None for b in skipped)
+    assert "skipped: this paddlepaddle build has no CUDA" in markdown
+
+    # The ONNX Runtime peer stays in the measurement table, not in the Paddle summary.
+    assert "| onnxruntime | ort-cpu | int8 | int8-dynamic-per-channel | max |" in markdown
+
+
+def test_int8_slower_than_fp32_is_flagged_never_silently_listed(clue_dir: Path, tmp_path: Path):
+    out = tmp_path / "report"
+    report.cli(str(clue_dir), out)
+    markdown = (out / "report.md").read_text(encoding="utf-8")
+    slow_row = next(line for line in markdown.splitlines() if line.startswith("| ppminilm-6l-768h | 离线量化 (ptq) | 80.80 (1/7) |"))
+    assert slow_row.rstrip().endswith("| ⚠ INT8 not faster than FP32 |")
+    assert "| 0.90 |" in slow_row
+    flags_section = markdown.split("## Flags", 1)[1]
+    assert "⚠ INT8 not faster than FP32: ppminilm-6l-768h" in flags_section and "INT8 455.90 ms vs FP32 410.50 ms" in flags_section
+    data = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert [(f["model"], f["task"], f["int8_ms"], f["fp32_ms"]) for f in data["flags"]] == [("ppminilm-6l-768h", "cmnli", 455.9, 410.5)]
+    # Every faster INT8 measurement carries no flag.
+    assert all(not b["flags"] for b in data["benchmarks"] if b["model_name"] == "ernie-3.0-medium")
+
+
+def test_every_figure_names_its_environment(clue_dir: Path, tmp_path: Path):
+    out = tmp_path / "report"
+    report.cli(str(clue_dir), out)
+    markdown = (out / "report.md").read_text(encoding="utf-8")
+    data = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    section = markdown.split("## 测试环境 (benchmark environments)", 1)[1].split("## Flags", 1)[0]
+    for env in data["environments"]:
+        line = next(line for line in section.splitlines() if line.startswith(f"- **{env['id']}**"))
+        for needle in ("device", "threads", "batch", "versions: ", "paddleslim 2.6.0"):
+            assert needle in line, (env["id"], needle)
+    cpu = next(line for line in section.splitlines() if "batch 40; sequence length 128, warm-up 3, 10 timed runs" in line)
+    assert "Intel(R) Xeon(R) Processor (2 cores, AVX-512 VNNI yes)" in cpu and "threads 2" in cpu and "paddlepaddle 2.6.2" in cpu
+    assert any("GPU Tesla T4" in line and "paddlepaddle-gpu 2.6.2" in line for line in section.splitlines())
+    measured = [b for b in data["benchmarks"] if b.get("latency_ms")]
+    assert all(b["environment"] in {e["id"] for e in data["environments"]} for b in measured)
+
+
+def test_uie_column_sentiment_column_gate_and_failures(tmp_path: Path):
+    root = lay_out(tmp_path / "runs", ["uie_ptq.json", "tnews_qat_dis.json", "sentiment_ptq_gated.json", "ocnli_failed.json"])
+    out = tmp_path / "report"
+    assert report.cli(str(root), out) == 0
+    markdown = (out / "report.md").read_text(encoding="utf-8")
+    assert table_headers(markdown)[0] == ACCURACY_HEADER + " UIE F1 | SENTIMENT |"
+    assert "| 84.77 | 88.74† |" in markdown, "UIE F1 after PTQ; the gated sentiment result is marked"
+    assert "| 85.12 | 91.02 |" in markdown, "base row from the `before` metrics"
+    assert "failed" in markdown.split("## Failed tasks", 1)[1]
+    png = out / "report.png"
+    assert png.is_file()
+
+
+def test_png_is_a_valid_image(clue_dir: Path, tmp_path: Path):
+    from PIL import Image
+
+    out = tmp_path / "report"
+    report.cli(str(clue_dir), out)
+    with Image.open(out / "report.png") as image:
+        image.verify()
+    with Image.open(out / "report.png") as image:
+        assert image.format == "PNG" and image.size[0] > 300 and image.size[1] > 200
+
+
+def test_unreadable_results_are_skipped_with_a_warning(clue_dir: Path, tmp_path: Path, caplog):
+    bad = clue_dir / "broken" / "uie" / "ptq"
+    bad.mkdir(parents=True)
+    (bad / "results.json").write_text("{not json", encoding="utf-8")
+    other = clue_dir / "other" / "results.json"
+    other.parent.mkdir()
+    other.write_text(json.dumps({"hello": "world"}), encoding="utf-8")
+    out = tmp_path / "report"
+    assert report.cli(str(clue_dir), out) == 0
+    data = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert len(data["sources"]) == len(CLUE_FIXTURES)
+    assert any("broken/uie/ptq/results.json: skipped, not readable as JSON" in w for w in data["warnings"])
+    assert any("other/results.json: skipped, not a results.json" in w for w in data["warnings"])
+    assert "## Skipped files" in (out / "report.md").read_text(encoding="utf-8")
+
+
+def test_newest_result_wins_when_a_task_ran_twice(tmp_path: Path):
+    root = lay_out(tmp_path / "runs", ["clue_tnews_prune_ptq.json"])
+    newer = json.loads((FIXTURES / "clue_tnews_prune_ptq.json").read_text(encoding="utf-8"))
+    newer["after"] = {"accuracy": 0.5700}
+    newer["created"] = "2026-11-21T10:00:00+00:00"
+    folder = root / "clue-2" / "tnews" / "prune_ptq"
+    folder.mkdir(parents=True)
+    (folder / "results.json").write_text(json.dumps(newer), encoding="utf-8")
+    found, warnings = report.gather(str(root))
+    built = report.build(found, warnings)
+    row = next(r for r in built["accuracy"]["rows"] if r["strategy_key"] == "prune_ptq")
+    assert row["tasks"]["tnews"] == pytest.approx(57.0)
+    assert any("holds a newer result" in w for w in built["warnings"])
+
+
+def test_report_from_s3(s3_server: str, s3_client, bucket: str, tmp_path: Path, monkeypatch):
+    for name in ("clue_afqmc_prune_ptq.json", "clue_cmnli_ptq_slow_int8.json"):
+        data = json.loads((FIXTURES / name).read_text(encoding="utf-8"))
+        s3_client.put_object(Bucket=bucket, Key=f"act/{data['run_id']}/{data['task']}/{data['strategy']}/results.json", Body=(FIXTURES / name).read_bytes())
+    s3_client.put_object(Bucket=bucket, Key="act/clue-1/afqmc/prune_ptq/inference.pdmodel", Body=b"not json, not read")
+    s3_client.put_object(Bucket=bucket, Key="act/junk/results.json", Body=b"\xff\xfe")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server)
+    out = tmp_path / "report"
+    assert report.cli(f"s3://{bucket}/act", out) == 0
+    data = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert sorted(data["sources"]) == [f"s3://{bucket}/act/clue-1/afqmc/prune_ptq/results.json", f"s3://{bucket}/act/clue-1/cmnli/ptq/results.json"]
+    assert any("act/junk/results.json: skipped" in w for w in data["warnings"])
+    assert len(data["flags"]) == 1
+    # The same through the command line, with the endpoint from the environment.
+    done = run_cli(f"s3://{bucket}/act", "--out", str(tmp_path / "cli"), env={"AWS_ENDPOINT_URL": s3_server})
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "cli" / "report.md").is_file()
+
+
+def test_cli_exit_codes(clue_dir: Path, tmp_path: Path):
+    done = run_cli(str(clue_dir), "--out", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    assert ACCURACY_HEADER in done.stdout
+    for name in ("report.md", "report.json", "report.png"):
+        assert (tmp_path / "out" / name).is_file(), name
+
+    empty = tmp_path / "empty"
+    (empty / "some" / "folder").mkdir(parents=True)
+    done = run_cli(str(empty), "--out", str(tmp_path / "out2"))
+    assert done.returncode == 2
+    assert done.stderr.strip() == f"error: {empty}: no readable results.json found"
+    assert not (tmp_path / "out2").exists()
+
+    done = run_cli(str(tmp_path / "missing"), "--out", str(tmp_path / "out3"))
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "no such folder" in done.stderr
+
+
+def test_summary_table_still_there():
+    results = [json.loads((FIXTURES / n).read_text(encoding="utf-8")) for n in ("uie_ptq.json", "ocnli_failed.json")]
+    lines = report.summary_table(results).splitlines()
+    assert lines[0] == "| task | strategy | status | metric | before | after | delta points | original size MB | compressed size MB |"
+    assert lines[2] == "| uie | ptq | complete | f1 | 85.12 | 84.77 | -0.35 | 470.1 | 120.5 |"
