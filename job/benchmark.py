@@ -560,53 +560,26 @@ def _peak_mb() -> float | None:
 
 # -- Paddle Inference ---------------------------------------------------------------------
 
-# Tuning of the INT8 predictor; every key can be overridden through ``paddle_options``.
-_PADDLE_DEFAULTS: dict[str, Any] = {
-    "ir_optim": True,
-    "memory_optim": True,
-    "int8_ops": [],  # op types oneDNN may run in INT8; empty: every type the passes support
-    "delete_passes": [],
-    "trt_workspace_mb": 1024,
-    "trt_min_subgraph": 5,
-}
-
-
 def _paddle_config(spec: dict[str, Any]):
-    """The ``paddle.inference.Config`` of one measurement."""
-    from paddle import inference
+    """The ``paddle.inference.Config`` of one measurement: the serving settings evaluation
+    uses (``job.evaluate.Serving``), with ``paddle_options`` overriding its fields."""
+    from .evaluate import Serving
+    from .model import ModelFiles
 
-    opts = dict(_PADDLE_DEFAULTS, **spec.get("paddle_options", {}))
-    config = inference.Config(spec["program"], spec["params"])
-    config.switch_ir_optim(bool(opts["ir_optim"]))
-    if opts["memory_optim"]:
-        config.enable_memory_optim()
-    config.disable_glog_info()
-    precision = spec["precision"]
-    if spec["device"] == "gpu":
-        config.enable_use_gpu(256, 0)
-        modes = {"fp32": inference.PrecisionType.Float32, "fp16": inference.PrecisionType.Half, "int8": inference.PrecisionType.Int8}
-        config.enable_tensorrt_engine(
-            workspace_size=int(opts["trt_workspace_mb"]) << 20,
-            max_batch_size=spec["batch_size"],
-            min_subgraph_size=int(opts["trt_min_subgraph"]),
-            precision_mode=modes[precision],
-            use_static=False,
-            use_calib_mode=False,  # INT8 only for quantized programs: their scales are in the program
-        )
-        names = spec["input_names"]
-        lo = {n: [1, 1] for n in names}
-        hi = {n: [spec["batch_size"], spec["max_seq_len"]] for n in names}
-        config.set_trt_dynamic_shape_info(lo, hi, dict(hi))
-    else:
-        config.disable_gpu()
-        config.set_cpu_math_library_num_threads(spec["threads"])
-        config.enable_mkldnn()
-        config.set_mkldnn_cache_capacity(max(1, int(spec.get("cache_capacity", 1))))
-        if precision == "int8":
-            config.enable_mkldnn_int8(set(opts["int8_ops"]))
-    for name in opts["delete_passes"]:
-        config.delete_pass(name)
-    return config
+    program, params = Path(spec["program"]), Path(spec["params"])
+    model = ModelFiles(program.parent, program.name, params.name)
+    options = {key: tuple(value) if isinstance(value, list) else value for key, value in spec.get("paddle_options", {}).items()}
+    serving = Serving(
+        device=spec["device"],
+        precision=spec["precision"],
+        threads=spec["threads"],
+        cache_capacity=int(spec.get("cache_capacity", 1)),
+        input_names=tuple(spec["input_names"]),
+        max_batch_size=spec["batch_size"],
+        max_seq_len=spec["max_seq_len"],
+        **options,
+    )
+    return serving.config(model)
 
 
 def _open_paddle(spec: dict[str, Any]):

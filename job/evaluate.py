@@ -9,6 +9,7 @@ simulated-quantization program.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import time
@@ -23,7 +24,7 @@ from .model import ModelFiles
 from .runtime import paddle
 from .tasks import Task
 
-__all__ = ["EvalResult", "ModelFiles", "create_predictor", "evaluate", "is_quantized", "program_inputs", "program_ops", "run_batch"]
+__all__ = ["EvalResult", "ModelFiles", "Serving", "create_predictor", "evaluate", "is_quantized", "program_inputs", "program_ops", "run_batch"]
 
 log = logging.getLogger("job.evaluate")
 
@@ -76,36 +77,76 @@ def is_quantized(model: ModelFiles) -> bool:
     return any(op in ops for op in _QUANT_OPS)
 
 
-def create_predictor(model: ModelFiles, *, precision: str = "auto", threads: int = 0, device: str = "cpu", ir_optim: bool = True):
+@dataclass(frozen=True)
+class Serving:
+    """How Paddle Inference serves a model: the one place its ``Config`` is built, shared
+    by evaluation (which decides the accuracy gate) and the latency benchmark."""
+
+    device: str = "cpu"
+    precision: str = "fp32"  # fp32, fp16 (GPU), int8
+    threads: int = 0  # CPU threads; 0: every core
+    int8_ops: tuple[str, ...] = ()  # op types oneDNN may run in INT8; empty: all the passes support
+    cache_capacity: int = 16  # oneDNN primitive cache entries (one per input shape)
+    ir_optim: bool = True
+    memory_optim: bool = True
+    delete_passes: tuple[str, ...] = ()
+    # TensorRT (GPU): dynamic shape ranges from 1 x 1 up to these, per input
+    input_names: tuple[str, ...] = ()
+    max_batch_size: int = 64
+    max_seq_len: int = 512
+    trt_workspace_mb: int = 1024
+    trt_min_subgraph: int = 5
+
+    def config(self, model: ModelFiles):
+        from paddle import inference
+
+        config = inference.Config(str(model.program), str(model.params))
+        config.switch_ir_optim(self.ir_optim)
+        if self.memory_optim:
+            config.enable_memory_optim()
+        config.disable_glog_info()
+        if self.device == "gpu":
+            if not paddle.is_compiled_with_cuda():
+                raise InputError("device gpu asked for, but this paddle build has no CUDA")
+            config.enable_use_gpu(256, 0)
+            modes = {"fp32": inference.PrecisionType.Float32, "fp16": inference.PrecisionType.Half, "int8": inference.PrecisionType.Int8}
+            config.enable_tensorrt_engine(
+                workspace_size=self.trt_workspace_mb << 20,
+                max_batch_size=self.max_batch_size,
+                min_subgraph_size=self.trt_min_subgraph,
+                precision_mode=modes[self.precision],
+                use_static=False,
+                use_calib_mode=False,  # INT8 only for quantized programs: their scales are in the program
+            )
+            names = self.input_names or tuple(program_inputs(model))
+            low = {n: [1, 1] for n in names}
+            high = {n: [self.max_batch_size, self.max_seq_len] for n in names}
+            config.set_trt_dynamic_shape_info(low, high, dict(high))
+        else:
+            if self.precision == "fp16":
+                raise InputError("fp16 runs on GPU (TensorRT) only; use fp32 or int8 on CPU")
+            config.disable_gpu()
+            config.set_cpu_math_library_num_threads(self.threads or os.cpu_count() or 1)
+            config.enable_mkldnn()
+            config.set_mkldnn_cache_capacity(max(1, self.cache_capacity))
+            if self.precision == "int8":
+                config.enable_mkldnn_int8(set(self.int8_ops))
+        for name in self.delete_passes:
+            config.delete_pass(name)
+        return config
+
+
+def create_predictor(model: ModelFiles, *, precision: str = "auto", threads: int = 0, device: str = "cpu", serving: Serving | None = None):
     """A Paddle Inference predictor. ``precision``: auto (INT8 for quantized programs),
-    fp32, fp16 (GPU) or int8."""
+    fp32, fp16 (GPU) or int8. Returns the predictor and the precision used."""
     from paddle import inference
 
     model.check()
     if precision == "auto":
         precision = "int8" if is_quantized(model) else "fp32"
-    config = inference.Config(str(model.program), str(model.params))
-    config.switch_ir_optim(ir_optim)
-    config.enable_memory_optim()
-    config.disable_glog_info()
-    if device == "gpu":
-        if not paddle.is_compiled_with_cuda():
-            raise InputError("device gpu asked for, but this paddle build has no CUDA")
-        config.enable_use_gpu(1000, 0)
-        if precision in ("fp16", "int8") or precision == "trt-fp32":
-            raise InputError("TensorRT precisions are selected through the benchmark module")
-    else:
-        config.disable_gpu()
-        config.set_cpu_math_library_num_threads(threads or os.cpu_count() or 1)
-        config.enable_mkldnn()
-        # Dynamic shapes: oneDNN caches primitives per input shape; bound the cache.
-        config.set_mkldnn_cache_capacity(16)
-        if precision == "int8":
-            config.enable_mkldnn_int8()
-        elif precision == "fp16":
-            raise InputError("fp16 runs on GPU (TensorRT) only; use fp32 or int8 on CPU")
+    serving = dataclasses.replace(serving or Serving(), device=device, precision=precision, threads=threads)
     with quiet_native_output():
-        predictor = inference.create_predictor(config)
+        predictor = inference.create_predictor(serving.config(model))
     return predictor, precision
 
 

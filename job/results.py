@@ -81,8 +81,9 @@ def summary(outcome: dict[str, Any], dest: str) -> str:
         rows.append(("parameters", f"{models['original']['params']:,}", f"{models['compressed']['params']:,}"))
     rows.append(("served as", models["original"]["precision"], models["compressed"]["precision"]))
     for record in outcome.get("benchmark") or []:
-        if record.get("padding") == "max":
-            rows.append((f"latency {record['precision']} ({record['model']})", f"{record['latency_ms']['median']:.1f} ms", ""))
+        if record.get("padding") == "max" and record.get("latency_ms"):
+            label = f"latency {record['runtime']} {record['precision']} ({record['model']})"
+            rows.append((label, f"{record['latency_ms']['median']:.1f} ms", ""))
     width = [max(len(r[i]) for r in rows) for i in range(3)]
     table = "\n".join(f"  {r[0]:<{width[0]}}  {r[1]:>{width[1]}}  {r[2]:>{width[2]}}" for r in rows)
     gate = outcome["gate"]

@@ -64,9 +64,12 @@ def hardware() -> dict[str, object]:
     gpu = None
     if paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0:
         gpu = paddle.device.cuda.get_device_name(0)
+    # INT8 speed depends on these: VNNI (AVX-512 int8 dot products) and AMX tiles.
+    isa = [name for name in ("avx512f", "avx512_vnni", "avx512_bf16", "amx_int8", "amx_bf16") if f" {name}" in flags]
     return {
         "cpu": cpu,
         "cores": os.cpu_count(),
         "avx512_vnni": "avx512_vnni" in flags,
+        "isa": isa,
         "gpu": gpu,
     }
