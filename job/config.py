@@ -297,7 +297,8 @@ class JobSection:
     gate_tolerance: float = _doc(1.0, "Largest allowed loss of the metric, in points (F1 or accuracy x 100); a negative value demands a gain (an impossible gate, for tests).")
     cache_dir: str = _doc("", "Cache for built data, teachers and pulled inputs; empty: $ACT_JOB_CACHE or ~/.cache/act-job.")
     threads: int = _doc(0, "CPU threads for training and inference; 0: all cores.")
-    device: str = _doc("cpu", "cpu or gpu.")
+    device: str = _doc("cpu", "cpu (oneDNN) or gpu (TensorRT): where models are evaluated and served.")
+    int8_ops: list[str] = _doc([], "CPU: op types oneDNN runs in INT8 when serving a quantized model (e.g. [fc]); empty: every type its passes support.")
     seed: int = _doc(42, "Random seed.")
     force: bool = _doc(False, "Redo tasks already complete under the same run id.")
 

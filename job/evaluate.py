@@ -190,9 +190,11 @@ def run_batch(predictor, batch: dict[str, np.ndarray]) -> list[np.ndarray]:
     return [predictor.get_output_handle(name).copy_to_cpu() for name in predictor.get_output_names()]
 
 
-def evaluate(model: ModelFiles, task: Task, split: str = "test", *, precision: str = "auto", threads: int = 0, batch_size: int = 32, device: str = "cpu", desc: str = "evaluate") -> EvalResult:
-    """The task's metric on one split, through Paddle Inference."""
-    predictor, used = create_predictor(model, precision=precision, threads=threads, device=device)
+def evaluate(model: ModelFiles, task: Task, split: str = "test", *, serving: Serving | None = None, precision: str = "auto", batch_size: int = 32, desc: str = "evaluate") -> EvalResult:
+    """The task's metric on one split, through Paddle Inference served as ``serving``
+    says (its precision decided by the program unless ``precision`` is given)."""
+    serving = serving or Serving()
+    predictor, used = create_predictor(model, precision=precision, threads=serving.threads, device=serving.device, serving=serving)
     state = task.new_score()
     started = time.perf_counter()
     total = (task.size(split) + batch_size - 1) // batch_size

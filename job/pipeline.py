@@ -79,21 +79,27 @@ def _prepare(cfg: JobConfig, durations: dict[str, float], store: storage.Storage
     return _Prepared(store, cache, built, task)
 
 
+def _evaluate(cfg: JobConfig, model, task, split: str = "test", desc: str = "evaluate"):
+    """A model's metric through Paddle Inference, served as the config says."""
+    from . import evaluate
+
+    serving = evaluate.Serving(device=cfg.Job.device, threads=cfg.Job.threads, int8_ops=tuple(cfg.Job.int8_ops))
+    return evaluate.evaluate(model, task, split, serving=serving, batch_size=cfg.Global.batch_size, desc=desc)
+
+
 def evaluate_only(cfg: JobConfig) -> int:
     """``--eval``: the model's metric on the test split through Paddle Inference."""
-    from . import evaluate
 
     durations: dict[str, float] = {}
     prepared = _prepare(cfg, durations)
     with phase("evaluate", durations):
-        result = evaluate.evaluate(prepared.built.model, prepared.task, "test", threads=cfg.Job.threads, batch_size=cfg.Global.batch_size, device=cfg.Job.device)
+        result = _evaluate(cfg, prepared.built.model, prepared.task)
     print(_metric_lines("model", result))
     return 0
 
 
 def save_teacher(cfg: JobConfig, out: Path) -> int:
     """``python -m job teacher``: train the teacher and save it as a checkpoint folder."""
-    from . import evaluate
 
     if cfg.Global.model_dir or cfg.Teacher.checkpoint:
         raise ConfigError(f"{cfg.source}: Global.model_dir and Teacher.checkpoint must be empty to train a teacher")
@@ -104,7 +110,7 @@ def save_teacher(cfg: JobConfig, out: Path) -> int:
     if not checkpoint.is_dir():
         raise InputError(f"{built.model.folder}: the cached teacher has no checkpoint folder; clear the cache and retrain")
     with phase("evaluate", durations):
-        result = evaluate.evaluate(built.model, task, "test", threads=cfg.Job.threads, batch_size=cfg.Global.batch_size)
+        result = _evaluate(cfg, built.model, task)
     out.mkdir(parents=True, exist_ok=True)
     for path in checkpoint.iterdir():
         shutil.copy2(path, out / path.name)
@@ -155,7 +161,7 @@ def _metric_lines(label: str, result) -> str:
 
 def main(cfg: JobConfig) -> int:
     """Compress, evaluate before and after, gate, benchmark, publish, summarise."""
-    from . import compress, evaluate, results
+    from . import compress, results
 
     started = time.perf_counter()
     durations: dict[str, float] = {}
@@ -176,20 +182,21 @@ def main(cfg: JobConfig) -> int:
     prepared = _prepare(cfg, durations, store)
     built, task = prepared.built, prepared.task
     with phase("evaluate original", durations):
-        before = evaluate.evaluate(built.model, task, "test", threads=cfg.Job.threads, batch_size=cfg.Global.batch_size, device=cfg.Job.device, desc="original")
+        before = _evaluate(cfg, built.model, task, desc="original")
     _check_origin_metric(cfg, built, task)
     with tempfile.TemporaryDirectory(prefix="act-job-", dir=os.environ.get("TMPDIR")) as tmp:
         workdir = Path(tmp)
         with phase("compress", durations):
             compressed = compress.run(cfg, built.model, task, workdir)
         with phase("evaluate compressed", durations):
-            after = evaluate.evaluate(compressed.model, task, "test", threads=cfg.Job.threads, batch_size=cfg.Global.batch_size, device=cfg.Job.device, desc="compressed")
+            after = _evaluate(cfg, compressed.model, task, desc="compressed")
         bench = None
         if cfg.Benchmark.enabled:
             from . import benchmark
 
             with phase("benchmark", durations):
-                bench = benchmark.run(cfg.Benchmark, {"original": built.model, "compressed": compressed.model}, task)
+                int8_ops = {"int8_ops": list(cfg.Job.int8_ops)} if cfg.Job.int8_ops else None
+                bench = benchmark.run(cfg.Benchmark, {"original": built.model, "compressed": compressed.model}, task, paddle_options=int8_ops)
         out = workdir / "out"
         outcome = results.build(cfg, built, compressed, before, after, durations, bench, time.perf_counter() - started)
         _write_output(out, compressed.model, built.model, outcome)
@@ -210,9 +217,8 @@ def _check_origin_metric(cfg: JobConfig, built, task) -> None:
     checks it, within 0.05) before any compression starts."""
     if cfg.TrainConfig is None or cfg.TrainConfig.origin_metric is None:
         return
-    from . import evaluate
 
-    dev = evaluate.evaluate(built.model, task, "dev", threads=cfg.Job.threads, batch_size=cfg.Global.batch_size, device=cfg.Job.device, desc="origin_metric check")
+    dev = _evaluate(cfg, built.model, task, "dev", desc="origin_metric check")
     expected = cfg.TrainConfig.origin_metric
     if abs(dev.score - expected) > 0.05:
         raise InputError(
