@@ -50,8 +50,8 @@ fi
 if [ "$(cat .venv-tools/.setup-stamp 2>/dev/null)" != "$want" ]; then
   echo "setup: creating .venv-tools (checkov, lint only)"
   [ -x .venv-tools/bin/python ] || "$PY" -m venv .venv-tools
-  .venv-tools/bin/python -m pip install "${pip_quiet[@]}" -r requirements/tools.txt
+  .venv-tools/bin/python -m pip install "${pip_quiet[@]}" -r requirements/tools.txt -c requirements/constraints-tools.txt
   echo "$want" > .venv-tools/.setup-stamp
 fi
 # --- end .venv-tools
-echo "setup: environments ready (.venv, .venv-light)"
+echo "setup: environments ready (.venv, .venv-light, .venv-tools)"
