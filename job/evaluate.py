@@ -17,9 +17,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 import numpy as np
-from tqdm import tqdm
 
 from .errors import InputError
+from .logs import progress
 from .model import ModelFiles
 from .runtime import paddle
 from .tasks import Task
@@ -198,7 +198,7 @@ def evaluate(model: ModelFiles, task: Task, split: str = "test", *, serving: Ser
     state = task.new_score()
     started = time.perf_counter()
     total = (task.size(split) + batch_size - 1) // batch_size
-    for batch in tqdm(task.batches(split, batch_size), total=total, desc=f"{desc} ({used})", unit="batch", mininterval=2.0, dynamic_ncols=True):
+    for batch in progress(task.batches(split, batch_size), total=total, desc=f"{desc} ({used})", unit="batch"):
         try:
             task.update_score(state, split, batch, run_batch(predictor, batch))
         except ValueError as exc:  # outputs of the wrong form for this task

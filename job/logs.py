@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 
-__all__ = ["phase", "setup"]
+__all__ = ["phase", "progress", "setup"]
 
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
@@ -59,3 +59,14 @@ class phase:
             self.log.info("phase %s: done in %.1f s", self.name, seconds)
         else:
             self.log.error("phase %s: failed after %.1f s: %s", self.name, seconds, exc)
+
+
+def progress(iterable=None, **kwargs):
+    """A tqdm progress bar: lively on a terminal, a line every 30 s in a log file (a pod's
+    log would otherwise fill with redraws)."""
+    from tqdm import tqdm
+
+    interactive = sys.stderr.isatty()
+    kwargs.setdefault("mininterval", 2.0 if interactive else 30.0)
+    kwargs.setdefault("dynamic_ncols", interactive)
+    return tqdm(iterable, **kwargs)

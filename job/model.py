@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
 
 from .config import TeacherConfig
 from .errors import InputError
+from .logs import progress
 from .runtime import paddle
 from .tasks import Task
 
@@ -239,7 +239,7 @@ def train_model(model, task: Task, cfg: TeacherConfig, loss_fn, seed: int = 42) 
     budget = cfg.time_budget_minutes * 60 if cfg.time_budget_minutes else math.inf
     step, epoch, stopped = 0, 0, False
     running = []
-    bar = tqdm(total=cfg.steps, desc="train teacher", unit="step", dynamic_ncols=True, mininterval=2.0)
+    bar = progress(total=cfg.steps, desc="train teacher", unit="step")
     while step < cfg.steps and not stopped:
         for batch in task.batches("train", cfg.batch_size, shuffle=True, seed=seed + epoch):
             inputs = [paddle.to_tensor(batch[k]) for k in task.input_names]
