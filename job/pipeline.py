@@ -195,8 +195,8 @@ def main(cfg: JobConfig) -> int:
             from . import benchmark
 
             with phase("benchmark", durations):
-                int8_ops = {"int8_ops": list(cfg.Job.int8_ops)} if cfg.Job.int8_ops else None
-                bench = benchmark.run(cfg.Benchmark, {"original": built.model, "compressed": compressed.model}, task, paddle_options=int8_ops)
+                serving = {"int8_ops": list(cfg.Job.int8_ops)}
+                bench = benchmark.run(cfg.Benchmark, {"original": built.model, "compressed": compressed.model}, task, paddle_options=serving)
         out = workdir / "out"
         outcome = results.build(cfg, built, compressed, before, after, durations, bench, time.perf_counter() - started)
         _write_output(out, compressed.model, built.model, outcome)

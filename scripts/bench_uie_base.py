@@ -67,6 +67,8 @@ TARGETS = (
 
 
 def main(argv: list[str] | None = None) -> int:
+    from job.config import DEFAULT_INT8_OPS
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help=f"smoke test: {QUICK.shape}, batch {QUICK.batch_size}, {QUICK.repeats} repeats")
     parser.add_argument("--out", default="bench-out", help="output folder (default: ./bench-out)")
@@ -76,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-onnx", action="store_true", help="leave out the ONNX Runtime peer")
     parser.add_argument("--rebuild", action="store_true", help="rebuild and recompress the models even when --out/work holds them")
     parser.add_argument("--no-profile", action="store_true", help="do not profile ops when a target is missed")
-    parser.add_argument("--int8-ops", nargs="+", metavar="OP", help="op types oneDNN runs in INT8 (enable_mkldnn_int8's set; default: every type it supports, as job.evaluate serves them), e.g. --int8-ops fc")
+    parser.add_argument("--int8-ops", nargs="+", metavar="OP", help=f"op types oneDNN runs in INT8 (default: {' '.join(DEFAULT_INT8_OPS)}, as the job serves them; 'all' lets oneDNN quantize every type it supports, which ruins accuracy on attention)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
 
@@ -146,13 +148,14 @@ def main(argv: list[str] | None = None) -> int:
         onnx_peer=not args.no_onnx,
     )
     with _phase("benchmark", phases):
-        paddle_options = {"int8_ops": args.int8_ops} if args.int8_ops else None
+        int8_ops = [] if args.int8_ops == ["all"] else (args.int8_ops or list(DEFAULT_INT8_OPS))
+        paddle_options = {"int8_ops": int8_ops}
         result = benchmark.run(cfg, {"fp32": fp32, "ptq": ptq, "prune_ptq": pruned}, task, workdir=work / "bench", onnx_from="fp32", paddle_options=paddle_options)
 
     lines = [f"# note: {note}" for note in notes] + [
         f"# UIE latency benchmark ({'quick' if args.quick else 'full'}): shape {settings.shape}, vocabulary {VOCAB_SIZE}, random weights",
         f"# batch {settings.batch_size}, sequence {settings.seq_len}, {threads} threads, warm-up {settings.warmup}, {settings.repeats} timed runs",
-        f"# oneDNN INT8 op types: {' '.join(args.int8_ops) if args.int8_ops else 'all it supports (as job.evaluate serves them)'}",
+        f"# oneDNN INT8 op types: {' '.join(int8_ops) if int8_ops else 'every type it supports'}",
         f"# parameters: FP32 {params['fp32']:,}; PTQ {params['ptq']:,}; pruned+PTQ {params['prune_ptq']:,} ({params['prune_ptq'] / params['fp32']:.1%} of FP32)",
         "",
         result.summary(),
@@ -174,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     stem = "bench-quick" if args.quick else "bench"
     (out / f"{stem}.txt").write_text(text + "\n", encoding="utf-8")
-    payload = {"settings": dataclasses.asdict(settings), "threads": threads, "int8_ops": args.int8_ops or "all", "params": params, "ratios": {k: list(v) for k, v in ratios.items()}, "records": result.records, "notes": notes + result.notes, "phases": phases}
+    payload = {"settings": dataclasses.asdict(settings), "threads": threads, "int8_ops": int8_ops or "all", "params": params, "ratios": {k: list(v) for k, v in ratios.items()}, "records": result.records, "notes": notes + result.notes, "phases": phases}
     (out / f"{stem}.json").write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"\nsaved {out / (stem + '.txt')} and {out / (stem + '.json')}")
     return 0
