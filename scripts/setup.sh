@@ -29,9 +29,10 @@ if [ "$(cat .venv/.setup-stamp 2>/dev/null)" != "$want" ]; then
   .venv/bin/python -m pip install "${pip_quiet[@]}" --upgrade "pip>=24" wheel
   .venv/bin/python -m pip install "${pip_quiet[@]}" -r requirements/paddle-cpu.txt -r requirements/job.txt -r requirements/dev.txt -c requirements/constraints.txt
   # PTQ's hyper-parameter search needs smac 1.4.0 (PaddleSlim asserts that version); its
-  # dependency pyrfr builds from source with SWIG 4.0 and a C++ compiler.
+  # dependency pyrfr builds from source with SWIG 4.0 and a C++ compiler. smac 1.4.0 calls
+  # Configuration.is_valid_configuration, which ConfigSpace 0.7 and later dropped.
   if .venv/bin/python -m pip install "${pip_quiet[@]}" "swig==4.0.2" &&
-     PATH="$PWD/.venv/bin:$PATH" .venv/bin/python -m pip install "${pip_quiet[@]}" --no-build-isolation "smac==1.4.0" -c requirements/constraints.txt; then
+     PATH="$PWD/.venv/bin:$PATH" .venv/bin/python -m pip install "${pip_quiet[@]}" --no-build-isolation "smac==1.4.0" "ConfigSpace==0.6.1" -c requirements/constraints.txt; then
     :
   else
     echo "setup: warning: smac 1.4.0 did not build (needs g++); strategy ptq_hpo will be unavailable" >&2

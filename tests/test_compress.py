@@ -51,7 +51,7 @@ def test_qat_with_distillation_gives_an_int8_model_taskflow_loads(tiny):
 
 
 def test_ptq_with_hyper_parameter_search(tiny):
-    done, folder = compress(tiny, "ptq_hpo", "HyperParameterOptimization.max_quant_count=2", "HyperParameterOptimization.batch_num=[1,2]", "HyperParameterOptimization.ptq_algo=[KL,hist]")
+    done, folder = compress(tiny, "ptq_hpo", "HyperParameterOptimization.max_quant_count=6", "HyperParameterOptimization.batch_num=[1,2]", "HyperParameterOptimization.ptq_algo=[hist,avg]")
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
     assert results["act_strategies"] == ["ptq_hpo"]
