@@ -62,6 +62,7 @@ __all__ = [
     "ClueExample",
     "SentimentCounts",
     "build_sentiment",
+    "example_from_record",
     "is_pair_task",
     "num_labels",
     "read_clue",
@@ -191,6 +192,17 @@ def read_clue(task: str, path: str | Path, *, labelled: bool = True, skip_bad: b
     if data.skipped:
         log.info("%s: %s", source, data.summary())
     return data
+
+
+def example_from_record(task: str, record: dict[str, Any], where: str) -> ClueExample | None:
+    """One labelled record already parsed from JSON (e.g. from PaddleNLP's dataset hub):
+    the example, None for an NLI record without a gold label, or a DataError naming it."""
+    try:
+        return _parse(task, json.dumps(record, ensure_ascii=False), True, where)
+    except _NoGold:
+        return None
+    except _BadRecord as exc:
+        raise DataError(f"{where}: {exc}") from None
 
 
 def _parse(task: str, line: str, labelled: bool, where: str) -> ClueExample:

@@ -13,7 +13,6 @@ Sources (``Global.dataset``):
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,7 +97,7 @@ def _read_clue_hub(cfg: JobConfig) -> RawData:
     labels upstream, so the dev split serves as test."""
     from paddlenlp.datasets import load_dataset
 
-    from .clue import LABELS, ClueData, ClueExample, _parse
+    from .clue import LABELS, ClueData, ClueExample, example_from_record
 
     task = cfg.task
     splits = {}
@@ -112,8 +111,9 @@ def _read_clue_hub(cfg: JobConfig) -> RawData:
             record = dict(record)
             if isinstance(record.get("label"), int):
                 record["label"] = LABELS[task][record["label"]]
-            where = f"clue/{task}/{hub_split}:{index + 1}"
-            examples.append(_parse(task, json.dumps(record, ensure_ascii=False), True, where))
+            example = example_from_record(task, record, f"clue/{task}/{hub_split}:{index + 1}")
+            if example is not None:
+                examples.append(example)
         splits[split] = ClueData(task=task, examples=examples, skipped=0, skipped_reasons={})
     return RawData(task, splits, {split: f"clue:{task}" for split in SPLITS})
 

@@ -413,3 +413,14 @@ def test_clue_config_loads(path):
     overridden = load_config(path, ["Global.model_dir=s3://bucket/models/x", "Job.output=s3://bucket/runs"])
     assert overridden.Global.model_dir == "s3://bucket/models/x"
 
+
+
+def test_records_from_the_dataset_hub_convert_like_file_records():
+    """PaddleNLP's load_dataset('clue', ...) yields parsed records; they go through the same checks."""
+    from job.clue import example_from_record
+
+    example = example_from_record("afqmc", {"sentence1": "花呗怎么还款", "sentence2": "花呗如何还钱", "label": "1"}, "clue/afqmc/dev:1")
+    assert (example.text_a, example.text_b, example.label) == ("花呗怎么还款", "花呗如何还钱", 1)
+    assert example_from_record("cmnli", {"sentence1": "a", "sentence2": "b", "label": "-"}, "clue/cmnli/dev:2") is None
+    with pytest.raises(DataError, match=r"^clue/afqmc/dev:3: missing field 'sentence2'$"):
+        example_from_record("afqmc", {"sentence1": "a", "label": "1"}, "clue/afqmc/dev:3")
