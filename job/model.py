@@ -252,7 +252,7 @@ def train_model(model, task: Task, cfg: TeacherConfig, loss_fn, seed: int = 42) 
             running.append(float(loss))
             bar.update(1)
             if step % 20 == 0:
-                bar.set_postfix({"loss": f"{np.mean(running[-50:]):.4f}", f"best dev {task.metric}": f"{max(best_metric, 0):.3f}"})
+                bar.set_postfix({"loss": f"{np.mean(running[-50:]):.4f}", f"best dev {task.metric}": f"{max(best_metric, 0):.3f}"}, refresh=False)
             out_of_time = time.perf_counter() - start_time > budget
             if step % cfg.eval_every == 0 or step == cfg.steps or out_of_time:
                 values = evaluate_dygraph(model, task)
