@@ -244,42 +244,34 @@ def _build(work: Path, settings: Settings, vocab_dir: Path, rebuild: bool):
     return ModelFiles(folder).check()
 
 
+_GLOBAL = "Global: {{task_name: uie, dataset: embedded, batch_size: 8, max_seq_length: {seq}}}\n"
+_PRUNE = """\
+TrainConfig: {{train_iter: {train_iter}, eval_iter: 1000, logging_iter: 1, learning_rate: 2.0e-5}}
+TransformerPrune: {{pruned_ratio: 0.25}}
+Distillation: {{loss: l2}}
+"""
+_PTQ = """\
+QuantPost:
+  batch_size: 8
+  batch_nums: {calib}
+  algo: hist
+  onnx_format: true
+  weight_quantize_type: channel_wise_abs_max
+  quantize_op_types: [mul, matmul, matmul_v2]
+"""
+
+
+def _template(strategy: str, title: str, *sections: str) -> str:
+    job = "Job: {{strategy: " + strategy + ", threads: {threads}, seed: 42}}\n"
+    return f"# {title} (written by scripts/bench_uie_base.py)\n" + _GLOBAL + "".join(sections) + job
+
+
+_PRUNED = "Pruning (25 % of heads and FFN width) with distillation"
+# Config templates per strategy (str.format fields: seq, calib, train_iter, threads).
 _YAML = {
-    "ptq": """\
-# PTQ of the benchmark's UIE (written by scripts/bench_uie_base.py)
-Global: {{task_name: uie, dataset: embedded, batch_size: 8, max_seq_length: {seq}}}
-QuantPost:
-  batch_size: 8
-  batch_nums: {calib}
-  algo: hist
-  onnx_format: true
-  weight_quantize_type: channel_wise_abs_max
-  quantize_op_types: [mul, matmul, matmul_v2]
-Job: {{strategy: ptq, threads: {threads}, seed: 42}}
-""",
-    "prune_dis": """\
-# Pruning (25 % of heads and FFN width) with distillation (written by scripts/bench_uie_base.py)
-Global: {{task_name: uie, dataset: embedded, batch_size: 8, max_seq_length: {seq}}}
-TrainConfig: {{train_iter: {train_iter}, eval_iter: 1000, logging_iter: 1, learning_rate: 2.0e-5}}
-TransformerPrune: {{pruned_ratio: 0.25}}
-Distillation: {{loss: l2}}
-Job: {{strategy: prune_dis, threads: {threads}, seed: 42}}
-""",
-    "prune_ptq": """\
-# Pruning (25 % of heads and FFN width) with distillation, then PTQ (written by scripts/bench_uie_base.py)
-Global: {{task_name: uie, dataset: embedded, batch_size: 8, max_seq_length: {seq}}}
-TrainConfig: {{train_iter: {train_iter}, eval_iter: 1000, logging_iter: 1, learning_rate: 2.0e-5}}
-TransformerPrune: {{pruned_ratio: 0.25}}
-Distillation: {{loss: l2}}
-QuantPost:
-  batch_size: 8
-  batch_nums: {calib}
-  algo: hist
-  onnx_format: true
-  weight_quantize_type: channel_wise_abs_max
-  quantize_op_types: [mul, matmul, matmul_v2]
-Job: {{strategy: prune_ptq, threads: {threads}, seed: 42}}
-""",
+    "ptq": _template("ptq", "PTQ of the benchmark's UIE", _PTQ),
+    "prune_dis": _template("prune_dis", _PRUNED, _PRUNE),
+    "prune_ptq": _template("prune_ptq", f"{_PRUNED}, then PTQ", _PRUNE, _PTQ),
 }
 
 

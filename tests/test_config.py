@@ -11,6 +11,7 @@ import dataclasses
 import re
 import shlex
 import shutil
+import sys
 import textwrap
 import typing
 from pathlib import Path
@@ -472,3 +473,18 @@ def test_describe_output_loads_back_as_the_defaults(tmp_path):
         if name == "Global":
             expected.update(train_data="t.txt", dev_data="d.txt")
         assert dataclasses.asdict(getattr(cfg, name)) == expected, name
+
+
+@pytest.mark.parametrize("strategy", ["ptq", "prune_dis", "prune_ptq"])
+def test_the_benchmark_scripts_configs_validate(tmp_path, monkeypatch, strategy):
+    """scripts/bench_uie_base.py writes its compression configs from templates; each one is
+    a valid job config with the strategy it is filed under."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_uie_base", REPO / "scripts" / "bench_uie_base.py")
+    bench = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, bench)  # dataclasses look their module up there
+    spec.loader.exec_module(bench)
+    text = bench._YAML[strategy].format(seq=128, calib=8, threads=2, train_iter=4)
+    cfg = load_config(write(tmp_path, text))
+    assert cfg.Job.strategy == strategy and cfg.Global.max_seq_length == 128
