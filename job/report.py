@@ -57,13 +57,9 @@ _COLUMNS = (
 
 def summary_table(results: list[dict[str, Any]]) -> str:
     """A Markdown table of results.json dicts, in the order given."""
-    lines = [
-        "| " + " | ".join(name for name, _ in _COLUMNS) + " |",
-        "|" + "|".join(align for _, align in _COLUMNS) + "|",
-    ]
-    for result in results:
-        lines.append("| " + " | ".join(_cell(value) for value in _row(result)) + " |")
-    return "\n".join(lines)
+    header = [name for name, _ in _COLUMNS]
+    aligns = [align for _, align in _COLUMNS]
+    return "\n".join(_table(header, [_row(result) for result in results], aligns))
 
 
 def _row(result: dict[str, Any]) -> list[str]:
@@ -76,7 +72,7 @@ def _row(result: dict[str, Any]) -> list[str]:
         _text(metric),
         _points(result.get("before"), metric),
         _points(result.get("after"), metric),
-        _number(result.get("delta_points"), "{:+.2f}"),
+        _fmt(result.get("delta_points"), "{:+.2f}"),
         _megabytes(models.get("original")),
         _megabytes(models.get("compressed")),
     ]
@@ -90,24 +86,29 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
-def _number(value: Any, fmt: str) -> str:
-    if not _is_number(value):
-        return "-"
-    return fmt.format(value)
+def _fmt(value: Any, fmt: str = "{:.2f}") -> str:
+    """A number formatted, or ``-`` for anything else (None, bool, text)."""
+    return fmt.format(value) if _is_number(value) else "-"
+
+
+def _metric(metrics: Any, metric: Any) -> float | None:
+    """``metrics[metric]`` as a 0-1 fraction, or None when missing or not a number."""
+    if not isinstance(metrics, dict) or not isinstance(metric, str):
+        return None
+    value = metrics.get(metric)
+    return value if _is_number(value) else None
 
 
 def _points(metrics: Any, metric: Any) -> str:
-    if not isinstance(metrics, dict) or not isinstance(metric, str):
-        return "-"
-    value = metrics.get(metric)
-    return _number(value * 100 if _is_number(value) else None, "{:.2f}")
+    value = _metric(metrics, metric)
+    return _fmt(None if value is None else value * 100)
 
 
 def _megabytes(model: Any) -> str:
     if not isinstance(model, dict):
         return "-"
     size = model.get("size_bytes")
-    return _number(size / 1e6 if _is_number(size) else None, "{:.1f}")
+    return _fmt(size / 1e6 if _is_number(size) else None, "{:.1f}")
 
 
 def _cell(text: str) -> str:
@@ -155,7 +156,7 @@ def strategy_label(key: str) -> str:
     return f"{name} ({key})" if name else key
 
 
-def gather(source: str, storage: Any = None) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
+def gather(source: str) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
     """Every readable results.json under a folder (recursively), or under an s3:// prefix.
     Returns ``[(where, dict)]`` and warnings about the files skipped."""
     from .errors import InputError
@@ -165,7 +166,7 @@ def gather(source: str, storage: Any = None) -> tuple[list[tuple[str, dict[str, 
     if source.lower().startswith("s3://"):
         from .storage import Storage
 
-        store = storage or Storage()
+        store = Storage()
         prefix = source.rstrip("/")
         for rel in store.list(prefix):
             if rel == "results.json" or rel.endswith("/results.json"):
@@ -182,12 +183,8 @@ def gather(source: str, storage: Any = None) -> tuple[list[tuple[str, dict[str, 
 
 
 def _parse(where: str, read: Any, found: list, warnings: list[str]) -> None:
-    from .errors import StorageError
-
     try:
         data = json.loads(read().decode("utf-8"))
-    except StorageError:
-        raise
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         message = f"{where}: skipped, not readable as JSON ({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
         log.warning(message)
@@ -214,10 +211,8 @@ def _model_name(result: dict[str, Any]) -> str:
 
 
 def _metric_points(metrics: Any, metric: Any) -> float | None:
-    if not isinstance(metrics, dict) or not isinstance(metric, str):
-        return None
-    value = metrics.get(metric)
-    return round(value * 100, 4) if _is_number(value) else None
+    value = _metric(metrics, metric)
+    return None if value is None else round(value * 100, 4)
 
 
 def _env_key(record: dict[str, Any]) -> str:
@@ -416,10 +411,6 @@ def _latency_rows(accuracy_rows: list[dict[str, Any]], benchmarks: list[dict[str
 # --------------------------------------------------------------------------------------
 # Rendering
 # --------------------------------------------------------------------------------------
-
-
-def _fmt(value: Any, fmt: str = "{:.2f}") -> str:
-    return fmt.format(value) if _is_number(value) else "-"
 
 
 def _table(header: list[str] | tuple[str, ...], rows: list[list[str]], align: list[str] | None = None) -> list[str]:

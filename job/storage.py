@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .errors import InputError, JobError, StorageError
+from .logs import BOTO_LOGGERS
 
 if TYPE_CHECKING:
     from .config import StorageConfig
@@ -50,7 +51,6 @@ if TYPE_CHECKING:
 __all__ = [
     "MANIFEST",
     "MARKER",
-    "STATES",
     "FileDigest",
     "NotFoundError",
     "PublishResult",
@@ -69,7 +69,6 @@ log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
 MARKER = "_SUCCESS"
-STATES = ("absent", "complete", "config_changed", "incomplete")
 _STAMP = ".complete"  # written into a fetch cache folder after a verified download
 _SCHEMA = 1
 _MB = 1024 * 1024
@@ -255,7 +254,7 @@ _SCRUB = _ScrubFilter()
 
 def _install_scrubber(secrets: list[str]) -> None:
     _SCRUB.secrets.update(s for s in secrets if s)
-    names = [n for n in list(logging.Logger.manager.loggerDict) if n.split(".")[0] in ("botocore", "boto3", "s3transfer", "urllib3")]
+    names = [n for n in list(logging.Logger.manager.loggerDict) if n.split(".")[0] in BOTO_LOGGERS]
     for name in names:
         logger = logging.getLogger(name)
         if _SCRUB not in logger.filters:
@@ -271,7 +270,7 @@ class _LocalBackend:
     """Local folders (plain paths and ``file://``). Writes go through a temp file and a rename."""
 
     def __init__(self, storage: Storage):
-        self._storage = storage
+        """Takes the storage like every backend; a local folder needs nothing from it."""
 
     @staticmethod
     def path(uri: str) -> Path:
@@ -361,12 +360,12 @@ class _LocalBackend:
         self._write(uri, copy, mode_from=Path(local_path))
         return FileDigest(sha.hexdigest(), size)
 
-    def get_file(self, uri: str, local_path: Path, progress: Progress | None) -> None:
+    def get_file(self, uri: str, local_path: Path, progress: Progress | None) -> FileDigest:
         src = self.path(uri)
         if not src.is_file():
             raise NotFoundError(f"read {uri}: not found")
         with self._errors("read", uri):
-            self.put_file(src, str(local_path), progress)  # the destination is a local path too
+            return self.put_file(src, str(local_path), progress)  # the destination is a local path too
 
     def put_bytes(self, data: bytes, uri: str) -> None:
         self._write(uri, lambda out: out.write(data))
@@ -454,6 +453,7 @@ class _S3Backend:
         return FileDigest(sha, size)
 
     def get_file(self, uri: str, local_path: Path, progress: Progress | None) -> None:
+        """Download; no digest (the caller hashes the file)."""
         bucket, key = self._object(uri)
         Path(local_path).parent.mkdir(parents=True, exist_ok=True)
         with self._errors("download", uri):
@@ -547,6 +547,17 @@ _BACKENDS: dict[str, type[_LocalBackend] | type[_S3Backend]] = {
 }
 
 
+def _backend_class(uri: str) -> type[_LocalBackend] | type[_S3Backend]:
+    """The backend of the URI's scheme; InputError for another scheme or a malformed s3:// URI."""
+    scheme = _scheme(uri)
+    cls = _BACKENDS.get(scheme)
+    if cls is None:
+        raise InputError(f"{uri}: unsupported scheme {scheme!r}; use a local path or s3://bucket/prefix")
+    if cls is _S3Backend:
+        _split_s3(uri)
+    return cls
+
+
 # --------------------------------------------------------------------------------------
 # Storage
 # --------------------------------------------------------------------------------------
@@ -604,6 +615,7 @@ class Storage:
         self.__credentials = _Credentials(key_id, secret, env.get("AWS_SESSION_TOKEN") or None)
 
         self.__client: Any = None
+        self.__transfer: Any = None
         self.__lock = threading.Lock()
         self.__backends: dict[type, Any] = {}
 
@@ -627,10 +639,14 @@ class Storage:
         uri = _as_uri(uri)
         return self._backend(uri).put_file(Path(local_path), uri, progress)
 
-    def get_file(self, uri: str, local_path: str | os.PathLike[str], progress: Progress | None = None) -> None:
-        """Download (or copy) one object to a local file."""
+    def get_file(self, uri: str, local_path: str | os.PathLike[str], progress: Progress | None = None) -> FileDigest | None:
+        """Download (or copy) one object to a local file.
+
+        Returns the SHA-256 and size of the bytes copied when the backend computed them
+        on the way (local folders), else None (S3: hash the file if you need them).
+        """
         uri = _as_uri(uri)
-        self._backend(uri).get_file(uri, Path(local_path), progress)
+        return self._backend(uri).get_file(uri, Path(local_path), progress)
 
     def put_bytes(self, data: bytes, uri: str) -> None:
         uri = _as_uri(uri)
@@ -654,12 +670,7 @@ class Storage:
     # -- internals shared with the functions below -------------------------------------
 
     def _backend(self, uri: str) -> Any:
-        scheme = _scheme(uri)
-        cls = _BACKENDS.get(scheme)
-        if cls is None:
-            raise InputError(f"{uri}: unsupported scheme {scheme!r}; use a local path or s3://bucket/prefix")
-        if cls is _S3Backend:
-            _split_s3(uri)
+        cls = _backend_class(uri)
         backend = self.__backends.get(cls)
         if backend is None:
             backend = self.__backends[cls] = cls(self)
@@ -724,16 +735,22 @@ class Storage:
         return client
 
     def _transfer_config(self) -> Any:
-        from boto3.s3.transfer import TransferConfig
+        """The transfer settings, built once (like the client)."""
+        with self.__lock:
+            if self.__transfer is None:
+                from boto3.s3.transfer import TransferConfig
 
-        _install_scrubber(self._secrets())  # s3transfer's loggers exist from here on
-        return TransferConfig(
-            multipart_threshold=self.multipart_threshold,
-            multipart_chunksize=self.multipart_chunksize,
-            max_concurrency=4,
-            use_threads=True,
-            preferred_transfer_client="classic",
-        )
+                self.__transfer = TransferConfig(
+                    multipart_threshold=self.multipart_threshold,
+                    multipart_chunksize=self.multipart_chunksize,
+                    max_concurrency=4,
+                    use_threads=True,
+                    preferred_transfer_client="classic",
+                )
+        # s3transfer's loggers exist from here on; cheap, and it also catches any logger
+        # created during an earlier transfer.
+        _install_scrubber(self._secrets())
+        return self.__transfer
 
 
 # --------------------------------------------------------------------------------------
@@ -746,10 +763,7 @@ def task_prefix(output: str, run_id: str, task: str, strategy: str) -> str:
     output = _as_uri(output)
     for name, value in (("run_id", run_id), ("task", task), ("strategy", strategy)):
         _check_name(name, value)
-    if _scheme(output) not in _BACKENDS:
-        raise InputError(f"{output}: unsupported scheme {_scheme(output)!r}; use a local path or s3://bucket/prefix")
-    if _scheme(output) == "s3":
-        _split_s3(output)
+    _backend_class(output)
     return _join(output, run_id, task, strategy)
 
 
@@ -812,7 +826,7 @@ def _verify(storage: Storage, prefix: str, objects: dict[str, _Object], deep: bo
 
 
 def completion_state(storage: Storage, prefix: str, fingerprint: str) -> str:
-    """``absent``, ``complete``, ``config_changed`` or ``incomplete`` (see ``STATES``).
+    """``absent``, ``complete``, ``config_changed`` or ``incomplete``.
 
     Complete means: ``_SUCCESS`` present and every file of ``manifest.json`` there with
     its size (on S3 also its ETag; locally its SHA-256), under the same config
@@ -956,7 +970,7 @@ def list_runs(storage: Storage, output: str, *, run_id: str | None = None) -> li
     sizes (and ETags on S3) only: ``pull`` verifies every SHA-256.
     """
     output = _as_uri(output)
-    storage._backend(output)  # a malformed output fails here, before any joining
+    _backend_class(output)  # a malformed output fails here, before any joining
     if run_id is not None:
         _check_name("run_id", run_id)
     base = output if run_id is None else _join(output, run_id)
@@ -1037,8 +1051,7 @@ def pull(storage: Storage, prefix: str, dest_dir: str | os.PathLike[str], *, pro
             for rel, entry in sorted(files.items()):
                 uri = _join(prefix, rel)
                 local = tmp / rel
-                storage.get_file(uri, local, progress=bar.update)
-                digest = _hash_file(local)
+                digest = storage.get_file(uri, local, progress=bar.update) or _hash_file(local)
                 if (digest.sha256, digest.size) != (entry["sha256"], entry["size"]):
                     local.unlink()
                     raise StorageError(
@@ -1117,8 +1130,7 @@ def fetch(storage: Storage, uri: str, cache_dir: str | os.PathLike[str]) -> Path
         for rel, obj in sorted(objects.items()):
             remote = uri if kind == "file" else _join(uri, rel)
             local = tmp / rel
-            storage.get_file(remote, local)
-            digest = _hash_file(local)
+            digest = storage.get_file(remote, local) or _hash_file(local)
             expected = manifest["files"].get(rel) if manifest else None
             if expected is not None and (digest.sha256, digest.size) != (expected["sha256"], expected["size"]):
                 raise StorageError(f"{remote}: content does not match {MANIFEST} (SHA-256 or size differs)")

@@ -18,20 +18,13 @@ from job.storage import Storage, publish, task_prefix
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "scripts" / "pull"
-LIGHT_PYTHON = REPO / ".venv-light" / "bin" / "python"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "results"
 HEAVY = ("paddle", "paddlenlp", "paddleslim", "numpy", "pandas", "scipy")
 
 
-def light_python() -> Path:
-    if not LIGHT_PYTHON.exists():
-        pytest.fail(f"{LIGHT_PYTHON} is missing: run `bash scripts/setup.sh` first (it builds .venv-light)")
-    return LIGHT_PYTHON
-
-
-def run_pull(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def run_pull(python: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [str(light_python()), str(SCRIPT), *args],
+        [str(python), str(SCRIPT), *args],
         capture_output=True,
         text=True,
         timeout=60,
@@ -85,15 +78,15 @@ def published(s3_server, bucket, tmp_path):
     return out, sources
 
 
-def test_light_venv_has_no_paddle():
-    proc = subprocess.run([str(light_python()), "-c", "import paddle"], capture_output=True, text=True, timeout=60)
+def test_light_venv_has_no_paddle(light_python):
+    proc = subprocess.run([str(light_python), "-c", "import paddle"], capture_output=True, text=True, timeout=60)
     assert proc.returncode != 0 and "No module named 'paddle'" in proc.stderr
 
 
 @pytest.mark.parametrize("python", ["light", "full"])
-def test_pull_imports_stay_light(python):
+def test_pull_imports_stay_light(python, request):
     """Importing what scripts/pull imports loads no paddle, numpy or the like, even where they are installed."""
-    interpreter = light_python() if python == "light" else Path(sys.executable)
+    interpreter = request.getfixturevalue("light_python") if python == "light" else Path(sys.executable)
     code = (
         f"import sys; sys.path.insert(0, {str(REPO)!r}); "
         "import job.storage, job.report; from job.config import StorageConfig; "
@@ -104,17 +97,17 @@ def test_pull_imports_stay_light(python):
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
-def test_pull_help():
-    proc = run_pull("--help")
+def test_pull_help(light_python):
+    proc = run_pull(light_python, "--help")
     assert proc.returncode == 0
     assert "list" in proc.stdout and "get" in proc.stdout and "AWS_ENDPOINT_URL" in proc.stdout
-    proc = run_pull("get", "--help")
+    proc = run_pull(light_python, "get", "--help")
     assert proc.returncode == 0 and "--run" in proc.stdout and "--dest" in proc.stdout
 
 
-def test_pull_list(s3_server, published):
+def test_pull_list(s3_server, published, light_python):
     out, _ = published
-    proc = run_pull("list", out, "--endpoint-url", s3_server)
+    proc = run_pull(light_python, "list", out, "--endpoint-url", s3_server)
     assert proc.returncode == 0, proc.stderr
     rows = [line.split() for line in proc.stdout.splitlines()]
     assert rows[0] == ["run", "task", "strategy", "state"]
@@ -126,15 +119,15 @@ def test_pull_list(s3_server, published):
     ]
     assert proc.stdout.splitlines()[-1] == "4 tasks, 3 complete"
 
-    proc = run_pull("list", out, "--run", "run2", env={"AWS_ENDPOINT_URL": s3_server})  # endpoint from the environment
+    proc = run_pull(light_python, "list", out, "--run", "run2", env={"AWS_ENDPOINT_URL": s3_server})  # endpoint from the environment
     assert proc.returncode == 0, proc.stderr
     assert [line.split()[0] for line in proc.stdout.splitlines()[1:-1]] == ["run2"]
 
 
-def test_pull_get(s3_server, published, tmp_path):
+def test_pull_get(s3_server, published, tmp_path, light_python):
     out, sources = published
     dest = tmp_path / "pulled"
-    proc = run_pull("get", out, "--run", "run1", "--dest", str(dest), "--endpoint-url", s3_server, "--no-progress")
+    proc = run_pull(light_python, "get", out, "--run", "run1", "--dest", str(dest), "--endpoint-url", s3_server, "--no-progress")
     assert proc.returncode == 0, proc.stderr
     assert "warning: skipping run1/sentiment/ptq: incomplete" in proc.stderr
     for key in (("run1", "uie", "ptq"), ("run1", "tnews", "qat_dis")):
@@ -148,33 +141,33 @@ def test_pull_get(s3_server, published, tmp_path):
     assert "| uie | ptq | complete | f1 | 85.12 | 84.77 | -0.35 | 470.1 | 120.5 |" in lines
     assert lines[-1].startswith("pulled 2 tasks (10 files,") and lines[-1].endswith("; skipped 1 incomplete")
 
-    proc = run_pull("get", out, "--run", "run1", "--task", "tnews", "--dest", str(tmp_path / "one"), "--endpoint-url", s3_server)
+    proc = run_pull(light_python, "get", out, "--run", "run1", "--task", "tnews", "--dest", str(tmp_path / "one"), "--endpoint-url", s3_server)
     assert proc.returncode == 0, proc.stderr
     assert [p.name for p in (tmp_path / "one" / "run1").iterdir()] == ["tnews"]
 
 
-def test_pull_errors(s3_server, published, tmp_path):
+def test_pull_errors(s3_server, published, tmp_path, light_python):
     out, _ = published
-    assert_clean_error(run_pull("get", out, "--run", "run9", "--dest", str(tmp_path / "d"), "--endpoint-url", s3_server), 2)
-    assert_clean_error(run_pull("get", out, "--run", "run1", "--task", "sentiment", "--dest", str(tmp_path / "d"), "--endpoint-url", s3_server), 2)
-    assert_clean_error(run_pull("get", out, "--dest", str(tmp_path / "d")), 2)  # --run missing
-    assert_clean_error(run_pull("list", "s3://Bad_Bucket/x"), 2)
-    assert_clean_error(run_pull("list", "gs://bucket/x"), 2)
+    assert_clean_error(run_pull(light_python, "get", out, "--run", "run9", "--dest", str(tmp_path / "d"), "--endpoint-url", s3_server), 2)
+    assert_clean_error(run_pull(light_python, "get", out, "--run", "run1", "--task", "sentiment", "--dest", str(tmp_path / "d"), "--endpoint-url", s3_server), 2)
+    assert_clean_error(run_pull(light_python, "get", out, "--dest", str(tmp_path / "d")), 2)  # --run missing
+    assert_clean_error(run_pull(light_python, "list", "s3://Bad_Bucket/x"), 2)
+    assert_clean_error(run_pull(light_python, "list", "gs://bucket/x"), 2)
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
-    proc = run_pull("list", out, "--endpoint-url", dead, env={"AWS_MAX_ATTEMPTS": "1"})
+    proc = run_pull(light_python, "list", out, "--endpoint-url", dead, env={"AWS_MAX_ATTEMPTS": "1"})
     assert_clean_error(proc, 4)
     assert out in proc.stderr
     assert not (tmp_path / "d").exists()
 
 
-def test_pull_from_a_local_output(tmp_path):
+def test_pull_from_a_local_output(tmp_path, light_python):
     out = tmp_path / "runs"
     result = fixture_result("uie_ptq.json")
     src = make_task(tmp_path / "src", result)
     publish(Storage(), src, task_prefix(str(out), "local", "uie", "ptq"), fingerprint="f" * 64, status="complete", progress=False)
-    proc = run_pull("get", str(out), "--run", "local", "--dest", str(tmp_path / "dest"))
+    proc = run_pull(light_python, "get", str(out), "--run", "local", "--dest", str(tmp_path / "dest"))
     assert proc.returncode == 0, proc.stderr
     assert (tmp_path / "dest" / "local" / "uie" / "ptq" / "inference.pdiparams").read_bytes() == (src / "inference.pdiparams").read_bytes()
 

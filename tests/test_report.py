@@ -7,10 +7,10 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from jobrun import run_job
 
 from job import report
 
@@ -41,14 +41,8 @@ def lay_out(root: Path, names: tuple[str, ...] | list[str]) -> Path:
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "job", "report", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})},
-    )
+    """``python -m job report ARGS`` with ``env`` added to the environment."""
+    return run_job("report", *args, timeout=120, env={**os.environ, **(env or {})})
 
 
 def table_headers(markdown: str) -> list[str]:
