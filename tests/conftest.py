@@ -1,4 +1,5 @@
-"""Shared fixtures: a real S3 server (moto, over HTTP on 127.0.0.1) and clean AWS settings.
+"""Shared fixtures: a real S3 server (moto, over HTTP on 127.0.0.1) and clean AWS settings,
+the light environment's interpreter (``light_python``) and the tiny UIE set-up (``tiny``).
 
 Tests never touch real cloud accounts: ``s3_server`` strips every ``AWS_*`` variable of
 the developer's environment (credentials, profiles, config files, CA bundles, endpoints)
@@ -23,6 +24,8 @@ from jobrun import make_tiny
 from s3_faults import DyingProxy, FaultProxy
 
 REPO = Path(__file__).resolve().parent.parent
+# The light environment (no paddle) that scripts/launch and scripts/pull run in.
+LIGHT_PYTHON = REPO / ".venv-light" / "bin" / "python"
 FAKE_KEY_ID = "testing"
 FAKE_SECRET = "testing"
 
@@ -113,6 +116,16 @@ def dying_proxy(s3_server: str) -> Iterator[Callable[..., DyingProxy]]:
     yield start
     for proxy in proxies:
         proxy.kill()
+
+
+@pytest.fixture(scope="session")
+def light_python() -> Path:
+    """The light environment's interpreter; the test fails when .venv-light was not set up."""
+    if not LIGHT_PYTHON.is_file():
+        pytest.fail(
+            f"{LIGHT_PYTHON} is missing: run bash scripts/setup.sh (it creates .venv-light from requirements/light.txt)"
+        )
+    return LIGHT_PYTHON
 
 
 @pytest.fixture(scope="session")

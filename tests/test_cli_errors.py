@@ -13,10 +13,10 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from jobrun import run_job
 
 REPO = Path(__file__).resolve().parent.parent
 BAD = REPO / "tests" / "fixtures" / "bad"
@@ -30,9 +30,8 @@ GOOD_RECORDS = [
 
 
 def job(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    env.pop("ACT_JOB_CACHE", None)
-    return subprocess.run([sys.executable, "-m", "job", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=TIMEOUT)
+    """``python -m job ARGS`` without the developer's ACT_JOB_CACHE."""
+    return run_job(*args, timeout=TIMEOUT, env={k: v for k, v in os.environ.items() if k != "ACT_JOB_CACHE"})
 
 
 def input_error(proc: subprocess.CompletedProcess) -> str:

@@ -165,7 +165,30 @@ _GOOD_AFQMC = '{"sentence1": "花呗怎么还款", "sentence2": "花呗如何还
 _GOOD_WSC = '{"target": {"span2_index": 13, "span1_index": 3, "span1_text": "书包", "span2_text": "它"}, "idx": 0, "label": "true", "text": "小明把书包放在桌子上，因为它太重了，他背不动。"}'
 
 
-def _check_bad(task: str, path: Path, line: int, message: str, reason: str) -> None:
+_GOOD_CSL = '{"id": 1, "abst": "摘要", "keyword": ["甲", "乙"], "label": "0"}'
+
+# (test id, task, records, line of the bad record, expected in the message, reason when skipped)
+_BAD_RECORDS = [
+    ("test_missing_field", "afqmc", [_GOOD_AFQMC, '{"sentence1": "花呗怎么还款", "label": "1"}', _GOOD_AFQMC], 2, "missing field 'sentence2'", "missing field 'sentence2'"),
+    ("test_missing_wsc_target_field", "cluewsc2020", [_GOOD_WSC, _GOOD_WSC.replace('"span1_index": 3, ', "")], 2, "missing field 'target.span1_index'", "missing field 'target.span1_index'"),
+    ("test_label_outside_the_label_set", "afqmc", [_GOOD_AFQMC, _GOOD_AFQMC.replace('"label": "1"', '"label": "2"')], 2, "label '2' is not one of the afqmc labels (0, 1)", "label outside the label set"),
+    ("test_unused_tnews_code_is_outside_the_label_set", "tnews", ['{"label": "105", "label_desc": "news_x", "sentence": "标题"}', '{"label": "101", "label_desc": "news_culture", "sentence": "标题"}'], 1, "label '105' is not one of the tnews labels (100, 101, 102", "label outside the label set"),
+    ("test_dash_label_outside_nli_is_bad", "afqmc", [_GOOD_AFQMC, _GOOD_AFQMC.replace('"label": "1"', '"label": "-"')], 2, "label '-' is not one of the afqmc labels", "label outside the label set"),
+    ("test_wrong_type", "afqmc", [_GOOD_AFQMC, _GOOD_AFQMC.replace('"label": "1"', '"label": 1')], 2, "field 'label': expected a string, got a number 1", "wrong type"),
+    ("test_csl_keyword_must_be_a_list_of_strings", "csl", [_GOOD_CSL, _GOOD_CSL.replace('["甲", "乙"]', '"甲 乙"')], 2, "field 'keyword': expected a list of strings", "wrong type"),
+    ("test_bad_json", "afqmc", [_GOOD_AFQMC, _GOOD_AFQMC, '{"sentence1": "花呗", "sentence2": "借呗" "label": "0"}'], 3, "bad JSON: Expecting ',' delimiter", "bad JSON"),
+    ("test_json_that_is_not_an_object", "afqmc", ['["花呗", "借呗", "0"]', _GOOD_AFQMC], 1, "expected a JSON object, got a list", "bad JSON"),
+    ("test_wsc_span_mismatch", "cluewsc2020", [_GOOD_WSC, _GOOD_WSC.replace('"span2_index": 13', '"span2_index": 12')], 2, "target.span2_text '它' is not at span2_index 12 of text (found '为')", "span mismatch"),
+    ("test_wsc_span_index_beyond_the_text", "cluewsc2020", [_GOOD_WSC.replace('"span1_index": 3', '"span1_index": 99'), _GOOD_WSC], 1, "target.span1_text '书包' is not at span1_index 99", "span mismatch"),
+]
+
+
+@pytest.mark.parametrize(
+    ("task", "records", "line", "message", "reason"), [pytest.param(*case[1:], id=case[0]) for case in _BAD_RECORDS]
+)
+def test_bad_record(tmp_path, task, records, line, message, reason):
+    """A bad record stops the read with ``<file>:<line>: <what>``, or is skipped with skip_bad."""
+    path = _write(tmp_path, records)
     with pytest.raises(DataError) as info:
         read_clue(task, path)
     text = str(info.value)
@@ -178,67 +201,11 @@ def _check_bad(task: str, path: Path, line: int, message: str, reason: str) -> N
     assert len(data.examples) >= 1
 
 
-def test_missing_field(tmp_path):
-    path = _write(tmp_path, [_GOOD_AFQMC, '{"sentence1": "花呗怎么还款", "label": "1"}', _GOOD_AFQMC])
-    _check_bad("afqmc", path, 2, "missing field 'sentence2'", "missing field 'sentence2'")
-
-
-def test_missing_wsc_target_field(tmp_path):
-    path = _write(tmp_path, [_GOOD_WSC, _GOOD_WSC.replace('"span1_index": 3, ', "")])
-    _check_bad("cluewsc2020", path, 2, "missing field 'target.span1_index'", "missing field 'target.span1_index'")
-
-
-def test_label_outside_the_label_set(tmp_path):
-    path = _write(tmp_path, [_GOOD_AFQMC, _GOOD_AFQMC.replace('"label": "1"', '"label": "2"')])
-    _check_bad("afqmc", path, 2, "label '2' is not one of the afqmc labels (0, 1)", "label outside the label set")
-
-
-def test_unused_tnews_code_is_outside_the_label_set(tmp_path):
-    path = _write(tmp_path, ['{"label": "105", "label_desc": "news_x", "sentence": "标题"}', '{"label": "101", "label_desc": "news_culture", "sentence": "标题"}'])
-    _check_bad("tnews", path, 1, "label '105' is not one of the tnews labels (100, 101, 102", "label outside the label set")
-
-
 def test_long_label_sets_are_abbreviated_in_messages(tmp_path):
     path = _write(tmp_path, ['{"label": "119", "label_des": "x", "sentence": "应用描述"}'])
     with pytest.raises(DataError) as info:
         read_clue("iflytek", path)
     assert str(info.value) == f"{path}:1: label '119' is not one of the iflytek labels (0 .. 118)"
-
-
-def test_dash_label_outside_nli_is_bad(tmp_path):
-    path = _write(tmp_path, [_GOOD_AFQMC, _GOOD_AFQMC.replace('"label": "1"', '"label": "-"')])
-    _check_bad("afqmc", path, 2, "label '-' is not one of the afqmc labels", "label outside the label set")
-
-
-def test_wrong_type(tmp_path):
-    path = _write(tmp_path, [_GOOD_AFQMC, _GOOD_AFQMC.replace('"label": "1"', '"label": 1')])
-    _check_bad("afqmc", path, 2, "field 'label': expected a string, got a number 1", "wrong type")
-
-
-def test_csl_keyword_must_be_a_list_of_strings(tmp_path):
-    good = '{"id": 1, "abst": "摘要", "keyword": ["甲", "乙"], "label": "0"}'
-    path = _write(tmp_path, [good, good.replace('["甲", "乙"]', '"甲 乙"')])
-    _check_bad("csl", path, 2, "field 'keyword': expected a list of strings", "wrong type")
-
-
-def test_bad_json(tmp_path):
-    path = _write(tmp_path, [_GOOD_AFQMC, _GOOD_AFQMC, '{"sentence1": "花呗", "sentence2": "借呗" "label": "0"}'])
-    _check_bad("afqmc", path, 3, "bad JSON: Expecting ',' delimiter", "bad JSON")
-
-
-def test_json_that_is_not_an_object(tmp_path):
-    path = _write(tmp_path, ['["花呗", "借呗", "0"]', _GOOD_AFQMC])
-    _check_bad("afqmc", path, 1, "expected a JSON object, got a list", "bad JSON")
-
-
-def test_wsc_span_mismatch(tmp_path):
-    path = _write(tmp_path, [_GOOD_WSC, _GOOD_WSC.replace('"span2_index": 13', '"span2_index": 12')])
-    _check_bad("cluewsc2020", path, 2, "target.span2_text '它' is not at span2_index 12 of text (found '为')", "span mismatch")
-
-
-def test_wsc_span_index_beyond_the_text(tmp_path):
-    path = _write(tmp_path, [_GOOD_WSC.replace('"span1_index": 3', '"span1_index": 99'), _GOOD_WSC])
-    _check_bad("cluewsc2020", path, 1, "target.span1_text '书包' is not at span1_index 99", "span mismatch")
 
 
 def test_non_utf8_file(tmp_path):

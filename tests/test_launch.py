@@ -29,7 +29,6 @@ from job.errors import ExitCode
 
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCH = ROOT / "scripts" / "launch"
-LIGHT_PYTHON = ROOT / ".venv-light" / "bin" / "python"
 IMAGE = "registry.example.com/ml/act-job:0.1.0"
 BASE_ARGS = ["--image", IMAGE, "--output", "s3://ml-results/act", "--run-id", "exp1"]
 PLANTED = {
@@ -37,15 +36,6 @@ PLANTED = {
     "AWS_SECRET_ACCESS_KEY": "planted-" + uuid.uuid4().hex,
     "AWS_SESSION_TOKEN": "planted-token-" + uuid.uuid4().hex,
 }
-
-
-@pytest.fixture(scope="module")
-def light_python() -> Path:
-    if not LIGHT_PYTHON.exists():
-        pytest.fail(
-            f"{LIGHT_PYTHON} is missing: run bash scripts/setup.sh (it creates .venv-light from requirements/light.txt)"
-        )
-    return LIGHT_PYTHON
 
 
 def run_launch(
@@ -497,6 +487,21 @@ def kube(tmp_path):
         thread.join(timeout=10)
 
 
+@pytest.fixture
+def kubeconfig(kube, tmp_path) -> list[str]:
+    """The flags pointing the launcher at ``kube``: --kubeconfig FILE."""
+    return ["--kubeconfig", str(_kubeconfig(tmp_path, kube.url))]
+
+
+def run_apply_watch(
+    python: Path, kubeconfig: list[str], *tasks: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
+    """Apply the Jobs of ``tasks`` and watch them until they finish."""
+    return run_launch(
+        python, *BASE_ARGS, "--tasks", *tasks, "--apply", "--watch", "--interval", "0.05", *kubeconfig, env=env
+    )
+
+
 def _kubeconfig(tmp_path: Path, server_url: str) -> Path:
     path = tmp_path / "kubeconfig"
     path.write_text(
@@ -514,9 +519,8 @@ def _kubeconfig(tmp_path: Path, server_url: str) -> Path:
     return path
 
 
-def test_apply_twice_creates_nothing_new(light_python, kube, tmp_path):
-    config = _kubeconfig(tmp_path, kube.url)
-    args = [*BASE_ARGS, "--tasks", "afqmc", "uie", "--apply", "--kubeconfig", str(config)]
+def test_apply_twice_creates_nothing_new(light_python, kube, kubeconfig):
+    args = [*BASE_ARGS, "--tasks", "afqmc", "uie", "--apply", *kubeconfig]
     first = run_launch(light_python, *args)
     assert first.returncode == 0, first.stderr
     assert first.stdout.count("created") == 3 and "exists" not in first.stdout  # two lines + the summary
@@ -535,23 +539,9 @@ def test_apply_twice_creates_nothing_new(light_python, kube, tmp_path):
     assert bodies == render.render_jobs(options, ["afqmc", "uie"])
 
 
-def test_apply_and_watch_all_succeed(light_python, kube, tmp_path):
-    config = _kubeconfig(tmp_path, kube.url)
+def test_apply_and_watch_all_succeed(light_python, kube, kubeconfig):
     kube.waiting_reason = {"afqmc": "Back-off pulling image registry.example.com/ml/act-job:0.1.0"}
-    result = run_launch(
-        light_python,
-        *BASE_ARGS,
-        "--tasks",
-        "afqmc",
-        "tnews",
-        "uie",
-        "--apply",
-        "--watch",
-        "--interval",
-        "0.05",
-        "--kubeconfig",
-        str(config),
-    )
+    result = run_apply_watch(light_python, kubeconfig, "afqmc", "tnews", "uie")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "launch: all 3 Job(s) succeeded" in result.stdout
     assert re.search(r"^TASK\s+JOB\s+ACTIVE\s+SUCCEEDED\s+FAILED\s+STATE\s+REASON", result.stdout, flags=re.M)
@@ -567,10 +557,9 @@ def test_apply_and_watch_all_succeed(light_python, kube, tmp_path):
     assert selectors == {"app.kubernetes.io/name=act-job,act-job/run-id=exp1"}
 
 
-def test_watch_reports_a_failed_job_with_exit_1(light_python, kube, tmp_path):
-    config = _kubeconfig(tmp_path, kube.url)
+def test_watch_reports_a_failed_job_with_exit_1(light_python, kube, kubeconfig):
     kube.fail_tasks = {"tnews"}
-    args = [*BASE_ARGS, "--tasks", "afqmc", "tnews", "--kubeconfig", str(config)]
+    args = [*BASE_ARGS, "--tasks", "afqmc", "tnews", *kubeconfig]
     assert run_launch(light_python, *args, "--apply").returncode == 0
     result = run_launch(light_python, *args, "--watch", "--interval", "0.05")  # re-attach without --apply
     assert result.returncode == 1, result.stdout + result.stderr
@@ -580,16 +569,14 @@ def test_watch_reports_a_failed_job_with_exit_1(light_python, kube, tmp_path):
     assert "1 of 2 Job(s) did not succeed: act-tnews-prune-ptq-exp1" in result.stdout
 
 
-def test_watch_without_jobs_is_bad_input(light_python, kube, tmp_path):
-    config = _kubeconfig(tmp_path, kube.url)
-    result = run_launch(light_python, *BASE_ARGS, "--watch", "--interval", "0.05", "--kubeconfig", str(config))
+def test_watch_without_jobs_is_bad_input(light_python, kubeconfig):
+    result = run_launch(light_python, *BASE_ARGS, "--watch", "--interval", "0.05", *kubeconfig)
     _assert_one_line_error(result, int(ExitCode.INPUT))
 
 
-def test_refused_requests_exit_4(light_python, kube, tmp_path):
-    config = _kubeconfig(tmp_path, kube.url)
+def test_refused_requests_exit_4(light_python, kube, kubeconfig):
     kube.refuse = 403
-    result = run_launch(light_python, *BASE_ARGS, "--apply", "--kubeconfig", str(config))
+    result = run_launch(light_python, *BASE_ARGS, "--apply", *kubeconfig)
     _assert_one_line_error(result, 4)
     assert "refused (403" in result.stderr and "cannot create resource" in result.stderr
 
@@ -624,32 +611,16 @@ def test_bad_kubeconfig_is_bad_input(light_python, tmp_path):
     )
 
 
-def test_no_secret_value_in_any_output(light_python, kube, tmp_path):
+def test_no_secret_value_in_any_output(light_python, kube, kubeconfig, tmp_path):
     """Planted credentials in the launcher's environment never reach stdout, stderr, files or the API."""
-    config = _kubeconfig(tmp_path, kube.url)
     kube.fail_tasks = {"uie"}
     out_file, out_dir = tmp_path / "jobs.yaml", tmp_path / "jobs"
     runs = [
         run_launch(light_python, *BASE_ARGS, env=PLANTED),
         run_launch(light_python, *BASE_ARGS, "--out", str(out_file), env=PLANTED),
         run_launch(light_python, *BASE_ARGS, "--out-dir", str(out_dir), env=PLANTED),
-        run_launch(
-            light_python,
-            *BASE_ARGS,
-            "--tasks",
-            "afqmc",
-            "uie",
-            "--apply",
-            "--watch",
-            "--interval",
-            "0.05",
-            "--kubeconfig",
-            str(config),
-            env=PLANTED,
-        ),
-        run_launch(
-            light_python, *BASE_ARGS, "--tasks", "afqmc", "uie", "--apply", "--kubeconfig", str(config), env=PLANTED
-        ),
+        run_apply_watch(light_python, kubeconfig, "afqmc", "uie", env=PLANTED),
+        run_launch(light_python, *BASE_ARGS, "--tasks", "afqmc", "uie", "--apply", *kubeconfig, env=PLANTED),
     ]
     assert [r.returncode for r in runs] == [0, 0, 0, 1, 0]
     texts = [r.stdout + r.stderr for r in runs]

@@ -17,7 +17,6 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-LIGHT_PYTHON = REPO / ".venv-light" / "bin" / "python"
 LIGHT_MODULES = ("job.config", "job.errors", "job.storage", "job.render", "job.report")
 HEAVY = ("paddle", "paddlenlp", "paddleslim")
 
@@ -33,12 +32,6 @@ print(json.dumps(seen))
 """
 
 
-def light_python() -> Path:
-    if not LIGHT_PYTHON.is_file():
-        pytest.fail(f"{LIGHT_PYTHON} is missing: run `bash scripts/setup.sh` first (it creates .venv-light)")
-    return LIGHT_PYTHON
-
-
 def run(python: Path | str, *args: str, pythonpath: bool = True) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
     if pythonpath:
@@ -46,16 +39,16 @@ def run(python: Path | str, *args: str, pythonpath: bool = True) -> subprocess.C
     return subprocess.run([str(python), *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
 
 
-def test_light_environment_has_no_paddle():
+def test_light_environment_has_no_paddle(light_python):
     """Otherwise the tests below would prove nothing."""
-    proc = run(light_python(), "-c", "import importlib.util as u, json; print(json.dumps([m for m in ('paddle', 'paddlenlp', 'paddleslim', 'numpy') if u.find_spec(m)]))")
+    proc = run(light_python, "-c", "import importlib.util as u, json; print(json.dumps([m for m in ('paddle', 'paddlenlp', 'paddleslim', 'numpy') if u.find_spec(m)]))")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == []
 
 
 @pytest.mark.parametrize("where", ["venv-light", "venv"])
-def test_light_modules_import_without_paddle(where):
-    python = light_python() if where == "venv-light" else sys.executable
+def test_light_modules_import_without_paddle(where, request):
+    python = request.getfixturevalue("light_python") if where == "venv-light" else sys.executable
     proc = run(python, "-c", _PROBE)
     assert proc.returncode == 0, proc.stderr[-3000:]
     seen = json.loads(proc.stdout)
@@ -64,8 +57,8 @@ def test_light_modules_import_without_paddle(where):
 
 
 @pytest.mark.parametrize("script", ["scripts/launch", "scripts/pull"])
-def test_script_help_runs_in_the_light_environment(script):
-    proc = run(light_python(), script, "--help", pythonpath=False)
+def test_script_help_runs_in_the_light_environment(script, light_python):
+    proc = run(light_python, script, "--help", pythonpath=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
     assert proc.stdout.startswith("usage: ")

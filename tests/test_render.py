@@ -30,7 +30,6 @@ ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "k8s"
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "k8s"
 TOOLS_BIN = ROOT / ".venv-tools" / "bin"
-LIGHT_PYTHON = ROOT / ".venv-light" / "bin" / "python"
 
 IMAGE = "registry.example.com/ml/act-job:0.1.0"
 DIGEST_IMAGE = "registry.example.com/ml/act-job@sha256:" + "0123456789abcdef" * 4
@@ -280,12 +279,10 @@ def test_every_exit_code_is_in_the_errors_docstring_table():
     assert table == {int(code): code.name for code in ExitCode}
 
 
-def test_job_help_epilog_documents_every_exit_code():
+def test_job_help_epilog_documents_every_exit_code(light_python):
     """`python -m job --help` (run without paddle) lists the same codes as ExitCode."""
-    if not LIGHT_PYTHON.exists():
-        pytest.fail(f"{LIGHT_PYTHON} is missing: run bash scripts/setup.sh")
     out = subprocess.run(
-        [str(LIGHT_PYTHON), "-m", "job", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60
+        [str(light_python), "-m", "job", "--help"], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     assert out.returncode == 0, out.stderr
     section = out.stdout.split("exit codes:", 1)[1]
