@@ -63,6 +63,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .config import BenchmarkConfig
+from .machine import cpu_count
 
 if TYPE_CHECKING:  # job.model imports paddle; ONNX Runtime workers must not load it
     from .model import ModelFiles
@@ -198,10 +199,7 @@ def run(
     *,
     workdir: Path | None = None,
     isolate: bool = True,
-    dynamic_batches: int = DYNAMIC_BATCHES,
-    pad_multiple: int = PAD_MULTIPLE,
     onnx_from: str | None = None,
-    onnx_variants: tuple[str, ...] | None = None,
     paddle_options: dict[str, Any] | None = None,
 ) -> BenchResult:
     """Measure every model in ``models`` (name -> inference model folder) on ``task``'s
@@ -213,18 +211,18 @@ def run(
     from .runtime import hardware, versions
 
     cfg.check()
-    threads = cfg.threads or _cpu_count()
+    threads = cfg.threads or cpu_count()
     with contextlib.ExitStack() as stack:
         if workdir is None:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="act-bench-")))
         workdir = Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
-        env = {"hardware": {**hardware(), "isa": _cpu_isa()}, "versions": versions()}
+        env = {"hardware": hardware(), "versions": versions()}
         result = BenchResult([])
         quantized = {name: is_quantized(model) for name, model in models.items()}
         names_by_model = {name: program_inputs(model) for name, model in models.items()}
         input_names = next(iter(names_by_model.values())) if names_by_model else list(task.input_names)
-        workload = _build_workload(cfg, task, input_names, dynamic_batches, pad_multiple)
+        workload = _build_workload(cfg, task, input_names)
         workload_file = workdir / "workload.npz"
         _save_workload(workload, workload_file)
         shapes = len({next(iter(b.values())).shape for b in workload["dynamic"]}) + 1
@@ -236,7 +234,7 @@ def run(
             "batch_size": cfg.batch_size,
             "max_seq_len": cfg.max_seq_len,
             "paddings": ["max", "dynamic"] if cfg.dynamic_padding else ["max"],
-            "pad_multiple": pad_multiple,
+            "pad_multiple": PAD_MULTIPLE,
             "isolate": isolate,
             "cache_capacity": shapes,
             "paddle_options": dict(paddle_options or {}),
@@ -270,29 +268,8 @@ def run(
                 for precision in ("fp32", "int8"):
                     result.records.extend(_skipped(dict(spec, precision=precision), why_ort, env))
             else:
-                _onnx_peer(result, models[source], source, task, workdir, dict(base, input_names=names_by_model[source]), env, onnx_variants)
+                _onnx_peer(result, models[source], source, task, workdir, dict(base, input_names=names_by_model[source]), env)
     return result
-
-
-# CPU features INT8 and BF16 speed depends on (AMX tiles run oneDNN's INT8 GEMMs several
-# times faster than AVX-512 VNNI): recorded with every figure.
-_ISA_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
-
-
-def _cpu_isa() -> list[str]:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            flags = next((line.split(":", 1)[1].split() for line in handle if line.startswith("flags")), [])
-    except OSError:
-        return []
-    return [flag for flag in _ISA_FLAGS if flag in flags]
-
-
-def _cpu_count() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 def _precisions(cfg: BenchmarkConfig, quantized: bool) -> list[str]:
@@ -338,26 +315,22 @@ def _skipped(spec: dict[str, Any], why: str, env: dict[str, Any]) -> list[dict[s
     return [dict(_record_base(spec, env, "max"), skipped=why)]
 
 
-def _measure_into(result: BenchResult, spec: dict[str, Any], env: dict[str, Any], extra: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+def _measure_into(result: BenchResult, spec: dict[str, Any], env: dict[str, Any], extra: dict[str, Any] | None = None) -> None:
     """Run one measurement and append its records (an error record when it failed)."""
     try:
         out = _dispatch(spec)
     except _WorkerError as exc:
         log.error("benchmark: %s %s %s failed: %s", spec["model"], spec["runtime"], spec["precision"], exc)
-        record = dict(_record_base(spec, env, "max"), error=str(exc), **(extra or {}))
-        result.records.append(record)
-        return [record]
-    added = []
+        result.records.append(dict(_record_base(spec, env, "max"), error=str(exc), **(extra or {})))
+        return
     for measured in out["measurements"]:
         record = _record_base(spec, env, measured.pop("padding"))
         record.update(measured)
         record.update(extra or {})
         result._specs.append((record, spec))
-        added.append(record)
+        result.records.append(record)
         lat = record["latency_ms"]
         log.info("benchmark: %s %s %s %s: median %.1f ms, %.1f samples/s", record["model"], record["runtime"], record["precision"], record["padding"], lat["median"], record["throughput"])
-    result.records.extend(added)
-    return added
 
 
 # --------------------------------------------------------------------------------------
@@ -365,7 +338,7 @@ def _measure_into(result: BenchResult, spec: dict[str, Any], env: dict[str, Any]
 # --------------------------------------------------------------------------------------
 
 
-def _build_workload(cfg: BenchmarkConfig, task: Any, names: list[str], dynamic_batches: int, pad_multiple: int) -> dict[str, Any]:
+def _build_workload(cfg: BenchmarkConfig, task: Any, names: list[str]) -> dict[str, Any]:
     fixed = task.fixed_batch(cfg.batch_size, cfg.max_seq_len)
     missing = [n for n in names if n not in fixed]
     if missing:
@@ -376,15 +349,17 @@ def _build_workload(cfg: BenchmarkConfig, task: Any, names: list[str], dynamic_b
     dynamic: list[dict[str, np.ndarray]] = []
     real: list[float] = []
     if cfg.dynamic_padding:
+        from .tasks import _bucketed
+
         lengths = np.asarray(task.lengths("test"))
-        groups = [np.asarray(b["index"]) for b in task.batches("test", cfg.batch_size)]
+        groups = _bucketed(lengths, cfg.batch_size, shuffle=False, seed=0)  # task.batches' groups, unpadded
         groups.sort(key=lambda g: (int(lengths[g].max()), len(g)))
-        count = min(dynamic_batches, len(groups))
+        count = min(DYNAMIC_BATCHES, len(groups))
         picks = sorted(set(np.rint(np.linspace(0, len(groups) - 1, count)).astype(int).tolist())) if count else []
         for pick in picks:
             group = groups[pick]
             longest = min(int(lengths[group].max()), cfg.max_seq_len)
-            width = min(int(math.ceil(longest / pad_multiple) * pad_multiple), cfg.max_seq_len)
+            width = min(int(math.ceil(longest / PAD_MULTIPLE) * PAD_MULTIPLE), cfg.max_seq_len)
             batch = task.collate("test", group, pad_to=width)
             dynamic.append({n: np.ascontiguousarray(batch[n][:, :width]) for n in names})
             real.append(float(np.minimum(lengths[group], cfg.max_seq_len).mean()))
@@ -560,16 +535,16 @@ def _peak_mb() -> float | None:
 
 # -- Paddle Inference ---------------------------------------------------------------------
 
-def _paddle_config(spec: dict[str, Any]):
-    """The ``paddle.inference.Config`` of one measurement: the serving settings evaluation
-    uses (``job.evaluate.Serving``), with ``paddle_options`` overriding its fields."""
+def _paddle_serving(spec: dict[str, Any]):
+    """The model and serving settings of one measurement: those evaluation uses
+    (``job.evaluate.Serving``), with ``paddle_options`` overriding its fields."""
     from .evaluate import Serving
     from .model import ModelFiles
 
     program, params = Path(spec["program"]), Path(spec["params"])
     model = ModelFiles(program.parent, program.name, params.name)
     options = {key: tuple(value) if isinstance(value, list) else value for key, value in spec.get("paddle_options", {}).items()}
-    serving = Serving(
+    return model, Serving(
         device=spec["device"],
         precision=spec["precision"],
         threads=spec["threads"],
@@ -579,19 +554,22 @@ def _paddle_config(spec: dict[str, Any]):
         max_seq_len=spec["max_seq_len"],
         **options,
     )
+
+
+def _paddle_config(spec: dict[str, Any]):
+    """The ``paddle.inference.Config`` of one measurement."""
+    model, serving = _paddle_serving(spec)
     return serving.config(model)
 
 
 def _open_paddle(spec: dict[str, Any]):
-    from paddle import inference
-
-    from .evaluate import quiet_native_output
+    from .evaluate import create_predictor
     from .runtime import set_threads
 
     if spec["device"] == "cpu":
         set_threads(spec["threads"])
-    with quiet_native_output():
-        predictor = inference.create_predictor(_paddle_config(spec))
+    model, serving = _paddle_serving(spec)
+    predictor, _ = create_predictor(model, serving, serving.precision)
     inputs = {name: predictor.get_input_handle(name) for name in predictor.get_input_names()}
     outputs = [predictor.get_output_handle(name) for name in predictor.get_output_names()]
 
@@ -828,7 +806,7 @@ def _calibration_batches(task: Any, names: list[str], count: int = 8, size: int 
     return out
 
 
-def _onnx_peer(result: BenchResult, model: ModelFiles, name: str, task: Any, workdir: Path, base: dict[str, Any], env: dict[str, Any], variants: tuple[str, ...] | None) -> None:
+def _onnx_peer(result: BenchResult, model: ModelFiles, name: str, task: Any, workdir: Path, base: dict[str, Any], env: dict[str, Any]) -> None:
     folder = workdir / "onnx" / name
     folder.mkdir(parents=True, exist_ok=True)
     spec0 = dict(base, kind="ort", model=name, runtime="onnxruntime", device="cpu", backend="ort-cpu")
@@ -860,7 +838,7 @@ def _onnx_peer(result: BenchResult, model: ModelFiles, name: str, task: Any, wor
         log.warning("benchmark: ONNX Runtime quantization pre-processing failed (%s); quantizing without it", exc)
         tried.append({"variant": "int8-preprocess", "error": f"{exc.__class__.__name__}: {exc}"})
     calibration = _calibration_batches(task, base["input_names"])
-    for variant in variants or ONNX_VARIANTS:
+    for variant in ONNX_VARIANTS:
         target = folder / f"{variant}.onnx"
         started = time.perf_counter()
         try:

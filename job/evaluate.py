@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import logging
 import os
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from .config import DEFAULT_INT8_OPS
 from .errors import InputError
 from .logs import progress
+from .machine import cpu_count
 from .model import ModelFiles
 from .runtime import paddle
 from .tasks import Task
@@ -39,33 +41,41 @@ class EvalResult:
     examples: int
     precision: str
     seconds: float
-    extra: dict[str, object] = field(default_factory=dict)
 
     @property
     def score(self) -> float:
         return float(self.values[self.metric])
 
 
-def program_ops(model: ModelFiles) -> Counter[str]:
-    """Op types of an inference program (read from its protobuf, no executor)."""
+def _program_desc(model: ModelFiles):
+    """The parsed ``ProgramDesc`` of an inference program (no executor). Cached per file
+    version: treat it as read-only."""
+    try:
+        stat = model.program.stat()
+        return _parse_program(str(model.program), stat.st_mtime_ns, stat.st_size)
+    except Exception as exc:  # a missing file; protobuf raises DecodeError and friends
+        raise InputError(f"{model.program}: not a Paddle inference program ({exc.__class__.__name__})") from None
+
+
+@functools.lru_cache(maxsize=8)
+def _parse_program(path: str, mtime_ns: int, size: int):
     from paddle.base.proto import framework_pb2
 
     desc = framework_pb2.ProgramDesc()
-    try:
-        desc.ParseFromString(model.program.read_bytes())
-    except Exception as exc:  # protobuf raises DecodeError and friends
-        raise InputError(f"{model.program}: not a Paddle inference program ({exc.__class__.__name__})") from None
-    return Counter(op.type for block in desc.blocks for op in block.ops)
+    with open(path, "rb") as handle:
+        desc.ParseFromString(handle.read())
+    return desc
+
+
+def program_ops(model: ModelFiles) -> Counter[str]:
+    """Op types of an inference program."""
+    return Counter(op.type for block in _program_desc(model).blocks for op in block.ops)
 
 
 def program_inputs(model: ModelFiles) -> list[str]:
     """Names of the program's inputs, in feed order."""
-    from paddle.base.proto import framework_pb2
-
-    desc = framework_pb2.ProgramDesc()
-    desc.ParseFromString(model.program.read_bytes())
     feeds = []
-    for op in desc.blocks[0].ops:
+    for op in _program_desc(model).blocks[0].ops:
         if op.type == "feed":
             column = next((a.i for a in op.attrs if a.name == "col"), 0)
             name = next(v.arguments[0] for v in op.outputs if v.parameter == "Out")
@@ -127,7 +137,7 @@ class Serving:
             if self.precision == "fp16":
                 raise InputError("fp16 runs on GPU (TensorRT) only; use fp32 or int8 on CPU")
             config.disable_gpu()
-            config.set_cpu_math_library_num_threads(self.threads or os.cpu_count() or 1)
+            config.set_cpu_math_library_num_threads(self.threads or cpu_count())
             config.enable_mkldnn()
             config.set_mkldnn_cache_capacity(max(1, self.cache_capacity))
             if self.precision == "int8":
@@ -137,15 +147,16 @@ class Serving:
         return config
 
 
-def create_predictor(model: ModelFiles, *, precision: str = "auto", threads: int = 0, device: str = "cpu", serving: Serving | None = None):
-    """A Paddle Inference predictor. ``precision``: auto (INT8 for quantized programs),
-    fp32, fp16 (GPU) or int8. Returns the predictor and the precision used."""
+def create_predictor(model: ModelFiles, serving: Serving | None = None, precision: str = "auto"):
+    """A Paddle Inference predictor served as ``serving`` says, at ``precision``: auto
+    (INT8 for quantized programs), fp32, fp16 (GPU) or int8. Returns the predictor and the
+    precision used."""
     from paddle import inference
 
     model.check()
     if precision == "auto":
         precision = "int8" if is_quantized(model) else "fp32"
-    serving = dataclasses.replace(serving or Serving(), device=device, precision=precision, threads=threads)
+    serving = dataclasses.replace(serving or Serving(), precision=precision)
     with quiet_native_output():
         predictor = inference.create_predictor(serving.config(model))
     return predictor, precision
@@ -194,18 +205,15 @@ def run_batch(predictor, batch: dict[str, np.ndarray]) -> list[np.ndarray]:
 def evaluate(model: ModelFiles, task: Task, split: str = "test", *, serving: Serving | None = None, precision: str = "auto", batch_size: int = 32, desc: str = "evaluate") -> EvalResult:
     """The task's metric on one split, through Paddle Inference served as ``serving``
     says (its precision decided by the program unless ``precision`` is given)."""
-    serving = serving or Serving()
-    predictor, used = create_predictor(model, precision=precision, threads=serving.threads, device=serving.device, serving=serving)
-    state = task.new_score()
+    predictor, used = create_predictor(model, serving, precision)
     started = time.perf_counter()
     total = (task.size(split) + batch_size - 1) // batch_size
-    for batch in progress(task.batches(split, batch_size), total=total, desc=f"{desc} ({used})", unit="batch"):
-        try:
-            task.update_score(state, split, batch, run_batch(predictor, batch))
-        except ValueError as exc:  # outputs of the wrong form for this task
-            raise InputError(f"{model.folder}: {exc}") from None
+    bar = functools.partial(progress, total=total, desc=f"{desc} ({used})", unit="batch")
+    try:
+        values = task.score(split, batch_size, functools.partial(run_batch, predictor), wrap=bar)
+    except ValueError as exc:  # outputs of the wrong form for this task
+        raise InputError(f"{model.folder}: {exc}") from None
     seconds = time.perf_counter() - started
-    values = task.score_values(state)
     shown = ", ".join(f"{k} {v:.4f}" for k, v in values.items() if isinstance(v, float))
     log.info("%s (%s, %s split, %d examples): %s in %.1f s", model.folder, used, split, task.size(split), shown, seconds)
     return EvalResult(task.metric, values, task.size(split), used, seconds)
@@ -215,13 +223,9 @@ def model_params(model: ModelFiles) -> int:
     """Weights in an inference program: elements of its persistable float tensors,
     quantization scales and zero points left out (so quantized and float programs of the
     same network count the same)."""
-    from paddle.base.proto import framework_pb2
-
-    desc = framework_pb2.ProgramDesc()
-    desc.ParseFromString(model.program.read_bytes())
     total = 0
     seen = set()
-    for block in desc.blocks:
+    for block in _program_desc(model).blocks:
         for var in block.vars:
             if not var.persistable or var.name in seen or var.name in ("feed", "fetch"):
                 continue

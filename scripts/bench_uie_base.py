@@ -99,33 +99,16 @@ def main(argv: list[str] | None = None) -> int:
     from job.runtime import set_threads
 
     threads = set_threads(args.threads)
-    with _phase("data and tokenizer", phases):
-        task, compress_task, vocab_dir = _data(work, settings)
-    with _phase("build and export", phases):
+    with logs.phase("data and tokenizer", phases):
+        task, vocab_dir = _data(work, settings)
+    with logs.phase("build and export", phases):
         fp32 = _build(work, settings, vocab_dir, args.rebuild)
-    with _phase("PTQ (job.compress, strategy ptq)", phases):
-        ptq = _compress(work, settings, "ptq", fp32, compress_task, threads, args.rebuild)
-    with _phase("prune + PTQ (job.compress, strategy prune_ptq)", phases):
-        pruned = _compress(work, settings, "prune_ptq", fp32, compress_task, threads, args.rebuild)
+    with logs.phase("PTQ (job.compress, strategy ptq)", phases):
+        ptq = _compress(work, settings, "ptq", fp32, task, threads, args.rebuild)
+    with logs.phase("prune + PTQ (job.compress, strategy prune_ptq)", phases):
+        pruned = _compress(work, settings, "prune_ptq", fp32, task, threads, args.rebuild)
 
     from job.evaluate import model_params
-
-    notes: list[str] = []
-    if model_params(pruned) >= model_params(fp32):
-        # PaddleSlim 2.6.0: after another strategy, ACT's quant_post quantizes
-        # `updated_model_dir` (the original model), not the previous strategy's output, so
-        # prune_ptq returns the unpruned network quantized. Prune, then quantize the result.
-        note = (
-            f"strategy prune_ptq returned an unpruned model ({model_params(pruned):,} parameters, as many as FP32): "
-            "PaddleSlim 2.6.0 ACT runs QuantPost on the original model after TransformerPrune; "
-            "the pruned+INT8 model was made as prune_dis, then ptq on its output (two job.compress.run calls)"
-        )
-        log.warning(note)
-        notes.append(note)
-        with _phase("prune (job.compress, strategy prune_dis)", phases):
-            pruned_fp32 = _compress(work, settings, "prune_dis", fp32, compress_task, threads, args.rebuild)
-        with _phase("PTQ of the pruned model (job.compress, strategy ptq)", phases):
-            pruned = _compress(work, settings, "ptq", pruned_fp32, compress_task, threads, args.rebuild, folder_name="prune_dis+ptq")
 
     params = {name: model_params(m) for name, m in (("fp32", fp32), ("ptq", ptq), ("prune_ptq", pruned))}
     if params["prune_ptq"] >= params["fp32"]:
@@ -147,12 +130,12 @@ def main(argv: list[str] | None = None) -> int:
         dynamic_padding=True,
         onnx_peer=not args.no_onnx,
     )
-    with _phase("benchmark", phases):
+    with logs.phase("benchmark", phases):
         int8_ops = [] if args.int8_ops == ["all"] else (args.int8_ops or list(DEFAULT_INT8_OPS))
         paddle_options = {"int8_ops": int8_ops}
         result = benchmark.run(cfg, {"fp32": fp32, "ptq": ptq, "prune_ptq": pruned}, task, workdir=work / "bench", onnx_from="fp32", paddle_options=paddle_options)
 
-    lines = [f"# note: {note}" for note in notes] + [
+    lines = [
         f"# UIE latency benchmark ({'quick' if args.quick else 'full'}): shape {settings.shape}, vocabulary {VOCAB_SIZE}, random weights",
         f"# batch {settings.batch_size}, sequence {settings.seq_len}, {threads} threads, warm-up {settings.warmup}, {settings.repeats} timed runs",
         f"# oneDNN INT8 op types: {' '.join(int8_ops) if int8_ops else 'every type it supports'}",
@@ -168,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     missed = [key for key, _, threshold in TARGETS if ratios.get(key, (None,))[0] is not None and ratios[key][0] < threshold]
     if missed and not args.no_profile:
         lines += ["", "## where the time goes (missed targets)"]
-        with _phase("profiles", phases):
+        with logs.phase("profiles", phases):
             lines += _profiles(result, missed)
     total = time.perf_counter() - started
     lines += ["", "phases: " + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in phases.items()) + f"; total {total:.0f} s"]
@@ -177,24 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     stem = "bench-quick" if args.quick else "bench"
     (out / f"{stem}.txt").write_text(text + "\n", encoding="utf-8")
-    payload = {"settings": dataclasses.asdict(settings), "threads": threads, "int8_ops": int8_ops or "all", "params": params, "ratios": {k: list(v) for k, v in ratios.items()}, "records": result.records, "notes": notes + result.notes, "phases": phases}
+    payload = {"settings": dataclasses.asdict(settings), "threads": threads, "int8_ops": int8_ops or "all", "params": params, "ratios": {k: list(v) for k, v in ratios.items()}, "records": result.records, "notes": result.notes, "phases": phases}
     (out / f"{stem}.json").write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"\nsaved {out / (stem + '.txt')} and {out / (stem + '.json')}")
     return 0
-
-
-class _phase:
-    def __init__(self, name: str, phases: dict[str, float]):
-        self.name, self.phases = name, phases
-
-    def __enter__(self):
-        log.info("== %s", self.name)
-        self.started = time.perf_counter()
-        return self
-
-    def __exit__(self, *exc):
-        self.phases[self.name] = time.perf_counter() - self.started
-        log.info("== %s: %.0f s", self.name, self.phases[self.name])
 
 
 # --------------------------------------------------------------------------------------
@@ -228,7 +197,7 @@ def _data(work: Path, settings: Settings):
     splits = {split: encode(read_doccano(data_dir / f"{split}.txt", settings.seq_len, limit=limit), tokenizer, settings.seq_len) for split, limit in limits.items()}
     task = UIETask(splits)
     log.info("data: %s", ", ".join(f"{s} {len(f)} examples" for s, f in splits.items()))
-    return task, task, vocab_dir
+    return task, vocab_dir
 
 
 def _build(work: Path, settings: Settings, vocab_dir: Path, rebuild: bool):
@@ -275,13 +244,13 @@ _YAML = {
 }
 
 
-def _compress(work: Path, settings: Settings, strategy: str, source, task, threads: int, rebuild: bool, folder_name: str = ""):
+def _compress(work: Path, settings: Settings, strategy: str, source, task, threads: int, rebuild: bool):
     """``source`` compressed by ``job.compress.run`` with ``strategy`` (cached in work)."""
     from job import compress
     from job.config import load_config
     from job.model import ModelFiles
 
-    folder = work / (folder_name or strategy)
+    folder = work / strategy
     model_dir = folder / "compressed"
     if (folder / ".complete").is_file() and not rebuild:
         log.info("reusing %s", model_dir)
@@ -302,14 +271,19 @@ def _compress(work: Path, settings: Settings, strategy: str, source, task, threa
 # --------------------------------------------------------------------------------------
 
 
+def _measured(result, **match) -> dict | None:
+    """The first record matching ``match`` that has figures (not skipped, not failed)."""
+    return next((r for r in result.find(**match) if r.get("latency_ms")), None)
+
+
 def _median(result, **match) -> float | None:
-    found = [r for r in result.find(**match) if r.get("latency_ms")]
-    return found[0]["latency_ms"]["median"] if found else None
+    record = _measured(result, **match)
+    return record["latency_ms"]["median"] if record else None
 
 
 def _throughput(result, **match) -> float | None:
-    found = [r for r in result.find(**match) if r.get("throughput")]
-    return found[0]["throughput"] if found else None
+    record = _measured(result, **match)
+    return record["throughput"] if record else None
 
 
 def _ratios(result) -> dict[str, tuple[float | None, str]]:
@@ -391,11 +365,11 @@ def _profiles(result, missed: list[str]) -> list[str]:
     if "dynamic" in missed:
         lines.append("dynamic padding: see the mean real / padded lengths in the table; the gain is bounded by 128 / mean padded length")
     for label, match in wanted:
-        records = [r for r in result.find(**match) if r.get("latency_ms")]
-        if not records:
+        record = _measured(result, **match)
+        if record is None:
             continue
         try:
-            rows = result.profile(records[0], runs=3, top=8)
+            rows = result.profile(record, runs=3, top=8)
         except Exception as exc:  # a profiler failure must not lose the benchmark
             lines.append(f"{label}: profile failed: {exc}")
             continue
