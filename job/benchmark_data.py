@@ -25,7 +25,6 @@ import importlib.util
 import json
 import logging
 import random
-import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,7 +41,6 @@ BENCHMARK_VERSION = 1
 PROMPTS: dict[str, str] = {"nr": "人名", "ns": "地名", "nt": "机构名", "t": "时间"}
 # Tags whose consecutive words merge into one span.
 _MERGED_TAGS = {"nr", "t"}
-_SENTENCE_END = re.compile(r"(?<=[。！？；])")
 _MIN_SENTENCE_CHARS = 5
 
 

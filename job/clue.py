@@ -89,7 +89,6 @@ _LABEL_IDS = {task: {name: i for i, name in enumerate(names)} for task, names in
 _PAIR_TASKS = frozenset({"afqmc", "ocnli", "cmnli", "csl"})
 _NLI_TASKS = frozenset({"ocnli", "cmnli"})
 _NO_GOLD = "-"
-_BOM = b"\xef\xbb\xbf"
 
 _SENTIMENT_SOURCES = (("neg.txt", "0", "negative"), ("pos.txt", "1", "positive"))
 _SPLITS = ("train", "dev", "test")

@@ -142,11 +142,10 @@ def run(cfg: JobConfig, model: ModelFiles, task: Task, workdir: Path) -> Compres
         dev_metric: dict[str, float] = {}
 
         def eval_callback(exe, program, feed_target_names, fetch_targets) -> float:
-            state = task.new_score()
-            for batch in task.batches("dev", batch_size):
-                outputs = exe.run(program, feed={name: batch[name] for name in feed_target_names}, fetch_list=fetch_targets)
-                task.update_score(state, "dev", batch, [np.asarray(o) for o in outputs])
-            values = task.score_values(state)
+            def outputs(batch):
+                return [np.asarray(o) for o in exe.run(program, feed={name: batch[name] for name in feed_target_names}, fetch_list=fetch_targets)]
+
+            values = task.score("dev", batch_size, outputs)
             dev_metric["last"] = float(values[task.metric])
             log.info("ACT evaluation on dev: %s %.4f", task.metric, values[task.metric])
             return float(values[task.metric])

@@ -184,13 +184,14 @@ class DistillationConfig:
 
 
 _QUANT_OPS = ["conv2d", "depthwise_conv2d", "mul", "matmul", "matmul_v2"]
+_PTQ_ALGOS = ("KL", "hist", "avg", "mse", "emd", "abs_max")
 
 
 @dataclass
 class QuantAwareConfig:
     """``QuantAware``: quantization-aware training (ACT's QuantAware)."""
 
-    quantize_op_types: list[str] = _doc(["conv2d", "depthwise_conv2d", "mul", "matmul", "matmul_v2"], "Op types to quantize.")
+    quantize_op_types: list[str] = _doc(_QUANT_OPS, "Op types to quantize.")
     weight_bits: int = _doc(8, "Weight bits.")
     activation_bits: int = _doc(8, "Activation bits.")
     not_quant_pattern: list[str] = _doc(["skip_quant"], "Name patterns of ops left in float.")
@@ -230,7 +231,7 @@ class QuantPostConfig:
     simulate_activation_quant: bool = _doc(False, "Simulate activation quantization in reconstruction.")
     skip_tensor_list: list[str] | None = _doc(None, "Tensors left in float.")
     onnx_format: bool = _doc(True, "Save in the quantize/dequantize (QDQ) format.")
-    quantize_op_types: list[str] = _doc(["conv2d", "depthwise_conv2d", "mul", "matmul", "matmul_v2"], "Op types to quantize.")
+    quantize_op_types: list[str] = _doc(_QUANT_OPS, "Op types to quantize.")
     weight_bits: int = _doc(8, "Weight bits.")
     activation_bits: int = _doc(8, "Activation bits.")
 
@@ -239,7 +240,7 @@ class QuantPostConfig:
         _check_ops(self.quantize_op_types)
         _require(self.batch_size > 0, "batch_size", "must be > 0")
         _require(self.batch_nums is None or self.batch_nums > 0, "batch_nums", "must be > 0")
-        _require(self.algo in ("KL", "hist", "avg", "mse", "emd", "abs_max"), "algo", f"unknown algorithm {self.algo!r}")
+        _require(self.algo in _PTQ_ALGOS, "algo", f"unknown algorithm {self.algo!r}")
         _require(0 < self.hist_percent <= 1, "hist_percent", "must be in (0, 1]")
 
 
@@ -256,7 +257,7 @@ class HyperParameterOptimizationConfig:
 
     def check(self) -> None:
         for algo in self.ptq_algo:
-            _require(algo in ("KL", "hist", "avg", "mse", "emd", "abs_max"), "ptq_algo", f"unknown algorithm {algo!r}")
+            _require(algo in _PTQ_ALGOS, "ptq_algo", f"unknown algorithm {algo!r}")
         _require(bool(self.ptq_algo), "ptq_algo", "needs at least one algorithm")
         _require(all(0 < p <= 1 for p in self.hist_percent), "hist_percent", "values must be in (0, 1]")
         if "hist" in self.ptq_algo:
@@ -599,7 +600,7 @@ def _apply_override(data: dict[str, Any], item: str, locator: _Locator) -> None:
     except yaml.YAMLError:
         value = raw
     parts = key.split(".")
-    field_type, default = _field_info(parts)
+    field_type, _ = _field_info(parts)
     if field_type is not None and _accepts_str(field_type) and value is not None and not isinstance(value, str):
         value = raw  # Job.run_id=2024 is the name "2024", not a number
     node = data
@@ -613,7 +614,6 @@ def _apply_override(data: dict[str, Any], item: str, locator: _Locator) -> None:
         node = child
     node[parts[-1]] = value
     locator.overridden.add(tuple(parts))
-    del default
 
 
 def _field_info(parts: list[str]) -> tuple[Any, Any]:

@@ -14,16 +14,17 @@ Sources (``Global.dataset``):
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .config import JobConfig
+from .config import GlobalConfig, JobConfig
 from .errors import DataError
 
-__all__ = ["RawData", "embedded_dir", "encode", "read"]
+__all__ = ["RawData", "embedded_dir", "encode", "read", "split_sources"]
 
 log = logging.getLogger("job.data")
 
@@ -61,33 +62,51 @@ def embedded_dir(cache: Path, task: str, seed: int) -> Path:
     return folder
 
 
-def _files(cfg: JobConfig, cache: Path) -> dict[str, str]:
-    g = cfg.Global
-    if g.dataset == "embedded":
-        folder = embedded_dir(cache, cfg.task, cfg.Job.seed)
-        suffix = ".txt" if cfg.task == "uie" else ".json"
-        return {split: str(folder / f"{split}{suffix}") for split in SPLITS}
-    return {"train": g.train_data, "dev": g.dev_data, "test": g.test_data or g.dev_data}
+def split_sources(g: GlobalConfig) -> dict[str, str]:
+    """Where each split comes from, by ``Global.dataset``: the configured files or URIs
+    (``local``), the CLUE hub's split (``clue``: its test split has no labels), the split's
+    own file (``embedded``). Test falls back to dev for ``local`` (when Global.test_data is
+    empty) and ``clue``; the data is then fetched, read and encoded once for both."""
+    if g.dataset == "local":
+        return {"train": g.train_data, "dev": g.dev_data, "test": g.test_data or g.dev_data}
+    if g.dataset == "clue":
+        return {"train": "train", "dev": "dev", "test": "dev"}
+    return {split: split for split in SPLITS}
+
+
+def _once(sources: Mapping[str, Hashable], load: Callable[[Any], Any]) -> dict[str, Any]:
+    """``load(source)`` per split, called once per distinct source (splits of one source
+    share the result: only a copy of train is ever replaced, see ``model._subset``)."""
+    loaded: dict[str, Any] = {}
+    for source in sources.values():
+        if source not in loaded:
+            loaded[source] = load(source)
+    return {split: loaded[source] for split, source in sources.items()}
 
 
 def read(cfg: JobConfig, cache: Path, local_files: dict[str, str] | None = None) -> RawData:
-    """Read every split of the configured task, validating each record."""
-    task = cfg.task
-    if cfg.Global.dataset == "clue":
+    """Read every split of the configured task, validating each record (``local_files``:
+    the local data's paths once pulled; by default the configured paths)."""
+    task, g = cfg.task, cfg.Global
+    if g.dataset == "clue":
         return _read_clue_hub(cfg)
-    files = local_files or _files(cfg, cache)
-    splits: dict[str, Any] = {}
-    for split in SPLITS:
-        path = files[split]
+    if g.dataset == "embedded":
+        folder = embedded_dir(cache, task, cfg.Job.seed)
+        suffix = ".txt" if task == "uie" else ".json"
+        files = {split: str(folder / f"{name}{suffix}") for split, name in split_sources(g).items()}
+    else:
+        files = local_files or split_sources(g)
+
+    def read_file(path: str):
         if task == "uie":
             from .uie_data import read_doccano
 
-            splits[split] = read_doccano(path, cfg.Global.max_seq_length, skip_bad=cfg.Global.skip_bad_records)
-        else:
-            from .clue import read_clue
+            return read_doccano(path, g.max_seq_length, skip_bad=g.skip_bad_records)
+        from .clue import read_clue
 
-            splits[split] = read_clue(task, path, skip_bad=cfg.Global.skip_bad_records)
-    raw = RawData(task, splits, files)
+        return read_clue(task, path, skip_bad=g.skip_bad_records)
+
+    raw = RawData(task, _once(files, read_file), files)
     log.info("data: %s", raw.summary())
     return raw
 
@@ -100,8 +119,8 @@ def _read_clue_hub(cfg: JobConfig) -> RawData:
     from .clue import LABELS, ClueData, ClueExample, example_from_record
 
     task = cfg.task
-    splits = {}
-    for split, hub_split in (("train", "train"), ("dev", "dev"), ("test", "dev")):
+
+    def load(hub_split: str) -> ClueData:
         try:
             dataset = load_dataset("clue", task, splits=hub_split)
         except Exception as exc:  # network or hub failure: the user's environment
@@ -114,22 +133,26 @@ def _read_clue_hub(cfg: JobConfig) -> RawData:
             example = example_from_record(task, record, f"clue/{task}/{hub_split}:{index + 1}")
             if example is not None:
                 examples.append(example)
-        splits[split] = ClueData(task=task, examples=examples, skipped=0, skipped_reasons={})
-    return RawData(task, splits, {split: f"clue:{task}" for split in SPLITS})
+        return ClueData(task=task, examples=examples, skipped=0, skipped_reasons={})
+
+    return RawData(task, _once(split_sources(cfg.Global), load), {split: f"clue:{task}" for split in SPLITS})
 
 
 def encode(raw: RawData, tokenizer: Any, max_seq_len: int, *, skip_bad: bool = False):
-    """Tokenize every split for the model; returns a ``job.tasks`` task."""
+    """Tokenize every split for the model (once per distinct split object: dev serving as
+    test is encoded once); returns a ``job.tasks`` task."""
+    by_id = {id(data): data for data in raw.splits.values()}
+    sources = {split: id(data) for split, data in raw.splits.items()}
     if raw.task == "uie":
         from .tasks import UIETask
         from .uie_data import encode as encode_uie
 
-        return UIETask({split: encode_uie(data, tokenizer, max_seq_len, skip_bad=skip_bad) for split, data in raw.splits.items()})
+        return UIETask(_once(sources, lambda key: encode_uie(by_id[key], tokenizer, max_seq_len, skip_bad=skip_bad)))
     from .clue import num_labels
     from .tasks import ClassificationTask, ClsFeatures
 
-    splits = {}
-    for split, data in raw.splits.items():
+    def encode_cls(key: int) -> ClsFeatures:
+        data = by_id[key]
         ids, types, labels, where = [], [], [], []
         for example in data.examples:
             encoded = tokenizer(text=example.text_a, text_pair=example.text_b, max_seq_len=max_seq_len, truncation=True, return_attention_mask=False)
@@ -137,5 +160,6 @@ def encode(raw: RawData, tokenizer: Any, max_seq_len: int, *, skip_bad: bool = F
             types.append(np.asarray(encoded["token_type_ids"], dtype=np.int64))
             labels.append(-1 if example.label is None else example.label)
             where.append(example.uid)
-        splits[split] = ClsFeatures(ids, types, np.asarray(labels, dtype=np.int64), where)
-    return ClassificationTask(splits, name=raw.task, num_labels=num_labels(raw.task))
+        return ClsFeatures(ids, types, np.asarray(labels, dtype=np.int64), where)
+
+    return ClassificationTask(_once(sources, encode_cls), name=raw.task, num_labels=num_labels(raw.task))

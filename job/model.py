@@ -15,8 +15,9 @@ import math
 import time
 from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -24,10 +25,12 @@ from .config import TeacherConfig
 from .errors import InputError
 from .logs import progress
 from .runtime import paddle
-from .tasks import Task
+from .storage import _hash_file
+from .tasks import CLASSIFIER_INPUTS, UIE_INPUTS, Task
 
 __all__ = [
     "SHAPES",
+    "TOKENIZER_FILES",
     "ModelShape",
     "TrainResult",
     "build_uie",
@@ -45,6 +48,8 @@ __all__ = [
 log = logging.getLogger("job.model")
 
 SPECIAL_TOKENS = ["[PAD]", "[CLS]", "[SEP]", "[MASK]", "[UNK]"]
+# The tokenizer files saved beside a model (with its config.json).
+TOKENIZER_FILES = ("vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
 
 
 @dataclass(frozen=True)
@@ -189,15 +194,16 @@ class TrainResult:
 def evaluate_dygraph(model, task: Task, split: str = "dev", batch_size: int = 64) -> dict[str, float]:
     """The task's metric during training (dygraph; the deployed model is measured through
     Paddle Inference by job.evaluate)."""
+
+    def outputs(batch):
+        out = model(*(paddle.to_tensor(batch[k]) for k in task.input_names))
+        return [o.numpy() for o in (out if isinstance(out, (tuple, list)) else [out])]
+
     model.eval()
-    state = task.new_score()
     with paddle.no_grad():
-        for batch in task.batches(split, batch_size):
-            outputs = model(*(paddle.to_tensor(batch[k]) for k in task.input_names))
-            outputs = [o.numpy() for o in (outputs if isinstance(outputs, (tuple, list)) else [outputs])]
-            task.update_score(state, split, batch, outputs)
+        values = task.score(split, batch_size, outputs)
     model.train()
-    return task.score_values(state)
+    return values
 
 
 def uie_loss(positive_weight: float):
@@ -286,30 +292,30 @@ def _weighted_bce(prob, label, mask, positive_weight: float):
 # --------------------------------------------------------------------------------------
 
 
-UIE_INPUTS = ("input_ids", "token_type_ids", "position_ids", "attention_mask")
-CLASSIFIER_INPUTS = ("input_ids", "token_type_ids")
+def _write_model_meta(model, vocab_dir: Path, out_dir: Path) -> None:
+    """config.json (with ``architectures``) and the tokenizer files from ``vocab_dir``."""
+    config = model.config.to_dict()
+    config["architectures"] = [type(model).__name__]
+    (out_dir / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    for name in TOKENIZER_FILES:
+        target = out_dir / name
+        if (vocab_dir / name).resolve() != target.resolve():
+            target.write_bytes((vocab_dir / name).read_bytes())
 
 
-def export_model(model, vocab_dir: Path, out_dir: Path, input_names: tuple[str, ...] | None = None) -> Path:
+def export_model(model, vocab_dir: Path, out_dir: Path) -> Path:
     """Save a static inference model with the input signature PaddleNLP's own exports use
     (UIE: four inputs; sequence classification: input_ids and token_type_ids), plus the
     config and tokenizer files its Taskflow and AutoTokenizer read."""
     out_dir.mkdir(parents=True, exist_ok=True)
     model.eval()
-    architecture = type(model).__name__
-    names = input_names or (UIE_INPUTS if architecture == "UIE" else CLASSIFIER_INPUTS)
+    names = UIE_INPUTS if type(model).__name__ == "UIE" else CLASSIFIER_INPUTS
     specs = [paddle.static.InputSpec(shape=[None, None], dtype="int64", name=name) for name in names]
     static = paddle.jit.to_static(model, input_spec=specs)
     paddle.jit.save(static, str(out_dir / "inference"))
     for leftover in out_dir.glob("inference.pdiparams.info"):
         leftover.unlink()
-    config = model.config.to_dict()
-    config["architectures"] = [architecture]
-    (out_dir / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    for name in ("vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
-        target = out_dir / name
-        if (vocab_dir / name).resolve() != target.resolve():
-            target.write_bytes((vocab_dir / name).read_bytes())
+    _write_model_meta(model, vocab_dir, out_dir)
     return out_dir
 
 
@@ -338,8 +344,8 @@ class ModelFiles:
 
 
 def export_uie(model, vocab_dir: Path, out_dir: Path) -> Path:
-    """``export_model`` with PaddleNLP's UIE signature (the four inputs Taskflow feeds)."""
-    return export_model(model, vocab_dir, out_dir, UIE_INPUTS)
+    """``export_model`` of a UIE: PaddleNLP's UIE signature (the four inputs Taskflow feeds)."""
+    return export_model(model, vocab_dir, out_dir)
 
 
 def check_model_dir(model_dir: Path, model_filename: str = "inference.pdmodel", params_filename: str = "inference.pdiparams") -> None:
@@ -371,20 +377,11 @@ class ModelResult:
     params: int | None = None
     train: TrainResult | None = None
     log_file: Path | None = None
+    tokenizer: Any = field(default=None, repr=False)  # loaded already (a given model's), else None
 
     def summary(self) -> str:
         extra = f", {self.params:,} parameters" if self.params else ""
         return f"{self.model.folder} ({self.source}{extra})"
-
-
-def _file_digest(path: str | Path) -> str:
-    import hashlib
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def teacher_key(cfg, raw) -> str:
@@ -398,10 +395,10 @@ def teacher_key(cfg, raw) -> str:
         "teacher": dataclasses.asdict(cfg.Teacher),
         "max_seq_length": cfg.Global.max_seq_length,
         "seed": cfg.Job.seed,
-        "data": {split: _file_digest(path) for split, path in raw.files.items() if split in ("train", "dev") and Path(path).is_file()},
+        "data": {split: _hash_file(Path(path)).sha256 for split, path in raw.files.items() if split in ("train", "dev") and Path(path).is_file()},
     }
     if cfg.Teacher.checkpoint:
-        parts["checkpoint"] = _file_digest(Path(cfg.Teacher.checkpoint) / "model_state.pdparams")
+        parts["checkpoint"] = _hash_file(Path(cfg.Teacher.checkpoint) / "model_state.pdparams").sha256
     blob = json.dumps(parts, sort_keys=True, ensure_ascii=False).encode()
     return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -412,8 +409,8 @@ def run(cfg, raw, cache: Path, given: Path | None = None) -> ModelResult:
     Built teachers are cached by everything they depend on and reused."""
     if given is not None:
         files = ModelFiles(given, cfg.Global.model_filename, cfg.Global.params_filename).check()
-        load_tokenizer(given)  # fail early if the tokenizer files are missing
-        return ModelResult(files, "given")
+        tokenizer = load_tokenizer(given)  # fails early if the tokenizer files are missing
+        return ModelResult(files, "given", tokenizer=tokenizer)
     folder = cache / "teachers" / f"{cfg.Teacher.shape}-{teacher_key(cfg, raw)}"
     files = ModelFiles(folder)
     if (folder / ".complete").is_file():
@@ -502,30 +499,22 @@ def _drop_negatives(features, keep: float, seed: int):
 def save_checkpoint(model, vocab_dir: Path, out_dir: Path, train_result: TrainResult | None, cfg) -> Path:
     """A dygraph checkpoint: weights, config, tokenizer, training log and checksums."""
     import dataclasses
-    import hashlib
 
     out_dir.mkdir(parents=True, exist_ok=True)
     paddle.save(model.state_dict(), str(out_dir / "model_state.pdparams"))
-    config = model.config.to_dict()
-    config["architectures"] = [type(model).__name__]
-    (out_dir / "config.json").write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    for name in ("vocab.txt", "tokenizer_config.json", "special_tokens_map.json"):
-        if (vocab_dir / name).resolve() != (out_dir / name).resolve():
-            (out_dir / name).write_bytes((vocab_dir / name).read_bytes())
+    _write_model_meta(model, vocab_dir, out_dir)
     log_record = {"teacher": dataclasses.asdict(cfg.Teacher), "seed": cfg.Job.seed, "train": dataclasses_asdict(train_result)}
     (out_dir / "train_log.json").write_text(json.dumps(log_record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     sums = []
     for path in sorted(out_dir.iterdir()):
         if path.is_file() and path.name != "SHA256SUMS":
-            sums.append(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.name}")
+            sums.append(f"{_hash_file(path).sha256}  {path.name}")
     (out_dir / "SHA256SUMS").write_text("\n".join(sums) + "\n", encoding="utf-8")
     return out_dir
 
 
 def load_checkpoint(folder: Path):
     """A UIE (or classifier) rebuilt from ``save_checkpoint``'s folder, checksums verified."""
-    import hashlib
-
     sums_file = folder / "SHA256SUMS"
     if not (folder / "model_state.pdparams").is_file():
         raise InputError(f"{folder}: not a teacher checkpoint (model_state.pdparams missing)")
@@ -535,7 +524,7 @@ def load_checkpoint(folder: Path):
             target = folder / name
             if name in ("train_log.json", "README.md"):
                 continue
-            if not target.is_file() or hashlib.sha256(target.read_bytes()).hexdigest() != digest:
+            if not target.is_file() or _hash_file(target).sha256 != digest:
                 raise InputError(f"{target}: checksum does not match {sums_file}")
     config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     from paddlenlp.transformers import UIE, ErnieConfig, ErnieForSequenceClassification

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import storage
+from . import machine, storage
 from .config import JobConfig
 from .errors import ConfigError, ExitCode, GateError, InputError
 from .logs import phase
@@ -22,8 +22,6 @@ from .logs import phase
 __all__ = ["cache_dir", "evaluate_only", "main", "save_teacher"]
 
 log = logging.getLogger("job")
-
-_TOKENIZER_FILES = ("config.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
 
 
 def cache_dir(cfg: JobConfig) -> Path:
@@ -42,10 +40,11 @@ def _pull_inputs(cfg: JobConfig, store: storage.Storage, cache: Path) -> tuple[P
         model = storage.fetch(store, cfg.Global.model_dir, inputs)
     files = None
     if cfg.Global.dataset == "local":
-        g = cfg.Global
-        files = {}
-        for split, uri in (("train", g.train_data), ("dev", g.dev_data), ("test", g.test_data or g.dev_data)):
-            files[split] = str(storage.fetch(store, uri, inputs))
+        from .data import split_sources
+
+        sources = split_sources(cfg.Global)
+        fetched = {uri: str(storage.fetch(store, uri, inputs)) for uri in dict.fromkeys(sources.values())}
+        files = {split: fetched[uri] for split, uri in sources.items()}
     return model, files
 
 
@@ -74,7 +73,7 @@ def _prepare(cfg: JobConfig, durations: dict[str, float], store: storage.Storage
         built = model.run(cfg, raw, cache, given_model)
         log.info("model: %s", built.summary())
     with phase("encode", durations):
-        tokenizer = model.load_tokenizer(built.model.folder)
+        tokenizer = built.tokenizer if built.tokenizer is not None else model.load_tokenizer(built.model.folder)
         task = data.encode(raw, tokenizer, cfg.Global.max_seq_length, skip_bad=cfg.Global.skip_bad_records)
     return _Prepared(store, cache, built, task)
 
@@ -137,7 +136,7 @@ Trained by this project's long preset, reproducible with:
     python -m job teacher --config {cfg.source} --out {out}
 
 Seed {cfg.Job.seed}; {meta.get('params', 0):,} parameters; {train.get('steps', 0)} steps in
-{train.get('seconds', 0) / 60:.1f} minutes on {cfg.Job.threads or os.cpu_count()} CPU thread(s); best dev
+{train.get('seconds', 0) / 60:.1f} minutes on {cfg.Job.threads or machine.cpu_count()} CPU thread(s); best dev
 {result.metric} at step {train.get('best_step', 0)}.
 
 Test split, through Paddle Inference (FP32), {result.examples} examples: {shown}.
@@ -231,10 +230,12 @@ def _check_origin_metric(cfg: JobConfig, built, task) -> None:
 def _write_output(out: Path, compressed, original, outcome: dict) -> None:
     """The folder published for a task: the compressed inference model with the files
     PaddleNLP's Taskflow needs beside it, and results.json."""
+    from .model import TOKENIZER_FILES
+
     out.mkdir(parents=True)
     shutil.copy2(compressed.program, out / "inference.pdmodel")
     shutil.copy2(compressed.params, out / "inference.pdiparams")
-    for name in _TOKENIZER_FILES:
+    for name in ("config.json", *TOKENIZER_FILES):
         if (original.folder / name).is_file():
             shutil.copy2(original.folder / name, out / name)
     (out / "results.json").write_text(json.dumps(outcome, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -7,7 +7,7 @@ inputs and labels a batch carries, and how to score model outputs. UIE scores sp
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -19,6 +19,9 @@ from .uie_data import UIEFeatures
 __all__ = ["ClassificationTask", "ClsFeatures", "Task", "UIETask"]
 
 UIE_INPUTS = ("input_ids", "token_type_ids", "position_ids", "attention_mask")
+CLASSIFIER_INPUTS = ("input_ids", "token_type_ids")
+
+_Batch = dict[str, np.ndarray]
 
 
 class Task(Protocol):
@@ -37,6 +40,8 @@ class Task(Protocol):
     def update_score(self, state: Any, split: str, batch: dict[str, np.ndarray], outputs: list[np.ndarray]) -> None: ...
 
     def score_values(self, state: Any) -> dict[str, float]: ...
+
+    def score(self, split: str, batch_size: int, run: Callable[[_Batch], list[np.ndarray]], *, wrap: Callable[[Iterator[_Batch]], Iterable[_Batch]] = iter) -> dict[str, float]: ...
 
     def fixed_batch(self, batch_size: int, seq_len: int) -> dict[str, np.ndarray]: ...
 
@@ -92,6 +97,22 @@ class _SplitBatches:
     def collate(self, split: str, indices: np.ndarray, pad_to: int = 0) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
+    def score(self, split: str, batch_size: int, run: Callable[[_Batch], list[np.ndarray]], *, wrap: Callable[[Iterator[_Batch]], Iterable[_Batch]] = iter) -> dict[str, float]:
+        """The task's metric on one split: ``run`` gives a model's outputs for a batch;
+        ``wrap`` wraps the batches (e.g. in a progress bar)."""
+        state = self.new_score()
+        for batch in wrap(self.batches(split, batch_size)):
+            self.update_score(state, split, batch, run(batch))
+        return self.score_values(state)
+
+    def fixed_batch(self, batch_size: int, seq_len: int) -> dict[str, np.ndarray]:
+        """A batch of real test examples padded (and cut) to exactly ``seq_len``."""
+        features = self.splits["test"]
+        rows = [i % len(features) for i in range(batch_size)]
+        ids = [features.input_ids[i][:seq_len] for i in rows]
+        types = [features.token_type_ids[i][:seq_len] for i in rows]
+        return _pad_inputs(ids, types, pad_to=seq_len)
+
 
 @dataclass
 class UIETask(_SplitBatches):
@@ -131,10 +152,6 @@ class UIETask(_SplitBatches):
     def score_values(self, state: SpanCounts) -> dict[str, float]:
         return state.as_dict()
 
-    def fixed_batch(self, batch_size: int, seq_len: int) -> dict[str, np.ndarray]:
-        """A batch of real test examples padded (and cut) to exactly ``seq_len``."""
-        return _fixed_batch(self.splits["test"], batch_size, seq_len)
-
 
 @dataclass
 class ClsFeatures:
@@ -158,7 +175,7 @@ class ClassificationTask(_SplitBatches):
     name: str
     num_labels: int
     metric: str = "accuracy"
-    input_names: tuple[str, ...] = ("input_ids", "token_type_ids")
+    input_names: tuple[str, ...] = CLASSIFIER_INPUTS
     label_names: tuple[str, ...] = ("labels",)
     label_dtype: str = "int64"
 
@@ -179,13 +196,3 @@ class ClassificationTask(_SplitBatches):
 
     def score_values(self, state: list[int]) -> dict[str, float]:
         return {"accuracy": state[0] / state[1] if state[1] else 0.0, "correct": state[0], "total": state[1]}
-
-    def fixed_batch(self, batch_size: int, seq_len: int) -> dict[str, np.ndarray]:
-        return _fixed_batch(self.splits["test"], batch_size, seq_len)
-
-
-def _fixed_batch(features: UIEFeatures | ClsFeatures, batch_size: int, seq_len: int) -> dict[str, np.ndarray]:
-    rows = [i % len(features) for i in range(batch_size)]
-    ids = [features.input_ids[i][:seq_len] for i in rows]
-    types = [features.token_type_ids[i][:seq_len] for i in rows]
-    return _pad_inputs(ids, types, pad_to=seq_len)
