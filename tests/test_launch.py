@@ -3,7 +3,8 @@
 Rendering is checked end to end in a subprocess. The apply and watch paths run against
 ``FakeKubeAPI``, a small threaded HTTP server on 127.0.0.1 that stands in for a cluster: it
 answers the part of the Kubernetes API the launcher uses (create, get and list Jobs, list
-Pods) and moves each created Job from running to succeeded or failed as it is polled.
+Pods) and moves each created Job from running to succeeded or failed as it is polled
+(tests/kube_standin.py).
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ import subprocess
 import sys
 import threading
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
+from kube_standin import FakeKubeAPI, write_kubeconfig
 
 from job import render
 from job.errors import ExitCode
@@ -258,222 +259,6 @@ def test_kubernetes_client_is_not_imported_for_rendering(light_python):
     assert result.stdout.strip() == "0 []", result.stderr
 
 
-# --------------------------------------------------------------------------------------
-# A stand-in for the Kubernetes API
-# --------------------------------------------------------------------------------------
-
-
-class FakeKubeAPI(ThreadingHTTPServer):
-    """Stands in for a cluster's API server: Jobs are stored and progress as they are polled.
-
-    A Job is "running" for ``polls_to_finish`` list calls after creation, then succeeds, or
-    fails (reason BackoffLimitExceeded) when its task is in ``fail_tasks``. ``refuse`` makes
-    every request answer with that HTTP status.
-    """
-
-    daemon_threads = True
-
-    def __init__(self):
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.lock = threading.Lock()
-        self.jobs: dict[tuple[str, str], dict] = {}
-        self.polls: dict[tuple[str, str], int] = {}
-        self.requests: list[dict] = []
-        self.fail_tasks: set[str] = set()
-        self.polls_to_finish = 2
-        self.refuse: int | None = None
-        self.waiting_reason: dict[str, str] = {}
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-    def creates(self) -> list[dict]:
-        return [r for r in self.requests if r["method"] == "POST"]
-
-    def progress(self, key: tuple[str, str]) -> dict:
-        job = self.jobs[key]
-        self.polls[key] = polls = self.polls.get(key, 0) + 1
-        task = job["metadata"]["labels"].get("act-job/task")
-        if polls <= self.polls_to_finish:
-            job["status"] = {
-                "active": 1,
-                "ready": 0 if task in self.waiting_reason else 1,
-                "startTime": "2026-11-26T08:00:00Z",
-            }
-        elif task in self.fail_tasks:
-            job["status"] = {
-                "failed": 4,
-                "conditions": [
-                    {
-                        "type": "FailureTarget",
-                        "status": "True",
-                        "reason": "BackoffLimitExceeded",
-                        "message": "Job has reached the specified backoff limit",
-                    },
-                    {
-                        "type": "Failed",
-                        "status": "True",
-                        "reason": "BackoffLimitExceeded",
-                        "message": "Job has reached the specified backoff limit",
-                    },
-                ],
-            }
-        else:
-            job["status"] = {
-                "succeeded": 1,
-                "completionTime": "2026-11-26T09:00:00Z",
-                "conditions": [{"type": "Complete", "status": "True", "lastTransitionTime": "2026-11-26T09:00:00Z"}],
-            }
-        return job
-
-
-def _status(code: int, reason: str, message: str, details: dict | None = None) -> dict:
-    return {
-        "kind": "Status",
-        "apiVersion": "v1",
-        "metadata": {},
-        "status": "Failure",
-        "message": message,
-        "reason": reason,
-        "code": code,
-        **({"details": details} if details else {}),
-    }
-
-
-def _matches(labels: dict, selector: str) -> bool:
-    for term in filter(None, selector.split(",")):
-        key, _, value = term.partition("=")
-        if labels.get(key) != value:
-            return False
-    return True
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: FakeKubeAPI
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):  # keep pytest output clean
-        pass
-
-    def _send(self, code: int, body: dict) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(code)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def _record(self, body: bytes = b"") -> None:
-        with self.server.lock:
-            self.server.requests.append(
-                {
-                    "method": self.command,
-                    "path": self.path,
-                    "authorization": self.headers.get("Authorization"),
-                    "body": body.decode(),
-                }
-            )
-
-    def do_POST(self):
-        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self._record(body)
-        if self.server.refuse:
-            return self._send(
-                self.server.refuse,
-                _status(
-                    self.server.refuse,
-                    "Forbidden",
-                    'jobs.batch is forbidden: User "fake" cannot create resource "jobs"',
-                ),
-            )
-        match = re.fullmatch(r"/apis/batch/v1/namespaces/([^/]+)/jobs", urlsplit(self.path).path)
-        if not match:
-            return self._send(404, _status(404, "NotFound", "the server could not find the requested resource"))
-        job = json.loads(body)
-        namespace, name = match.group(1), job["metadata"]["name"]
-        with self.server.lock:
-            if (namespace, name) in self.server.jobs:
-                return self._send(
-                    409,
-                    _status(
-                        409,
-                        "AlreadyExists",
-                        f'jobs.batch "{name}" already exists',
-                        {"name": name, "group": "batch", "kind": "jobs"},
-                    ),
-                )
-            job["metadata"].update(
-                {
-                    "namespace": namespace,
-                    "uid": str(uuid.uuid4()),
-                    "resourceVersion": "1",
-                    "creationTimestamp": "2026-11-26T08:00:00Z",
-                }
-            )
-            job["status"] = {}
-            self.server.jobs[(namespace, name)] = job
-        return self._send(201, job)
-
-    def do_GET(self):
-        self._record()
-        if self.server.refuse:
-            return self._send(self.server.refuse, _status(self.server.refuse, "Forbidden", "forbidden"))
-        url = urlsplit(self.path)
-        selector = parse_qs(url.query).get("labelSelector", [""])[0]
-        if match := re.fullmatch(r"/apis/batch/v1/namespaces/([^/]+)/jobs/([^/]+)", url.path):
-            with self.server.lock:
-                key = (match.group(1), match.group(2))
-                if key not in self.server.jobs:
-                    return self._send(404, _status(404, "NotFound", f'jobs.batch "{key[1]}" not found'))
-                return self._send(200, self.server.progress(key))
-        if match := re.fullmatch(r"/apis/batch/v1/namespaces/([^/]+)/jobs", url.path):
-            with self.server.lock:
-                items = [
-                    self.server.progress(key)
-                    for key, job in self.server.jobs.items()
-                    if key[0] == match.group(1) and _matches(job["metadata"]["labels"], selector)
-                ]
-            return self._send(
-                200, {"kind": "JobList", "apiVersion": "batch/v1", "metadata": {"resourceVersion": "1"}, "items": items}
-            )
-        if match := re.fullmatch(r"/api/v1/namespaces/([^/]+)/pods", url.path):
-            pods = []
-            with self.server.lock:
-                for (namespace, name), job in self.server.jobs.items():
-                    task = job["metadata"]["labels"].get("act-job/task")
-                    if namespace != match.group(1) or not job.get("status", {}).get("active"):
-                        continue
-                    labels = {**job["spec"]["template"]["metadata"]["labels"], "batch.kubernetes.io/job-name": name}
-                    if not _matches(labels, selector):
-                        continue
-                    state = (
-                        {"waiting": {"reason": "ImagePullBackOff", "message": self.server.waiting_reason[task]}}
-                        if task in self.server.waiting_reason
-                        else {"running": {"startedAt": "2026-11-26T08:01:00Z"}}
-                    )
-                    pods.append(
-                        {
-                            "metadata": {"name": f"{name}-abcde", "namespace": namespace, "labels": labels},
-                            "status": {
-                                "phase": "Pending" if "waiting" in state else "Running",
-                                "containerStatuses": [
-                                    {
-                                        "name": "job",
-                                        "image": job["spec"]["template"]["spec"]["containers"][0]["image"],
-                                        "imageID": "",
-                                        "ready": "running" in state,
-                                        "restartCount": 0,
-                                        "state": state,
-                                    },
-                                ],
-                            },
-                        }
-                    )
-            return self._send(200, {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": pods})
-        return self._send(404, _status(404, "NotFound", "the server could not find the requested resource"))
-
-
 @pytest.fixture
 def kube(tmp_path):
     server = FakeKubeAPI()
@@ -490,7 +275,7 @@ def kube(tmp_path):
 @pytest.fixture
 def kubeconfig(kube, tmp_path) -> list[str]:
     """The flags pointing the launcher at ``kube``: --kubeconfig FILE."""
-    return ["--kubeconfig", str(_kubeconfig(tmp_path, kube.url))]
+    return ["--kubeconfig", str(write_kubeconfig(tmp_path, kube.url))]
 
 
 def run_apply_watch(
@@ -500,23 +285,6 @@ def run_apply_watch(
     return run_launch(
         python, *BASE_ARGS, "--tasks", *tasks, "--apply", "--watch", "--interval", "0.05", *kubeconfig, env=env
     )
-
-
-def _kubeconfig(tmp_path: Path, server_url: str) -> Path:
-    path = tmp_path / "kubeconfig"
-    path.write_text(
-        yaml.safe_dump(
-            {
-                "apiVersion": "v1",
-                "kind": "Config",
-                "clusters": [{"name": "fake", "cluster": {"server": server_url}}],
-                "users": [{"name": "fake", "user": {"token": "fake-token-for-tests"}}],
-                "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "fake"}}],
-                "current-context": "fake",
-            }
-        )
-    )
-    return path
 
 
 def test_apply_twice_creates_nothing_new(light_python, kube, kubeconfig):
@@ -592,7 +360,7 @@ def test_unreachable_cluster_exits_4(light_python, tmp_path):
         "afqmc",
         "--apply",
         "--kubeconfig",
-        str(_kubeconfig(tmp_path, url)),
+        str(write_kubeconfig(tmp_path, url)),
         timeout=120,
     )
     _assert_one_line_error(result, 4)
@@ -604,7 +372,7 @@ def test_bad_kubeconfig_is_bad_input(light_python, tmp_path):
     _assert_one_line_error(
         run_launch(light_python, *BASE_ARGS, "--apply", "--kubeconfig", str(missing)), int(ExitCode.INPUT)
     )
-    config = _kubeconfig(tmp_path, "http://127.0.0.1:9")
+    config = write_kubeconfig(tmp_path, "http://127.0.0.1:9")
     _assert_one_line_error(
         run_launch(light_python, *BASE_ARGS, "--apply", "--kubeconfig", str(config), "--context", "other"),
         int(ExitCode.INPUT),
