@@ -4,6 +4,13 @@
 Kubernetes API the launcher uses (create, get and list Jobs, list Pods) and moves each
 created Job from running to succeeded or failed as it is polled. ``write_kubeconfig``
 points a client at it.
+
+For the real ``kubectl apply`` it also answers what kubectl asks before and while applying
+(seen with ``kubectl -v=8``, v1.32): the legacy discovery documents (``/api``, ``/apis``,
+``/api/v1``, ``/apis/batch/v1``), the OpenAPI v3 index and the ``batch/v1`` document (kubectl
+reads the Job PATCH operation there to learn that the server takes ``fieldValidation``, so it
+leaves validation to the server), and PATCH of a Job (client-side apply sends a strategic
+merge patch when the applied Job changed; server-side apply an apply patch).
 """
 
 from __future__ import annotations
@@ -19,6 +26,83 @@ from urllib.parse import parse_qs, urlsplit
 import yaml
 
 __all__ = ["FakeKubeAPI", "write_kubeconfig"]
+
+_JOB_GVK = {"group": "batch", "version": "v1", "kind": "Job"}
+_JOB_PATH = re.compile(r"/apis/batch/v1/namespaces/([^/]+)/jobs/([^/]+)")
+
+# Discovery: just the resources the launcher's Jobs and its pod listing touch.
+_DISCOVERY = {
+    "/api": {"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []},
+    "/apis": {
+        "kind": "APIGroupList",
+        "apiVersion": "v1",
+        "groups": [
+            {
+                "name": "batch",
+                "versions": [{"groupVersion": "batch/v1", "version": "v1"}],
+                "preferredVersion": {"groupVersion": "batch/v1", "version": "v1"},
+            }
+        ],
+    },
+    "/api/v1": {
+        "kind": "APIResourceList",
+        "groupVersion": "v1",
+        "resources": [
+            {"name": "pods", "singularName": "pod", "namespaced": True, "kind": "Pod", "verbs": ["get", "list"]},
+        ],
+    },
+    "/apis/batch/v1": {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": "batch/v1",
+        "resources": [
+            {
+                "name": "jobs",
+                "singularName": "job",
+                "namespaced": True,
+                "kind": "Job",
+                "verbs": ["create", "delete", "get", "list", "patch", "update", "watch"],
+                "categories": ["all"],
+            },
+        ],
+    },
+    "/openapi/v3": {"paths": {"apis/batch/v1": {"serverRelativeURL": "/openapi/v3/apis/batch/v1?hash=standin"}}},
+    "/openapi/v3/apis/batch/v1": {
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes API stand-in", "version": "v1.32.0"},
+        "paths": {
+            "/apis/batch/v1/namespaces/{namespace}/jobs/{name}": {
+                "patch": {
+                    "operationId": "patchBatchV1NamespacedJob",
+                    "x-kubernetes-action": "patch",
+                    "x-kubernetes-group-version-kind": _JOB_GVK,
+                    "parameters": [
+                        {"name": name, "in": "query", "schema": {"type": "string"}}
+                        for name in ("dryRun", "fieldManager", "fieldValidation", "force")
+                    ],
+                    "responses": {"200": {"description": "OK"}},
+                }
+            }
+        },
+    },
+}
+
+
+def merge_patch(target: object, patch: object) -> object:
+    """RFC 7386 JSON merge patch; strategic-merge directives (``$patch``, ``$setElementOrder/...``,
+    ``$retainKeys``, ``$deleteFromPrimitiveList/...``) are dropped, and lists are replaced whole,
+    which is all a stand-in needs."""
+    if not isinstance(patch, dict):
+        return patch
+    out = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if key.startswith("$"):
+            continue
+        if value is None:
+            out.pop(key, None)
+        else:
+            out[key] = merge_patch(out.get(key), value)
+    return out
 
 
 class FakeKubeAPI(ThreadingHTTPServer):
@@ -48,6 +132,10 @@ class FakeKubeAPI(ThreadingHTTPServer):
 
     def creates(self) -> list[dict]:
         return [r for r in self.requests if r["method"] == "POST"]
+
+    def changes(self) -> list[dict]:
+        """Requests that created or changed something (POST, PATCH, PUT, DELETE)."""
+        return [r for r in self.requests if r["method"] != "GET"]
 
     def progress(self, key: tuple[str, str]) -> dict:
         job = self.jobs[key]
@@ -173,12 +261,51 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.jobs[(namespace, name)] = job
         return self._send(201, job)
 
+    def do_PATCH(self):
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self._record(body)
+        if self.server.refuse:
+            return self._send(self.server.refuse, _status(self.server.refuse, "Forbidden", "forbidden"))
+        match = _JOB_PATH.fullmatch(urlsplit(self.path).path)
+        if not match:
+            return self._send(404, _status(404, "NotFound", "the server could not find the requested resource"))
+        key = (match.group(1), match.group(2))
+        kind = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+        if kind == "application/apply-patch+yaml":
+            patch = yaml.safe_load(body)  # server-side apply: the whole applied object (YAML or JSON)
+        elif kind in ("application/strategic-merge-patch+json", "application/merge-patch+json"):
+            patch = json.loads(body)
+        else:
+            return self._send(
+                415, _status(415, "UnsupportedMediaType", f"the body of the request was in an unknown format: {kind}")
+            )
+        with self.server.lock:
+            job = self.server.jobs.get(key)
+            if job is None and kind != "application/apply-patch+yaml":
+                return self._send(404, _status(404, "NotFound", f'jobs.batch "{key[1]}" not found'))
+            created = job is None
+            merged = merge_patch(job or {"metadata": {"name": key[1], "namespace": key[0]}}, patch)
+            version = int((job or {}).get("metadata", {}).get("resourceVersion", "0")) + 1
+            merged["metadata"].update(
+                {
+                    "namespace": key[0],
+                    "uid": (job or {}).get("metadata", {}).get("uid") or str(uuid.uuid4()),
+                    "resourceVersion": str(version),
+                    "creationTimestamp": "2026-11-26T08:00:00Z",
+                }
+            )
+            merged.setdefault("status", {})
+            self.server.jobs[key] = merged
+        return self._send(201 if created else 200, merged)
+
     def do_GET(self):
         self._record()
         if self.server.refuse:
             return self._send(self.server.refuse, _status(self.server.refuse, "Forbidden", "forbidden"))
         url = urlsplit(self.path)
         selector = parse_qs(url.query).get("labelSelector", [""])[0]
+        if url.path in _DISCOVERY:
+            return self._send(200, _DISCOVERY[url.path])
         if match := re.fullmatch(r"/apis/batch/v1/namespaces/([^/]+)/jobs/([^/]+)", url.path):
             with self.server.lock:
                 key = (match.group(1), match.group(2))
