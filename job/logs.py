@@ -6,7 +6,7 @@ import logging
 import os
 import sys
 
-__all__ = ["BOTO_LOGGERS", "phase", "progress", "setup"]
+__all__ = ["BOTO_LOGGERS", "phase", "progress", "route_library_bars", "setup"]
 
 _FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
@@ -65,12 +65,60 @@ class phase:
             self.log.error("phase %s: failed after %.1f s: %s", self.name, seconds, exc)
 
 
+def _bar_defaults(kwargs: dict) -> dict:
+    interactive = sys.stderr.isatty()
+    kwargs.setdefault("mininterval", 2.0 if interactive else 30.0)
+    kwargs.setdefault("dynamic_ncols", interactive)
+    return kwargs
+
+
 def progress(iterable=None, **kwargs):
     """A tqdm progress bar: lively on a terminal, a line every 30 s in a log file (a pod's
     log would otherwise fill with redraws)."""
     from tqdm import tqdm
 
-    interactive = sys.stderr.isatty()
-    kwargs.setdefault("mininterval", 2.0 if interactive else 30.0)
-    kwargs.setdefault("dynamic_ncols", interactive)
-    return tqdm(iterable, **kwargs)
+    return tqdm(iterable, **_bar_defaults(kwargs))
+
+
+# Where the bars of a compression run come from: Paddle's quantization code, which
+# PaddleSlim's ACT drives ("Adding quant op with weight" for every program it quantizes,
+# PTQ's "Preparation/Sampling stage, Run batch"), and PaddleSlim itself (its reconstruction
+# PTQ uses the look-alike in paddle's quantization utils). They redraw every 0.1 s
+# whatever the stream, which in a pod's log is thousands of redraws.
+_LIBRARY_BAR_MODULES = (
+    "paddle.static.quantization.post_training_quantization",
+    "paddle.static.quantization.quantization_pass",
+    "paddle.static.quantization.utils",
+)
+_LIBRARY_BAR_PREFIXES = ("paddle.static.quantization", "paddleslim")
+
+
+def route_library_bars() -> list[str]:
+    """Give the tqdm bars that Paddle's quantization and PaddleSlim draw the job's own
+    pacing (``progress``): their modules' ``tqdm`` becomes a subclass taking those defaults.
+
+    Call it once paddle is importable and before compressing; idempotent. Returns the
+    modules changed now.
+    """
+    import importlib
+
+    from tqdm import tqdm
+
+    routed = getattr(route_library_bars, "_class", None)
+    if routed is None:
+
+        class _RoutedTqdm(tqdm):
+            def __init__(self, *args, **kwargs):
+                super().__init__(*args, **_bar_defaults(kwargs))
+
+        routed = route_library_bars._class = _RoutedTqdm  # type: ignore[attr-defined]
+    for name in _LIBRARY_BAR_MODULES:
+        importlib.import_module(name)
+    changed = []
+    for name, module in list(sys.modules.items()):
+        current = getattr(module, "tqdm", None) if name.startswith(_LIBRARY_BAR_PREFIXES) else None
+        # Replace the real tqdm and paddle's look-alike (a class named tqdm of its own), not modules.
+        if isinstance(current, type) and current is not routed and (current is tqdm or current.__name__ == "tqdm"):
+            module.tqdm = routed
+            changed.append(name)
+    return changed

@@ -36,6 +36,8 @@ import functools
 import logging
 import os
 
+from . import logs
+
 __all__ = ["applied", "apply"]
 
 log = logging.getLogger("job.compress")
@@ -91,6 +93,9 @@ def apply(patches: tuple[str, ...] = PATCHES) -> None:
     from paddleslim.common import recover_program
     from paddleslim.dist import single_distiller
 
+    # Not a fix of PaddleSlim's results, but applied at the same moment (before ACT runs):
+    # its progress bars would otherwise fill a pod's log with redraws.
+    logs.route_library_bars()
     unknown = set(patches) - set(PATCHES)
     if unknown:
         raise ValueError(f"unknown patches {sorted(unknown)}; known: {PATCHES}")
