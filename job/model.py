@@ -25,7 +25,7 @@ from .config import TeacherConfig
 from .errors import InputError
 from .logs import progress
 from .runtime import paddle
-from .storage import _hash_file
+from .storage import hash_file as _hash_file
 from .tasks import CLASSIFIER_INPUTS, UIE_INPUTS, Task
 
 __all__ = [

@@ -90,7 +90,7 @@ def test_pull_imports_stay_light(python, request):
     code = (
         f"import sys; sys.path.insert(0, {str(REPO)!r}); "
         "import job.storage, job.report; from job.config import StorageConfig; "
-        "s = job.storage.Storage(StorageConfig(endpoint_url='http://127.0.0.1:9')); s._client(); s._transfer_config(); "
+        "s = job.storage.Storage(StorageConfig(endpoint_url='http://127.0.0.1:9')); s.client(); s.transfer_config(); "
         f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}); print(heavy); sys.exit(1 if heavy else 0)"
     )
     proc = subprocess.run([str(interpreter), "-c", code], capture_output=True, text=True, timeout=60, env={**os.environ, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"})

@@ -252,7 +252,7 @@ def test_pull_refuses_paths_outside_dest(s3_server, bucket, s3_client, tmp_path,
     assert_one_line(info.value)
     assert snapshot(tmp_path) == before, "nothing written anywhere, dest included"
     assert not Path("/abs/path").exists()
-    assert completion_state(storage, f"s3://{bucket}/{key_prefix}", FP) == "incomplete"
+    assert completion_state(storage, f"s3://{bucket}/{key_prefix}", FP) == "unsafe"
 
 
 def test_pull_refuses_writing_through_a_symlink(s3_server, bucket, tmp_path):
@@ -265,10 +265,13 @@ def test_pull_refuses_writing_through_a_symlink(s3_server, bucket, tmp_path):
     dest = tmp_path / "dest"
     dest.mkdir()
     (dest / "extra").symlink_to(outside, target_is_directory=True)  # extra/notes.txt would land outside
-    with pytest.raises(InputError, match="outside"):
+    with pytest.raises(InputError, match="not empty"):
         pull(storage, prefix, dest, progress=False)
     assert list(outside.iterdir()) == []
     assert [p.name for p in dest.iterdir()] == ["extra"]
+    pull(storage, prefix, dest, force=True, progress=False)  # replaced as a whole, the link with it
+    assert list(outside.iterdir()) == []
+    assert not (dest / "extra").is_symlink() and (dest / "extra" / "notes.txt").is_file()
 
 
 @pytest.mark.parametrize("bad", ["../evil", "a/../../evil", "..", "a\\..\\evil"])
@@ -414,7 +417,7 @@ def test_fetch_caches_verifies_and_refreshes(s3_server, bucket, s3_client, tmp_p
     assert first.parent == cache and len(first.name) == 16
     assert tree_hashes(first, skip=(MANIFEST, MARKER, ".complete")) == tree_hashes(src)
     gets = len(_object_gets(proxy))
-    assert gets == 11  # 9 files, manifest read for verification, manifest downloaded
+    assert gets == 9  # the manifest's 8 files, the manifest read once (written from memory)
     stats = {p: (p.stat().st_ino, p.stat().st_mtime_ns) for p in first.rglob("*")}
 
     second = fetch(storage, uri, cache)
@@ -553,13 +556,13 @@ def test_settings_from_config_and_environment(s3_server, monkeypatch):
     cfg = StorageConfig(endpoint_url="http://cfg:9000", region="eu-west-1", retry_mode="legacy", max_attempts=7, checksum_when_required=True)
     storage = Storage(cfg)
     assert (storage.endpoint_url, storage.region, storage.retry_mode, storage.max_attempts) == ("http://cfg:9000", "eu-west-1", "legacy", 7)
-    client = storage._client()  # built once, offline
-    assert client is storage._client()
+    client = storage.client()  # built once, offline
+    assert client is storage.client()
     assert client.meta.endpoint_url == "http://cfg:9000" and client.meta.region_name == "eu-west-1"
     assert client.meta.config.retries == {"mode": "legacy", "total_max_attempts": 7}
     assert client.meta.config.request_checksum_calculation == "when_required"
     assert client.meta.config.response_checksum_validation == "when_required"
-    assert Storage(StorageConfig(endpoint_url="http://x:1"))._client().meta.config.request_checksum_calculation != "when_required"
+    assert Storage(StorageConfig(endpoint_url="http://x:1")).client().meta.config.request_checksum_calculation != "when_required"
 
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "many")
     with pytest.raises(InputError, match="AWS_MAX_ATTEMPTS"):

@@ -1,0 +1,171 @@
+"""The one verified download, used by ``pull`` (results) and ``fetch`` (inputs).
+
+Files go into a temp folder beside the target, each is checked (against the manifest's
+SHA-256 and size, or, when no manifest describes it, against the store's own checksum),
+then the temp folder replaces the target as a whole: the target ends up holding exactly
+the files downloaded, and nothing else. A failure or an interruption (Ctrl-C, SIGTERM
+turned into an exception by the entry point) removes the temp folder; a temp folder left
+by a killed process is removed by the next download of the same target.
+
+Every local path is checked against the resolved root the caller names (``within``):
+no name, however formed, is written outside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError, JobError, StorageError
+from .base import ObjectInfo, Progress, describe
+from .locations import escape, inside, safe_relpath
+
+__all__ = ["Expected", "check_listed", "download_verified"]
+
+log = logging.getLogger(__name__)
+
+_PARTIAL = ".partial"
+_OLD = ".old"
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What one downloaded file must be: its remote URI, size and, from a manifest, SHA-256
+    (None: verified by the store's checksum of the object)."""
+
+    uri: str
+    size: int
+    sha256: str | None = None
+
+
+def check_listed(objects: dict[str, ObjectInfo], files: dict[str, dict[str, Any]], prefix: str, manifest: str) -> None:
+    """Every file the manifest lists is there with its size, and may be read."""
+    for rel, entry in files.items():
+        obj = objects.get(rel)
+        if obj is None:
+            raise StorageError(f"{escape(prefix)}/{escape(rel)}: listed in {manifest} but missing")
+        if obj.refused:
+            raise InputError(f"{escape(prefix)}: refusing {escape(obj.refused)}")
+        if obj.size != entry["size"]:
+            raise StorageError(f"{escape(prefix)}/{escape(rel)}: {obj.size} bytes stored, {entry['size']} in {manifest}")
+
+
+def _local_error(exc: OSError, target: Path) -> InputError:
+    return InputError(f"{target}: {describe(exc)}" + (f" ({exc.filename})" if exc.filename else ""))
+
+
+def _resolve_future(path: Path) -> Path:
+    """Where ``path`` would be, symlinks of its existing part followed, '..' of the rest applied."""
+    probe = path
+    while not probe.exists() and not probe.is_symlink() and probe != probe.parent:
+        probe = probe.parent
+    rest = os.path.relpath(path, probe) if probe != path else "."
+    return Path(os.path.normpath(probe.resolve() / rest))
+
+
+def _is_within(path: Path, root: Path) -> bool:
+    return path != root and path.is_relative_to(root)
+
+
+def _remove_leftovers(target: Path) -> None:
+    """Temp folders of an earlier download of the same target that was killed."""
+    with contextlib.suppress(OSError):
+        for path in target.parent.iterdir():
+            if path.name.startswith(f".{target.name}.") and path.name.endswith((_PARTIAL, _OLD)) and path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+                log.info("removed %s, left by an interrupted download", path)
+
+
+def download_verified(
+    storage: Any,
+    files: dict[str, Expected],
+    target: Path,
+    *,
+    within: Path,
+    extra: dict[str, bytes] | None = None,
+    progress: Progress | None = None,
+) -> int:
+    """Download ``files`` (relative path -> what it must be) into ``target``, verified, plus
+    ``extra`` files written as given; replace ``target`` as a whole. Returns the bytes downloaded.
+
+    Refuses (InputError, exit 2), before writing anything, a path that is unsafe or would
+    land outside ``within``; a problem of the local destination is an InputError too; a
+    download that does not match is a StorageError (exit 4).
+    """
+    extra = extra or {}
+    target = Path(target)
+    where = str(target)
+    root = Path(within).resolve()
+    if not _is_within(_resolve_future(target), root):
+        raise InputError(f"{escape(where)}: refusing it: it resolves outside {root}")
+    if target.is_symlink():
+        raise InputError(f"{target}: is a symlink; refusing to replace it")
+    for rel in [*files, *extra]:
+        safe_relpath(rel, where)
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _remove_leftovers(target)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=_PARTIAL, dir=target.parent))
+    except OSError as exc:
+        raise _local_error(exc, target.parent) from exc
+    total = 0
+    try:
+        for rel, expected in sorted(files.items()):
+            local = inside(tmp, rel, where)  # a fresh folder: '..' and links were refused above
+            digest = storage.get_file(expected.uri, local, progress=progress)
+            if expected.sha256 is not None:
+                if (digest.sha256, digest.size) != (expected.sha256, expected.size):
+                    raise StorageError(f"{escape(expected.uri)}: content does not match its manifest (SHA-256 or size differs)")
+            else:
+                _verify_by_store(storage, expected, local, digest.size)
+            total += digest.size
+        for rel, data in extra.items():
+            local = inside(tmp, rel, where)
+            local.parent.mkdir(parents=True, exist_ok=True)
+            local.write_bytes(data)
+        _install(tmp, target)
+    except BaseException as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError) and not isinstance(exc, JobError):
+            raise _local_error(exc, target) from exc
+        raise
+    return total
+
+
+def _verify_by_store(storage: Any, expected: Expected, local: Path, size: int) -> None:
+    """No manifest describes this object: its size and the store's own checksum must match."""
+    from .s3 import content_matches
+
+    if size != expected.size:
+        raise StorageError(f"{escape(expected.uri)}: downloaded {size} bytes, {expected.size} listed")
+    checksum = storage.backend(expected.uri).store_checksum(expected.uri)
+    if checksum is None:
+        raise InputError(
+            f"{escape(expected.uri)}: cannot verify it: no manifest.json beside it and the store keeps no checksum of it "
+            "(upload it with a SHA-256 or CRC32 checksum, or publish the folder with a manifest.json)"
+        )
+    if not content_matches(*checksum, local):
+        raise StorageError(f"{escape(expected.uri)}: content does not match the store's {checksum[0]} checksum")
+
+
+def _install(tmp: Path, target: Path) -> None:
+    """``tmp`` becomes ``target``; an earlier ``target`` is moved aside, then removed."""
+    old = None
+    if target.exists():
+        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=_OLD, dir=target.parent))
+        os.replace(target, old / "x")
+    try:
+        os.replace(tmp, target)
+    except BaseException:
+        if old is not None:
+            os.replace(old / "x", target)  # put the earlier copy back
+            old.rmdir()
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,145 @@
+"""The results layout ``<output>/<run-id>/<task>/<strategy>/``: naming a task folder,
+listing the task folders under an output root, and pulling one back, verified."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import InputError
+from .download import Expected, check_listed, download_verified
+from .locations import as_uri, check_name, escape, is_safe_name, join
+from .manifest import MANIFEST, MARKER, UNSAFE, parse_manifest, task_state
+from .publish import format_size, progress_bar, tail
+from .registry import backend_class
+
+__all__ = ["PullResult", "TaskStatus", "list_runs", "pull", "task_prefix"]
+
+log = logging.getLogger(__name__)
+
+
+def task_prefix(output: str, run_id: str, task: str, strategy: str) -> str:
+    """``<output>/<run_id>/<task>/<strategy>`` for a local folder or an s3:// output."""
+    output = as_uri(output)
+    for name, value in (("run_id", run_id), ("task", task), ("strategy", strategy)):
+        check_name(name, value)
+    backend_class(output)
+    return join(output, run_id, task, strategy)
+
+
+@dataclass
+class TaskStatus:
+    """One task folder under an output root.
+
+    ``state`` is ``complete``, ``incomplete`` or ``unsafe``: a folder whose run, task or
+    strategy name (taken from the store's keys) is not one safe path component. The names
+    of an unsafe folder are shown escaped and its ``prefix`` is empty: it is never read.
+    """
+
+    run_id: str
+    task: str
+    strategy: str
+    state: str
+    prefix: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.run_id}/{self.task}/{self.strategy}"
+
+
+def list_runs(storage: Any, output: str, *, run_id: str | None = None) -> list[TaskStatus]:
+    """Every ``<run>/<task>/<strategy>`` folder under ``output`` with its state.
+
+    The state is ``completion_state``'s without the fingerprint comparison, checked from
+    sizes (and ETags on S3) only: ``pull`` verifies every SHA-256.
+    """
+    output = as_uri(output)
+    backend_class(output)  # a malformed output fails here, before any joining
+    if run_id is not None:
+        check_name("run_id", run_id)
+    base = output if run_id is None else join(output, run_id)
+    groups: dict[tuple[str, str, str], dict[str, Any]] = {}
+    for rel, obj in storage.listing(base).items():
+        parts = rel.split("/") if run_id is None else [run_id, *rel.split("/")]
+        if len(parts) >= 4:
+            groups.setdefault((parts[0], parts[1], parts[2]), {})["/".join(parts[3:])] = obj
+    statuses = []
+    for (run, task, strategy), objects in sorted(groups.items()):
+        if not all(is_safe_name(name) for name in (run, task, strategy)):
+            statuses.append(TaskStatus(escape(repr(run)), escape(repr(task)), escape(repr(strategy)), UNSAFE, ""))
+            continue
+        prefix = join(output, run, task, strategy)
+        state, _ = task_state(storage, prefix, objects, deep=False)
+        statuses.append(TaskStatus(run, task, strategy, state, prefix))
+    return statuses
+
+
+@dataclass
+class PullResult:
+    """What ``pull`` downloaded."""
+
+    prefix: str
+    dest: Path
+    files: int
+    bytes: int
+    seconds: float
+
+    def summary(self) -> str:
+        return f"pulled {self.files} files ({format_size(self.bytes)}) from {self.prefix} into {self.dest} in {self.seconds:.1f} s"
+
+
+def pull(
+    storage: Any,
+    prefix: str,
+    dest_dir: str | os.PathLike[str],
+    *,
+    within: str | os.PathLike[str] | None = None,
+    force: bool = False,
+    progress: bool = True,
+) -> PullResult:
+    """Download a complete task into ``dest_dir``, verifying every file against the manifest.
+
+    ``dest_dir`` ends up holding exactly the manifest's files, ``manifest.json`` and
+    ``_SUCCESS``: it is replaced as a whole once every file is verified, so an earlier
+    pull's stale files go with it. A non-empty ``dest_dir`` that does not hold an earlier
+    pull (no ``manifest.json``) is refused unless ``force``. Nothing is written outside
+    ``within`` (default: the folder holding ``dest_dir``). A failed or interrupted pull
+    leaves ``dest_dir`` as it was.
+    """
+    prefix = as_uri(prefix)
+    start = time.monotonic()
+    objects = storage.listing(prefix)
+    manifest_uri = join(prefix, MANIFEST)
+    if not objects:
+        raise InputError(f"{escape(prefix)}: nothing there")
+    if MANIFEST not in objects:
+        raise InputError(f"{escape(prefix)}: no {MANIFEST}; not a published task folder")
+    if MARKER not in objects:
+        raise InputError(f"{escape(prefix)}: not complete (no {MARKER} marker); the task failed, was gated or is still running")
+    if objects[MANIFEST].refused:
+        raise InputError(f"{escape(prefix)}: refusing {escape(objects[MANIFEST].refused)}")
+    raw = storage.get_bytes(manifest_uri)
+    manifest = parse_manifest(raw, manifest_uri)
+    files: dict[str, dict[str, Any]] = manifest["files"]
+    check_listed(objects, files, prefix, MANIFEST)
+    dest = Path(dest_dir)
+    if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
+        raise InputError(f"{dest}: not a folder; refusing to replace it")
+    if dest.is_dir() and any(dest.iterdir()) and not (dest / MANIFEST).is_file() and not force:
+        raise InputError(f"{dest}: not empty and not an earlier pull; choose another --dest, or --force to replace it")
+    expected = {rel: Expected(join(prefix, rel), entry["size"], entry["sha256"]) for rel, entry in files.items()}
+    total = sum(entry["size"] for entry in files.values())
+    with progress_bar(total, f"download {tail(prefix)}", progress) as bar:
+        download_verified(
+            storage,
+            expected,
+            dest,
+            within=Path(within) if within is not None else dest.absolute().parent,
+            extra={MANIFEST: raw, MARKER: b""},
+            progress=bar.update,
+        )
+    return PullResult(prefix, dest, len(files), total, round(time.monotonic() - start, 2))

@@ -1,0 +1,229 @@
+"""S3-compatible object storage through the storage's one lazily built boto3 client.
+
+Uploads ask the store to keep a SHA-256 checksum of each object (``ChecksumAlgorithm``)
+and compare the checksum it reports with the SHA-256 of the bytes sent: the whole file's
+for a single PUT, the composite of the parts' for a multipart upload (S3's
+``sha256(part digests)-N``). A store that keeps no checksum (some S3-compatible stores; or
+``Storage.checksum_when_required``, for stores that reject boto3's checksums) gets a size
+check only; the manifest's SHA-256 still verifies every download.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import logging
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..errors import InputError, JobError, StorageError
+from .base import CHUNK, Backend, FileDigest, LocalFile, NotFoundError, ObjectInfo, Progress, describe, hash_file
+from .locations import escape, split_s3
+
+__all__ = ["S3Backend"]
+
+log = logging.getLogger(__name__)
+
+
+def _error_code(exc: object) -> str:
+    error = getattr(exc, "response", {}).get("Error", {})
+    return str(error.get("Code", ""))
+
+
+def _b64(digest: bytes) -> str:
+    return base64.b64encode(digest).decode()
+
+
+def _sha256_checksums(path: Path, part_size: int) -> tuple[str, str]:
+    """(whole-file SHA-256, composite of the parts' SHA-256s) as S3 reports them (base64)."""
+    whole = hashlib.sha256()
+    parts = []
+    with open(path, "rb") as fh:
+        while part := fh.read(part_size):
+            whole.update(part)
+            parts.append(hashlib.sha256(part).digest())
+    return _b64(whole.digest()), _b64(hashlib.sha256(b"".join(parts)).digest())
+
+
+class S3Backend(Backend):
+    """S3-compatible object storage."""
+
+    @classmethod
+    def check_uri(cls, uri: str) -> None:
+        split_s3(uri)
+
+    @contextlib.contextmanager
+    def _errors(self, action: str, uri: str, not_found: bool = True) -> Iterator[None]:
+        """Turn boto's exceptions into one-line StorageErrors naming the URI."""
+        try:
+            yield
+        except JobError:
+            raise
+        except Exception as exc:
+            from boto3.exceptions import Boto3Error
+            from botocore.exceptions import BotoCoreError, ClientError
+
+            if not_found and isinstance(exc, ClientError) and _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
+                raise NotFoundError(f"{action} {escape(uri)}: not found") from exc
+            if isinstance(exc, (BotoCoreError, ClientError, Boto3Error, OSError)):
+                raise StorageError(self.storage.clean(f"{action} {escape(uri)}: {describe(exc)}")) from exc
+            raise
+
+    @staticmethod
+    def _object(uri: str) -> tuple[str, str]:
+        bucket, key = split_s3(uri)
+        if not key:
+            raise InputError(f"{escape(uri)}: names a bucket, not an object; expected s3://bucket/key")
+        return bucket, key
+
+    @property
+    def _checksums(self) -> bool:
+        return not self.storage.checksum_when_required
+
+    def exists(self, uri: str) -> bool:
+        return self.stat(uri) is not None
+
+    def _head(self, uri: str, checksums: bool = False) -> dict | None:
+        bucket, key = self._object(uri)
+        extra = {"ChecksumMode": "ENABLED"} if checksums and self._checksums else {}
+        try:
+            with self._errors("stat", uri):
+                return self.storage.client().head_object(Bucket=bucket, Key=key, **extra)
+        except NotFoundError:
+            return None
+
+    def stat(self, uri: str) -> ObjectInfo | None:
+        head = self._head(uri)
+        return None if head is None else ObjectInfo(int(head["ContentLength"]), head.get("ETag", "").strip('"'))
+
+    def listing(self, uri: str) -> dict[str, ObjectInfo]:
+        bucket, key = split_s3(uri)
+        prefix = f"{key}/" if key else ""
+        out: dict[str, ObjectInfo] = {}
+        with self._errors("list", uri, not_found=False):
+            pages = self.storage.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            for page in pages:
+                for item in page.get("Contents", []):
+                    rel = item["Key"][len(prefix) :]
+                    if rel and not rel.endswith("/"):  # "folder" placeholders hold nothing
+                        out[rel] = ObjectInfo(int(item["Size"]), item.get("ETag", "").strip('"'))
+        return out
+
+    def put_file(self, local_path: Path, uri: str, progress: Progress | None) -> FileDigest:
+        bucket, key = self._object(uri)
+        client, transfer = self.storage.client(), self.storage.transfer_config()
+        extra = {"ChecksumAlgorithm": "SHA256"} if self._checksums else {}
+        try:
+            fh = open(local_path, "rb")
+        except FileNotFoundError:
+            raise InputError(f"{local_path}: no such file to upload") from None
+        except OSError as exc:
+            raise StorageError(f"upload {local_path}: {exc.strerror or exc}") from exc
+        with fh, self._errors("upload to", uri, not_found=False):
+            client.upload_fileobj(fh, bucket, key, ExtraArgs=extra, Config=transfer, Callback=progress)
+        digest = hash_file(Path(local_path))
+        self._verify_upload(uri, Path(local_path), digest)
+        return digest
+
+    def _verify_upload(self, uri: str, local_path: Path, digest: FileDigest) -> None:
+        """The stored object is what was sent: same size, and same SHA-256 where the store keeps one."""
+        head = self._head(uri, checksums=True)
+        if head is None or int(head["ContentLength"]) != digest.size:
+            stored = "nothing" if head is None else f"{head['ContentLength']} bytes"
+            raise StorageError(f"upload to {escape(uri)}: the store holds {stored}, {digest.size} bytes were sent")
+        stored = (head.get("ChecksumSHA256") or "").split("-")[0]
+        if not stored:
+            log.debug("%s: the store keeps no SHA-256 checksum; checked by size", uri)
+            return
+        whole = _b64(bytes.fromhex(digest.sha256))
+        if stored == whole:
+            return
+        from s3transfer.utils import ChunksizeAdjuster
+
+        part = ChunksizeAdjuster().adjust_chunksize(self.storage.multipart_chunksize, digest.size)
+        if stored != _sha256_checksums(local_path, part)[1]:
+            raise StorageError(f"upload to {escape(uri)}: the store's SHA-256 checksum differs from the bytes sent")
+
+    def get_file(self, uri: str, local_path: Path, progress: Progress | None) -> FileDigest:
+        bucket, key = self._object(uri)
+        client, transfer = self.storage.client(), self.storage.transfer_config()
+        with LocalFile(local_path) as out, self._errors("download", uri):
+            client.download_fileobj(bucket, key, out, Config=transfer, Callback=progress)
+        # Parts arrive out of order: the file is hashed once it is complete.
+        return hash_file(Path(local_path))
+
+    def store_checksum(self, uri: str) -> tuple[str, str] | None:
+        head = self._head(uri, checksums=True)
+        if head is None:
+            raise NotFoundError(f"stat {escape(uri)}: not found")
+        composite = head.get("ChecksumType") == "COMPOSITE"
+        sha = head.get("ChecksumSHA256") or ""
+        if sha and not composite and "-" not in sha:
+            return "sha256", sha
+        crc = head.get("ChecksumCRC32") or ""
+        if crc and not composite and "-" not in crc:
+            return "crc32", crc
+        etag = head.get("ETag", "").strip('"')
+        if len(etag) == 32 and all(c in "0123456789abcdef" for c in etag):
+            return "md5", etag  # a single PUT without SSE-KMS: the ETag is the content's MD5
+        return None
+
+    def put_bytes(self, data: bytes, uri: str) -> None:
+        bucket, key = self._object(uri)
+        extra = {"ChecksumAlgorithm": "SHA256"} if self._checksums else {}
+        with self._errors("write", uri, not_found=False):
+            self.storage.client().put_object(Bucket=bucket, Key=key, Body=data, **extra)
+
+    def get_bytes(self, uri: str) -> bytes:
+        bucket, key = self._object(uri)
+        with self._errors("read", uri):
+            return self.storage.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    def delete(self, uri: str) -> None:
+        bucket, key = self._object(uri)
+        with self._errors("delete", uri, not_found=False):
+            self.storage.client().delete_object(Bucket=bucket, Key=key)
+
+    def sha256(self, uri: str) -> str:
+        bucket, key = self._object(uri)
+        sha = hashlib.sha256()
+        with self._errors("read", uri):
+            body = self.storage.client().get_object(Bucket=bucket, Key=key)["Body"]
+            for chunk in body.iter_chunks(CHUNK):
+                sha.update(chunk)
+        return sha.hexdigest()
+
+    def abort_uploads(self, uri: str) -> int:
+        """Abort unfinished multipart uploads under a prefix (they cost storage until aborted)."""
+        bucket, key = split_s3(uri)
+        prefix = f"{key}/" if key else ""
+        client = self.storage.client()
+        aborted = 0
+        with self._errors("abort uploads under", uri, not_found=False):
+            for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix):
+                for upload in page.get("Uploads", []):
+                    if upload["Key"].startswith(prefix):
+                        client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+                        aborted += 1
+        return aborted
+
+
+def content_matches(kind: str, expected: str, path: Path) -> bool:
+    """Whether a local file has the store's checksum (``store_checksum``'s kind and value)."""
+    if kind == "sha256":
+        return _b64(bytes.fromhex(hash_file(path).sha256)) == expected
+    if kind == "md5":
+        md5 = hashlib.md5(usedforsecurity=False)
+        with open(path, "rb") as fh:
+            while chunk := fh.read(CHUNK):
+                md5.update(chunk)
+        return md5.hexdigest() == expected
+    if kind == "crc32":
+        crc = 0
+        with open(path, "rb") as fh:
+            while chunk := fh.read(CHUNK):
+                crc = zlib.crc32(chunk, crc)
+        return _b64(crc.to_bytes(4, "big")) == expected
+    return False
