@@ -96,6 +96,21 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def load_run_config(args: argparse.Namespace, config_file: str | None = None):
+    """The ``JobConfig`` of parsed ``run``/``eval`` arguments (``config_file`` instead of
+    ``--config`` when given): the launcher checks a Job's arguments with this too."""
+    from .config import load_config
+
+    overrides = list(args.overrides)
+    if getattr(args, "save_dir", None):
+        overrides.append(f"Job.output={args.save_dir}")
+    if getattr(args, "force", False):
+        overrides.append("Job.force=true")
+    if args.command == "eval" and args.model:
+        overrides.append(f"Global.model_dir={args.model}")
+    return load_config(config_file or args.config, overrides)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
@@ -126,16 +141,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         print(describe())
         return 0
     if args.command in ("run", "eval"):
-        from .config import load_config
-
-        overrides = list(args.overrides)
-        if getattr(args, "save_dir", None):
-            overrides.append(f"Job.output={args.save_dir}")
-        if getattr(args, "force", False):
-            overrides.append("Job.force=true")
-        if args.command == "eval" and args.model:
-            overrides.append(f"Global.model_dir={args.model}")
-        cfg = load_config(args.config, overrides)
+        cfg = load_run_config(args)
         from . import pipeline
 
         if args.command == "eval" or args.eval:

@@ -25,13 +25,11 @@ What every Job gets:
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import hashlib
 import re
 from dataclasses import dataclass
 
-from .config import _SECTION_TYPES, CLUE_TASKS, STRATEGIES
+from .config import CLUE_TASKS, STRATEGIES
 from .errors import NON_RETRYABLE, InputError
 
 __all__ = [
@@ -82,10 +80,6 @@ _IMAGE = re.compile(
 _OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+=")
 # Keys the launcher sets itself; use the flags instead.
 _RESERVED = {"Job.strategy": "--strategy", "Job.output": "--output", "Job.run_id": "--run-id"}
-# Section -> keys of the job's config (job.config's dataclasses), to check --set keys early.
-_CONFIG_KEYS: dict[str, set[str]] = {
-    section: {f.name for f in dataclasses.fields(cls)} for section, cls in _SECTION_TYPES.items()
-}
 
 
 @dataclass(frozen=True)
@@ -120,8 +114,6 @@ class JobOptions:
         # Normalise sequences so that lists given by a caller still hash and compare.
         object.__setattr__(self, "overrides", tuple(self.overrides))
         object.__setattr__(self, "gpu_products", tuple(self.gpu_products))
-        for item in self.overrides:
-            _check_override_key(item)
         _check(
             bool(_IMAGE.match(self.image)),
             "--image",
@@ -223,25 +215,6 @@ class JobOptions:
                 value,
                 "expected a positive Kubernetes quantity such as 8, 500m, 48Gi",
             )
-
-
-def _check_override_key(item: str) -> None:
-    """An unknown section or key of ``--set Section.key=value``, with the closest match as a hint."""
-    parts = item.partition("=")[0].split(".")
-    if len(parts) < 2:
-        return  # the form is reported by JobOptions
-    section, key = parts[0], parts[1]
-    if section not in _CONFIG_KEYS:
-        hint = difflib.get_close_matches(section, _CONFIG_KEYS, n=1)
-        raise InputError(
-            f"--set {item!r}: unknown section {section!r}"
-            + (f"; did you mean {hint[0]}?" if hint else f"; known: {', '.join(_CONFIG_KEYS)}")
-        )
-    if key not in _CONFIG_KEYS[section]:
-        hint = difflib.get_close_matches(key, _CONFIG_KEYS[section], n=1)
-        raise InputError(
-            f"--set {item!r}: {section} has no key {key!r}" + (f"; did you mean {section}.{hint[0]}?" if hint else "")
-        )
 
 
 def _is_positive_quantity(value: str) -> bool:

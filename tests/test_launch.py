@@ -9,13 +9,10 @@ Pods) and moves each created Job from running to succeeded or failed as it is po
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import json
 import os
 import re
 import subprocess
-import sys
 import threading
 import uuid
 from pathlib import Path
@@ -247,10 +244,9 @@ def test_help_documents_flags_exit_codes_and_an_example(light_python):
 
 def test_kubernetes_client_is_not_imported_for_rendering(light_python):
     code = (
-        "import importlib.machinery, importlib.util, io, contextlib, sys\n"
-        f"loader = importlib.machinery.SourceFileLoader('launch', {str(LAUNCH)!r})\n"
-        "spec = importlib.util.spec_from_loader('launch', loader)\n"
-        "module = importlib.util.module_from_spec(spec); sys.modules['launch'] = module; loader.exec_module(module)\n"
+        "import io, contextlib, sys\n"
+        f"sys.path.insert(0, {str(ROOT)!r})\n"
+        "import job.launch as module\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         f"    code = module.main({BASE_ARGS!r})\n"
         "print(code, sorted({m.split('.')[0] for m in sys.modules} & {'kubernetes', 'paddle', 'boto3'}))\n"
@@ -400,14 +396,9 @@ def test_no_secret_value_in_any_output(light_python, kube, kubeconfig, tmp_path)
 
 
 def test_launch_module_loads_without_side_effects():
-    """Importing the script (as tests and tools may) neither runs main nor needs kubernetes."""
-    loader = importlib.machinery.SourceFileLoader("launch_under_test", str(LAUNCH))
-    module = importlib.util.module_from_spec(importlib.util.spec_from_loader(loader.name, loader))
-    sys.modules[loader.name] = module  # dataclasses look their module up
-    try:
-        loader.exec_module(module)
-    finally:
-        del sys.modules[loader.name]
+    """Importing the launcher (as tests and tools may) neither runs main nor needs kubernetes."""
+    import job.launch as module
+
     assert module.Exit.JOB_FAILED == 1 and module.Exit.INPUT == ExitCode.INPUT and module.Exit.CLUSTER == 4
     rows = [
         module._Row("afqmc", "act-afqmc-ptq-x", 1, 0, 0, "running", ""),

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-LIGHT_MODULES = ("job.config", "job.errors", "job.storage", "job.render", "job.report", "job.pull")
+LIGHT_MODULES = ("job.config", "job.errors", "job.storage", "job.render", "job.report", "job.pull", "job.launch")
 HEAVY = ("paddle", "paddlenlp", "paddleslim")
 
 # Imports each light module in turn and reports the heavy packages loaded after each.

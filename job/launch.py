@@ -1,0 +1,627 @@
+"""The launcher behind ``scripts/launch``: one Kubernetes Job per task, each on one T4 GPU.
+
+Renders the Jobs (``job.render``), checks them with the job's own parsers before anything is
+scheduled (``check_with_job``: each task's config loaded with exactly the arguments its
+container gets, every location through storage's URI parser), writes them as YAML for
+``kubectl apply -f``, or creates them through the Kubernetes API with your kubeconfig and
+watches them to the end. Needs only PyYAML and the kubernetes client (``.venv-light``); no
+paddle. Run ``scripts/launch --help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import re
+import sys
+import time
+import typing
+from enum import IntEnum
+from pathlib import Path
+
+import yaml
+
+from . import render
+from .cli import Parser
+from .config import STRATEGIES
+from .errors import ConfigError, ExitCode, InputError
+from .storage import check_location, scrub
+
+IMAGE_ENV = "ACT_JOB_IMAGE"
+_REPO = Path(__file__).resolve().parent.parent
+_IMAGE_CONFIGS = "/app/configs"  # where docker/Dockerfile puts configs/
+_REQUEST_TIMEOUT = (10, 60)  # seconds: connect, read
+
+
+class Exit(IntEnum):
+    """The launcher's exit codes (``ExitCode`` values where the meaning is the same)."""
+
+    OK = ExitCode.OK
+    JOB_FAILED = 1
+    INPUT = ExitCode.INPUT
+    CLUSTER = 4
+
+
+class ClusterError(Exception):
+    """The cluster API is unreachable or refused a request."""
+
+
+_DESCRIPTION = """\
+Render one Kubernetes Job per task of the compression job (PaddleSlim ACT on UIE and the
+CLUE classifiers), each pinned to one NVIDIA T4; print them as YAML, write them to files, or
+create them with your kubeconfig and watch them until they finish."""
+
+_EPILOG = f"""\
+example:
+  # render the eight default Jobs (7 CLUE tasks with prune_ptq, uie with qat_dis) for review
+  scripts/launch --image registry.example.com/ml/act-job:0.1.0 \\
+      --output s3://ml-results/act --run-id exp1 > jobs.yaml
+  kubectl apply -f jobs.yaml
+  # or create them directly and follow them until all finish
+  scripts/launch --image registry.example.com/ml/act-job@sha256:<digest> \\
+      --output s3://ml-results/act --run-id exp1 --tasks afqmc tnews uie \\
+      --set TrainConfig.epochs=3 --apply --watch
+
+what each Job runs:
+  python -m job run --config <config in image> Job.strategy=<s> Job.output=<output>
+      Job.run_id=<run id> [Global.model_dir=<model root>/<task>] [--set overrides...]
+  configs: /app/configs/clue/<task>.yaml, /app/configs/uie_base.yaml (uie)
+  results: <output>/<run id>/<task>/<strategy>/
+
+run id:
+  --run-id names the run. Without it the run id is derived from a hash of the inputs that
+  decide the results (image, --strategy, --set, --model-root), e.g. run-3f2a9c01de: launching
+  the same thing twice gives the same Job names, so nothing is created twice and the job
+  skips tasks already complete. Pass --run-id to rerun on purpose (e.g. after pushing a new
+  image under the same tag). Job names: act-<task>-<strategy>-<run id>, at most 63 chars.
+
+cluster side:
+  kubectl apply -f k8s/namespace.yaml     namespace {render.JobOptions.namespace} (restricted pod security)
+  the Secret --secret (default act-job-s3) holding AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY
+  and optionally AWS_ENDPOINT_URL_S3, AWS_REGION: see k8s/s3-secret.example.yaml.
+  Credentials reach the pods only through that Secret; this command never reads them.
+  Job exit codes 2 (bad input) and 3 (accuracy gate) fail a Job at once; other failures are
+  retried up to --backoff-limit times; disruptions (preemption, drain) are not counted.
+
+exit codes:
+  0 ok (rendered, applied, or all watched Jobs succeeded)
+  1 a Job failed (--watch)
+  2 bad input (flags, values, kubeconfig, a request the API rejected as invalid)
+  4 cluster API unreachable or refused (connection, authentication, permissions)
+  130 interrupted (Ctrl-C); Jobs already created keep running
+"""
+
+
+def _duration(text: str) -> int:
+    """Seconds from '3600', '90m', '6h' or '7d'."""
+    match = re.fullmatch(r"\s*(\d+)\s*([smhd]?)\s*", text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"expected seconds or a number with s, m, h or d, got {text!r}")
+    return int(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
+
+
+def _split(values: list[str] | None) -> list[str]:
+    """Flatten 'a b' and 'a,b' forms."""
+    return [part for value in values or [] for part in value.split(",") if part]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = {f.name: f.default for f in dataclasses.fields(render.JobOptions)}
+    p = Parser(
+        prog="scripts/launch",
+        prog_in_errors=False,
+        description=_DESCRIPTION,
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+
+    what = p.add_argument_group("what to run")
+    what.add_argument(
+        "--image",
+        default=os.environ.get(IMAGE_ENV),
+        help=f"job image, REPOSITORY:TAG or REPOSITORY@sha256:DIGEST (a digest pins the content); default: ${IMAGE_ENV}",
+    )
+    what.add_argument("--output", metavar="s3://BUCKET/PREFIX", help="results root in object storage (required)")
+    what.add_argument(
+        "--run-id", help="run name (1-63 letters, digits, . _ -); default: derived from the inputs, see 'run id' below"
+    )
+    what.add_argument(
+        "--tasks",
+        nargs="+",
+        metavar="TASK",
+        help=f"tasks, space- or comma-separated (default: all of {' '.join(render.DEFAULT_TASKS)})",
+    )
+    what.add_argument(
+        "--strategy",
+        choices=tuple(STRATEGIES),
+        help="strategy for every task (default: prune_ptq for CLUE tasks, qat_dis for uie)",
+    )
+    what.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="Section.key=value",
+        help="config override for every Job (repeatable), e.g. --set TrainConfig.epochs=3",
+    )
+    what.add_argument(
+        "--model-root",
+        metavar="URI",
+        help="models to compress: Global.model_dir=<URI>/<task> per Job (default: the config's)",
+    )
+
+    where = p.add_argument_group("where and how it runs")
+    where.add_argument("--namespace", "-n", default=d["namespace"], help="namespace (default: %(default)s)")
+    where.add_argument(
+        "--gpu-product",
+        action="append",
+        metavar="PRODUCT",
+        help="allowed values of the node label nvidia.com/gpu.product, repeatable or comma-separated; replaces the default Tesla-T4 (e.g. --gpu-product Tesla-T4,Tesla-T4-SHARED)",
+    )
+    where.add_argument(
+        "--runtime-class",
+        metavar="NAME",
+        help="runtimeClassName of the pods, e.g. nvidia (default: none, the node's default runtime)",
+    )
+    where.add_argument(
+        "--queue",
+        metavar="LOCALQUEUE",
+        help="Kueue LocalQueue: label kueue.x-k8s.io/queue-name and create the Jobs suspended for Kueue to admit",
+    )
+    where.add_argument(
+        "--secret",
+        default=d["secret_name"],
+        metavar="NAME",
+        help="Secret with the S3 credentials, passed with envFrom (default: %(default)s)",
+    )
+    where.add_argument("--image-pull-secret", metavar="NAME", help="imagePullSecret for a private registry")
+    where.add_argument("--cpu", default=d["cpu"], help="CPU request and limit (default: %(default)s)")
+    where.add_argument(
+        "--memory", default=d["memory"], help="memory request and limit, /dev/shm included (default: %(default)s)"
+    )
+    where.add_argument("--shm-size", default=d["shm_size"], help="size of /dev/shm, in memory (default: %(default)s)")
+    where.add_argument(
+        "--scratch-size",
+        default=d["scratch_size"],
+        help="size limit of the /work scratch volume (default: %(default)s)",
+    )
+    where.add_argument(
+        "--cache-size", default=d["cache_size"], help="size limit of the /cache volume (default: %(default)s)"
+    )
+    where.add_argument(
+        "--backoff-limit",
+        type=int,
+        default=d["backoff_limit"],
+        help="retries of retryable failures (default: %(default)s)",
+    )
+    where.add_argument(
+        "--deadline",
+        type=_duration,
+        default=d["active_deadline_seconds"],
+        metavar="DURATION",
+        help="activeDeadlineSeconds: wall-clock limit per Job, e.g. 6h (default: %(default)s s)",
+    )
+    where.add_argument(
+        "--ttl",
+        type=_duration,
+        default=d["ttl_seconds_after_finished"],
+        metavar="DURATION",
+        help="ttlSecondsAfterFinished: delete finished Jobs after, e.g. 7d (default: %(default)s s)",
+    )
+
+    out = p.add_argument_group("output and cluster")
+    dest = out.add_mutually_exclusive_group()
+    dest.add_argument("--out", metavar="FILE", help="write all Jobs to FILE (multi-document YAML) instead of stdout")
+    dest.add_argument("--out-dir", metavar="DIR", help="write one <job name>.yaml per Job into DIR")
+    out.add_argument(
+        "--apply",
+        action="store_true",
+        help="create the Jobs through the Kubernetes API; existing ones are left as they are",
+    )
+    out.add_argument(
+        "--watch", action="store_true", help="print a status table until every Job has finished; exit 1 if any failed"
+    )
+    out.add_argument(
+        "--interval",
+        type=_positive_float,
+        default=30.0,
+        metavar="SECONDS",
+        help="--watch polling interval (default: %(default)s)",
+    )
+    out.add_argument("--kubeconfig", metavar="FILE", help="kubeconfig (default: $KUBECONFIG or ~/.kube/config)")
+    out.add_argument("--context", metavar="NAME", help="kubeconfig context (default: the current one)")
+    return p
+
+
+# --------------------------------------------------------------------------------------
+# Options
+# --------------------------------------------------------------------------------------
+
+
+def options_from_args(args: argparse.Namespace) -> tuple[render.JobOptions, list[str], bool]:
+    """(options, tasks, run id derived?) from parsed flags; InputError on bad input."""
+    if not args.image:
+        raise InputError(f"--image is required (or set ${IMAGE_ENV})")
+    if not args.output:
+        raise InputError("--output s3://bucket/prefix is required")
+    if args.tasks is not None and not _split(args.tasks):
+        raise InputError("--tasks: give at least one task (leave the flag out for all of them)")
+    tasks = _split(args.tasks) or list(render.DEFAULT_TASKS)
+    for task in tasks:
+        render.config_path(task)
+    derived = args.run_id is None
+    run_id = (
+        args.run_id if not derived else render.derive_run_id(args.image, args.strategy, args.overrides, args.model_root)
+    )
+    options = render.JobOptions(
+        image=args.image,
+        output=args.output,
+        run_id=run_id,
+        strategy=args.strategy,
+        overrides=tuple(args.overrides),
+        model_root=args.model_root,
+        namespace=args.namespace,
+        gpu_products=tuple(_split(args.gpu_product)) or render.JobOptions.gpu_products,
+        runtime_class=args.runtime_class,
+        queue=args.queue,
+        secret_name=args.secret,
+        image_pull_secret=args.image_pull_secret,
+        backoff_limit=args.backoff_limit,
+        active_deadline_seconds=args.deadline,
+        ttl_seconds_after_finished=args.ttl,
+        cpu=args.cpu,
+        memory=args.memory,
+        shm_size=args.shm_size,
+        scratch_size=args.scratch_size,
+        cache_size=args.cache_size,
+    )
+    return options, tasks, derived
+
+
+def _config_file(in_image: str) -> str:
+    """The config a Job's container reads, as a file here: itself inside the image, else
+    this checkout's copy (the image is built from it: docker/Dockerfile copies configs/)."""
+    if Path(in_image).is_file():
+        return in_image
+    local = _REPO / "configs" / Path(in_image).relative_to(_IMAGE_CONFIGS)
+    if not local.is_file():
+        raise InputError(f"cannot check the Jobs' arguments: {local} is missing (run the launcher from a checkout)")
+    return str(local)
+
+
+def check_with_job(jobs: list[dict], options: render.JobOptions) -> None:
+    """Refuse a Job whose container would fail at once with exit code 2.
+
+    Each Job's arguments go through the job's own command-line parser and config loader
+    (``python -m job run`` does exactly this in the pod), then every location through
+    storage's URI parser; ``--output`` and ``--model-root`` must be object storage (a pod
+    keeps nothing of its own file system). One source of truth: no rule is copied here.
+    """
+    from .__main__ import build_parser as job_parser
+    from .__main__ import load_run_config
+
+    for job in jobs:
+        task = job["metadata"]["labels"]["act-job/task"]
+        args = job_parser().parse_args(job["spec"]["template"]["spec"]["containers"][0]["args"])
+        local = _config_file(args.config)
+        try:
+            cfg = load_run_config(args, local)
+        except ConfigError as exc:
+            shown = str(exc).replace(local, args.config)
+            raise InputError(f"the Job of task {task} would fail: {shown}") from None
+        locations = [("--output", cfg.Job.output, True)]
+        if cfg.Global.model_dir:
+            locations.append(("--model-root" if options.model_root else "Global.model_dir", cfg.Global.model_dir, bool(options.model_root)))
+        if cfg.Global.dataset == "local":
+            locations += [(f"Global.{key}", getattr(cfg.Global, key), False) for key in ("train_data", "dev_data", "test_data")]
+        for flag, uri, remote in locations:
+            if uri:
+                try:
+                    check_location(uri, remote=remote)
+                except InputError as exc:
+                    raise InputError(f"{flag}: {exc}") from None
+
+
+# --------------------------------------------------------------------------------------
+# YAML output
+# --------------------------------------------------------------------------------------
+
+
+def to_yaml(jobs: list[dict], header: str = "") -> str:
+    text = yaml.safe_dump_all(jobs, sort_keys=False, default_flow_style=False, allow_unicode=True, width=1000)
+    return header + text
+
+
+def _header(options: render.JobOptions, count: int, target: str) -> str:
+    return (
+        f"# {count} compression Job(s) of run {options.run_id} in namespace {options.namespace}, "
+        f"rendered by scripts/launch.\n# Apply with: kubectl apply -f {target}\n"
+    )
+
+
+def write_outputs(jobs: list[dict], options: render.JobOptions, args: argparse.Namespace) -> None:
+    try:
+        if args.out_dir:
+            folder = Path(args.out_dir)
+            folder.mkdir(parents=True, exist_ok=True)
+            for job in jobs:
+                path = folder / f"{job['metadata']['name']}.yaml"
+                path.write_text(to_yaml([job], _header(options, 1, str(path))), encoding="utf-8")
+            print(f"launch: wrote {len(jobs)} file(s) to {folder}", file=sys.stderr)
+        elif args.out:
+            Path(args.out).write_text(to_yaml(jobs, _header(options, len(jobs), args.out)), encoding="utf-8")
+            print(f"launch: wrote {len(jobs)} Job(s) to {args.out}", file=sys.stderr)
+        elif not (args.apply or args.watch):
+            sys.stdout.write(to_yaml(jobs, _header(options, len(jobs), "FILE")))
+    except OSError as exc:
+        raise InputError(f"cannot write {exc.filename}: {exc.strerror}") from None
+
+
+# --------------------------------------------------------------------------------------
+# Cluster: apply and watch (the kubernetes client is imported only here)
+# --------------------------------------------------------------------------------------
+
+
+class _Cluster:
+    def __init__(self, kubeconfig: str | None, context: str | None):
+        try:
+            from kubernetes import client, config
+            from kubernetes.config.config_exception import ConfigException
+        except ImportError:
+            raise InputError("the kubernetes Python client is missing: pip install -r requirements/light.txt") from None
+        from urllib3.util.retry import Retry
+
+        configuration = client.Configuration()
+        try:
+            config.load_kube_config(
+                config_file=kubeconfig, context=context, client_configuration=configuration, persist_config=False
+            )
+        except ConfigException as exc:
+            raise InputError(f"kubeconfig {kubeconfig or '($KUBECONFIG or ~/.kube/config)'}: {exc}") from None
+        except (OSError, ValueError, TypeError, yaml.YAMLError) as exc:
+            raise InputError(f"kubeconfig {kubeconfig or '(default)'}: unreadable ({exc.__class__.__name__})") from None
+        # Retry connecting only: a retried POST could create a Job twice.
+        configuration.retries = Retry(total=2, connect=2, read=0, status=0, redirect=0, backoff_factor=0.5)
+        self.host = configuration.host
+        api = client.ApiClient(configuration)
+        self.batch = client.BatchV1Api(api)
+        self.core = client.CoreV1Api(api)
+
+    def error(self, exc: Exception, what: str) -> Exception:
+        """A one-line InputError or ClusterError for a failed request."""
+        from kubernetes.client.exceptions import ApiException
+
+        if isinstance(exc, ApiException):
+            message = _status_message(exc)
+            if exc.status in (400, 422):
+                return InputError(f"{what}: the API server rejected it as invalid ({exc.status}): {message}")
+            if exc.status == 404:
+                return ClusterError(
+                    f"{what}: not found ({message}); is the namespace created? kubectl apply -f k8s/namespace.yaml"
+                )
+            return ClusterError(f"{what}: the API server at {self.host} refused ({exc.status} {exc.reason}): {message}")
+        reason = getattr(exc, "reason", None) or exc
+        return ClusterError(f"{what}: cluster API unreachable at {self.host}: {_short(str(reason))}")
+
+    def call(self, what: str, fn: typing.Callable, *a, tolerate: tuple[int, ...] = (), **kw):
+        """``fn(*a, **kw)`` with the request timeout; a failure as ``self.error``, except an
+        HTTP status in ``tolerate``, which returns None."""
+        from kubernetes.client.exceptions import ApiException
+        from urllib3.exceptions import HTTPError
+
+        try:
+            return fn(*a, _request_timeout=_REQUEST_TIMEOUT, **kw)
+        except ApiException as exc:
+            if exc.status in tolerate:
+                return None
+            raise self.error(exc, what) from None
+        except (HTTPError, OSError) as exc:
+            raise self.error(exc, what) from None
+
+
+def _status_message(exc) -> str:
+    import json
+
+    try:
+        body = json.loads(exc.body or "{}")
+        return _short(str(body.get("message") or exc.reason))
+    except (ValueError, AttributeError):
+        return _short(str(exc.reason))
+
+
+def _short(text: str, limit: int = 200) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def apply_jobs(cluster: _Cluster, jobs: list[dict], namespace: str) -> tuple[int, int]:
+    """Create each Job; an existing one (409) is reported and left as is."""
+    created = existed = 0
+    for job in jobs:
+        name = job["metadata"]["name"]
+        task = job["metadata"]["labels"]["act-job/task"]
+        what = f"create Job {namespace}/{name}"
+        try:
+            # Strict: the API server rejects unknown or duplicate fields instead of dropping them.
+            result = cluster.call(
+                what, cluster.batch.create_namespaced_job, namespace, job, field_validation="Strict", tolerate=(409,)
+            )
+        except ValueError as exc:  # the client's own model validation (pydantic), before any request
+            raise InputError(f"{what}: the Kubernetes client rejected it: {_short(str(exc).splitlines()[0])}") from None
+        if result is None:
+            existed += 1
+            print(f"exists, left as is   {name}  ({task})", flush=True)
+        else:
+            created += 1
+            print(f"created              {name}  ({task})", flush=True)
+    print(f"launch: {created} created, {existed} already existed, in namespace {namespace}", flush=True)
+    return created, existed
+
+
+@dataclasses.dataclass
+class _Row:
+    task: str
+    name: str
+    active: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    state: str = "missing"
+    reason: str = ""
+
+    @property
+    def done(self) -> bool:
+        return self.state in ("succeeded", "failed", "missing")
+
+
+def _row(task: str, name: str, job) -> _Row:
+    """The row of one Job; a pending or running one gets its pod's reason later (``watch``)."""
+    row = _Row(task, name)
+    if job is None:
+        row.reason = "not found (never created, or deleted after its TTL)"
+        return row
+    status = job.status
+    if status is not None:
+        row.active, row.succeeded, row.failed = status.active or 0, status.succeeded or 0, status.failed or 0
+    conditions = {c.type: c for c in (status.conditions or [])} if status else {}
+
+    def true(kind: str):
+        cond = conditions.get(kind)
+        return cond if cond is not None and cond.status == "True" else None
+
+    if (cond := true("Complete")) is not None:
+        row.state = "succeeded"
+    elif (cond := true("Failed")) is not None:
+        row.state = "failed"
+        row.reason = _short(f"{cond.reason or ''}: {cond.message or ''}".strip(": "), 120)
+    elif (cond := true("Suspended")) is not None or (job.spec is not None and job.spec.suspend):
+        row.state = "suspended"
+        row.reason = "waiting for admission (Kueue)" if cond is None else _short(cond.reason or "", 120)
+    else:
+        row.state = "running" if row.active else "pending"
+    return row
+
+
+def _pod_reasons(cluster: _Cluster, namespace: str, selector: str) -> dict[str, str]:
+    """Job name -> why its pod is stuck (image pull, missing Secret, unschedulable), if known."""
+    try:
+        pods = cluster.call(
+            f"list Pods in {namespace}", cluster.core.list_namespaced_pod, namespace, label_selector=selector
+        )
+    except (ClusterError, InputError):
+        return {}  # e.g. no permission to list pods: the table just shows less
+    reasons: dict[str, str] = {}
+    for pod in pods.items:
+        labels = pod.metadata.labels or {}
+        job = labels.get("batch.kubernetes.io/job-name") or labels.get("job-name")
+        if not job or not pod.status:
+            continue
+        for cs in pod.status.container_statuses or []:
+            waiting = cs.state.waiting if cs.state else None
+            if waiting and waiting.reason not in (None, "ContainerCreating", "PodInitializing"):
+                reasons[job] = _short(f"{waiting.reason}: {waiting.message or ''}".strip(": "), 120)
+        for cond in pod.status.conditions or []:
+            if cond.type == "PodScheduled" and cond.status == "False" and job not in reasons:
+                reasons[job] = _short(f"{cond.reason or 'Unschedulable'}: {cond.message or ''}".strip(": "), 120)
+    return reasons
+
+
+def format_table(rows: list[_Row]) -> str:
+    header = ("TASK", "JOB", "ACTIVE", "SUCCEEDED", "FAILED", "STATE", "REASON")
+    cells = [header] + [
+        (r.task, r.name, str(r.active), str(r.succeeded), str(r.failed), r.state, r.reason) for r in rows
+    ]
+    widths = [max(len(c[i]) for c in cells) for i in range(len(header) - 1)]
+    return "\n".join(
+        "  ".join(c[i].ljust(widths[i]) for i in range(len(header) - 1)) + "  " + c[-1] for c in cells
+    ).rstrip()
+
+
+def watch(cluster: _Cluster, jobs: list[dict], namespace: str, run_id: str, interval: float) -> int:
+    """Poll until every Job has finished; 0 if all succeeded, 1 otherwise."""
+    expected = [(j["metadata"]["labels"]["act-job/task"], j["metadata"]["name"]) for j in jobs]
+    selector = f"app.kubernetes.io/name={render.APP_NAME},act-job/run-id={render.label_value(run_id)}"
+    shown, polls, errors = None, 0, 0
+    while True:
+        try:
+            listed = cluster.call(
+                f"list Jobs in {namespace}", cluster.batch.list_namespaced_job, namespace, label_selector=selector
+            )
+            errors = 0
+        except ClusterError:
+            errors += 1
+            if errors >= 3:
+                raise
+            time.sleep(interval)
+            continue
+        by_name = {item.metadata.name: item for item in listed.items}
+        if polls == 0 and not any(name in by_name for _, name in expected):
+            raise InputError(
+                f"no Jobs of run {run_id} in namespace {namespace}; were they applied (--apply) with the same flags?"
+            )
+        rows = [_row(task, name, by_name.get(name)) for task, name in expected]
+        waiting = [r for r in rows if r.state in ("pending", "running")]
+        if waiting:  # why their pods are stuck, if known
+            reasons = _pod_reasons(cluster, namespace, selector)
+            for r in waiting:
+                r.reason = reasons.get(r.name, "")
+        table = format_table(rows)
+        if table != shown or polls % 10 == 0:
+            print(f"[{time.strftime('%H:%M:%S')}] run {run_id}, namespace {namespace}\n{table}\n", flush=True)
+            shown = table
+        if all(r.done for r in rows):
+            break
+        polls += 1
+        time.sleep(interval)
+    bad = [r for r in rows if r.state != "succeeded"]
+    if bad:
+        print(f"launch: {len(bad)} of {len(rows)} Job(s) did not succeed: {', '.join(r.name for r in bad)}", flush=True)
+        return int(Exit.JOB_FAILED)
+    print(f"launch: all {len(rows)} Job(s) succeeded", flush=True)
+    return int(Exit.OK)
+
+
+# --------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> int:
+    scrub.install_excepthook()  # a kubeconfig's server URL may carry user:password@
+    try:
+        args = build_parser().parse_args(argv)
+        options, tasks, derived = options_from_args(args)
+        jobs = render.render_jobs(options, tasks)
+        check_with_job(jobs, options)
+        if derived:
+            print(
+                f"launch: run id {options.run_id} (derived from image, strategy, overrides, model root; --run-id to choose)",
+                file=sys.stderr,
+            )
+        write_outputs(jobs, options, args)
+        if args.apply or args.watch:
+            cluster = _Cluster(args.kubeconfig, args.context)
+            if args.apply:
+                apply_jobs(cluster, jobs, options.namespace)
+            if args.watch:
+                return watch(cluster, jobs, options.namespace, options.run_id, args.interval)
+        return int(Exit.OK)
+    except InputError as exc:
+        print(f"error: {scrub.scrub(str(exc))}", file=sys.stderr)
+        return int(Exit.INPUT)
+    except ClusterError as exc:
+        print(f"error: {scrub.scrub(str(exc))}", file=sys.stderr)
+        return int(Exit.CLUSTER)
+    except KeyboardInterrupt:
+        print("error: interrupted (Jobs already created keep running)", file=sys.stderr)
+        return 130
+
+

@@ -1,0 +1,91 @@
+"""The launcher refuses what the job would refuse, before a GPU is scheduled.
+
+``--model-root``, ``--output`` and every ``--set`` are checked with the job's own config
+parser (``job.config.load_config`` on each task's config, with exactly the arguments the
+Job's container gets) and storage's URI parser; a bad one is one line and exit 2. URL
+credentials (a kubeconfig server's ``user:pass@``) appear in no output.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+LAUNCH = ROOT / "scripts" / "launch"
+IMAGE = "registry.example.com/ml/act-job:0.1.0"
+BASE = ["--image", IMAGE, "--run-id", "exp1"]
+OUTPUT = ["--output", "s3://ml-results/act"]
+
+
+def launch(python: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KUBECONFIG", "ACT_JOB_"))}
+    return subprocess.run([str(python), str(LAUNCH), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+
+
+BAD_FLAGS = {
+    "model-root-ftp": ["--model-root", "ftp://host/models", *OUTPUT],
+    "model-root-gs": ["--model-root", "gs://bucket/models", *OUTPUT],
+    "model-root-relative": ["--model-root", "models/ernie", *OUTPUT],
+    "model-root-absolute-local": ["--model-root", "/models/ernie", *OUTPUT],
+    "model-root-no-bucket": ["--model-root", "s3://", *OUTPUT],
+    "model-root-bad-bucket": ["--model-root", "s3://Bad_Bucket/x", *OUTPUT],
+    "output-bad-bucket": ["--output", "s3://Bad_Bucket/x"],
+    "output-bucket-too-short": ["--output", "s3://ab/x"],
+    "set-model-dir-gs": ["--set", "Global.model_dir=gs://bucket/m", *OUTPUT],
+    "set-epochs-not-a-number": ["--set", "TrainConfig.epochs=abc", *OUTPUT],
+    "set-epochs-negative": ["--set", "TrainConfig.epochs=-1", *OUTPUT],
+    "set-gate-out-of-range": ["--set", "Job.gate_tolerance=500", *OUTPUT],
+    "set-nested-under-a-value": ["--set", "TrainConfig.epochs.x=1", *OUTPUT],
+    "set-nested-under-a-bool": ["--set", "Benchmark.enabled.x=1", *OUTPUT],
+    "set-bad-choice": ["--set", "Distillation.loss=cosine", *OUTPUT],
+    "tasks-empty": ["--tasks", "", *OUTPUT],
+    "tasks-only-commas": ["--tasks", ",", *OUTPUT],
+}
+
+
+@pytest.mark.parametrize("name", list(BAD_FLAGS))
+def test_bad_flag_is_one_line_and_exit_2(name, light_python):
+    result = launch(light_python, *BASE, *BAD_FLAGS[name])
+    assert result.returncode == 2, (result.returncode, result.stderr[-2000:])
+    assert result.stdout == "", "no Job rendered"
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def _dead_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_kubeconfig_server_credentials_never_printed(light_python, tmp_path):
+    password = "kube-pass-" + uuid.uuid4().hex[:12]
+    config = tmp_path / "kubeconfig"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "c", "cluster": {"server": f"http://admin:{password}@127.0.0.1:{_dead_port()}"}}],
+                "users": [{"name": "u", "user": {"token": "t"}}],
+                "contexts": [{"name": "x", "context": {"cluster": "c", "user": "u"}}],
+                "current-context": "x",
+            }
+        )
+    )
+    runs = [
+        launch(light_python, *BASE, *OUTPUT, "--tasks", "afqmc", "--apply", "--kubeconfig", str(config)),
+        launch(light_python, *BASE, *OUTPUT, "--tasks", "afqmc", "--watch", "--interval", "0.05", "--kubeconfig", str(config)),
+    ]
+    for result in runs:
+        assert result.returncode == 4, result.stderr
+        assert "127.0.0.1" in result.stderr, "the message still names the cluster"
+        assert password not in result.stdout + result.stderr
