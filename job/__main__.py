@@ -133,8 +133,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     from . import logs
+    from .storage import scrub
 
     logs.setup(verbose=getattr(args, "verbose", False))
+    scrub.install()  # URL passwords and keys out of every record and traceback, -v included
     if args.command == "config":
         from .config import describe
 

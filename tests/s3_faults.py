@@ -116,16 +116,25 @@ _DENIED = (
 
 class FaultProxy(ThreadingHTTPServer):
     """HTTP proxy in front of moto: 503 SlowDown for the first ``slowdowns`` requests,
-    403 AccessDenied for requests matching ``deny``, else forwarded. Records every request."""
+    403 AccessDenied for requests matching ``deny``, else forwarded; the body of an answer
+    to a request matching ``corrupt`` has its first byte flipped (same size: bytes damaged
+    on the way). Records every request."""
 
     daemon_threads = True
 
-    def __init__(self, upstream: str, slowdowns: int = 0, deny: Callable[[str, str], bool] | None = None):
+    def __init__(
+        self,
+        upstream: str,
+        slowdowns: int = 0,
+        deny: Callable[[str, str], bool] | None = None,
+        corrupt: Callable[[str, str], bool] | None = None,
+    ):
         super().__init__(("127.0.0.1", 0), _FaultHandler)
         parts = urlsplit(upstream)
         self.upstream = (parts.hostname, parts.port)
         self.slowdowns = slowdowns
         self.deny = deny
+        self.corrupt = corrupt
         self.lock = threading.Lock()
         self.requests: list[tuple[str, str]] = []
         self.answered_503 = 0
@@ -182,6 +191,8 @@ class _FaultHandler(BaseHTTPRequestHandler):
             data = response.read()
         finally:
             conn.close()
+        if data and response.status in (200, 206) and proxy.corrupt is not None and proxy.corrupt(self.command, self.path):
+            data = bytes([data[0] ^ 0xFF]) + data[1:]
         self.send_response(response.status, response.reason)
         for key, value in response.getheaders():
             if key.lower() not in (*hop, "content-length"):
