@@ -48,6 +48,18 @@ def _pull_inputs(cfg: JobConfig, store: storage.Storage, cache: Path) -> tuple[P
     return model, files
 
 
+def _input_uris(cfg: JobConfig) -> list[str]:
+    """Every input the results depend on, by URI (local path or s3://)."""
+    uris = [cfg.Global.model_dir, cfg.Teacher.checkpoint]
+    if cfg.Distillation is not None and cfg.Distillation.teacher_model_dir:
+        uris.append(cfg.Distillation.teacher_model_dir)
+    if cfg.Global.dataset == "local":
+        from .data import split_sources
+
+        uris += list(split_sources(cfg.Global).values())
+    return [uri for uri in uris if uri]
+
+
 @dataclass
 class _Prepared:
     store: storage.Storage
@@ -167,16 +179,18 @@ def main(cfg: JobConfig) -> int:
     strategy = cfg.strategy
     if strategy == "none":
         return evaluate_only(cfg)
-    fingerprint = cfg.fingerprint()
     dest = storage.task_prefix(cfg.Job.output, cfg.Job.run_id, cfg.task, strategy)
     store = storage.Storage(cfg.Storage)
+    # The inputs' content is part of it: a changed model or data file at the same URI is
+    # a new run, not an "already complete" skip.
+    fingerprint = storage.run_fingerprint(store, cfg.fingerprint(), _input_uris(cfg))
     state = storage.completion_state(store, dest, fingerprint)
     if state == "complete" and not cfg.Job.force:
         log.info("%s is already complete for this config; nothing to do (use --force to redo it)", dest)
         print(f"already complete: {dest}")
         return 0
     if state == "config_changed" and not cfg.Job.force:
-        raise ConfigError(f"{dest} holds a completed run made with a different config; choose another Job.run_id, or --force to replace it")
+        raise ConfigError(f"{dest} holds a completed run made with a different config or different inputs; choose another Job.run_id, or --force to replace it")
 
     prepared = _prepare(cfg, durations, store)
     built, task = prepared.built, prepared.task

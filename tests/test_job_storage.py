@@ -100,3 +100,22 @@ def test_slowdown_answers_are_retried_and_the_run_completes(tiny, s3_server, buc
     assert done.returncode == 0, done.stderr[-3000:]
     assert proxy.answered_503 == 3
     assert "complete" in done.stdout
+
+
+def test_a_changed_input_under_the_same_run_id_is_not_skipped(tiny, s3_server, bucket, tmp_path, s3_client):
+    """The completion fingerprint covers the inputs' content: overwriting the training data
+    at the same URI makes the finished task "config_changed" (exit 2), not "already complete"."""
+    uris = upload_data(s3_server, bucket, tiny["data"])
+    env = s3_env(s3_server)
+    args = job_args(tiny, uris, f"s3://{bucket}/runs", "Job.run_id=inputs", f"Job.cache_dir={tmp_path / 'cache'}")
+    done = run_job(*args, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    again = run_job(*args, env=env)
+    assert again.returncode == 0 and "already complete" in again.stdout, again.stderr[-3000:]
+
+    lines = (tiny["data"] / "train.txt").read_bytes().splitlines(keepends=True)
+    s3_client.put_object(Bucket=bucket, Key="data/train.txt", Body=b"".join(lines[:-1]))  # one record fewer
+    changed = run_job(*args, env=env)
+    assert "already complete" not in changed.stdout
+    assert changed.returncode == 2, changed.stderr[-3000:]
+    assert "different config or different inputs" in changed.stderr.strip().splitlines()[-1]
