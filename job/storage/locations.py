@@ -34,7 +34,8 @@ _SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _IPV4_RE = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,63}$")
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# C0 and C1 controls, DEL, and the bidirectional overrides that reorder what a terminal shows.
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 # Longest file name component most file systems take (bytes): a longer one is refused
 # before anything is written, as a bad manifest (exit 2), not as a failed write.
 _MAX_COMPONENT = 255
