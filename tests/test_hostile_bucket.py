@@ -53,7 +53,8 @@ GOOD_TASK = under("/".join(GOOD), task_objects(GOOD_FILES))
 class Case:
     """One hostile store. ``objects``: key (relative to the output root) -> bytes;
     ``links``: (local output only) path -> target under the test's ``outside`` folder;
-    ``dest``: files present in the destination before the pull; ``code``: expected exit;
+    ``dest``/``dest_links``: files and symlinks present in the destination before the
+    pull; ``code``: expected exit;
     ``kept``: destination files that must survive untouched."""
 
     objects: dict[str, bytes]
@@ -61,6 +62,7 @@ class Case:
     local: bool = False
     links: dict[str, str] = field(default_factory=dict)
     dest: dict[str, bytes] = field(default_factory=dict)
+    dest_links: dict[str, str] = field(default_factory=dict)  # destination path -> folder under ``outside``
     kept: tuple[str, ...] = ()
     pulled: bool = True  # whether the good task ends up pulled
 
@@ -120,6 +122,7 @@ CASES: dict[str, Case] = {
     "destination-holds-foreign-files": Case(
         GOOD_TASK, code=2, dest={"run1/tnews/ptq/mine.txt": b"my notes"}, kept=("run1/tnews/ptq/mine.txt",), pulled=False
     ),
+    "destination-run-folder-is-a-symlink-out": Case(GOOD_TASK, code=2, dest_links={"run1": "elsewhere"}, pulled=False),
     "destination-task-folder-is-a-file": Case(
         GOOD_TASK, code=2, dest={"run1/tnews/ptq": b"a file"}, kept=("run1/tnews/ptq",), pulled=False
     ),
@@ -178,6 +181,10 @@ def test_pull_get_from_a_hostile_store(name, request, tmp_path, light_python):
         path = dest / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
+    for rel, folder in case.dest_links.items():
+        (outside / folder).mkdir()
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        (dest / rel).symlink_to(outside / folder, target_is_directory=True)
     kept = {rel: (dest / rel).read_bytes() for rel in case.kept}
     before = snapshot(tmp_path, dest)
 
