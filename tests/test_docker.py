@@ -112,10 +112,21 @@ def test_checkov_finds_no_failed_checks():
 # --------------------------------------------------------------------------------------
 
 
+def _arg_default(name: str) -> str:
+    (default,) = [
+        args.partition("=")[2] for word, args in _instructions() if word == "ARG" and args.startswith(f"{name}=")
+    ]
+    return default
+
+
 def test_base_image_is_pinned():
-    base = _one("FROM")
+    """The base is a build argument (a CPU base builds the same file) whose default is the
+    pinned GPU image."""
+    assert _one("FROM") == "${BASE_IMAGE}"
+    base = _arg_default("BASE_IMAGE")
     assert re.fullmatch(re.escape(BASE_IMAGE) + r"(@sha256:[0-9a-f]{64})?", base), base
     assert "digest" in DOCKERFILE.read_text().lower()
+    assert _arg_default("PADDLE_DIST") == "paddlepaddle-gpu"
 
 
 def test_runs_as_the_user_the_job_manifest_expects():
@@ -140,10 +151,7 @@ def test_entrypoint_cmd_and_environment():
 
 def _constraints_file() -> Path:
     """The lock the image installs with: the default of ARG CONSTRAINTS."""
-    (default,) = [
-        args.partition("=")[2] for word, args in _instructions() if word == "ARG" and args.startswith("CONSTRAINTS=")
-    ]
-    return ROOT / default
+    return ROOT / _arg_default("CONSTRAINTS")
 
 
 def test_installs_the_pinned_set_and_smac():
@@ -152,7 +160,7 @@ def test_installs_the_pinned_set_and_smac():
     assert _constraints_file().is_file() and _constraints_file().parent == ROOT / "requirements"
     assert "swig==4.0.2" in run
     assert '--no-build-isolation smac==1.4.0 -c "${CONSTRAINTS}"' in run
-    assert "paddlepaddle-gpu" in run  # the build checks the base image's paddle survived
+    assert "m.version('${PADDLE_DIST}')" in run  # the build checks the base image's paddle survived
 
 
 def test_copies_only_what_the_job_needs():
@@ -330,3 +338,60 @@ def test_pinned_set_installs_on_the_image_python():
             if f"{IMAGE_PYTHON}.0" not in SpecifierSet(requires_python):
                 blocked.append(f"{name}=={dist.version} (Requires-Python {requires_python})")
     assert not blocked, f"pins not installable on Python {IMAGE_PYTHON}: {', '.join(blocked)}"
+
+
+# --------------------------------------------------------------------------------------
+# The GPU image's lock against the package index: a wheel for every pin it installs
+# --------------------------------------------------------------------------------------
+
+# glibc of the base image (Ubuntu 20.04): wheels for manylinux_2_31 and every older tag install.
+IMAGE_GLIBC = (2, 31)
+# Pins with no wheel for CPython 3.10 on manylinux x86_64, installed from their sdists: all
+# pure Python (the CPU image, built by scripts/image-test.sh, builds the same versions).
+KNOWN_SDISTS = {"jieba", "pynisher", "seqeval", "smac", "snownlp"}
+_NO_MATCH = re.compile(r"No matching distribution found for ([A-Za-z0-9._-]+)==")
+
+
+def _platform_flags() -> list[str]:
+    major, minor = IMAGE_GLIBC
+    tags = [f"manylinux_{major}_{m}_x86_64" for m in range(minor, 4, -1)]
+    # pip matches the tags given, not older ones: list the legacy aliases too.
+    tags += ["manylinux2014_x86_64", "manylinux2010_x86_64", "manylinux1_x86_64"]
+    return [flag for tag in tags for flag in ("--platform", tag)]
+
+
+def _without_wheel(pins: dict[str, str], tmp_path: Path) -> tuple[set[str], dict]:
+    """Ask pip which pins have no wheel for the image: one call when all have one; on a
+    failure, pip names the first pin it cannot find, which is set aside and pip asked again."""
+    missing: set[str] = set()
+    while True:
+        report = tmp_path / "report.json"
+        command = [sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps", "--ignore-installed"]
+        command += ["--quiet", "--disable-pip-version-check", "--report", str(report), "--only-binary=:all:"]
+        command += ["--python-version", IMAGE_PYTHON, *_platform_flags()]
+        command += [f"{name}=={version}" for name, version in sorted(pins.items()) if name not in missing]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=600)
+        if done.returncode == 0:
+            return missing, json.loads(report.read_text())
+        found = _NO_MATCH.search(done.stderr)
+        assert found, f"pip failed (is the package index reachable?): {done.stderr[-2000:]}"
+        missing.add(canonicalize_name(found.group(1)))
+
+
+def test_every_pin_of_the_gpu_lock_has_a_wheel_for_the_image(tmp_path):
+    """The T4 build cannot break on a pin without a wheel for Python 3.10 on the base image.
+
+    Every pin of the Python 3.10 lock is installed by the Dockerfile, except CPU paddle
+    (the base image brings paddlepaddle-gpu); the lock is the freeze of exactly that set.
+    The known sdists are left out, so pip is asked once (about 15 s) unless a pin fails.
+    """
+    pins = {name: version for name, version in _pins(_env(IMAGE_PYTHON)).items() if name != "paddlepaddle"}
+    assert len(pins) > 100, "the lock looks truncated"
+    wheels = {name: version for name, version in pins.items() if name not in KNOWN_SDISTS}
+    missing, report = _without_wheel(wheels, tmp_path)
+    assert not missing, (
+        f"no wheel for CPython {IMAGE_PYTHON} manylinux x86_64, needs an sdist build in the image: "
+        + ", ".join(f"{name}=={pins[name]}" for name in sorted(missing))
+    )
+    chosen = {canonicalize_name(item["metadata"]["name"]): item["metadata"]["version"] for item in report["install"]}
+    assert chosen == wheels
