@@ -14,9 +14,11 @@ import base64
 import contextlib
 import hashlib
 import logging
+import os
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from ..errors import InputError, JobError, StorageError
 from .base import CHUNK, Backend, FileDigest, LocalFile, NotFoundError, ObjectInfo, Progress, describe, hash_file
@@ -45,6 +47,47 @@ def _sha256_checksums(path: Path, part_size: int) -> tuple[str, str]:
             whole.update(part)
             parts.append(hashlib.sha256(part).digest())
     return _b64(whole.digest()), _b64(hashlib.sha256(b"".join(parts)).digest())
+
+
+class _HashingReader:
+    """An open file for the transfer manager that hashes each byte once, as it is read.
+
+    The transfer may read a range again (checksums, retries); only bytes past what was
+    already hashed, and contiguous with it, are added. ``digest`` says whether the whole
+    file went through in order; when not, the caller hashes the file again.
+    """
+
+    def __init__(self, fh: Any):
+        self._fh = fh
+        self._sha = hashlib.sha256()
+        self._hashed = 0
+
+    def read(self, size: int = -1) -> bytes:
+        position = self._fh.tell()
+        data = self._fh.read(size)
+        end = position + len(data)
+        if position <= self._hashed < end:
+            self._sha.update(memoryview(data)[self._hashed - position :])
+            self._hashed = end
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._fh.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._fh.tell()
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        """The transfer manager closes its readers; the file itself is closed by its owner."""
+
+    def digest(self, size: int) -> str | None:
+        return self._sha.hexdigest() if self._hashed == size else None
 
 
 class S3Backend(Backend):
@@ -122,8 +165,12 @@ class S3Backend(Backend):
         except OSError as exc:
             raise StorageError(f"upload {local_path}: {exc.strerror or exc}") from exc
         with fh, self._errors("upload to", uri, not_found=False):
-            client.upload_fileobj(fh, bucket, key, ExtraArgs=extra, Config=transfer, Callback=progress)
-        digest = hash_file(Path(local_path))
+            size = os.fstat(fh.fileno()).st_size
+            reader = _HashingReader(fh)
+            client.upload_fileobj(reader, bucket, key, ExtraArgs=extra, Config=transfer, Callback=progress)
+            sha = reader.digest(size)
+        # Hashed on the way when the transfer read the file in order; else read it again.
+        digest = FileDigest(sha, size) if sha is not None else hash_file(Path(local_path))
         self._verify_upload(uri, Path(local_path), digest)
         return digest
 
