@@ -9,8 +9,10 @@ the bytes transferred.
 from __future__ import annotations
 
 import abc
+import base64
 import contextlib
 import hashlib
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +23,7 @@ from ..errors import InputError, StorageError
 if TYPE_CHECKING:
     from .client import Storage
 
-__all__ = ["CHUNK", "Backend", "FileDigest", "LocalFile", "NotFoundError", "ObjectInfo", "Progress", "describe", "hash_file"]
+__all__ = ["CHUNK", "Backend", "FileDigest", "LocalFile", "NotFoundError", "ObjectInfo", "Progress", "content_matches", "describe", "hash_file"]
 
 CHUNK = 1024 * 1024
 
@@ -62,6 +64,25 @@ def hash_file(path: Path) -> FileDigest:
             sha.update(chunk)
             size += len(chunk)
     return FileDigest(sha.hexdigest(), size)
+
+
+def content_matches(kind: str, expected: str, path: Path) -> bool:
+    """Whether a local file has the store's checksum (``store_checksum``'s kind and value)."""
+    if kind == "sha256":
+        return base64.b64encode(bytes.fromhex(hash_file(path).sha256)).decode() == expected
+    if kind == "md5":
+        md5 = hashlib.md5(usedforsecurity=False)
+        with open(path, "rb") as fh:
+            while chunk := fh.read(CHUNK):
+                md5.update(chunk)
+        return md5.hexdigest() == expected
+    if kind == "crc32":
+        crc = 0
+        with open(path, "rb") as fh:
+            while chunk := fh.read(CHUNK):
+                crc = zlib.crc32(chunk, crc)
+        return base64.b64encode(crc.to_bytes(4, "big")).decode() == expected
+    return False
 
 
 def describe(exc: BaseException) -> str:

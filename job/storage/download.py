@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, JobError, StorageError
-from .base import ObjectInfo, Progress, describe
+from .base import ObjectInfo, Progress, content_matches, describe
 from .locations import escape, inside, safe_relpath
 
 __all__ = ["Expected", "check_listed", "download_verified"]
@@ -140,8 +140,6 @@ def download_verified(
 
 def _verify_by_store(storage: Any, expected: Expected, local: Path, size: int) -> None:
     """No manifest describes this object: its size and the store's own checksum must match."""
-    from .s3 import content_matches
-
     if size != expected.size:
         raise StorageError(f"{escape(expected.uri)}: downloaded {size} bytes, {expected.size} listed")
     checksum = storage.backend(expected.uri).store_checksum(expected.uri)

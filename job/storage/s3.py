@@ -15,7 +15,6 @@ import contextlib
 import hashlib
 import logging
 import os
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -256,21 +255,3 @@ class S3Backend(Backend):
                         aborted += 1
         return aborted
 
-
-def content_matches(kind: str, expected: str, path: Path) -> bool:
-    """Whether a local file has the store's checksum (``store_checksum``'s kind and value)."""
-    if kind == "sha256":
-        return _b64(bytes.fromhex(hash_file(path).sha256)) == expected
-    if kind == "md5":
-        md5 = hashlib.md5(usedforsecurity=False)
-        with open(path, "rb") as fh:
-            while chunk := fh.read(CHUNK):
-                md5.update(chunk)
-        return md5.hexdigest() == expected
-    if kind == "crc32":
-        crc = 0
-        with open(path, "rb") as fh:
-            while chunk := fh.read(CHUNK):
-                crc = zlib.crc32(chunk, crc)
-        return _b64(crc.to_bytes(4, "big")) == expected
-    return False
