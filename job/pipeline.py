@@ -4,6 +4,7 @@ this module only sequences them, times them and reports."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -66,6 +67,7 @@ class _Prepared:
     cache: Path
     built: Any  # model.ModelResult
     task: Any  # tasks.Task
+    roles: dict[str, dict[str, Any]]  # which data selected, which data gates (data.RawData.roles)
 
 
 def _prepare(cfg: JobConfig, durations: dict[str, float], store: storage.Storage | None = None) -> _Prepared:
@@ -87,14 +89,14 @@ def _prepare(cfg: JobConfig, durations: dict[str, float], store: storage.Storage
     with phase("encode", durations):
         tokenizer = built.tokenizer if built.tokenizer is not None else model.load_tokenizer(built.model.folder)
         task = data.encode(raw, tokenizer, cfg.Global.max_seq_length, skip_bad=cfg.Global.skip_bad_records)
-    return _Prepared(store, cache, built, task)
+    return _Prepared(store, cache, built, task, raw.roles)
 
 
 def _evaluate(cfg: JobConfig, model, task, split: str = "test", desc: str = "evaluate"):
     """A model's metric through Paddle Inference, served as the config says."""
     from . import evaluate
 
-    serving = evaluate.Serving(device=cfg.Job.device, threads=cfg.Job.threads, int8_ops=tuple(cfg.Job.int8_ops))
+    serving = evaluate.Serving(device=cfg.Job.device, threads=cfg.Job.threads)
     return evaluate.evaluate(model, task, split, serving=serving, batch_size=cfg.Global.batch_size, desc=desc)
 
 
@@ -208,10 +210,10 @@ def main(cfg: JobConfig) -> int:
             from . import benchmark
 
             with phase("benchmark", durations):
-                serving = {"int8_ops": list(cfg.Job.int8_ops)}
-                bench = benchmark.run(cfg.Benchmark, {"original": built.model, "compressed": compressed.model}, task, paddle_options=serving)
+                bench_cfg = dataclasses.replace(cfg.Benchmark, device=cfg.Job.device)  # the device the gate measured on
+                bench = benchmark.run(bench_cfg, {"original": built.model, "compressed": compressed.model}, task)
         out = workdir / "out"
-        outcome = results.build(cfg, built, compressed, before, after, durations, bench, time.perf_counter() - started)
+        outcome = results.build(cfg, built, compressed, before, after, durations, bench, time.perf_counter() - started, prepared.roles)
         _write_output(out, compressed.model, built.model, outcome)
         with phase("publish", durations):
             published = storage.publish(prepared.store, out, dest, fingerprint=fingerprint, status=outcome["status"])

@@ -7,6 +7,7 @@ Metrics are fractions (0-1); ``delta_points`` is (after - before) x 100.
 from __future__ import annotations
 
 import datetime as _dt
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,7 @@ def gate_passed(before: float, after: float, tolerance_points: float) -> bool:
     return (before - after) * 100 <= tolerance_points + 1e-9
 
 
-def build(cfg, built, compressed, before, after, durations: dict[str, float], bench, total_seconds: float) -> dict[str, Any]:
+def build(cfg, built, compressed, before, after, durations: dict[str, float], bench, total_seconds: float, roles: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     from .evaluate import model_params
     from .runtime import hardware, versions
 
@@ -40,9 +41,15 @@ def build(cfg, built, compressed, before, after, durations: dict[str, float], be
         "model_name": model_name(cfg, built),
         "models": {
             "original": {"size_bytes": built.model.size_bytes(), "params": model_params(built.model), "precision": before.precision, "source": built.source},
-            "compressed": {"size_bytes": compressed.model.size_bytes(), "params": model_params(compressed.model), "precision": after.precision},
+            "compressed": {
+                "size_bytes": compressed.model.size_bytes(),
+                "params": model_params(compressed.model),
+                "precision": after.precision,
+                "int8_ops": dict(after.int8_ops),  # ops the predictor ran in INT8, read from its optimized program
+                "int8_scope": asdict(compressed.int8_scope) if compressed.int8_scope else None,
+            },
         },
-        "evaluation": {"split": "test", "examples": after.examples, "runtime": "paddle-inference", "device": cfg.Job.device},
+        "evaluation": _evaluation(cfg, after, roles or {}),
         "durations": dict(durations),
         "total_seconds": round(total_seconds, 1),
         "patches": list(compressed.patches),
@@ -52,6 +59,23 @@ def build(cfg, built, compressed, before, after, durations: dict[str, float], be
         "config_fingerprint": cfg.fingerprint(),
         "benchmark": [record for record in (bench.records if bench else [])],
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),  # noqa: UP017 - 3.10 image
+    }
+
+
+def _evaluation(cfg, after, roles: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Where the gate was measured (and on what), beside the data that selected."""
+    gate = roles.get("gate", {"split": "test"})
+    if gate.get("examples") not in (None, after.examples):
+        raise ValueError(f"the gate split has {gate['examples']} examples but the evaluation saw {after.examples}")
+    return {
+        "split": gate["split"],
+        "examples": after.examples,
+        "source": gate.get("source", ""),
+        "selection": roles.get("selection", {}),
+        "held_out": gate.get("held_out", ""),
+        "runtime": "paddle-inference",
+        "device": cfg.Job.device,
+        "serving": "oneDNN, enable_mkldnn_int8() with no op set (as Taskflow)" if cfg.Job.device == "cpu" else "TensorRT",
     }
 
 
@@ -67,6 +91,11 @@ def _fmt_seconds(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
+def _gate_split(outcome: dict[str, Any]) -> str:
+    evaluation = outcome.get("evaluation") or {}
+    return f"{evaluation.get('split', 'test')} ({evaluation.get('examples', 0):,} examples)"
+
+
 def summary(outcome: dict[str, Any], dest: str) -> str:
     """A short table for the terminal: metric, size and precision before and after."""
     before, after = outcome["before"], outcome["after"]
@@ -79,7 +108,9 @@ def summary(outcome: dict[str, Any], dest: str) -> str:
     rows.append(("model size", f"{models['original']['size_bytes'] / 1e6:.2f} MB", f"{models['compressed']['size_bytes'] / 1e6:.2f} MB"))
     if models["original"].get("params") and models["compressed"].get("params"):
         rows.append(("parameters", f"{models['original']['params']:,}", f"{models['compressed']['params']:,}"))
-    rows.append(("served as", models["original"]["precision"], models["compressed"]["precision"]))
+    int8_ops = sum((models["compressed"].get("int8_ops") or {}).values())
+    served = models["compressed"]["precision"] + (f" ({int8_ops} INT8 ops)" if int8_ops else "")
+    rows.append(("served as", models["original"]["precision"], served))
     for record in outcome.get("benchmark") or []:
         if record.get("padding") == "max" and record.get("latency_ms"):
             label = f"latency {record['runtime']} {record['precision']} ({record['model']})"
@@ -92,7 +123,7 @@ def summary(outcome: dict[str, Any], dest: str) -> str:
     return (
         f"\n== {outcome['task']} / {outcome['strategy']} ({'+'.join(outcome.get('act_strategies', []))}): {outcome['status']} ==\n"
         f"{table}\n"
-        f"  {metric} change {outcome['delta_points']:+.2f} points; accuracy gate (tolerance {gate['tolerance']:.2f}) {verdict}\n"
+        f"  {metric} change {outcome['delta_points']:+.2f} points on {_gate_split(outcome)}; accuracy gate (tolerance {gate['tolerance']:.2f}) {verdict}\n"
         f"  time {_fmt_seconds(outcome['total_seconds'])}: {phases}\n"
         f"  results: {dest}\n"
     )

@@ -165,15 +165,18 @@ def remove() -> None:
 
 
 def drop_duplicate_output_scales(program_file) -> int:
-    """Remove the in-place identity ``scale`` ops ACT's save leaves on a program's outputs.
+    """Remove the identity ``scale`` ops ACT's save stacks on a program's outputs.
 
     5. ACT loads an exported program, which already ends in ``save_infer_model/scale_N``
        ops, and saves it again with ``save_inference_model``, which appends one more
-       ``scale`` per output writing the same variable in place. Paddle Inference runs it,
-       but ``paddle.jit.load``, which PaddleNLP's Taskflow uses to recognise quantized
-       models, fails on it (``'NoneType' object has no attribute 'dtype'``). An identity
-       scale (scale 1, bias 0) whose input and output are the same variable does nothing,
-       so it is dropped. Returns how many ops were removed.
+       ``scale`` per output: writing the same variable in place, or (after a second save,
+       as pruning then PTQ does) a new ``save_infer_model/scale_N.tmp_1`` fed by the first.
+       Paddle Inference runs either, but ``paddle.jit.load``, which PaddleNLP's Taskflow
+       calls on every static model, removes every ``save_infer_model/scale_*`` variable
+       and then looks the outputs up among them (``'NoneType' object has no attribute
+       'dtype'``). An identity scale (scale 1, bias 0) reading another saved output does
+       nothing, so it is dropped and its readers read its input. Returns how many ops
+       were removed.
     """
     from pathlib import Path
 
@@ -183,16 +186,25 @@ def drop_duplicate_output_scales(program_file) -> int:
     desc = framework_pb2.ProgramDesc()
     desc.ParseFromString(path.read_bytes())
     block = desc.blocks[0]
+    saved = "save_infer_model/scale_"
     doomed = []
+    renamed: dict[str, str] = {}
     for index, op in enumerate(block.ops):
+        for var in op.inputs:
+            for k, name in enumerate(var.arguments):
+                if name in renamed:
+                    var.arguments[k] = renamed[name]
         if op.type != "scale":
             continue
         inputs = {v.parameter: list(v.arguments) for v in op.inputs}
         outputs = {v.parameter: list(v.arguments) for v in op.outputs}
         attrs = {a.name: a for a in op.attrs}
         identity = attrs.get("scale") is not None and attrs["scale"].f == 1.0 and (attrs.get("bias") is None or attrs["bias"].f == 0.0)
-        if identity and inputs.get("X") == outputs.get("Out") and not inputs.get("ScaleTensor"):
+        source, target = (inputs.get("X") or [""])[0], (outputs.get("Out") or [""])[0]
+        if identity and not inputs.get("ScaleTensor") and source.startswith(saved) and target.startswith(saved):
             doomed.append(index)
+            if target != source:
+                renamed[target] = source
     for index in reversed(doomed):
         del block.ops[index]
     if doomed:

@@ -33,7 +33,8 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
 log = logging.getLogger("job.bench")
 
@@ -67,7 +68,7 @@ TARGETS = (
 
 
 def main(argv: list[str] | None = None) -> int:
-    from job.config import DEFAULT_INT8_OPS
+    from job.config import INT8_SCOPES
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help=f"smoke test: {QUICK.shape}, batch {QUICK.batch_size}, {QUICK.repeats} repeats")
@@ -78,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-onnx", action="store_true", help="leave out the ONNX Runtime peer")
     parser.add_argument("--rebuild", action="store_true", help="rebuild and recompress the models even when --out/work holds them")
     parser.add_argument("--no-profile", action="store_true", help="do not profile ops when a target is missed")
-    parser.add_argument("--int8-ops", nargs="+", metavar="OP", help=f"op types oneDNN runs in INT8 (default: {' '.join(DEFAULT_INT8_OPS)}, as the job serves them; 'all' lets oneDNN quantize every type it supports, which ruins accuracy on attention)")
+    parser.add_argument("--int8-scope", choices=INT8_SCOPES, default="linear", help="what the quantized programs run in INT8 (Job.int8_scope; default: linear, as the job publishes them)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
 
@@ -104,9 +105,9 @@ def main(argv: list[str] | None = None) -> int:
     with logs.phase("build and export", phases):
         fp32 = _build(work, settings, vocab_dir, args.rebuild)
     with logs.phase("PTQ (job.compress, strategy ptq)", phases):
-        ptq = _compress(work, settings, "ptq", fp32, task, threads, args.rebuild)
+        ptq = _compress(work, settings, "ptq", fp32, task, threads, args.rebuild, args.int8_scope)
     with logs.phase("prune + PTQ (job.compress, strategy prune_ptq)", phases):
-        pruned = _compress(work, settings, "prune_ptq", fp32, task, threads, args.rebuild)
+        pruned = _compress(work, settings, "prune_ptq", fp32, task, threads, args.rebuild, args.int8_scope)
 
     from job.evaluate import model_params
 
@@ -131,14 +132,12 @@ def main(argv: list[str] | None = None) -> int:
         onnx_peer=not args.no_onnx,
     )
     with logs.phase("benchmark", phases):
-        int8_ops = [] if args.int8_ops == ["all"] else (args.int8_ops or list(DEFAULT_INT8_OPS))
-        paddle_options = {"int8_ops": int8_ops}
-        result = benchmark.run(cfg, {"fp32": fp32, "ptq": ptq, "prune_ptq": pruned}, task, workdir=work / "bench", onnx_from="fp32", paddle_options=paddle_options)
+        result = benchmark.run(cfg, {"fp32": fp32, "ptq": ptq, "prune_ptq": pruned}, task, workdir=work / "bench", onnx_from="fp32")
 
     lines = [
         f"# UIE latency benchmark ({'quick' if args.quick else 'full'}): shape {settings.shape}, vocabulary {VOCAB_SIZE}, random weights",
         f"# batch {settings.batch_size}, sequence {settings.seq_len}, {threads} threads, warm-up {settings.warmup}, {settings.repeats} timed runs",
-        f"# oneDNN INT8 op types: {' '.join(int8_ops) if int8_ops else 'every type it supports'}",
+        f"# INT8 scope of the quantized programs: {args.int8_scope} (served by oneDNN with its defaults, as Taskflow serves them)",
         f"# parameters: FP32 {params['fp32']:,}; PTQ {params['ptq']:,}; pruned+PTQ {params['prune_ptq']:,} ({params['prune_ptq'] / params['fp32']:.1%} of FP32)",
         "",
         result.summary(),
@@ -160,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     stem = "bench-quick" if args.quick else "bench"
     (out / f"{stem}.txt").write_text(text + "\n", encoding="utf-8")
-    payload = {"settings": dataclasses.asdict(settings), "threads": threads, "int8_ops": int8_ops or "all", "params": params, "ratios": {k: list(v) for k, v in ratios.items()}, "records": result.records, "notes": result.notes, "phases": phases}
+    payload = {"settings": dataclasses.asdict(settings), "threads": threads, "int8_scope": args.int8_scope, "params": params, "ratios": {k: list(v) for k, v in ratios.items()}, "records": result.records, "notes": result.notes, "phases": phases}
     (out / f"{stem}.json").write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"\nsaved {out / (stem + '.txt')} and {out / (stem + '.json')}")
     return 0
@@ -231,12 +230,12 @@ QuantPost:
 
 
 def _template(strategy: str, title: str, *sections: str) -> str:
-    job = "Job: {{strategy: " + strategy + ", threads: {threads}, seed: 42}}\n"
+    job = "Job: {{strategy: " + strategy + ", threads: {threads}, seed: 42, int8_scope: {int8_scope}}}\n"
     return f"# {title} (written by scripts/bench_uie_base.py)\n" + _GLOBAL + "".join(sections) + job
 
 
 _PRUNED = "Pruning (25 % of heads and FFN width) with distillation"
-# Config templates per strategy (str.format fields: seq, calib, train_iter, threads).
+# Config templates per strategy (str.format fields: seq, calib, train_iter, threads, int8_scope).
 _YAML = {
     "ptq": _template("ptq", "PTQ of the benchmark's UIE", _PTQ),
     "prune_dis": _template("prune_dis", _PRUNED, _PRUNE),
@@ -244,25 +243,31 @@ _YAML = {
 }
 
 
-def _compress(work: Path, settings: Settings, strategy: str, source, task, threads: int, rebuild: bool):
-    """``source`` compressed by ``job.compress.run`` with ``strategy`` (cached in work)."""
+def _compress(work: Path, settings: Settings, strategy: str, source, task, threads: int, rebuild: bool, int8_scope: str):
+    """``source`` compressed by ``job.compress.run`` with ``strategy``, cached in work and
+    reused only while the config and the code that compresses are the same."""
+    import hashlib
+
     from job import compress
     from job.config import load_config
     from job.model import ModelFiles
 
     folder = work / strategy
     model_dir = folder / "compressed"
-    if (folder / ".complete").is_file() and not rebuild:
-        log.info("reusing %s", model_dir)
+    text = _YAML[strategy].format(seq=settings.seq_len, calib=settings.calib_batches, threads=threads, train_iter=settings.train_iter, int8_scope=int8_scope)
+    code = "".join((ROOT / "job" / name).read_text(encoding="utf-8") for name in ("compress.py", "int8.py", "slim_patches.py"))
+    key = hashlib.sha256((text + code).encode()).hexdigest()
+    marker = folder / ".complete"
+    if marker.is_file() and not rebuild and json.loads(marker.read_text()).get("key") == key:
+        log.info("reusing %s (same config and code)", model_dir)
         return ModelFiles(model_dir).check()
-    text = _YAML[strategy].format(seq=settings.seq_len, calib=settings.calib_batches, threads=threads, train_iter=settings.train_iter)
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False, encoding="utf-8") as handle:
         handle.write(text)
     cfg = load_config(handle.name)
     Path(handle.name).unlink()
     folder.mkdir(parents=True, exist_ok=True)
     result = compress.run(cfg, source, task, folder)
-    (folder / ".complete").write_text(json.dumps({"act_strategies": result.act_strategies, "seconds": result.seconds}) + "\n")
+    marker.write_text(json.dumps({"act_strategies": result.act_strategies, "seconds": result.seconds, "key": key}) + "\n")
     return result.model
 
 

@@ -101,6 +101,10 @@ def test_paddle_fp32_for_float_programs_int8_for_quantized_ones(cpu_result):
     # The INT8 figure comes with how far its outputs are from the quantized program run in FP32.
     (int8,) = cpu_result.find(runtime="paddle-inference", precision="int8", padding="max")
     assert 0 <= int8["int8_check"]["mean_abs_diff"] <= int8["int8_check"]["max_abs_diff"] < 1
+    # ... and with proof that INT8 kernels ran: the ops the predictor marked INT8 in its optimized
+    # program, and outputs that differ from the FP32-simulated program (equal outputs: no INT8 ran).
+    assert int8["int8_ops"].get("fc", 0) > 0, int8["int8_ops"]
+    assert int8["int8_check"]["max_abs_diff"] > 0
     assert "int8_check" not in cpu_result.find(runtime="paddle-inference", precision="fp32", padding="max")[0]
 
 
@@ -191,9 +195,12 @@ def test_precisions_by_program_and_device():
 def test_in_process_mode_measures_the_same_way(tiny):
     from job import benchmark
 
-    result = benchmark.run(_cfg(dynamic_padding=False), {"original": tiny["fp32"]}, tiny["task"], isolate=False)
-    (record,) = result.records
-    assert record["padding"] == "max" and record["latency_ms"]["median"] > 0 and record["precision"] == "fp32"
+    result = benchmark.run(_cfg(dynamic_padding=False), {"original": tiny["fp32"], "compressed": tiny["int8"]}, tiny["task"], isolate=False)
+    isolated = benchmark.run(_cfg(dynamic_padding=False), {"original": tiny["fp32"], "compressed": tiny["int8"]}, tiny["task"])
+    assert [(r["model"], r["precision"], r["padding"]) for r in result.records] == [(r["model"], r["precision"], r["padding"]) for r in isolated.records]
+    for here, there in zip(result.records, isolated.records, strict=True):
+        assert set(here) == set(there) and here["timed_runs"] == there["timed_runs"] == 2
+        assert here.get("int8_ops") == there.get("int8_ops")
 
 
 def test_onnx_export_moves_constant_weights_to_initializers(tiny, tmp_path: Path):

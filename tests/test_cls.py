@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from jobrun import ROOT, run_job
 
@@ -38,8 +39,67 @@ def test_tiny_classifier_compresses_end_to_end(task, tmp_path):
         f"Job.output={tmp_path / 'out'}", f"Job.cache_dir={tmp_path / 'cache'}",
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-3000:]
-    results = json.loads((tmp_path / "out" / "tiny" / task / "prune_ptq" / "results.json").read_text(encoding="utf-8"))
+    folder = tmp_path / "out" / "tiny" / task / "prune_ptq"
+    results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
     assert results["metric"] == "accuracy" and results["act_strategies"] == ["transformer_prune_dis", "ptq_hpo"]
-    assert results["models"]["compressed"]["precision"] == "int8"
+    assert results["models"]["compressed"]["precision"] == "int8" and results["models"]["compressed"]["int8_ops"].get("fc", 0) > 0
     assert results["models"]["compressed"]["params"] < results["models"]["original"]["params"]
-    assert 0.0 <= results["after"]["accuracy"] <= 1.0
+    # dev is the only labelled file: the gate ran on a held-out part of it, not on what ACT selected with.
+    evaluation = results["evaluation"]
+    lines = len(data.read_text(encoding="utf-8").splitlines())
+    assert evaluation["split"] == "dev-holdout" and evaluation["selection"]["split"] == "dev"
+    assert evaluation["examples"] + evaluation["selection"]["examples"] == lines and evaluation["examples"] > 0
+    _loads_with_paddle_jit(folder)
+
+
+def _loads_with_paddle_jit(folder) -> None:
+    """``paddle.jit.load``, which PaddleNLP's Taskflow calls on every static model, in a fresh interpreter."""
+    import subprocess
+    import sys
+
+    code = f"import zlib, paddle\nlayer = paddle.jit.load({str(folder / 'inference')!r})\nprint(len(layer.program().global_block().ops))\n"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert int(done.stdout.strip().splitlines()[-1]) > 0
+
+
+@pytest.mark.slow
+def test_classifier_output_scores_the_same_in_a_default_int8_predictor(tmp_path):
+    """The offline sentiment task in CLUE format with no test file: a short-trained ERNIE
+    classifier, PTQ, the gate on the held-out half of dev; then a Paddle Inference predictor
+    configured as Taskflow configures one (not through the job's code) agrees with the
+    job's accuracy on that same half."""
+    from job.clients import default_int8_predictor
+    from job.clue import build_sentiment
+    from job.config import load_config
+    from job.pipeline import _prepare
+
+    data = tmp_path / "sentiment"
+    build_sentiment(data, seed=42)
+    overrides = [
+        "Global.dataset=local", f"Global.train_data={data / 'train.json'}", f"Global.dev_data={data / 'dev.json'}",
+        "Teacher.steps=300", "Teacher.eval_every=150", "Teacher.max_train_examples=6000", "Job.threads=2",
+        f"Job.cache_dir={tmp_path / 'cache'}",
+    ]  # fmt: skip
+    config = ROOT / "configs" / "sentiment_demo.yaml"
+    done = run_job("run", "--config", str(config), *overrides, "Job.strategy=ptq", "QuantPost.batch_nums=4", "Job.gate_tolerance=2.0", f"Job.output={tmp_path / 'out'}", timeout=1500)
+    assert done.returncode == 0, done.stderr[-3000:]
+    folder = tmp_path / "out" / "sentiment-demo" / "sentiment" / "ptq"
+    results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    assert results["before"]["accuracy"] > 0.7, "a classifier that learned something, or agreement means little"
+    assert results["evaluation"]["split"] == "dev-holdout" and results["evaluation"]["examples"] > 500
+    assert results["models"]["compressed"]["int8_ops"].get("fc", 0) > 0
+
+    task = _prepare(load_config(config, overrides), {}).task
+    assert task.size("test") == results["evaluation"]["examples"]
+    predictor = default_int8_predictor(folder)
+
+    def run(batch):
+        for name in predictor.get_input_names():
+            predictor.get_input_handle(name).copy_from_cpu(np.ascontiguousarray(batch[name]))
+        predictor.run()
+        return [predictor.get_output_handle(name).copy_to_cpu() for name in predictor.get_output_names()]
+
+    served = task.score("test", 32, run)
+    assert abs(served["accuracy"] - results["after"]["accuracy"]) * 100 <= 0.5, (served["accuracy"], results["after"]["accuracy"])
+    _loads_with_paddle_jit(folder)

@@ -1,0 +1,154 @@
+"""What a quantized program asks to run in INT8, and what a predictor really runs in INT8.
+
+A program saved by ACT in the QDQ format carries ``quantize_linear``/``dequantize_linear``
+pairs; every consumer that loads it (PaddleNLP's Taskflow, a Paddle Inference predictor
+with ``enable_mkldnn()`` + ``enable_mkldnn_int8()`` at its defaults, TensorRT) takes those
+pairs as the list of tensors to run in INT8. So the published program is the contract:
+``restrict`` keeps the pairs only in front of the ops that stay accurate in INT8 and
+removes the rest, and every consumer then serves the same thing the job measured.
+
+Why not everything: measured on the demo teacher after PTQ (test F1 81.91 with INT8 on
+the linear layers), oneDNN INT8 on every tensor PTQ marked gave F1 4.99, with the linear
+layers plus the Q x K^T attention matmul 81.27, and the softmax x V matmul in INT8 is what
+collapses it (oneDNN ``fused_matmul`` on a softmax output). OpenVINO's NNCF transformer
+preset leaves that same matmul in float.
+
+``served_int8_ops`` reads the optimized program a predictor wrote
+(``Config.enable_save_optim_model``) and counts the ops oneDNN marked INT8, or the
+TensorRT engines built in INT8, so that a row labelled ``int8`` is proven, not assumed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from .config import INT8_SCOPES
+
+__all__ = ["RestrictResult", "restrict", "served_int8_ops"]
+
+log = logging.getLogger("job.int8")
+
+
+# Op types whose second input is a weight when it is persistable (or a dequantized weight).
+_WEIGHT_OPS = ("matmul_v2", "matmul", "mul", "conv2d", "depthwise_conv2d", "conv2d_transpose")
+
+
+@dataclass
+class RestrictResult:
+    scope: str
+    kept: int  # activation quantize/dequantize pairs left in the program
+    removed: int  # pairs removed
+    rewired: int  # consumers moved from a dequantized tensor to its float original
+
+    def summary(self) -> str:
+        return f"INT8 scope {self.scope}: kept {self.kept} activation quantize/dequantize pairs, removed {self.removed}"
+
+
+def _args(params) -> dict[str, list[str]]:
+    return {v.parameter: list(v.arguments) for v in params}
+
+
+def _producer_types(block) -> dict[str, str]:
+    return {name: op.type for op in block.ops for v in op.outputs for name in v.arguments}
+
+
+def _keeps_int8(op, weights: set[str], produced_by: dict[str, str], scope: str) -> bool:
+    """Whether ``op`` is served in INT8 under ``scope`` (so its inputs keep their pairs)."""
+    if scope == "all":
+        return True
+    if op.type not in _WEIGHT_OPS:
+        return False
+    inputs = _args(op.inputs)
+    second = (inputs.get("Y") or inputs.get("Filter") or [None])[0]
+    if second in weights:
+        return True
+    if scope == "linear+qk" and op.type in ("matmul_v2", "matmul"):
+        first = (inputs.get("X") or [None])[0]
+        return produced_by.get(first) != "softmax"
+    return False
+
+
+def restrict(program_file: str | Path, scope: str = "linear") -> RestrictResult:
+    """Keep activation quantize/dequantize pairs only in front of the ops ``scope`` serves
+    in INT8 ('linear': weight-bearing ops; 'linear+qk': also matmuls that do not read a
+    softmax, i.e. Q x K^T; 'all': leave the program as it is); consumers of a removed pair read the float tensor instead. Weight pairs are
+    untouched. Rewrites ``program_file`` in place (parameters are unchanged: the scale
+    variables stay declared, so the combined parameter file still matches)."""
+    if scope not in INT8_SCOPES:
+        raise ValueError(f"unknown INT8 scope {scope!r}; choose one of {', '.join(INT8_SCOPES)}")
+    from paddle.base.proto import framework_pb2
+
+    path = Path(program_file)
+    desc = framework_pb2.ProgramDesc()
+    desc.ParseFromString(path.read_bytes())
+    block = desc.blocks[0]
+    persistable = {v.name for v in block.vars if v.persistable}
+    # Dequantized weights count as weights (QDQ programs dequantize them in the graph).
+    weights = set(persistable)
+    for op in block.ops:
+        if op.type == "dequantize_linear" and _args(op.inputs)["X"][0] in persistable:
+            weights.add(_args(op.outputs)["Y"][0])
+    produced_by = _producer_types(block)
+    consumers: dict[str, list[int]] = {}
+    for index, op in enumerate(block.ops):
+        for names in _args(op.inputs).values():
+            for name in names:
+                consumers.setdefault(name, []).append(index)
+
+    doomed: set[int] = set()
+    kept = removed = rewired = 0
+    for index, op in enumerate(block.ops):
+        if op.type != "quantize_linear":
+            continue
+        source = _args(op.inputs)["X"][0]
+        quantized = _args(op.outputs)["Y"][0]
+        readers = consumers.get(quantized, [])
+        if source in persistable or len(readers) != 1 or block.ops[readers[0]].type != "dequantize_linear":
+            continue
+        dequant = readers[0]
+        dequantized = _args(block.ops[dequant].outputs)["Y"][0]
+        users = consumers.get(dequantized, [])
+        moved = [u for u in users if not _keeps_int8(block.ops[u], weights, produced_by, scope)]
+        for user in moved:
+            for var in block.ops[user].inputs:
+                for k, name in enumerate(var.arguments):
+                    if name == dequantized:
+                        var.arguments[k] = source
+        rewired += len(moved)
+        if len(moved) == len(users):
+            doomed.update((index, dequant))
+            removed += 1
+        else:
+            kept += 1
+    if scope != "all" and any(op.type.startswith("fake_") and "quantize" in op.type for op in block.ops):
+        # The older format fuses quantize and dequantize into one op; only QDQ pairs are restricted.
+        log.warning("%s uses the older fake-quant format (onnx_format: false): Job.int8_scope applies to QDQ pairs only, the rest is published as ACT saved it", path)
+    for index in sorted(doomed, reverse=True):
+        del block.ops[index]
+    if doomed or rewired:
+        path.write_bytes(desc.SerializeToString())
+    result = RestrictResult(scope, kept, removed, rewired)
+    log.info("%s: %s", path, result.summary())
+    return result
+
+
+def served_int8_ops(optimized_program: str | Path) -> Counter[str]:
+    """Ops a predictor runs in INT8, by type, read from the optimized program it saved:
+    oneDNN ops marked ``mkldnn_data_type: int8`` (the quantize pass resets the mark to
+    float32 where it could not quantize), and TensorRT engines built with INT8 enabled."""
+    from paddle.base.proto import framework_pb2
+
+    desc = framework_pb2.ProgramDesc()
+    desc.ParseFromString(Path(optimized_program).read_bytes())
+    counts: Counter[str] = Counter()
+    for block in desc.blocks:
+        for op in block.ops:
+            attrs = {a.name: a for a in op.attrs}
+            if "mkldnn_data_type" in attrs and attrs["mkldnn_data_type"].s == "int8":
+                counts[op.type] += 1
+            elif op.type == "tensorrt_engine" and "enable_int8" in attrs and attrs["enable_int8"].b:
+                counts[op.type] += 1
+    return counts
