@@ -79,7 +79,7 @@ _IMAGE = re.compile(
 )
 _OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+=")
 # Keys the launcher sets itself; use the flags instead.
-_RESERVED = {"Job.strategy": "--strategy", "Job.output": "--output", "Job.run_id": "--run-id"}
+_RESERVED = {"Job.strategy": "--strategy", "Job.output": "--output", "Job.run_id": "--run-id", "Job.device": "--gpu-product (every Job runs on one GPU)"}
 
 
 @dataclass(frozen=True)
@@ -331,6 +331,7 @@ def _args(options: JobOptions, task: str, strategy: str) -> list[str]:
         f"Job.strategy={strategy}",
         f"Job.output={options.output}",
         f"Job.run_id={options.run_id}",
+        "Job.device=gpu",  # each Job holds a T4: the gate and the benchmark serve through TensorRT there
     ]
     if options.model_root:
         args.append(f"Global.model_dir={options.model_root.rstrip('/')}/{task}")

@@ -350,6 +350,7 @@ def test_args_carry_config_strategy_output_run_id_and_overrides():
         path = "/app/configs/uie_base.yaml" if task == "uie" else f"/app/configs/clue/{task}.yaml"
         assert args[:3] == ["run", "--config", path]
         assert "Job.output=s3://ml-results/act" in args and "Job.run_id=exp1" in args
+        assert "Job.device=gpu" in args, "the gate must measure on the GPU the Job holds"
         assert not any(a.startswith("Global.model_dir=") for a in args)
     for job in VARIANT_JOBS:
         task = job["metadata"]["labels"]["act-job/task"]
@@ -358,6 +359,7 @@ def test_args_carry_config_strategy_output_run_id_and_overrides():
             "Job.strategy=ptq",
             "Job.output=s3://ml-results/act",
             "Job.run_id=Exp_2026.11",
+            "Job.device=gpu",
             f"Global.model_dir=s3://ml-models/finetuned/{task}",
             "TrainConfig.epochs=3",
             "Job.gate_tolerance=0.5",
