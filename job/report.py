@@ -112,8 +112,11 @@ def _megabytes(model: Any) -> str:
 
 
 def _cell(text: str) -> str:
-    """Keep a cell on one line and its pipes from splitting the row."""
-    return " ".join(text.split()).replace("|", "\\|")
+    """Keep a cell on one line, its pipes from splitting the row and its control characters
+    (results.json comes from a store) from reaching a terminal raw."""
+    from .storage.locations import escape
+
+    return escape(" ".join(text.split())).replace("|", "\\|")
 
 
 # --------------------------------------------------------------------------------------

@@ -65,6 +65,7 @@ class Case:
     dest_links: dict[str, str] = field(default_factory=dict)  # destination path -> folder under ``outside``
     kept: tuple[str, ...] = ()
     pulled: bool = True  # whether the good task ends up pulled
+    pulled_too: tuple[str, ...] = ()  # other task folders that are safe and complete
 
 
 SECRET = b"secret outside the run folder\n"
@@ -121,6 +122,15 @@ CASES: dict[str, Case] = {
     ),
     "destination-holds-foreign-files": Case(
         GOOD_TASK, code=2, dest={"run1/tnews/ptq/mine.txt": b"my notes"}, kept=("run1/tnews/ptq/mine.txt",), pulled=False
+    ),
+    # A safe task whose results.json (printed as the summary table) holds control characters.
+    "control-characters-in-results-json": Case(
+        {
+            **GOOD_TASK,
+            **under("run1/csl/ptq", task_objects({"results.json": json.dumps({"task": f"csl{ESC}", "strategy": "ptq", "status": "complete"}).encode()})),
+        },
+        code=0,
+        pulled_too=("run1/csl/ptq",),
     ),
     "destination-run-folder-is-a-symlink-out": Case(GOOD_TASK, code=2, dest_links={"run1": "elsewhere"}, pulled=False),
     "destination-task-folder-is-a-file": Case(
@@ -209,7 +219,7 @@ def test_pull_get_from_a_hostile_store(name, request, tmp_path, light_python):
     # Exactly what the manifests list, and only from safe, complete tasks.
     folders = sorted({p.parent.relative_to(dest).as_posix() for p in dest.rglob("_SUCCESS")})
     if case.pulled:
-        assert folders == ["/".join(GOOD)], folders
+        assert folders == sorted(["/".join(GOOD), *case.pulled_too]), folders
         got = files_under(dest.joinpath(*GOOD))
         assert set(got) == {*GOOD_FILES, "manifest.json", "_SUCCESS"}
         assert {rel: got[rel] for rel in GOOD_FILES} == GOOD_FILES
