@@ -133,6 +133,7 @@ def test_flags_reach_the_jobs(light_python):
         "Job.strategy=ptq",
         "Job.output=s3://ml-results/act",
         "Job.run_id=exp1",
+        "Job.device=gpu",
         "Global.model_dir=s3://models/ft/uie",
         "TrainConfig.epochs=3",
         "Global.batch_size=8",
