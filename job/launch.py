@@ -255,6 +255,13 @@ def options_from_args(args: argparse.Namespace) -> tuple[render.JobOptions, list
         raise InputError(f"--image is required (or set ${IMAGE_ENV})")
     if not args.output:
         raise InputError("--output s3://bucket/prefix is required")
+    given = [("--output", args.output), ("--model-root", args.model_root)] + [("--set", item) for item in args.overrides]
+    for flag, value in given:
+        if value and scrub.scrub_url(value) != value:
+            raise InputError(
+                f"{flag} {scrub.scrub_url(value)!r}: a URL with credentials (user:password@) would be written into the Job; "
+                f"put them in the Secret (--secret) instead"
+            )
     if args.tasks is not None and not _split(args.tasks):
         raise InputError("--tasks: give at least one task (leave the flag out for all of them)")
     tasks = _split(args.tasks) or list(render.DEFAULT_TASKS)

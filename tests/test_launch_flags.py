@@ -45,6 +45,8 @@ BAD_FLAGS = {
     "set-nested-under-a-value": ["--set", "TrainConfig.epochs.x=1", *OUTPUT],
     "set-nested-under-a-bool": ["--set", "Benchmark.enabled.x=1", *OUTPUT],
     "set-bad-choice": ["--set", "Distillation.loss=cosine", *OUTPUT],
+    "set-endpoint-with-password": ["--set", "Storage.endpoint_url=http://minio:hunter2pw@minio.internal:9000", *OUTPUT],
+    "model-root-with-password": ["--model-root", "s3://minio:hunter2pw@ml-models/ernie", *OUTPUT],
     "tasks-empty": ["--tasks", "", *OUTPUT],
     "tasks-only-commas": ["--tasks", ",", *OUTPUT],
 }
@@ -58,6 +60,7 @@ def test_bad_flag_is_one_line_and_exit_2(name, light_python):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
     assert "Traceback" not in result.stderr
+    assert "hunter2pw" not in result.stdout + result.stderr, "a URL password was printed"
 
 
 def _dead_port() -> int:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from .scrub import scrub_url
 
 __all__ = [
     "UnsafePathError",
@@ -70,11 +71,13 @@ def split_s3(uri: str) -> tuple[str, str]:
     """``s3://bucket/some/key/`` -> (``bucket``, ``some/key``); InputError when malformed."""
     rest = uri[len("s3://") :] if uri[:5].lower() == "s3://" else uri
     bucket, _, key = rest.partition("/")
+    shown = escape(scrub_url(uri))
     if not bucket:
-        raise InputError(f"{escape(uri)}: no bucket name; expected s3://bucket/prefix")
+        raise InputError(f"{shown}: no bucket name; expected s3://bucket/prefix")
     if not _BUCKET_RE.match(bucket) or ".." in bucket or _IPV4_RE.match(bucket):
+        name = f"***@{bucket.rpartition('@')[2]}" if "@" in bucket else bucket  # user:password@ never shown
         raise InputError(
-            f"{escape(uri)}: {bucket!r} is not a valid bucket name (3-63 characters: lowercase letters, digits, '.' and '-')"
+            f"{shown}: {escape(repr(name))} is not a valid bucket name (3-63 characters: lowercase letters, digits, '.' and '-')"
         )
     return bucket, key.strip("/")
 
