@@ -19,20 +19,37 @@ What is measured (``run``):
   load, run and quantized something are reported, with every variant tried
   (``variants_tried``). Picking the fastest of several noisy timings favours the peer.
 
+* **OpenVINO, CPU** (``openvino=True``, optional package, ``job.openvino_peer``): the FP32
+  Paddle program read directly by OpenVINO's Paddle frontend, compiled with the precision
+  hint ``f32`` and with OpenVINO's default (BF16 where the CPU has it); NNCF INT8
+  (transformer preset, calibrated on real training batches) at both hints; and OpenVINO
+  handed our own quantized program (``openvino_quantized``), recorded with the refusal
+  message when its frontend cannot read it. Compiled per static batch shape with
+  ``INFERENCE_NUM_THREADS`` = threads, ``PERFORMANCE_HINT`` LATENCY, ``NUM_STREAMS`` 1.
+
 Workloads (``padding``):
 
 * ``max``: ``task.fixed_batch(batch_size, max_seq_len)``, real test examples padded to
-  exactly ``max_seq_len`` (the reference example's batch 40, length 128).
-* ``dynamic``: real test texts batched by ``task.batches`` (length-bucketed), each batch
-  padded to its longest example rounded up to a multiple of ``pad_multiple`` (16) and cut
-  at ``max_seq_len``. Rounding bounds the number of distinct shapes, which oneDNN caches
-  primitives for: a serving trick, stated in the record (``pad_multiple``). A fixed number
-  of batches spread evenly over the length distribution is timed; ``seq_len`` is the mean
-  real length, ``padded_len_mean`` the mean padded length.
+  exactly ``max_seq_len`` (the reference example's batch 40, length 128): the latency
+  figure every runtime is compared on.
+* The padding comparison (``dynamic_padding``, Paddle models): one fixed sample of test
+  texts (``TEXT_BATCHES`` x batch_size of them, spread evenly over the split and kept in
+  split order) timed three ways, so that the three figures are of the same texts:
+  ``to-max``: batches in the original order, each padded to ``max_seq_len``;
+  ``to-longest``: the same batches, each padded to its longest text; ``bucketed``: the
+  texts sorted by length, then batched and padded to each batch's longest. Padding to the
+  longest is rounded up to a multiple of ``pad_multiple`` (16) and cut at
+  ``max_seq_len``: rounding bounds the number of distinct shapes, which oneDNN caches
+  primitives for (stated in the record). ``seq_len`` is the mean real length,
+  ``padded_len_mean`` the mean padded length, ``texts`` how many texts one pass times.
 
 Method: each measurement runs in a fresh subprocess (``isolate=True``, the default), so
 runtimes do not share thread pools, caches or memory. Warm-up: ``warmup`` untimed runs of
-the ``max`` batch, and one untimed pass over every ``dynamic`` batch (every shape primed).
+the ``max`` batch, and one untimed pass over every batch of a padding mode (every shape
+primed); then as many passes over the sample as ``repeats`` batches need (at least one).
+Conversions (ONNX exports and quantized variants, NNCF INT8) are cached under the workdir
+and reused only while their reuse key (``job.reuse``: input files' content, the code
+that makes them, settings and library versions) is unchanged.
 Each timed run is ``time.perf_counter`` around copying the inputs in, running, and copying
 the outputs out: the same work for every runtime. ``latency_ms`` holds the median, p90,
 p99 (linear interpolation; with few repeats p99 is close to the maximum) and mean per
@@ -47,6 +64,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -63,18 +81,24 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import reuse
 from .config import BenchmarkConfig
 from .machine import cpu_count
 
 if TYPE_CHECKING:  # job.model imports paddle; ONNX Runtime workers must not load it
     from .model import ModelFiles
 
-__all__ = ["DYNAMIC_BATCHES", "PAD_MULTIPLE", "BenchResult", "export_onnx", "gpu_available", "run"]
+__all__ = ["OPENVINO_VARIANTS", "PAD_MULTIPLE", "TEXT_BATCHES", "TEXT_PADDINGS", "BenchResult", "export_onnx", "gpu_available", "prepare_peers", "run"]
 
 log = logging.getLogger("job.benchmark")
 
 PAD_MULTIPLE = 16
-DYNAMIC_BATCHES = 16
+# The padding comparison times TEXT_BATCHES x batch_size texts (fewer when the test split is smaller).
+TEXT_BATCHES = 10
+TEXT_PADDINGS = ("to-max", "to-longest", "bucketed")
+# OpenVINO rows: variant -> (precision, precision hint; "" is OpenVINO's default on this CPU).
+OPENVINO_VARIANTS = {"f32": ("fp32", "f32"), "default": ("fp32", ""), "nncf-int8-f32": ("int8", "f32"), "nncf-int8-default": ("int8", "")}
+_OPENVINO_CALIB = (16, 8)  # NNCF calibration: batches x examples, from the training split
 _WORKER_TIMEOUT = 3600
 _CALIB_STRIDE = 2
 
@@ -120,8 +144,12 @@ class BenchResult:
                 continue
             lat = r["latency_ms"]
             seq = f"{r['seq_len']:.0f}" if r["padding"] == "max" else f"{r['seq_len']:.1f}/{r['padded_len_mean']:.1f}"
+            if r.get("inference_precision"):
+                precision_shown = f"{r['precision']} ({r['inference_precision']})"
+            else:
+                precision_shown = r["precision"]
             rows.append((
-                r["model"], r["runtime"], r["backend"], r["precision"], r.get("variant", ""), r["padding"], str(r["batch_size"]), seq, str(r["threads"]),
+                r["model"], r["runtime"], r["backend"], precision_shown, r.get("variant", ""), r["padding"], str(r["batch_size"]), seq, str(r["threads"]),
                 f"{lat['median']:.1f}", f"{lat['p90']:.1f}", f"{lat['p99']:.1f}", f"{r['throughput']:.1f}", _fmt_mb(r.get("peak_memory_mb")),
             ))
         lines = _text_table(rows)
@@ -133,14 +161,14 @@ class BenchResult:
             lines.append("versions: " + ", ".join(f"{k} {v}" for k, v in ver.items()))
             measured = [r for r in self.records if r.get("latency_ms") is not None]
             if measured:
-                lines.append(f"warm-up {measured[0]['warmup']} runs, {measured[0]['repeats']} timed runs per max-padding figure; dynamic: seq = mean real / mean padded length")
+                lines.append(f"warm-up {measured[0]['warmup']} runs, {measured[0]['repeats']} timed runs per max-padding figure; padding comparison: seq = mean real / mean padded length of the same texts")
         for note in self.notes:
             lines.append(f"note: {note}")
         return "\n".join(lines)
 
     def profile(self, record: dict[str, Any], *, runs: int = 3, top: int = 10) -> list[dict[str, Any]]:
         """Time per op type of the measurement behind ``record`` (its ``max`` batch), from
-        Paddle's profiler or ONNX Runtime's. Needs the run's workdir to still exist."""
+        Paddle's profiler, ONNX Runtime's or OpenVINO's. Needs the run's workdir to still exist."""
         spec = next((s for r, s in self._specs if r is record), None)
         if spec is None:
             raise ValueError("no measurement behind this record (skipped, or from another run)")
@@ -202,24 +230,37 @@ def run(
     isolate: bool = True,
     onnx_from: str | None = None,
     paddle_options: dict[str, Any] | None = None,
+    paddle_variants: list[tuple[str, str, dict[str, Any]]] | None = None,
+    notes: dict[str, str] | None = None,
+    openvino: bool = False,
+    openvino_quantized: dict[str, ModelFiles] | None = None,
 ) -> BenchResult:
     """Measure every model in ``models`` (name -> inference model folder) on ``task``'s
-    test texts, as ``cfg`` says. ``workdir`` keeps the workloads and ONNX exports (and
+    test texts, as ``cfg`` says. ``workdir`` keeps the workloads and conversions (and
     lets ``BenchResult.profile`` run later); without it a temporary folder is used.
-    ``onnx_from`` names the float model the ONNX peer starts from (default: the first
-    float model). ``paddle_options`` tunes Paddle Inference (see ``_paddle_config``)."""
+    ``onnx_from`` names the float model the ONNX and OpenVINO peers start from (default:
+    the first float model). ``paddle_options`` tunes Paddle Inference (see
+    ``_paddle_serving``). ``paddle_variants`` adds latency rows served otherwise than the
+    job serves: (variant name, model name, serving options such as ``{"bf16": True}``).
+    ``notes`` labels a model's records (``served_as``). ``openvino`` adds the OpenVINO peer;
+    ``openvino_quantized`` (row name -> quantized model) hands our programs to it as well."""
     from .evaluate import is_quantized, program_inputs
     from .runtime import hardware, versions
 
     cfg.check()
     cfg = dataclasses.replace(cfg, device=cfg.device or "cpu")  # empty: follows Job.device, CPU when used alone
     threads = cfg.threads or cpu_count()
+    notes = dict(notes or {})
     with contextlib.ExitStack() as stack:
         if workdir is None:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="act-bench-")))
         workdir = Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         env = {"hardware": hardware(), "versions": versions()}
+        if openvino:
+            from . import openvino_peer
+
+            env["versions"].update(openvino_peer.versions())
         result = BenchResult([])
         quantized = {name: is_quantized(model) for name, model in models.items()}
         names_by_model = {name: program_inputs(model) for name, model in models.items()}
@@ -227,7 +268,7 @@ def run(
         workload = _build_workload(cfg, task, input_names)
         workload_file = workdir / "workload.npz"
         _save_workload(workload, workload_file)
-        shapes = len({next(iter(b.values())).shape for b in workload["dynamic"]}) + 1
+        shapes = len({next(iter(b.values())).shape for batches in workload["texts"].values() for b in batches}) + 1
         base = {
             "workload": str(workload_file),
             "threads": threads,
@@ -235,7 +276,7 @@ def run(
             "repeats": cfg.repeats,
             "batch_size": cfg.batch_size,
             "max_seq_len": cfg.max_seq_len,
-            "paddings": ["max", "dynamic"] if cfg.dynamic_padding else ["max"],
+            "paddings": ["max", *TEXT_PADDINGS] if cfg.dynamic_padding else ["max"],
             "pad_multiple": PAD_MULTIPLE,
             "isolate": isolate,
             "cache_capacity": shapes,
@@ -248,29 +289,43 @@ def run(
                 result.notes.append(f"GPU measurements skipped: {why}")
         else:
             ok, why = True, ""
+        backend = "tensorrt" if cfg.device == "gpu" else "onednn"
         for name, model in models.items():
-            precisions = _precisions(cfg, quantized[name])
-            for precision in precisions:
-                backend = "tensorrt" if cfg.device == "gpu" else "onednn"
+            for precision in _precisions(cfg, quantized[name]):
                 spec = dict(base, kind="paddle", model=name, runtime="paddle-inference", device=cfg.device, backend=backend, precision=precision, program=str(model.program), params=str(model.params), input_names=names_by_model[name])
                 if cfg.device == "gpu" and not ok:
                     result.records.extend(_skipped(spec, why, env))
                     continue
                 log.info("benchmark: %s on paddle-inference/%s %s", name, backend, precision)
-                _measure_into(result, spec, env)
-        if cfg.onnx_peer:
-            source = onnx_from or next((n for n in models if not quantized[n]), None)
-            if source is None:
-                note = "ONNX Runtime peer skipped: no float model to export (the peer starts from the FP32 Paddle model)"
+                _measure_into(result, spec, env, {"served_as": notes[name]} if name in notes else None)
+        for variant, name, options in paddle_variants or []:
+            model = models[name]
+            precision = "int8" if quantized[name] else "fp32"
+            spec = dict(base, kind="paddle", model=name, variant=variant, runtime="paddle-inference", device=cfg.device, backend=backend, precision=precision, program=str(model.program), params=str(model.params), input_names=names_by_model[name], paddings=["max"], paddle_options=dict(base["paddle_options"], **options))
+            extra = {"served_as": f"benchmark only: what a user gets only with a predictor configured this way ({', '.join(f'{k}={v}' for k, v in options.items())})"}
+            if cfg.device == "gpu":
+                result.records.extend(_skipped(spec, "serving variants are CPU (oneDNN) settings", env))
+                continue
+            log.info("benchmark: %s on paddle-inference/%s %s, variant %s", name, backend, precision, variant)
+            _measure_into(result, spec, env, extra)
+        peer_source = onnx_from or next((n for n in models if not quantized[n]), None)
+        peer_base = dict(base, paddings=["max"])  # peers are compared on the latency batch
+        for wanted, label, runtime in ((cfg.onnx_peer, "ONNX Runtime", "onnxruntime"), (openvino, "OpenVINO", "openvino")):
+            if not wanted:
+                continue
+            if peer_source is None:
+                note = f"{label} peer skipped: no float model to start from (the peer starts from the FP32 Paddle model)"
                 log.warning("benchmark: %s", note)
                 result.notes.append(note)
             elif cfg.device == "gpu":
-                spec = dict(base, kind="ort", model=source, runtime="onnxruntime", device="gpu", backend="ort-cpu", input_names=names_by_model[source])
-                why_ort = "the ONNX Runtime peer runs on CPU only (onnxruntime CPU package); compare it with a CPU benchmark"
+                spec = dict(peer_base, kind=runtime, model=peer_source, runtime=runtime, device="gpu", backend="ort-cpu" if runtime == "onnxruntime" else "ov-cpu", input_names=names_by_model[peer_source])
+                why_peer = f"the {label} peer runs on CPU only; compare it with a CPU benchmark"
                 for precision in ("fp32", "int8"):
-                    result.records.extend(_skipped(dict(spec, precision=precision), why_ort, env))
+                    result.records.extend(_skipped(dict(spec, precision=precision), why_peer, env))
+            elif runtime == "onnxruntime":
+                _onnx_peer(result, models[peer_source], peer_source, task, workdir, dict(peer_base, input_names=names_by_model[peer_source]), env)
             else:
-                _onnx_peer(result, models[source], source, task, workdir, dict(base, input_names=names_by_model[source]), env)
+                _openvino_peer(result, models[peer_source], peer_source, dict(openvino_quantized or {}), task, workdir, dict(peer_base, input_names=names_by_model[peer_source]), env)
     return result
 
 
@@ -348,46 +403,58 @@ def _build_workload(cfg: BenchmarkConfig, task: Any, names: list[str]) -> dict[s
 
         raise InputError(f"the model asks for inputs {missing} that task {task.name} does not provide")
     max_batch = {n: np.ascontiguousarray(fixed[n]) for n in names}
-    dynamic: list[dict[str, np.ndarray]] = []
-    real: list[float] = []
+    texts: dict[str, list[dict[str, np.ndarray]]] = {mode: [] for mode in TEXT_PADDINGS}
+    sample = np.zeros(0, dtype=np.int64)
+    real = 0.0
     if cfg.dynamic_padding:
-        from .tasks import _bucketed
-
         lengths = np.asarray(task.lengths("test"))
-        groups = _bucketed(lengths, cfg.batch_size, shuffle=False, seed=0)  # task.batches' groups, unpadded
-        groups.sort(key=lambda g: (int(lengths[g].max()), len(g)))
-        count = min(DYNAMIC_BATCHES, len(groups))
-        picks = sorted(set(np.rint(np.linspace(0, len(groups) - 1, count)).astype(int).tolist())) if count else []
-        for pick in picks:
-            group = groups[pick]
-            longest = min(int(lengths[group].max()), cfg.max_seq_len)
-            width = min(int(math.ceil(longest / PAD_MULTIPLE) * PAD_MULTIPLE), cfg.max_seq_len)
-            batch = task.collate("test", group, pad_to=width)
-            dynamic.append({n: np.ascontiguousarray(batch[n][:, :width]) for n in names})
-            real.append(float(np.minimum(lengths[group], cfg.max_seq_len).mean()))
-    return {"max": max_batch, "dynamic": dynamic, "real_len": real}
+        sample = _text_sample(len(lengths), TEXT_BATCHES * cfg.batch_size)
+        real = float(np.minimum(lengths[sample], cfg.max_seq_len).mean()) if len(sample) else 0.0
+        in_order = [sample[i : i + cfg.batch_size] for i in range(0, len(sample), cfg.batch_size)]
+        by_length = sample[np.argsort(lengths[sample], kind="stable")]
+        bucketed = [by_length[i : i + cfg.batch_size] for i in range(0, len(by_length), cfg.batch_size)]
+        for mode, groups in (("to-max", in_order), ("to-longest", in_order), ("bucketed", bucketed)):
+            for group in groups:
+                if mode == "to-max":
+                    width = cfg.max_seq_len
+                else:
+                    longest = min(int(lengths[group].max()), cfg.max_seq_len)
+                    width = min(int(math.ceil(longest / PAD_MULTIPLE) * PAD_MULTIPLE), cfg.max_seq_len)
+                batch = task.collate("test", group, pad_to=width)
+                texts[mode].append({n: np.ascontiguousarray(batch[n][:, :width]) for n in names})
+    return {"max": max_batch, "texts": texts, "sample": sample, "real_len": real}
+
+
+def _text_sample(size: int, count: int) -> np.ndarray:
+    """``count`` test indices spread evenly over a split of ``size``, in split order (the
+    order requests would come in); every index when the split is smaller."""
+    if size <= count:
+        return np.arange(size, dtype=np.int64)
+    return np.unique(np.linspace(0, size - 1, count).round().astype(np.int64))
 
 
 def _save_workload(workload: dict[str, Any], path: Path) -> None:
     arrays = {f"max/{n}": a for n, a in workload["max"].items()}
-    for i, batch in enumerate(workload["dynamic"]):
-        arrays.update({f"dyn{i:04d}/{n}": a for n, a in batch.items()})
+    for mode, batches in workload["texts"].items():
+        for i, batch in enumerate(batches):
+            arrays.update({f"{mode}/{i:04d}/{n}": a for n, a in batch.items()})
+    arrays["sample"] = np.asarray(workload["sample"], dtype=np.int64)
     arrays["real_len"] = np.asarray(workload["real_len"], dtype=np.float64)
     np.savez(path, **arrays)
 
 
 def _load_workload(path: str) -> dict[str, Any]:
     with np.load(path) as data:
-        out: dict[str, Any] = {"max": {}, "dynamic": {}, "real_len": data["real_len"].tolist()}
+        out: dict[str, Any] = {"max": {}, "texts": {mode: {} for mode in TEXT_PADDINGS}, "sample": data["sample"], "real_len": float(data["real_len"])}
         for key in data.files:
-            if key == "real_len":
+            if key in ("sample", "real_len"):
                 continue
-            group, name = key.split("/", 1)
-            if group == "max":
-                out["max"][name] = data[key]
+            parts = key.split("/")
+            if parts[0] == "max":
+                out["max"][parts[1]] = data[key]
             else:
-                out["dynamic"].setdefault(group, {})[name] = data[key]
-    out["dynamic"] = [out["dynamic"][k] for k in sorted(out["dynamic"])]
+                out["texts"][parts[0]].setdefault(parts[1], {})[parts[2]] = data[key]
+    out["texts"] = {mode: [groups[k] for k in sorted(groups)] for mode, groups in out["texts"].items()}
     return out
 
 
@@ -404,9 +471,10 @@ def _dispatch(spec: dict[str, Any]) -> dict[str, Any]:
     """Run ``_measure(spec)`` in a fresh interpreter (or in this one)."""
     if not spec.get("isolate", True):
         try:
-            return _measure(spec)
+            return _nncf_job(spec) if spec.get("job") == "nncf-quantize" else _measure(spec)
         except Exception as exc:
-            raise _WorkerError(f"{exc.__class__.__name__}: {exc}") from exc
+            text = _ov_refusal(str(exc)) if spec.get("kind") == "openvino" else str(exc)
+            raise _WorkerError(f"{exc.__class__.__name__}: {text}") from exc
     with tempfile.TemporaryDirectory(prefix="act-bench-worker-") as tmp:
         spec_file, out_file = Path(tmp) / "spec.json", Path(tmp) / "out.json"
         spec_file.write_text(json.dumps(spec), encoding="utf-8")
@@ -424,12 +492,27 @@ def _dispatch(spec: dict[str, Any]) -> dict[str, Any]:
             tail = [line for line in (done.stderr or "").strip().splitlines() if line.strip()]
             log.debug("benchmark worker stderr:\n%s", done.stderr)
             raise _WorkerError(f"worker exited with {done.returncode}: {tail[-1] if tail else 'no output'}")
-        return json.loads(out_file.read_text(encoding="utf-8"))
+        out = json.loads(out_file.read_text(encoding="utf-8"))
+        if "error" in out:
+            log.debug("benchmark worker stderr:\n%s", done.stderr)
+            raise _WorkerError(out["error"])
+        return out
+
+
+def _open(spec: dict[str, Any]):
+    """The session of one measurement: a callable from a batch to the outputs."""
+    if spec["kind"] == "paddle":
+        return _open_paddle(spec)
+    if spec["kind"] == "openvino":
+        from .openvino_peer import Session
+
+        return Session(spec["source"], spec["threads"], spec.get("hint", ""), perf_count=bool(spec.get("profile")))
+    return _open_ort(spec)
 
 
 def _measure(spec: dict[str, Any]) -> dict[str, Any]:
     work = _load_workload(spec["workload"])
-    session = _open_paddle(spec) if spec["kind"] == "paddle" else _open_ort(spec)
+    session = _open(spec)
     if spec.get("profile"):
         return {"profile": _profile(spec, session, work["max"])}
     measurements = []
@@ -440,14 +523,14 @@ def _measure(spec: dict[str, Any]) -> dict[str, Any]:
             batches = [work["max"]]
             warm = [work["max"]] * spec["warmup"]
         else:
-            batches = work["dynamic"]
+            batches = work["texts"].get(padding) or []
             if not batches:
                 continue
             warm = list(batches) if spec["warmup"] else []
         reset = _reset_peak()
         for batch in warm:
             session(batch)
-        passes = 1 if padding == "max" else max(2, math.ceil(spec["repeats"] / len(batches)))
+        passes = 1 if padding == "max" else max(1, math.ceil(spec["repeats"] / len(batches)))
         runs = spec["repeats"] if padding == "max" else passes * len(batches)
         times: list[float] = []
         samples = 0
@@ -467,6 +550,7 @@ def _measure(spec: dict[str, Any]) -> dict[str, Any]:
             "peak_memory_mb": _peak_mb(),
             "peak_memory_method": "VmHWM reset after model load" if reset else "VmHWM of the process lifetime",
             "timed_runs": runs,
+            "worker_pid": os.getpid(),  # shows which process measured (isolate: one per measurement)
         }
         if padding == "max":
             measured["seq_len"] = int(work["max"]["input_ids"].shape[1]) if "input_ids" in work["max"] else spec["max_seq_len"]
@@ -476,11 +560,11 @@ def _measure(spec: dict[str, Any]) -> dict[str, Any]:
         else:
             widths = [int(next(iter(b.values())).shape[1]) for b in batches]
             sizes = [len(next(iter(b.values()))) for b in batches]
-            real = work["real_len"]
             measured.update(
-                seq_len=float(np.average(real, weights=sizes)),
+                seq_len=work["real_len"],
                 padded_len_mean=float(np.average(widths, weights=sizes)),
-                pad_multiple=spec["pad_multiple"],
+                pad_multiple=spec["pad_multiple"] if padding != "to-max" else None,
+                texts=int(sum(sizes)),
                 batches=len(batches),
                 passes=passes,
                 shapes=sorted({f"{s}x{w}" for s, w in zip(sizes, widths, strict=True)}),
@@ -489,6 +573,8 @@ def _measure(spec: dict[str, Any]) -> dict[str, Any]:
             )
         if spec["precision"] == "int8" and spec["kind"] == "paddle":
             measured["int8_ops"] = dict(session.int8_ops)
+        if spec["kind"] == "openvino":
+            measured["inference_precision"] = session.inference_precision
         measurements.append(measured)
     if spec["kind"] == "paddle" and spec["precision"] == "int8" and spec["device"] == "cpu" and max_out is not None:
         check = _int8_check(spec, work["max"], max_out)
@@ -539,16 +625,38 @@ def _peak_mb() -> float | None:
 
 # -- Paddle Inference ---------------------------------------------------------------------
 
+@functools.lru_cache(maxsize=1)
+def _bench_serving():
+    """``job.evaluate.Serving`` plus settings the job does not serve with, for benchmark-only
+    rows: ``bf16`` adds ``enable_mkldnn_bfloat16()`` (oneDNN BF16 for the float ops, on
+    CPUs with AVX-512 BF16 or AMX). Defined lazily: evaluate imports paddle."""
+    from .evaluate import Serving
+
+    @dataclass(frozen=True)
+    class BenchServing(Serving):
+        bf16: bool = False
+
+        def config(self, model):
+            config = super().config(model)
+            if self.bf16 and self.device == "cpu":
+                config.enable_mkldnn_bfloat16()
+            return config
+
+    return BenchServing
+
+
 def _paddle_serving(spec: dict[str, Any]):
     """The model and serving settings of one measurement: those evaluation uses
-    (``job.evaluate.Serving``), with ``paddle_options`` overriding its fields."""
+    (``job.evaluate.Serving``), with ``paddle_options`` overriding its fields (and the
+    benchmark-only ``bf16``)."""
     from .evaluate import Serving
     from .model import ModelFiles
 
     program, params = Path(spec["program"]), Path(spec["params"])
     model = ModelFiles(program.parent, program.name, params.name)
     options = {key: tuple(value) if isinstance(value, list) else value for key, value in spec.get("paddle_options", {}).items()}
-    return model, Serving(
+    serving_class = _bench_serving() if "bf16" in options else Serving
+    return model, serving_class(
         device=spec["device"],
         precision=spec["precision"],
         threads=spec["threads"],
@@ -650,6 +758,15 @@ def _profile(spec: dict[str, Any], session, batch: dict[str, np.ndarray]) -> lis
                 op = str(event["name"]).split("[", 1)[0]
                 totals[op] += float(event.get("dur", 0)) / 1000.0
                 counts[op] += 1
+    elif spec["kind"] == "openvino":
+        # OpenVINO reports the last inference of a request only: add up run by run.
+        started = time.perf_counter()
+        for _ in range(runs):
+            session(batch)
+            for op, (ms, nodes) in session.op_times().items():
+                totals[op] += ms
+                counts[op] += nodes
+        wall = time.perf_counter() - started
     else:
         started = time.perf_counter()
         for _ in range(runs):
@@ -801,8 +918,10 @@ def _model_shape(model: ModelFiles) -> tuple[int, int]:
         return 0, 0
 
 
-def _calibration_batches(task: Any, names: list[str], count: int = 8, size: int = 8) -> list[dict[str, np.ndarray]]:
-    split = "dev" if "dev" in getattr(task, "splits", {}) else "test"
+def _calibration_batches(task: Any, names: list[str], count: int = 8, size: int = 8, split: str = "") -> list[dict[str, np.ndarray]]:
+    splits = getattr(task, "splits", {})
+    if split not in splits:
+        split = "dev" if "dev" in splits else "test"
     out = []
     for batch in task.batches(split, size, shuffle=True, seed=0):
         out.append({n: np.ascontiguousarray(batch[n]) for n in names})
@@ -813,57 +932,22 @@ def _calibration_batches(task: Any, names: list[str], count: int = 8, size: int 
 
 def _onnx_peer(result: BenchResult, model: ModelFiles, name: str, task: Any, workdir: Path, base: dict[str, Any], env: dict[str, Any]) -> None:
     folder = workdir / "onnx" / name
-    folder.mkdir(parents=True, exist_ok=True)
     spec0 = dict(base, kind="ort", model=name, runtime="onnxruntime", device="cpu", backend="ort-cpu")
+    calibration = _calibration_batches(task, base["input_names"])
     try:
-        fp32 = export_onnx(model, folder / "fp32.onnx")
+        made = _onnx_candidates(model, folder, calibration)
     except Exception as exc:  # paddle2onnx refuses some programs
         log.error("benchmark: ONNX export of %s failed: %s", model.folder, exc)
         for precision in ("fp32", "int8"):
             result.records.append(dict(_record_base(dict(spec0, precision=precision), env, "max"), error=f"paddle2onnx export failed: {exc}"))
         return
-    candidates: list[tuple[str, str, Path, dict[str, Any]]] = [("fp32", "fp32", fp32, {})]
-    heads, hidden = _model_shape(model)
-    tried: list[dict[str, Any]] = []
-    start_int8 = fp32
-    try:
-        fused, stats = _fuse(fp32, folder / "fp32-fused.onnx", heads, hidden)
-        candidates.append(("fp32", "fp32-fused", fused, {"fusions": stats}))
-        start_int8 = fused
-    except Exception as exc:
-        tried.append({"variant": "fp32-fused", "error": f"{exc.__class__.__name__}: {exc}"})
-    int8_source = start_int8
-    try:  # the pre-processing ONNX Runtime recommends before quantizing: shape inference, basic optimizations
-        from onnxruntime.quantization.shape_inference import quant_pre_process
-
-        with contextlib.redirect_stdout(sys.stderr):
-            quant_pre_process(str(start_int8), str(folder / "int8-input.onnx"), auto_merge=True)
-        int8_source = folder / "int8-input.onnx"
-    except Exception as exc:
-        log.warning("benchmark: ONNX Runtime quantization pre-processing failed (%s); quantizing without it", exc)
-        tried.append({"variant": "int8-preprocess", "error": f"{exc.__class__.__name__}: {exc}"})
-    calibration = _calibration_batches(task, base["input_names"])
-    for variant in ONNX_VARIANTS:
-        target = folder / f"{variant}.onnx"
-        started = time.perf_counter()
-        try:
-            with contextlib.redirect_stdout(sys.stderr):
-                _make_variant(variant, int8_source, target, calibration)
-        except Exception as exc:
-            log.warning("benchmark: ONNX Runtime variant %s could not be made: %s", variant, exc)
-            tried.append({"variant": variant, "error": f"{exc.__class__.__name__}: {exc}"})
-            continue
-        ops = _onnx_ops(target)
-        quant_nodes = sum(n for op, n in ops.items() if op in _ORT_QUANT_OPS)
-        info = {"quantized_nodes": quant_nodes, "made_in_s": round(time.perf_counter() - started, 1)}
-        if not quant_nodes:
-            tried.append({"variant": variant, "error": "nothing was quantized", **info})
-            continue
-        candidates.append(("int8", variant, target, info))
+    tried: list[dict[str, Any]] = list(made["tried"])
+    int8_source = folder / made["int8_source"]
     # Time every candidate at max padding; keep the fastest per precision.
     reference = None
     best: dict[str, tuple[float, dict[str, Any], dict[str, Any]]] = {}
-    for precision, variant, path, info in candidates:
+    for precision, variant, file_name, info in made["candidates"]:
+        path = folder / file_name
         outputs = folder / f"{variant}.outputs.npz"
         spec = dict(spec0, precision=precision, variant=variant, onnx=str(path), paddings=["max"], save_outputs=str(outputs), source=str(int8_source if precision == "int8" else path))
         log.info("benchmark: %s on onnxruntime %s", name, variant)
@@ -894,8 +978,62 @@ def _onnx_peer(result: BenchResult, model: ModelFiles, name: str, task: Any, wor
         result._specs.append((record, spec))
         result.records.append(record)
         log.info("benchmark: onnxruntime best %s: %s, median %.1f ms", precision, spec["variant"], measured["latency_ms"]["median"])
-        if "dynamic" in base["paddings"]:
-            _measure_into(result, dict(spec, paddings=["dynamic"], save_outputs=None), env, extra)
+
+
+def _onnx_candidates(model: ModelFiles, folder: Path, calibration: list[dict[str, np.ndarray]]) -> dict[str, Any]:
+    """The ONNX files to time (export, fused graph, INT8 variants), made in ``folder`` or
+    reused from it while their reuse key holds: candidates as (precision, variant, file
+    name, info), what failed to be made, and the file INT8 starts from."""
+    from importlib.metadata import version
+
+    code = reuse.code_text(export_onnx, _constants_to_initializers, _fuse, _make_variant, _Calibration, _onnx_candidates)
+    libraries = {dist: version(dist) for dist in ("paddle2onnx", "onnxruntime", "onnx")}
+    key = reuse.key(files=[model.program, model.params], code=code, versions=libraries, calibration=_batches_digest(calibration), variants=ONNX_VARIANTS, shape=_model_shape(model))
+    if reuse.fresh(folder, key, "ONNX export and INT8 variants"):
+        return json.loads((folder / reuse.MARKER).read_text(encoding="utf-8"))["made"]
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    fp32 = export_onnx(model, folder / "fp32.onnx")
+    candidates: list[tuple[str, str, str, dict[str, Any]]] = [("fp32", "fp32", fp32.name, {})]
+    heads, hidden = _model_shape(model)
+    tried: list[dict[str, Any]] = []
+    start_int8 = fp32
+    try:
+        fused, stats = _fuse(fp32, folder / "fp32-fused.onnx", heads, hidden)
+        candidates.append(("fp32", "fp32-fused", fused.name, {"fusions": stats}))
+        start_int8 = fused
+    except Exception as exc:
+        tried.append({"variant": "fp32-fused", "error": f"{exc.__class__.__name__}: {exc}"})
+    int8_source = start_int8
+    try:  # the pre-processing ONNX Runtime recommends before quantizing: shape inference, basic optimizations
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        with contextlib.redirect_stdout(sys.stderr):
+            quant_pre_process(str(start_int8), str(folder / "int8-input.onnx"), auto_merge=True)
+        int8_source = folder / "int8-input.onnx"
+    except Exception as exc:
+        log.warning("benchmark: ONNX Runtime quantization pre-processing failed (%s); quantizing without it", exc)
+        tried.append({"variant": "int8-preprocess", "error": f"{exc.__class__.__name__}: {exc}"})
+    for variant in ONNX_VARIANTS:
+        target = folder / f"{variant}.onnx"
+        started = time.perf_counter()
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                _make_variant(variant, int8_source, target, calibration)
+        except Exception as exc:
+            log.warning("benchmark: ONNX Runtime variant %s could not be made: %s", variant, exc)
+            tried.append({"variant": variant, "error": f"{exc.__class__.__name__}: {exc}"})
+            continue
+        ops = _onnx_ops(target)
+        quant_nodes = sum(n for op, n in ops.items() if op in _ORT_QUANT_OPS)
+        info = {"quantized_nodes": quant_nodes, "made_in_s": round(time.perf_counter() - started, 1)}
+        if not quant_nodes:
+            tried.append({"variant": variant, "error": "nothing was quantized", **info})
+            continue
+        candidates.append(("int8", variant, target.name, info))
+    made = {"candidates": candidates, "tried": tried, "int8_source": int8_source.name}
+    reuse.mark(folder, key, made=made)
+    return made
 
 
 def _is_precision(variant: str, precision: str) -> bool:
@@ -910,6 +1048,116 @@ def _load_outputs(path: Path) -> list[np.ndarray] | None:
 
 
 # --------------------------------------------------------------------------------------
+# The OpenVINO peer (job.openvino_peer; optional package)
+# --------------------------------------------------------------------------------------
+
+
+def _first_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return (lines[0] if lines else "")[:300]
+
+
+def _ov_refusal(text: str) -> str:
+    from .openvino_peer import refusal
+
+    return refusal(text)
+
+
+def _nncf_job(spec: dict[str, Any]) -> dict[str, Any]:
+    """Worker job: NNCF INT8 of ``spec['source']`` calibrated on ``spec['calibration']``."""
+    from .openvino_peer import quantize
+
+    with np.load(spec["calibration"]) as data:
+        groups: dict[str, dict[str, np.ndarray]] = {}
+        for key in data.files:
+            group, name = key.split("/", 1)
+            groups.setdefault(group, {})[name] = data[key]
+    calibration = [groups[k] for k in sorted(groups)]
+    started = time.perf_counter()
+    info = quantize(spec["source"], calibration, Path(spec["out"]))
+    return dict(info, made_in_s=round(time.perf_counter() - started, 1))
+
+
+def _batches_digest(batches: list[dict[str, np.ndarray]]) -> str:
+    import hashlib
+
+    sha = hashlib.sha256()
+    for batch in batches:
+        for name in sorted(batch):
+            sha.update(name.encode())
+            sha.update(np.ascontiguousarray(batch[name]).tobytes())
+    return sha.hexdigest()
+
+
+def _nncf_int8(model: ModelFiles, name: str, task: Any, workdir: Path, input_names: list[str], threads: int, isolate: bool = True) -> tuple[Path, dict[str, Any]]:
+    """NNCF INT8 of ``model`` as OpenVINO IR under workdir/openvino/NAME, made in a worker
+    or reused under its reuse key; and what was made (``error`` when it failed)."""
+    from . import openvino_peer
+
+    folder = workdir / "openvino" / name
+    xml = folder / "nncf-int8.xml"
+    count, size = _OPENVINO_CALIB
+    calibration = _calibration_batches(task, input_names, count=count, size=size, split="train")
+    key = reuse.key(files=[model.program, model.params], code=reuse.code_text(openvino_peer.quantize, _nncf_job), versions=openvino_peer.versions(), calibration=_batches_digest(calibration))
+    if reuse.fresh(folder, key, "NNCF INT8"):
+        return xml, json.loads((folder / reuse.MARKER).read_text(encoding="utf-8")).get("made", {})
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    calibration_file = folder / "calibration.npz"
+    np.savez(calibration_file, **{f"{i:04d}/{n}": a for i, batch in enumerate(calibration) for n, a in batch.items()})
+    log.info("benchmark: NNCF INT8 of %s (transformer preset, %d calibration batches of %d)", name, count, size)
+    try:
+        made = _dispatch({"job": "nncf-quantize", "source": str(model.program), "calibration": str(calibration_file), "out": str(xml), "threads": threads, "isolate": isolate})
+    except _WorkerError as exc:
+        log.error("benchmark: NNCF quantization failed: %s", exc)
+        return xml, {"error": f"NNCF quantization failed: {exc}"}
+    reuse.mark(folder, key, made=made)
+    return xml, made
+
+
+def prepare_peers(model: ModelFiles, name: str, task: Any, workdir: Path, *, threads: int, onnx: bool = True, openvino: bool = True) -> None:
+    """Make (or find by reuse key) the peers' conversions of the float model ``model``
+    under ``workdir``, as ``run`` would, without measuring anything."""
+    from .evaluate import program_inputs
+
+    names = program_inputs(model)
+    if onnx:
+        _onnx_candidates(model, workdir / "onnx" / name, _calibration_batches(task, names))
+    if openvino:
+        from . import openvino_peer
+
+        if openvino_peer.available()[0]:
+            _nncf_int8(model, name, task, workdir, names, threads)
+
+
+def _openvino_peer(result: BenchResult, model: ModelFiles, name: str, ours: dict[str, ModelFiles], task: Any, workdir: Path, base: dict[str, Any], env: dict[str, Any]) -> None:
+    from . import openvino_peer
+
+    spec0 = dict(base, kind="openvino", model=name, runtime="openvino", device="cpu", backend="ov-cpu")
+    rows: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    ok, why = openvino_peer.available()
+    for variant, (precision, hint) in OPENVINO_VARIANTS.items():
+        rows.append((dict(spec0, precision=precision, variant=variant, hint=hint, source=str(model.program)), {"hint": hint or "default", "source": "the FP32 Paddle program, read by OpenVINO's Paddle frontend"}))
+    for ours_name, ours_model in ours.items():
+        rows.append((dict(spec0, model=ours_name, precision="int8", variant="paddle-quantized", hint="f32", source=str(ours_model.program)), {"hint": "f32", "source": "our quantized Paddle program, read by OpenVINO's Paddle frontend"}))
+    if not ok:
+        for spec, extra in rows:
+            result.records.append(dict(_record_base(spec, env, "max"), skipped=why, **extra))
+        log.warning("benchmark: OpenVINO peer skipped: %s", why)
+        return
+    xml, made = _nncf_int8(model, name, task, workdir, base["input_names"], base["threads"], base["isolate"])
+    for spec, extra in rows:
+        if spec["variant"].startswith("nncf"):
+            if "error" in made:
+                result.records.append(dict(_record_base(spec, env, "max"), error=made["error"], **extra))
+                continue
+            spec = dict(spec, source=str(xml))
+            extra = dict(extra, source="NNCF INT8 (ModelType.TRANSFORMER) of the FP32 Paddle program", nncf=made)
+        log.info("benchmark: %s on openvino %s", spec["model"], spec["variant"])
+        _measure_into(result, spec, env, extra)
+
+
+# --------------------------------------------------------------------------------------
 # Worker entry point: python -m job.benchmark --worker SPEC OUT
 # --------------------------------------------------------------------------------------
 
@@ -919,9 +1167,16 @@ def _worker(argv: list[str]) -> int:
         print("usage: python -m job.benchmark --worker SPEC.json OUT.json (internal)", file=sys.stderr)
         return 2
     spec = json.loads(Path(argv[1]).read_text(encoding="utf-8"))
-    if spec["kind"] == "paddle":
+    if spec.get("kind") == "paddle":
         from .runtime import paddle  # noqa: F401 - zlib before paddle, see job.runtime
-    out = _measure(spec)
+    try:
+        out = _nncf_job(spec) if spec.get("job") == "nncf-quantize" else _measure(spec)
+    except Exception as exc:  # the parent records the failure as the row
+        import traceback
+
+        traceback.print_exc()
+        message = exc.__class__.__name__ + ": " + (_first_line(str(exc)) if spec.get("kind") != "openvino" else _ov_refusal(str(exc)))
+        out = {"error": message}
     tmp = Path(argv[2]).with_suffix(".tmp")
     tmp.write_text(json.dumps(out), encoding="utf-8")
     shutil.move(str(tmp), argv[2])

@@ -1,5 +1,6 @@
 """The latency harness on a tiny UIE: Paddle Inference (oneDNN FP32 and INT8), the GPU
-path (skipped without a GPU, never faked), dynamic padding, and the ONNX Runtime peer."""
+path (skipped without a GPU, never faked), the padding comparison on the same texts, and
+the ONNX Runtime and OpenVINO peers (tests/test_bench_record.py: the run's record)."""
 
 from __future__ import annotations
 
@@ -108,18 +109,37 @@ def test_paddle_fp32_for_float_programs_int8_for_quantized_ones(cpu_result):
     assert "int8_check" not in cpu_result.find(runtime="paddle-inference", precision="fp32", padding="max")[0]
 
 
-def test_dynamic_padding_records(cpu_result, tiny):
-    dynamic = cpu_result.find(runtime="paddle-inference", padding="dynamic")
-    assert {r["model"] for r in dynamic} == {"original", "compressed"}
-    lengths = tiny["task"].lengths("test")
-    for record in dynamic:
-        assert record["pad_multiple"] == 16
-        assert all(int(shape.split("x")[1]) % 16 == 0 and int(shape.split("x")[1]) <= 64 for shape in record["shapes"])
-        assert len(record["shapes"]) > 1, "many lengths are covered"
-        assert record["seq_len"] <= record["padded_len_mean"] <= 64
-        assert abs(record["seq_len"] - np.mean(lengths)) < 12, "the timed batches are spread over the length distribution"
-        assert record["timed_runs"] == record["batches"] * record["passes"]
-        assert record["throughput"] > 0
+def test_padding_modes_time_the_same_texts(cpu_result, tiny):
+    """Padded to max, to each batch's longest (original order) and length-bucketed: three
+    figures of one sample of texts, so their ratio is like for like."""
+    for model in ("original", "compressed"):
+        by = {r["padding"]: r for r in cpu_result.find(model=model, runtime="paddle-inference") if r["padding"] != "max"}
+        assert set(by) == {"to-max", "to-longest", "bucketed"}
+        assert len({r["texts"] for r in by.values()}) == 1 and by["to-max"]["texts"] == 48, "every mode times the whole (48-text) sample"
+        assert len({r["seq_len"] for r in by.values()}) == 1, "the same texts have the same mean real length"
+        assert by["to-max"]["padded_len_mean"] == 64 and by["to-max"]["shapes"] == ["8x64"]
+        assert by["bucketed"]["padded_len_mean"] < by["to-longest"]["padded_len_mean"] <= 64
+        for record in by.values():
+            assert record["timed_runs"] == record["batches"] * record["passes"] and record["throughput"] > 0
+            assert all(int(shape.split("x")[1]) % 16 == 0 for shape in record["shapes"])
+
+
+def test_padding_workload_holds_the_same_texts_in_each_mode(tiny):
+    from job.benchmark import TEXT_PADDINGS, _build_workload
+
+    task = tiny["task"]
+    workload = _build_workload(_cfg(), task, list(task.input_names))
+
+    def rows(batches):
+        return [tuple(ids[mask == 1]) for batch in batches for ids, mask in zip(batch["input_ids"], batch["attention_mask"], strict=True)]
+
+    in_order = rows(workload["texts"]["to-max"])
+    assert len(in_order) == task.size("test") == len(workload["sample"])
+    assert rows(workload["texts"]["to-longest"]) == in_order, "padding to the longest keeps the batches and their order"
+    assert sorted(rows(workload["texts"]["bucketed"])) == sorted(in_order), "bucketing reorders the same texts"
+    assert rows(workload["texts"]["bucketed"]) != in_order
+    widths = [b["input_ids"].shape[1] for b in workload["texts"]["bucketed"]]
+    assert widths == sorted(widths) and set(workload["texts"]) == set(TEXT_PADDINGS)
 
 
 def test_onnx_runtime_peer_fp32_and_best_int8(cpu_result):
@@ -137,13 +157,13 @@ def test_onnx_runtime_peer_fp32_and_best_int8(cpu_result):
     assert {"int8-dynamic", "int8-dynamic-per-channel", "int8-static-qdq-per-channel", "int8-static-qoperator-per-channel"} <= set(made)
     assert all(t["quantized_nodes"] > 0 for t in made.values() if "median_ms" in t)
     assert all(t["max_abs_diff_vs_fp32"] < 0.5 for t in made.values() if "median_ms" in t)
-    assert {r["precision"] for r in cpu_result.find(runtime="onnxruntime", padding="dynamic")} == {"fp32", "int8"}
+    assert {r["padding"] for r in cpu_result.find(runtime="onnxruntime")} == {"max"}, "peers are compared on the latency batch"
 
 
 def test_summary_lists_every_record(cpu_result):
     text = cpu_result.summary()
     assert "median ms" in text and "samples/s" in text and "versions: " in text
-    assert text.count("paddle-inference") == 4 and text.count("onnxruntime") >= 4
+    assert text.count("paddle-inference") == 8 and text.count("onnxruntime") >= 2
 
 
 def test_profile_names_the_op_types(cpu_result):
@@ -213,3 +233,103 @@ def test_onnx_export_moves_constant_weights_to_initializers(tiny, tmp_path: Path
     big_constants = [n for n in proto.graph.node if n.op_type == "Constant" and any(a.t.dims and np.prod(a.t.dims) > 16 for a in n.attribute)]
     assert not big_constants
     assert sum(np.prod(i.dims) for i in proto.graph.initializer) > 100_000
+
+
+# --------------------------------------------------------------------------------------
+# OpenVINO peer (optional package: make bench installs requirements/extras/bench.txt)
+# --------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def ov_result(tiny):
+    from job import benchmark, openvino_peer
+
+    ok, why = openvino_peer.available()
+    if not ok:
+        pytest.skip(why)
+    broken = tiny["root"] / "broken"
+    if not broken.exists():
+        import shutil
+
+        shutil.copytree(tiny["fp32"].folder, broken)
+        (broken / "inference.pdmodel").write_bytes(b"not a program")
+    from job.model import ModelFiles
+
+    ours = {"compressed": tiny["int8"], "broken": ModelFiles(broken)}
+    return benchmark.run(_cfg(dynamic_padding=False), {"original": tiny["fp32"]}, tiny["task"], workdir=tiny["root"] / "bench-ov", openvino=True, openvino_quantized=ours)
+
+
+def test_openvino_rows_fp32_default_and_nncf_int8(ov_result):
+    from job.benchmark import OPENVINO_VARIANTS
+
+    rows = {r["variant"]: r for r in ov_result.find(runtime="openvino", model="original")}
+    assert set(rows) == set(OPENVINO_VARIANTS)
+    for variant, record in rows.items():
+        assert record.get("latency_ms"), record.get("error")
+        assert FIELDS <= set(record), FIELDS - set(record)
+        assert record["backend"] == "ov-cpu" and record["padding"] == "max" and record["threads"] == 1
+        assert record["timed_runs"] == 2 and record["seq_len"] == 64 and record["batch_size"] == 8
+        assert record["precision"] == OPENVINO_VARIANTS[variant][0]
+        assert record["versions"]["openvino"] and record["versions"]["nncf"]
+    # The f32 hint pins FP32 for whatever is not INT8; the default is what the CPU offers.
+    assert rows["f32"]["inference_precision"] == rows["nncf-int8-f32"]["inference_precision"] == "f32"
+    bf16 = "avx512_bf16" in rows["f32"]["hardware"]["isa"] or any(f.startswith("amx") for f in rows["f32"]["hardware"]["isa"])
+    assert rows["default"]["inference_precision"] == ("bf16" if bf16 else "f32")
+    assert rows["nncf-int8-f32"]["nncf"]["fake_quantize_nodes"] > 0 and rows["nncf-int8-f32"]["nncf"]["calibration_batches"] > 0
+
+
+def test_openvino_measurements_each_in_their_own_worker(ov_result):
+    import os
+
+    pids = [r["worker_pid"] for r in ov_result.records if r.get("latency_ms")]
+    assert len(pids) >= 5 and len(set(pids)) == len(pids) and os.getpid() not in pids
+
+
+def test_openvino_runs_or_refuses_our_programs_as_rows(ov_result):
+    (ours,) = ov_result.find(runtime="openvino", model="compressed")
+    assert ours["variant"] == "paddle-quantized" and ours["precision"] == "int8"
+    assert ours.get("latency_ms") or ours.get("error")
+    (broken,) = ov_result.find(runtime="openvino", model="broken")
+    assert broken["latency_ms"] is None and broken["error"] and "\n" not in broken["error"]
+    assert "failed: " in ov_result.summary()
+
+
+def test_openvino_refusal_picks_the_informative_line():
+    from job.openvino_peer import refusal
+
+    message = "Exception from src/inference/src/cpp/core.cpp:92:\nCheck 'false' failed\nFail to convert dequantize_linear Exception Check 'false' failed at dequantize_linear.cpp:33:\nmore"
+    assert refusal(message).startswith("Fail to convert dequantize_linear")
+    assert refusal("one line") == "one line"
+
+
+def test_openvino_rows_are_skipped_with_a_reason_without_the_package(tiny, monkeypatch):
+    from job import benchmark, openvino_peer
+
+    monkeypatch.setattr(openvino_peer, "available", lambda: (False, "openvino is not installed (test)"))
+    result = benchmark.run(_cfg(dynamic_padding=False, precisions=["int8"]), {"original": tiny["fp32"]}, tiny["task"], openvino=True, openvino_quantized={"compressed": tiny["int8"]})
+    rows = result.find(runtime="openvino")
+    assert len(rows) == 5
+    assert all(r["skipped"] == "openvino is not installed (test)" and r["latency_ms"] is None for r in rows)
+
+
+def test_onnx_conversions_are_reused_only_under_the_same_key(cpu_result, tiny, monkeypatch, tmp_path):
+    import shutil
+
+    from job import benchmark
+
+    folder = tmp_path / "onnx"  # a copy: the rebuild below must not take the fixture's files away
+    shutil.copytree(tiny["root"] / "bench" / "onnx" / "original", folder)
+    calibration = benchmark._calibration_batches(tiny["task"], list(tiny["task"].input_names))
+
+    import paddle2onnx
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("exported again")
+
+    # paddle2onnx's own entry point: the code in the key (export_onnx & co.) stays the same.
+    monkeypatch.setattr(paddle2onnx, "export", no_export)
+    made = benchmark._onnx_candidates(tiny["fp32"], folder, calibration)  # same inputs: reused, no export
+    assert {c[1] for c in made["candidates"]} >= {"fp32", "int8-dynamic"}
+    other = [{k: v[:, :-1] for k, v in batch.items()} for batch in calibration]
+    with pytest.raises(AssertionError, match="exported again"):
+        benchmark._onnx_candidates(tiny["fp32"], folder, other)  # other calibration data: rebuilt
