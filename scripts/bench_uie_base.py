@@ -1,25 +1,41 @@
 #!/usr/bin/env python3
-"""UIE-base latency on this machine, against the project's targets.
+"""UIE-base latency on this machine, against the project's targets (issue 13).
 
     .venv/bin/python scripts/bench_uie_base.py            # full run (batch 40, length 128)
     .venv/bin/python scripts/bench_uie_base.py --quick    # smoke test: small shape, few repeats
+    .venv/bin/python scripts/bench_uie_base.py --table bench/records/RECORD.json   # README table only
 
 Builds a UIE with the shape of PaddleNLP's uie-base (12 layers, 768 hidden, 12 heads,
 vocabulary 40,000; random weights: latency does not depend on them) and its tokenizer
 (the embedded People's Daily benchmark's characters plus ``[unusedN]`` fillers), exports
 it, compresses it with the project's own ``job.compress.run`` (strategy ``ptq``, and
 ``prune_ptq``: 25 % of heads and FFN width pruned with distillation, then PTQ) and then
-measures in one run, through ``job.benchmark``:
+measures in one run, through ``job.benchmark``, each figure in its own worker process:
 
-* Paddle Inference (oneDNN): FP32, PTQ INT8, pruned + INT8, at batch 40 / length 128;
+* Paddle Inference (oneDNN), as the job publishes and Taskflow serves: FP32, PTQ INT8,
+  pruned + INT8; benchmark-only rows labelled as such: the PTQ program with INT8 scope
+  linear+qk, and FP32 / PTQ INT8 with ``enable_mkldnn_bfloat16()``;
+* OpenVINO (optional extra, ``make bench`` installs it): the FP32 program read directly,
+  at FP32 and at its default precision (BF16 where the CPU has it), NNCF INT8 at both, and
+  our own PTQ program (its Paddle frontend may refuse it: the refusal is the row);
 * ONNX Runtime: the FP32 model exported by paddle2onnx, at FP32 and at its best INT8;
-* dynamic padding against padding to 128, on the benchmark's real test texts.
+* padding: the same test texts padded to 128, to each batch's longest in the original
+  order, and length-bucketed.
 
-It prints a table, the ratios against the targets with PASS or MISS, and for a missed
-target the op types that dominate. Everything printed, and every record as JSON, is saved
-under ``--out`` (default ./bench-out). Built and compressed models are kept under
-``--out``/work and reused by the next run with the same settings (``--rebuild`` to redo).
+Accuracy (not timed): the demo teacher (``teachers/uie-pico-pd199801``) through the
+embedded test split with the job's span metric, for every served configuration above
+(Paddle FP32 and PTQ INT8 per scope, OpenVINO FP32 and NNCF INT8), so that speed is
+compared between models of comparable accuracy.
+
+Prints a table, every target with PASS or MISS (the distance and the dominant op types
+when missed) and writes one JSON record (``--record``, default ``--out``/bench.json) from
+which ``--table`` renders the README's table. Built, compressed and converted models and
+the accuracy results are kept under ``--out``/work and reused only while their reuse key
+(inputs, code, settings, versions) is unchanged (``--rebuild`` to redo them anyway).
 Timings are only as good as the machine is quiet: run it with nothing else running.
+
+Exit codes: 0 done (targets may be missed: see the output); 1 the run failed (e.g.
+pruning pruned nothing); 2 bad arguments or an unreadable ``--table`` record.
 """
 
 from __future__ import annotations
@@ -28,6 +44,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import shutil
 import sys
 import tempfile
 import time
@@ -39,6 +56,7 @@ sys.path.insert(0, str(ROOT))
 log = logging.getLogger("job.bench")
 
 VOCAB_SIZE = 40000
+TEACHER_CONFIG = ROOT / "configs" / "uie_demo.yaml"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,18 +71,11 @@ class Settings:
     dev_examples: int
     calib_batches: int
     train_iter: int
+    teacher_calib_batches: int  # PTQ and NNCF calibration of the demo teacher: batches of 32 training examples
 
 
-FULL = Settings("uie-base", 40, 128, warmup=3, repeats=10, test_examples=0, train_examples=256, dev_examples=64, calib_batches=8, train_iter=4)
-QUICK = Settings("uie-micro", 16, 128, warmup=1, repeats=3, test_examples=800, train_examples=64, dev_examples=32, calib_batches=2, train_iter=2)
-
-# (key, description, threshold): ratio >= threshold passes.
-TARGETS = (
-    ("ptq", "Paddle PTQ INT8 vs Paddle FP32 (latency, batch x 128)", 3.5),
-    ("prune_ptq", "Paddle pruned+INT8 vs Paddle FP32 (latency, batch x 128)", 4.5),
-    ("peer", "Paddle INT8 vs ONNX Runtime best INT8 (same network, latency)", 1.3),
-    ("dynamic", "dynamic padding vs pad-to-128 (throughput, every Paddle model)", 1.5),
-)
+FULL = Settings("uie-base", 40, 128, warmup=3, repeats=10, test_examples=0, train_examples=256, dev_examples=64, calib_batches=8, train_iter=4, teacher_calib_batches=8)
+QUICK = Settings("uie-micro", 16, 128, warmup=1, repeats=3, test_examples=800, train_examples=64, dev_examples=32, calib_batches=2, train_iter=2, teacher_calib_batches=2)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -73,15 +84,24 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help=f"smoke test: {QUICK.shape}, batch {QUICK.batch_size}, {QUICK.repeats} repeats")
     parser.add_argument("--out", default="bench-out", help="output folder (default: ./bench-out)")
+    parser.add_argument("--record", help="where to write the run's JSON record (default: OUT/bench.json, quick: OUT/bench-quick.json)")
+    parser.add_argument("--table", metavar="RECORD", help="print the README table of a saved record and exit")
     parser.add_argument("--threads", type=int, default=0, help="CPU threads (default 0: every core)")
     parser.add_argument("--repeats", type=int, help="timed runs per figure (default: 10, quick 3)")
     parser.add_argument("--warmup", type=int, help="warm-up runs (default: 3, quick 1)")
     parser.add_argument("--no-onnx", action="store_true", help="leave out the ONNX Runtime peer")
-    parser.add_argument("--rebuild", action="store_true", help="rebuild and recompress the models even when --out/work holds them")
+    parser.add_argument("--no-openvino", action="store_true", help="leave out the OpenVINO peer")
+    parser.add_argument("--no-accuracy", action="store_true", help="leave out the accuracy of each configuration on the demo teacher")
+    parser.add_argument("--prepare", action="store_true", help="build, compress and convert everything (and the accuracy results), measure nothing")
+    parser.add_argument("--rebuild", action="store_true", help="rebuild models, conversions and accuracy results even when their reuse key matches")
     parser.add_argument("--no-profile", action="store_true", help="do not profile ops when a target is missed")
     parser.add_argument("--int8-scope", choices=INT8_SCOPES, default="linear", help="what the quantized programs run in INT8 (Job.int8_scope; default: linear, as the job publishes them)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     args = parser.parse_args(argv)
+    if args.threads < 0 or (args.repeats is not None and args.repeats < 1) or (args.warmup is not None and args.warmup < 0):
+        parser.error("--threads and --warmup must be >= 0, --repeats >= 1")
+    if args.table:
+        return _print_table(Path(args.table))
 
     from job import logs
 
@@ -100,14 +120,21 @@ def main(argv: list[str] | None = None) -> int:
     from job.runtime import set_threads
 
     threads = set_threads(args.threads)
+    scope = args.int8_scope
     with logs.phase("data and tokenizer", phases):
-        task, vocab_dir = _data(work, settings)
+        task, vocab_dir, data_key = _data(work, settings, args.rebuild)
     with logs.phase("build and export", phases):
-        fp32 = _build(work, settings, vocab_dir, args.rebuild)
+        fp32, fp32_key = _build(work, settings, vocab_dir, data_key, args.rebuild)
     with logs.phase("PTQ (job.compress, strategy ptq)", phases):
-        ptq = _compress(work, settings, "ptq", fp32, task, threads, args.rebuild, args.int8_scope)
+        ptq_all, ptq_key = _compress(work, settings, "ptq", fp32, fp32_key, task, threads, args.rebuild, "all")
+        ptq = _scoped(ptq_all, ptq_key, work / f"ptq-{_slug(scope)}", scope, args.rebuild)
+        ptq_qk = _scoped(ptq_all, ptq_key, work / "ptq-linear-qk", "linear+qk", args.rebuild) if scope != "linear+qk" else None
     with logs.phase("prune + PTQ (job.compress, strategy prune_ptq)", phases):
-        pruned = _compress(work, settings, "prune_ptq", fp32, task, threads, args.rebuild, args.int8_scope)
+        pruned, _ = _compress(work, settings, "prune_ptq", fp32, fp32_key, task, threads, args.rebuild, scope)
+    accuracy: dict = {}
+    if not args.no_accuracy:
+        with logs.phase("accuracy on the demo teacher", phases):
+            accuracy = _accuracy(work, settings, threads, args.rebuild, scope, openvino=not args.no_openvino)
 
     from job.evaluate import model_params
 
@@ -116,9 +143,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: the pruned model is not smaller ({params['prune_ptq']:,} >= {params['fp32']:,} parameters): pruning pruned nothing", file=sys.stderr)
         return 1
 
-    from job import benchmark
+    from job import bench_record, benchmark
     from job.config import BenchmarkConfig
 
+    models = {"fp32": fp32, "ptq": ptq, **({"ptq-qk": ptq_qk} if ptq_qk else {}), "prune_ptq": pruned}
+    notes = {"ptq-qk": "benchmark only: the PTQ program with Job.int8_scope=linear+qk (what the job publishes with that setting)"} if ptq_qk else {}
     cfg = BenchmarkConfig(
         enabled=True,
         device="cpu",
@@ -131,57 +160,135 @@ def main(argv: list[str] | None = None) -> int:
         dynamic_padding=True,
         onnx_peer=not args.no_onnx,
     )
+    run_args = {"workdir": work / "bench", "onnx_from": "fp32", "notes": notes, "openvino": not args.no_openvino, "openvino_quantized": {"ptq": ptq, "ptq-all": ptq_all}, "paddle_variants": [("bf16", "fp32", {"bf16": True}), ("bf16", "ptq", {"bf16": True})]}
+    if args.prepare:
+        with logs.phase("peer conversions", phases):
+            benchmark.prepare_peers(fp32, "fp32", task, work / "bench", threads=threads, onnx=not args.no_onnx, openvino=not args.no_openvino)
+        print(f"prepared {work}: models, compressed models, peer conversions and accuracy results, each under its reuse key; nothing measured")
+        return 0
     with logs.phase("benchmark", phases):
-        result = benchmark.run(cfg, {"fp32": fp32, "ptq": ptq, "prune_ptq": pruned}, task, workdir=work / "bench", onnx_from="fp32")
+        result = benchmark.run(cfg, models, task, **run_args)
+    from job.runtime import hardware, versions
+
+    env_versions = dict(versions())
+    for record in result.records:
+        env_versions.update(record.get("versions") or {})
+    record = bench_record.make_record(
+        records=result.records, notes=result.notes, hardware=hardware(), versions=env_versions, threads=threads,
+        settings=dataclasses.asdict(settings), int8_scope=scope, params=params, accuracy=accuracy, profiles={}, phases=phases,
+        command="scripts/bench_uie_base.py " + " ".join(argv if argv is not None else sys.argv[1:]), quick=args.quick,
+    )
+    missed = [key for key, entry in record["targets"].items() if entry["verdict"] == "MISS"]
+    if missed and not args.no_profile:
+        with logs.phase("profiles", phases):
+            record["profiles"] = _profiles(result, missed, scope)
+    total = time.perf_counter() - started
+    record["phases"] = dict(phases, total=total)
 
     lines = [
         f"# UIE latency benchmark ({'quick' if args.quick else 'full'}): shape {settings.shape}, vocabulary {VOCAB_SIZE}, random weights",
         f"# batch {settings.batch_size}, sequence {settings.seq_len}, {threads} threads, warm-up {settings.warmup}, {settings.repeats} timed runs",
-        f"# INT8 scope of the quantized programs: {args.int8_scope} (served by oneDNN with its defaults, as Taskflow serves them)",
+        f"# INT8 scope of the published programs: {scope} (served by oneDNN with its defaults, as Taskflow serves them)",
         f"# parameters: FP32 {params['fp32']:,}; PTQ {params['ptq']:,}; pruned+PTQ {params['prune_ptq']:,} ({params['prune_ptq'] / params['fp32']:.1%} of FP32)",
         "",
         result.summary(),
         "",
+        "## targets",
+        "",
+        *bench_record.target_lines(record),
+        *_accuracy_lines(accuracy),
+        *_check_lines(result),
+        *_peer_lines(result),
+        *_profile_lines(record["profiles"], missed),
+        "",
+        "phases: " + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in phases.items()) + f"; total {total:.0f} s",
     ]
-    ratios = _ratios(result)
-    lines += _target_lines(ratios)
-    lines += _check_lines(result)
-    lines += _peer_lines(result)
-    missed = [key for key, _, threshold in TARGETS if ratios.get(key, (None,))[0] is not None and ratios[key][0] < threshold]
-    if missed and not args.no_profile:
-        lines += ["", "## where the time goes (missed targets)"]
-        with logs.phase("profiles", phases):
-            lines += _profiles(result, missed)
-    total = time.perf_counter() - started
-    lines += ["", "phases: " + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in phases.items()) + f"; total {total:.0f} s"]
     text = "\n".join(lines)
     print(text)
-    out.mkdir(parents=True, exist_ok=True)
     stem = "bench-quick" if args.quick else "bench"
     (out / f"{stem}.txt").write_text(text + "\n", encoding="utf-8")
-    payload = {"settings": dataclasses.asdict(settings), "threads": threads, "int8_scope": args.int8_scope, "params": params, "ratios": {k: list(v) for k, v in ratios.items()}, "records": result.records, "notes": result.notes, "phases": phases}
-    (out / f"{stem}.json").write_text(json.dumps(payload, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    print(f"\nsaved {out / (stem + '.txt')} and {out / (stem + '.json')}")
+    record_path = Path(args.record) if args.record else out / f"{stem}.json"
+    record_path.parent.mkdir(parents=True, exist_ok=True)
+    record_path.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    table_path = out / f"{stem}-table.md"
+    table_path.write_text(bench_record.render_table(record), encoding="utf-8")
+    print(f"\nsaved {out / (stem + '.txt')}, the record {record_path} and its README table {table_path}")
     return 0
 
 
+def _print_table(path: Path) -> int:
+    from job import bench_record
+
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        if record.get("schema") != bench_record.SCHEMA:
+            raise ValueError(f"schema {record.get('schema')!r}, expected {bench_record.SCHEMA}")
+        print(bench_record.render_table(record), end="")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        print(f"error: {path}: not a benchmark record ({exc.__class__.__name__}: {exc})", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _slug(scope: str) -> str:
+    return scope.replace("+", "-")
+
+
 # --------------------------------------------------------------------------------------
-# Inputs: data, tokenizer, models
+# Inputs: data, tokenizer, models (each reused only under the same reuse key)
 # --------------------------------------------------------------------------------------
 
 
-def _data(work: Path, settings: Settings):
+def _versions(*names: str) -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in names:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def data_key(settings: Settings) -> str:
+    """Reuse key of the benchmark data and tokenizer: the builder's code and the vocabulary size."""
+    from job import reuse
+
+    code = reuse.code_text(ROOT / "job" / "benchmark_data.py", ROOT / "job" / "uie_data.py", _data)
+    return reuse.key(code=code, vocab_size=VOCAB_SIZE, seq_len=settings.seq_len, versions=_versions("snownlp", "paddlenlp"))
+
+
+def build_key(settings: Settings, vocab_dir: Path, data: str) -> str:
+    """Reuse key of the FP32 export: shape, vocabulary, seed, tokenizer files, model code, Paddle."""
+    from job import reuse
+
+    return reuse.key(files=[vocab_dir / "vocab.txt"], code=reuse.code_text(ROOT / "job" / "model.py", _build), shape=settings.shape, vocab=VOCAB_SIZE, seed=42, data=data, versions=_versions("paddlepaddle", "paddlenlp"))
+
+
+def compress_key(text: str, source_key: str) -> str:
+    """Reuse key of a compressed model: its config, the source model's key, and the code
+    and libraries that compress (job/compress.py, int8.py, slim_patches.py, PaddleSlim)."""
+    from job import reuse
+
+    code = reuse.code_text(*(ROOT / "job" / name for name in ("compress.py", "int8.py", "slim_patches.py", "tasks.py")))
+    return reuse.key(code=code, config=text, source=source_key, versions=_versions("paddlepaddle", "paddleslim"))
+
+
+def _data(work: Path, settings: Settings, rebuild: bool = False):
+    from job import reuse
     from job.benchmark_data import build_pd_benchmark
     from job.model import build_vocab, load_tokenizer, save_tokenizer
     from job.tasks import UIETask
     from job.uie_data import encode, read_doccano
 
+    key = data_key(settings)
     data_dir = work.parent / "data"
-    if not (data_dir / ".complete").is_file():
-        build_pd_benchmark(data_dir)
-        (data_dir / ".complete").write_text("ok\n")
     vocab_dir = work.parent / f"tokenizer-{VOCAB_SIZE}"
-    if not (vocab_dir / "vocab.txt").is_file():
+    if rebuild or not reuse.fresh(data_dir, key, "benchmark data and tokenizer"):
+        shutil.rmtree(data_dir, ignore_errors=True)
+        shutil.rmtree(vocab_dir, ignore_errors=True)
+        build_pd_benchmark(data_dir)
         texts: set[str] = set()
         for split in ("train", "dev", "test"):
             for example in read_doccano(data_dir / f"{split}.txt", settings.seq_len).examples:
@@ -191,25 +298,28 @@ def _data(work: Path, settings: Settings):
             raise SystemExit(f"the benchmark has {len(vocab)} distinct tokens, more than the vocabulary of {VOCAB_SIZE}")
         vocab += [f"[unused{i}]" for i in range(1, VOCAB_SIZE - len(vocab) + 1)]
         save_tokenizer(vocab, vocab_dir)
+        reuse.mark(data_dir, key)
     tokenizer = load_tokenizer(vocab_dir)
     limits = {"train": settings.train_examples, "dev": settings.dev_examples, "test": settings.test_examples}
     splits = {split: encode(read_doccano(data_dir / f"{split}.txt", settings.seq_len, limit=limit), tokenizer, settings.seq_len) for split, limit in limits.items()}
     task = UIETask(splits)
     log.info("data: %s", ", ".join(f"{s} {len(f)} examples" for s, f in splits.items()))
-    return task, vocab_dir
+    return task, vocab_dir, key
 
 
-def _build(work: Path, settings: Settings, vocab_dir: Path, rebuild: bool):
+def _build(work: Path, settings: Settings, vocab_dir: Path, data: str, rebuild: bool):
+    from job import reuse
     from job.model import ModelFiles, build_uie, export_uie
 
     folder = work / f"{settings.shape}-fp32"
-    if (folder / ".complete").is_file() and not rebuild:
-        log.info("reusing %s", folder)
-        return ModelFiles(folder).check()
+    key = build_key(settings, vocab_dir, data)
+    if not rebuild and reuse.fresh(folder, key, "FP32 export"):
+        return ModelFiles(folder).check(), key
+    shutil.rmtree(folder, ignore_errors=True)
     model = build_uie(settings.shape, VOCAB_SIZE, seed=42)
     export_uie(model, vocab_dir, folder)
-    (folder / ".complete").write_text("ok\n")
-    return ModelFiles(folder).check()
+    reuse.mark(folder, key)
+    return ModelFiles(folder).check(), key
 
 
 _GLOBAL = "Global: {{task_name: uie, dataset: embedded, batch_size: 8, max_seq_length: {seq}}}\n"
@@ -243,83 +353,134 @@ _YAML = {
 }
 
 
-def _compress(work: Path, settings: Settings, strategy: str, source, task, threads: int, rebuild: bool, int8_scope: str):
+def _compress(work: Path, settings: Settings, strategy: str, source, source_key: str, task, threads: int, rebuild: bool, int8_scope: str):
     """``source`` compressed by ``job.compress.run`` with ``strategy``, cached in work and
-    reused only while the config and the code that compresses are the same."""
-    import hashlib
-
-    from job import compress
+    reused only while the config, the source model and the code that compresses are the same."""
+    from job import compress, reuse
     from job.config import load_config
     from job.model import ModelFiles
 
-    folder = work / strategy
-    model_dir = folder / "compressed"
+    folder = work / (strategy if int8_scope != "all" else f"{strategy}-all")
     text = _YAML[strategy].format(seq=settings.seq_len, calib=settings.calib_batches, threads=threads, train_iter=settings.train_iter, int8_scope=int8_scope)
-    code = "".join((ROOT / "job" / name).read_text(encoding="utf-8") for name in ("compress.py", "int8.py", "slim_patches.py"))
-    key = hashlib.sha256((text + code).encode()).hexdigest()
-    marker = folder / ".complete"
-    if marker.is_file() and not rebuild and json.loads(marker.read_text()).get("key") == key:
-        log.info("reusing %s (same config and code)", model_dir)
-        return ModelFiles(model_dir).check()
+    key = compress_key(text, source_key)
+    if not rebuild and reuse.fresh(folder, key, f"strategy {strategy}"):
+        return ModelFiles(folder / "compressed").check(), key
+    shutil.rmtree(folder, ignore_errors=True)
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False, encoding="utf-8") as handle:
         handle.write(text)
     cfg = load_config(handle.name)
     Path(handle.name).unlink()
     folder.mkdir(parents=True, exist_ok=True)
     result = compress.run(cfg, source, task, folder)
-    marker.write_text(json.dumps({"act_strategies": result.act_strategies, "seconds": result.seconds, "key": key}) + "\n")
-    return result.model
+    reuse.mark(folder, key, act_strategies=result.act_strategies, seconds=result.seconds)
+    return result.model, key
+
+
+def _scoped(source, source_key: str, folder: Path, scope: str, rebuild: bool):
+    """A copy of a quantized model whose program keeps INT8 only where ``scope`` says
+    (``job.int8.restrict``, the last step of ``job.compress.run``): one PTQ serves every scope."""
+    from job import int8, reuse
+    from job.model import ModelFiles
+
+    key = reuse.key(source=source_key, scope=scope, code=reuse.code_text(ROOT / "job" / "int8.py"))
+    if not rebuild and reuse.fresh(folder, key, f"INT8 scope {scope}"):
+        return ModelFiles(folder, source.model_filename, source.params_filename).check()
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(source.folder, folder)
+    copy = ModelFiles(folder, source.model_filename, source.params_filename).check()
+    int8.restrict(copy.program, scope)
+    reuse.mark(folder, key)
+    return copy
 
 
 # --------------------------------------------------------------------------------------
-# Ratios and targets
+# Accuracy of every served configuration on the demo teacher (not timed)
 # --------------------------------------------------------------------------------------
 
 
-def _measured(result, **match) -> dict | None:
-    """The first record matching ``match`` that has figures (not skipped, not failed)."""
-    return next((r for r in result.find(**match) if r.get("latency_ms")), None)
+def _accuracy(work: Path, settings: Settings, threads: int, rebuild: bool, scope: str, *, openvino: bool) -> dict:
+    """F1 (points) of the demo teacher on the embedded test split, served each way the
+    benchmark times: Paddle FP32 and PTQ INT8 per scope (and with BF16), OpenVINO FP32 at
+    both precision hints and NNCF INT8 at both. Cached under work/accuracy by reuse key."""
+    import functools
 
+    from job import benchmark, compress, evaluate, pipeline, reuse
+    from job.config import load_config
+    from job.evaluate import Serving, create_predictor, run_batch
 
-def _median(result, **match) -> float | None:
-    record = _measured(result, **match)
-    return record["latency_ms"]["median"] if record else None
+    batches = settings.teacher_calib_batches
+    overrides = ["Job.strategy=ptq", "Job.int8_scope=all", f"QuantPost.batch_nums={batches}", f"Job.threads={threads}"]
+    cfg = load_config(TEACHER_CONFIG, overrides)
+    teacher = ROOT / "teachers" / "uie-pico-pd199801"
+    folder = work / "accuracy"
+    from job import openvino_peer
 
+    ov_ok, ov_why = openvino_peer.available() if openvino else (False, "left out (--no-openvino)")
+    code = reuse.code_text(ROOT / "job" / "compress.py", ROOT / "job" / "int8.py", ROOT / "job" / "evaluate.py", ROOT / "job" / "tasks.py", ROOT / "job" / "openvino_peer.py", _accuracy, benchmark._calibration_batches, benchmark._bench_serving)
+    key = reuse.key(files=sorted(p for p in teacher.iterdir() if p.is_file()), code=code, config=TEACHER_CONFIG.read_text(encoding="utf-8"), overrides=overrides, scope=scope, openvino=ov_ok, versions=_versions("paddlepaddle", "paddleslim", "openvino", "nncf"))
+    if not rebuild and reuse.fresh(folder, key, "accuracy results"):
+        return json.loads((folder / "accuracy.json").read_text(encoding="utf-8"))
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    prepared = pipeline._prepare(cfg, {})  # the job's own path to the teacher and its encoded data
+    model, task = prepared.built.model, prepared.task
+    (folder / "ptq").mkdir()
+    compressed = compress.run(cfg, model, task, folder / "ptq").model
+    scoped = {name: _scoped(compressed, key, folder / f"ptq-{_slug(name)}", name, True) for name in dict.fromkeys(("linear", "linear+qk", scope))}
+    f1: dict[str, float] = {}
+    bs = cfg.Global.batch_size
 
-def _throughput(result, **match) -> float | None:
-    record = _measured(result, **match)
-    return record["throughput"] if record else None
+    def paddle_f1(files, precision: str, bf16: bool = False) -> float:
+        serving = benchmark._bench_serving()(threads=threads, bf16=bf16) if bf16 else Serving(threads=threads)
+        predictor, _, _ = create_predictor(files, serving, precision)
+        return 100.0 * task.score("test", bs, functools.partial(run_batch, predictor))[task.metric]
 
-
-def _ratios(result) -> dict[str, tuple[float | None, str]]:
-    pi = {"runtime": "paddle-inference", "padding": "max"}
-    fp32, ptq, pruned = (_median(result, model=m, **pi) for m in ("fp32", "ptq", "prune_ptq"))
-    ort_int8 = _median(result, runtime="onnxruntime", precision="int8", padding="max")
-    out: dict[str, tuple[float | None, str]] = {}
-    out["ptq"] = (fp32 / ptq if fp32 and ptq else None, f"{fp32 or 0:.1f} ms / {ptq or 0:.1f} ms")
-    out["prune_ptq"] = (fp32 / pruned if fp32 and pruned else None, f"{fp32 or 0:.1f} ms / {pruned or 0:.1f} ms")
-    out["peer"] = (ort_int8 / ptq if ort_int8 and ptq else None, f"{ort_int8 or 0:.1f} ms / {ptq or 0:.1f} ms (PTQ INT8: the same network as the ONNX model)")
-    dyn = []
-    for model in ("fp32", "ptq", "prune_ptq"):
-        d = _throughput(result, model=model, runtime="paddle-inference", padding="dynamic")
-        m = _throughput(result, model=model, runtime="paddle-inference", padding="max")
-        if d and m:
-            dyn.append((d / m, model))
-    if dyn:
-        worst = min(dyn)
-        out["dynamic"] = (worst[0], "; ".join(f"{model} {ratio:.2f}x" for ratio, model in dyn) + f" (worst: {worst[1]})")
+    f1["paddle-fp32"] = 100.0 * evaluate.evaluate(model, task, serving=Serving(threads=threads), batch_size=bs).score
+    f1["paddle-fp32-bf16"] = paddle_f1(model, "fp32", bf16=True)
+    for name, files in scoped.items():
+        f1[f"paddle-int8-{name}"] = 100.0 * evaluate.evaluate(files, task, serving=Serving(threads=threads), batch_size=bs).score
+        f1[f"paddle-int8-{name}-bf16"] = paddle_f1(files, "int8", bf16=True)
+    notes = []
+    if ov_ok:
+        calibration = benchmark._calibration_batches(task, list(task.input_names), count=batches, size=bs, split="train")
+        xml = folder / "openvino" / "nncf-int8.xml"
+        made = openvino_peer.quantize(model.program, calibration, xml)
+        for variant, (precision, hint) in benchmark.OPENVINO_VARIANTS.items():
+            session = openvino_peer.Session(xml if precision == "int8" else model.program, threads, hint, static=False)
+            f1[f"openvino-{variant}"] = 100.0 * task.score("test", bs, session)[task.metric]
+            log.info("accuracy: openvino %s (%s): F1 %.2f", variant, session.inference_precision, f1[f"openvino-{variant}"])
+        try:  # our published PTQ program, run by OpenVINO (its frontend refuses some QDQ programs)
+            f1["openvino-ptq"] = 100.0 * task.score("test", bs, openvino_peer.Session(scoped[scope].program, threads, "f32", static=False))[task.metric]
+        except RuntimeError as exc:
+            notes.append(f"OpenVINO could not run our {scope} PTQ program: {openvino_peer.refusal(str(exc))}")
+        notes.append(f"OpenVINO NNCF INT8: {made}")
     else:
-        out["dynamic"] = (None, "not measured")
-    return out
+        notes.append(f"OpenVINO accuracy not measured: {ov_why}")
+    result = {
+        "model": f"{teacher.relative_to(ROOT)} (the demo teacher, {cfg.Teacher.shape})",
+        "split": "test",
+        "examples": task.size("test"),
+        "metric": "f1 (points)",
+        "calibration": f"{batches} batches of {bs} training examples for both ACT PTQ (hist) and NNCF (transformer preset)",
+        "f1": {k: round(v, 2) for k, v in f1.items()},
+        "notes": notes,
+    }
+    (folder / "accuracy.json").write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    reuse.mark(folder, key)
+    return result
 
 
-def _target_lines(ratios: dict[str, tuple[float | None, str]]) -> list[str]:
-    lines = ["## targets", ""]
-    for key, description, threshold in TARGETS:
-        ratio, detail = ratios.get(key, (None, "not measured"))
-        verdict = "n/a " if ratio is None else ("PASS" if ratio >= threshold else "MISS")
-        shown = "   -  " if ratio is None else f"{ratio:5.2f}x"
-        lines.append(f"{verdict}  {shown} (target >= {threshold}x)  {description}: {detail}")
+# --------------------------------------------------------------------------------------
+# Report lines and profiles
+# --------------------------------------------------------------------------------------
+
+
+def _accuracy_lines(accuracy: dict) -> list[str]:
+    if not accuracy:
+        return ["", "accuracy on the demo teacher: not measured (--no-accuracy)"]
+    lines = ["", f"accuracy on {accuracy['model']}, {accuracy['split']} split ({accuracy['examples']} examples), F1 points; calibration: {accuracy['calibration']}:"]
+    lines += [f"  {name:<28} {score:6.2f}" for name, score in accuracy["f1"].items()]
+    lines += [f"  note: {note}" for note in accuracy.get("notes", [])]
     return lines
 
 
@@ -328,15 +489,20 @@ def _check_lines(result) -> list[str]:
     lines = ["", "INT8 outputs against the quantized program run in FP32 (QDQ simulated), max-padding batch:"]
     for record in result.find(runtime="paddle-inference", precision="int8", padding="max"):
         check = record.get("int8_check") or {}
+        name = record["model"] + (f"/{record['variant']}" if record.get("variant") else "")
+        ops = ", ".join(f"{k} {v}" for k, v in (record.get("int8_ops") or {}).items())
         if "mean_abs_diff" in check:
-            lines.append(f"  {record['model']:<10} mean abs diff {check['mean_abs_diff']:.4f}, max {check['max_abs_diff']:.4f} (outputs are probabilities in [0, 1])")
+            lines.append(f"  {name:<14} mean abs diff {check['mean_abs_diff']:.4f}, max {check['max_abs_diff']:.4f}; INT8 ops: {ops}")
         else:
-            lines.append(f"  {record['model']:<10} not checked: {check.get('error', 'no check')}")
+            lines.append(f"  {name:<14} not checked: {check.get('error', 'no check')}; INT8 ops: {ops}")
     return lines if len(lines) > 2 else []
 
 
 def _peer_lines(result) -> list[str]:
     lines = []
+    for record in result.find(runtime="openvino", padding="max"):
+        if record.get("error") or record.get("skipped"):
+            lines += ["", f"OpenVINO {record.get('variant')}: {'failed' if record.get('error') else 'skipped'}: {record.get('error') or record.get('skipped')}"]
     for record in result.find(runtime="onnxruntime", padding="max"):
         tried = record.get("variants_tried") or []
         if not tried:
@@ -352,36 +518,47 @@ def _peer_lines(result) -> list[str]:
     return lines
 
 
-def _profiles(result, missed: list[str]) -> list[str]:
-    wanted: list[tuple[str, dict]] = []
+def _profiles(result, missed: list[str], scope: str) -> dict[str, list[dict]]:
+    """Op profiles of the rows behind each missed target (their max-padding batch)."""
+    from job import bench_record
+
     pi = {"runtime": "paddle-inference", "padding": "max"}
+
+    def best(**match):
+        rows = [r for r in result.find(**match) if r.get("latency_ms")]
+        return min(rows, key=lambda r: r["latency_ms"]["median"], default=None)
+
+    ours = min((r for r in result.find(precision="int8", **pi) if r["model"] in ("ptq", "ptq-qk") and r.get("latency_ms")), key=lambda r: r["latency_ms"]["median"], default=None)
     picks = {
-        "ptq": [("Paddle FP32", {"model": "fp32", **pi}), ("Paddle PTQ INT8", {"model": "ptq", **pi})],
-        "prune_ptq": [("Paddle pruned+INT8", {"model": "prune_ptq", **pi})],
-        "peer": [("ONNX Runtime INT8", {"runtime": "onnxruntime", "precision": "int8", "padding": "max"}), ("Paddle PTQ INT8", {"model": "ptq", **pi})],
+        "peer": [("Paddle best INT8", ours), ("OpenVINO best INT8", min((r for r in result.find(runtime="openvino", precision="int8", padding="max") if r.get("latency_ms") and r.get("variant", "").startswith("nncf")), key=lambda r: r["latency_ms"]["median"], default=None))],
+        "peer_default": [("Paddle best INT8", ours), ("OpenVINO default precision", best(runtime="openvino", variant="default", padding="max"))],
+        "prune_ptq": [("Paddle FP32", best(model="fp32", variant=None, **pi)), ("Paddle pruned+INT8", best(model="prune_ptq", variant=None, **pi))],
+        "ptq": [("Paddle FP32", best(model="fp32", variant=None, **pi)), ("Paddle PTQ INT8", best(model="ptq", variant=None, **pi))],
+        "ort_peer": [("ONNX Runtime INT8", best(runtime="onnxruntime", precision="int8", padding="max")), ("Paddle PTQ INT8", best(model="ptq", variant=None, **pi))],
     }
-    seen: set[str] = set()
+    out: dict[str, list[dict]] = {}
     for key in missed:
-        for label, match in picks.get(key, []):
-            if label not in seen:
-                seen.add(label)
-                wanted.append((label, match))
-    lines: list[str] = []
-    if "dynamic" in missed:
-        lines.append("dynamic padding: see the mean real / padded lengths in the table; the gain is bounded by 128 / mean padded length")
-    for label, match in wanted:
-        record = _measured(result, **match)
-        if record is None:
-            continue
-        try:
-            rows = result.profile(record, runs=3, top=8)
-        except Exception as exc:  # a profiler failure must not lose the benchmark
-            lines.append(f"{label}: profile failed: {exc}")
-            continue
-        lines.append("")
-        lines.append(f"{label} (op type, ms per batch, calls per batch, share of the profiled wall time):")
+        for label, record in picks.get(key, []):
+            if record is None or label in out:
+                continue
+            try:
+                rows = result.profile(record, runs=3, top=8)
+            except Exception as exc:  # a profiler failure must not lose the benchmark
+                rows = [{"op": f"profile failed: {exc}", "ms_per_run": 0.0, "calls_per_run": 0, "share": 0.0}]
+            out[label] = [dict(row, row=bench_record.accuracy_key(record, scope)) for row in rows]
+    return out
+
+
+def _profile_lines(profiles: dict[str, list[dict]], missed: list[str]) -> list[str]:
+    if not missed:
+        return []
+    lines = ["", "## where the time goes (missed targets: " + ", ".join(missed) + ")"]
+    if "padding" in missed:
+        lines.append("padding: the gain is bounded by max_seq_len / mean padded length (see the padding rows)")
+    for label, rows in profiles.items():
+        lines += ["", f"{label} (op type, ms per batch, calls per batch, share of the profiled wall time):"]
         for row in rows:
-            lines.append(f"  {row['op']:<34} {row['ms_per_run']:9.1f} ms  {row['calls_per_run']:6.0f}  {row['share']:6.1%}")
+            lines.append(f"  {row['op']:<40} {row['ms_per_run']:9.1f} ms  {row['calls_per_run']:6.0f}  {row['share']:6.1%}")
     return lines
 
 

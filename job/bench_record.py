@@ -1,0 +1,263 @@
+"""The record of one UIE-base benchmark run (``scripts/bench_uie_base.py``): its targets,
+the ratios measured side by side, and the README table generated from it.
+
+One JSON document per run holds the hardware with its instruction sets, threads,
+versions, every record of ``job.benchmark``, the accuracy of each served configuration on
+the demo teacher, every ratio with PASS or MISS against its target (and the distance when
+missed), and the op profiles of missed targets. The README's latency table is
+``render_table(record)``: a pure function of the record, so the table and the committed
+record cannot disagree. Standard library only.
+"""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["ACCURACY_TOLERANCE", "SCHEMA", "TARGETS", "Target", "accuracy_key", "make_record", "ratios", "render_table", "target_lines"]
+
+SCHEMA = 1
+ACCURACY_TOLERANCE = 1.0  # F1 points an INT8 model may lose against its own FP32 model
+
+
+@dataclass(frozen=True)
+class Target:
+    key: str
+    description: str
+    threshold: float  # the ratio must be at least this; with AMX, ``threshold_amx``
+    threshold_amx: float | None = None
+
+    def wanted(self, hardware: dict[str, Any]) -> float:
+        amx = any(flag.startswith("amx") for flag in hardware.get("isa") or [])
+        return self.threshold_amx if amx and self.threshold_amx is not None else self.threshold
+
+
+TARGETS = (
+    Target("peer", "Paddle's best INT8 vs OpenVINO's best INT8, same network, both within 1 F1 point of their FP32 on the demo teacher (latency)", 1.2),
+    Target("peer_default", "Paddle's best INT8 vs OpenVINO at its default precision on this CPU (latency)", 1.0),
+    Target("prune_ptq", "Paddle pruned + INT8 vs Paddle FP32 (latency; 4x without AMX, 6x with AMX)", 4.0, 6.0),
+    Target("padding", "padding to each batch's longest, original order, vs padding to max_seq_len, same texts (throughput, worst Paddle model)", 1.5),
+    Target("ptq", "Paddle PTQ INT8 vs Paddle FP32 (latency; earlier target)", 3.5),
+    Target("ort_peer", "Paddle PTQ INT8 vs ONNX Runtime's best INT8 (latency; earlier target)", 1.3),
+)
+
+_PI = {"runtime": "paddle-inference", "padding": "max"}
+
+
+def _find(records: list[dict[str, Any]], **match: Any) -> list[dict[str, Any]]:
+    return [r for r in records if all(r.get(k) == v for k, v in match.items()) and r.get("latency_ms")]
+
+
+def _median(record: dict[str, Any] | None) -> float | None:
+    return record["latency_ms"]["median"] if record else None
+
+
+def accuracy_key(record: dict[str, Any], int8_scope: str) -> str:
+    """The name of a benchmark row's served configuration in the accuracy results."""
+    bf16 = "-bf16" if record.get("variant") == "bf16" else ""
+    if record["runtime"] == "paddle-inference":
+        if record["precision"] != "int8":
+            return "paddle-fp32" + bf16
+        scope = "linear+qk" if record["model"] == "ptq-qk" else int8_scope
+        return f"paddle-int8-{scope}{bf16}"
+    if record["runtime"] == "openvino":
+        # Our own programs handed to OpenVINO are named by model (ptq, ptq-all), its own by variant.
+        return f"openvino-{record['model']}" if record.get("variant") == "paddle-quantized" else f"openvino-{record.get('variant')}"
+    return f"{record['runtime']}-{record['precision']}"
+
+
+def _accurate(key: str, fp32_key: str, accuracy: dict[str, float]) -> tuple[bool | None, str]:
+    """Whether ``key`` is within ACCURACY_TOLERANCE points of ``fp32_key`` (None: unknown)."""
+    if key not in accuracy or fp32_key not in accuracy:
+        return None, f"{key}: accuracy not measured"
+    drop = accuracy[fp32_key] - accuracy[key]
+    return drop <= ACCURACY_TOLERANCE, f"{key} F1 {accuracy[key]:.2f} vs {fp32_key} {accuracy[fp32_key]:.2f} ({-drop:+.2f})"
+
+
+def _entry(target: Target, hardware: dict[str, Any], value: float | None, detail: str, condition: tuple[bool | None, str] | None = None) -> dict[str, Any]:
+    wanted = target.wanted(hardware)
+    entry: dict[str, Any] = {"description": target.description, "threshold": wanted, "value": value, "detail": detail}
+    if value is None:
+        entry["verdict"] = "n/a"
+        return entry
+    fast = value >= wanted
+    entry["verdict"] = "PASS" if fast else "MISS"
+    if not fast:
+        entry["distance"] = f"{value:.2f}x where {wanted:.2f}x is wanted: {wanted / value - 1:.0%} faster needed"
+    if condition is not None:
+        ok, why = condition
+        entry["accuracy"] = why
+        if ok is None:
+            entry["verdict"] = "MISS" if not fast else "n/a"
+            entry["distance"] = entry.get("distance", "") + ("; " if entry.get("distance") else "") + "accuracy condition not checked"
+        elif not ok:
+            entry["verdict"] = "MISS"
+            entry["distance"] = entry.get("distance", "") + ("; " if entry.get("distance") else "") + "accuracy condition not met: " + why
+    return entry
+
+
+def ratios(records: list[dict[str, Any]], accuracy: dict[str, float], hardware: dict[str, Any], int8_scope: str) -> dict[str, dict[str, Any]]:
+    """Every target's ratio from one run's records: value, threshold, verdict, detail
+    and, when missed, the distance. ``accuracy``: F1 (points) by ``accuracy_key``."""
+    targets = {t.key: t for t in TARGETS}
+    out: dict[str, dict[str, Any]] = {}
+    fp32 = next(iter(_find(records, model="fp32", variant=None, **_PI)), None)
+    ptq = next(iter(_find(records, model="ptq", variant=None, **_PI)), None)
+    pruned = next(iter(_find(records, model="prune_ptq", variant=None, **_PI)), None)
+    # Paddle's INT8 rows of the same network as the peer's (the PTQ program, any scope or serving variant).
+    ours = [r for r in _find(records, precision="int8", **_PI) if r["model"] in ("ptq", "ptq-qk")]
+    best_ours = min(ours, key=_median, default=None)
+    # OpenVINO's own INT8 (NNCF); our programs run by OpenVINO are not the peer's quantization.
+    ov_int8 = min((r for r in _find(records, runtime="openvino", precision="int8", padding="max") if str(r.get("variant", "")).startswith("nncf")), key=_median, default=None)
+    ov_default = next(iter(_find(records, runtime="openvino", variant="default", padding="max")), None)
+    ort_int8 = next(iter(_find(records, runtime="onnxruntime", precision="int8", padding="max")), None)
+
+    def label(r: dict[str, Any]) -> str:
+        return f"{r['model']}{'/' + r['variant'] if r.get('variant') else ''} {_median(r):.1f} ms"
+
+    if best_ours and ov_int8:
+        ours_ok = _accurate(accuracy_key(best_ours, int8_scope), accuracy_key(fp32, int8_scope) if fp32 else "paddle-fp32", accuracy)
+        peer_ok = _accurate(accuracy_key(ov_int8, int8_scope), "openvino-f32", accuracy)
+        both = (None if ours_ok[0] is None or peer_ok[0] is None else ours_ok[0] and peer_ok[0], f"Paddle {ours_ok[1]}; OpenVINO {peer_ok[1]}")
+        out["peer"] = _entry(targets["peer"], hardware, _median(ov_int8) / _median(best_ours), f"OpenVINO {label(ov_int8)} / Paddle {label(best_ours)}", both)
+    else:
+        out["peer"] = _entry(targets["peer"], hardware, None, "not measured")
+    if best_ours and ov_default:
+        out["peer_default"] = _entry(targets["peer_default"], hardware, _median(ov_default) / _median(best_ours), f"OpenVINO default ({ov_default.get('inference_precision') or '?'}) {_median(ov_default):.1f} ms / Paddle {label(best_ours)}")
+    else:
+        out["peer_default"] = _entry(targets["peer_default"], hardware, None, "not measured")
+    out["prune_ptq"] = _entry(targets["prune_ptq"], hardware, _median(fp32) / _median(pruned) if fp32 and pruned else None, f"{_median(fp32) or 0:.1f} ms / {_median(pruned) or 0:.1f} ms")
+    out["ptq"] = _entry(targets["ptq"], hardware, _median(fp32) / _median(ptq) if fp32 and ptq else None, f"{_median(fp32) or 0:.1f} ms / {_median(ptq) or 0:.1f} ms")
+    out["ort_peer"] = _entry(targets["ort_peer"], hardware, _median(ort_int8) / _median(ptq) if ort_int8 and ptq else None, f"{_median(ort_int8) or 0:.1f} ms / {_median(ptq) or 0:.1f} ms")
+    gains = []
+    for model in ("fp32", "ptq", "ptq-qk", "prune_ptq"):
+        longest = next(iter(_find(records, model=model, runtime="paddle-inference", padding="to-longest")), None)
+        padded = next(iter(_find(records, model=model, runtime="paddle-inference", padding="to-max")), None)
+        if longest and padded and longest.get("texts") == padded.get("texts"):
+            gains.append((longest["throughput"] / padded["throughput"], model))
+    if gains:
+        worst = min(gains)
+        out["padding"] = _entry(targets["padding"], hardware, worst[0], "; ".join(f"{model} {gain:.2f}x" for gain, model in gains) + f" (worst: {worst[1]})")
+    else:
+        out["padding"] = _entry(targets["padding"], hardware, None, "not measured")
+    return out
+
+
+def make_record(*, records: list[dict[str, Any]], notes: list[str], hardware: dict[str, Any], versions: dict[str, str], threads: int, settings: dict[str, Any], int8_scope: str, params: dict[str, int], accuracy: dict[str, Any], profiles: dict[str, list[dict[str, Any]]], phases: dict[str, float], command: str, quick: bool) -> dict[str, Any]:
+    """The JSON record of one run (see the module docstring)."""
+    scores = accuracy.get("f1", {}) if accuracy else {}
+    return {
+        "schema": SCHEMA,
+        "what": "UIE-base-shaped latency benchmark (scripts/bench_uie_base.py)",
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "command": command,
+        "quick": quick,
+        "hardware": hardware,
+        "threads": threads,
+        "versions": versions,
+        "settings": settings,
+        "int8_scope": int8_scope,
+        "params": params,
+        "accuracy": accuracy,
+        "targets": ratios(records, scores, hardware, int8_scope),
+        "records": records,
+        "profiles": profiles,
+        "notes": notes,
+        "phases": phases,
+    }
+
+
+def target_lines(record: dict[str, Any]) -> list[str]:
+    """PASS / MISS lines of a record's targets, with the distance of each miss."""
+    lines = []
+    for key, entry in record["targets"].items():
+        value = entry.get("value")
+        shown = "   -  " if value is None else f"{value:5.2f}x"
+        lines.append(f"{entry['verdict']:<4}  {shown} (target >= {entry['threshold']}x)  [{key}] {entry['description']}: {entry['detail']}")
+        if entry.get("accuracy"):
+            lines.append(f"        accuracy: {entry['accuracy']}")
+        if entry.get("distance"):
+            lines.append(f"        missed by: {entry['distance']}")
+    return lines
+
+
+_RUNTIME = {"paddle-inference": "Paddle Inference, oneDNN", "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
+
+
+def _row_label(r: dict[str, Any], params: dict[str, int]) -> str:
+    names = {"fp32": "FP32", "ptq": "PTQ", "ptq-qk": "PTQ, INT8 scope linear+qk", "prune_ptq": "prune 0.25 + PTQ"}
+    label = names.get(r["model"], r["model"])
+    if r["runtime"] == "openvino":
+        label = {"f32": "FP32 program", "default": "FP32 program, default precision", "nncf-int8-f32": "NNCF INT8", "nncf-int8-default": "NNCF INT8, default precision"}.get(r.get("variant"), r.get("variant", ""))
+        if r.get("variant") == "paddle-quantized":
+            label = "our PTQ program, INT8 scope all (unrestricted)" if r["model"] == "ptq-all" else "our published PTQ program"
+    elif r["runtime"] == "onnxruntime":
+        label = f"{r.get('variant', '')} (best of its variants)"
+    elif r.get("variant"):
+        label += f" + {r['variant']} (benchmark only)"
+    if r["runtime"] == "paddle-inference" and r["model"] in params and not r.get("variant") and r["model"] in ("fp32", "prune_ptq"):
+        label += f" ({params[r['model']] / 1e6:.1f} M params)"
+    return label
+
+
+def _precision(r: dict[str, Any]) -> str:
+    text = r["precision"].upper()
+    if r.get("inference_precision") and r["inference_precision"] not in ("f32", "float32"):
+        text += f" ({r['inference_precision']} for the rest)" if r["precision"] == "int8" else f" → {r['inference_precision']}"
+    if r.get("variant") == "bf16":
+        text += " + BF16"
+    return text
+
+
+def render_table(record: dict[str, Any]) -> str:
+    """The README's latency table (Markdown) and its ratio lines, from a run's record."""
+    hw, s = record["hardware"], record["settings"]
+    isa = ", ".join(hw.get("isa") or []) or "instruction sets not recorded"
+    records = record["records"]
+    f1 = (record.get("accuracy") or {}).get("f1", {})
+    lines = [
+        f"One run ({record['date'][:10]}, {'quick shape' if record.get('quick') else 'full'}) on {hw.get('cpu')} ({hw.get('cores')} cores; {isa}); "
+        f"{s['shape']} (random weights), batch {s['batch_size']}, sequence {s['seq_len']}, {record['threads']} threads, "
+        f"{s['warmup']} warm-up and {s['repeats']} timed runs; INT8 scope of the published programs: {record['int8_scope']}.",
+        "",
+        "| model | runtime | precision | pad to max: median ms | p99 ms | samples/s | demo teacher F1 |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    order = {"paddle-inference": 0, "openvino": 1, "onnxruntime": 2}
+    latency_rows = [r for r in records if r.get("padding") == "max"]
+    latency_rows.sort(key=lambda r: order.get(r["runtime"], 9))
+    for r in latency_rows:
+        key = accuracy_key(r, record["int8_scope"])
+        score = f"{f1[key]:.2f}" if key in f1 else "–"
+        if r.get("latency_ms"):
+            lat = r["latency_ms"]
+            figures = f"{lat['median']:.1f} | {lat['p99']:.1f} | {r['throughput']:.1f}"
+        else:
+            reason = (r.get("error") or r.get("skipped") or "not measured").replace("|", "/")
+            figures = f"{'failed' if r.get('error') else 'skipped'}: {reason[:160]} | | "
+        runtime = _RUNTIME.get(r["runtime"], r["runtime"])
+        if r["runtime"] != "paddle-inference":
+            runtime += f" {record['versions'].get(r['runtime'], '')}".rstrip()
+        lines.append(f"| {_row_label(r, record['params'])} | {runtime} | {_precision(r)} | {figures} | {score} |")
+    padding = [r for r in records if r.get("padding") in ("to-max", "to-longest", "bucketed") and r.get("latency_ms")]
+    if padding:
+        first = padding[0]
+        lines += [
+            "",
+            f"Padding, on the same {first['texts']} test texts ({first['batches']} batches of up to {s['batch_size']}; mean real length {first['seq_len']:.1f} tokens), samples/s:",
+            "",
+            "| model | padded to max | to each batch's longest, original order | length-bucketed | longest / max |",
+            "|---|---|---|---|---|",
+        ]
+        for model in dict.fromkeys(r["model"] for r in padding):
+            by = {r["padding"]: r for r in padding if r["model"] == model}
+            cells = [f"{by[m]['throughput']:.1f} (pad {by[m]['padded_len_mean']:.1f})" if m in by else "–" for m in ("to-max", "to-longest", "bucketed")]
+            gain = f"{by['to-longest']['throughput'] / by['to-max']['throughput']:.2f}×" if "to-longest" in by and "to-max" in by else "–"
+            lines.append(f"| {_row_label({'model': model, 'runtime': 'paddle-inference'}, {})} | {' | '.join(cells)} | {gain} |")
+    lines += ["", "Targets (issue 13):", ""]
+    for entry in record["targets"].values():
+        value = "–" if entry.get("value") is None else f"{entry['value']:.2f}×"
+        extra = f" Missed by: {entry['distance']}." if entry.get("distance") else ""
+        lines.append(f"- **{entry['verdict']}** {value} (≥ {entry['threshold']}×) {entry['description']}: {entry['detail']}.{extra}")
+    return "\n".join(lines) + "\n"
