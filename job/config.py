@@ -60,7 +60,7 @@ TASKS = ("uie", *CLUE_TASKS, "sentiment")
 
 # Job.int8_scope: which tensors of a quantized program keep their quantize/dequantize
 # pair, so are run in INT8 by every consumer (job.int8.restrict, where the why is).
-INT8_SCOPES = ("linear", "linear+qk", "all")
+INT8_SCOPES = ("linear", "linear+pv", "all")
 
 # Which ACT sections each strategy hands to AutoCompression.
 STRATEGIES: dict[str, tuple[str, ...]] = {
@@ -304,7 +304,7 @@ class JobSection:
     cache_dir: str = _doc("", "Cache for built data, teachers and pulled inputs; empty: $ACT_JOB_CACHE or ~/.cache/act-job.")
     threads: int = _doc(0, "CPU threads for training and inference; 0: all cores.")
     device: str = _doc("cpu", "cpu (oneDNN) or gpu (TensorRT): where models are evaluated and served.")
-    int8_scope: str = _doc("linear", "What the published quantized program runs in INT8, in any consumer (Taskflow, a default oneDNN or TensorRT predictor): 'linear' (the linear layers), 'linear+qk' (also the attention scores Q x K^T), 'all' (everything ACT quantized; oneDNN INT8 on softmax x V ruins accuracy).")
+    int8_scope: str = _doc("linear", "What the published quantized program runs in INT8, in any consumer (Taskflow, a default oneDNN or TensorRT predictor): 'linear' (the linear layers), 'linear+pv' (also attention's probabilities x V matmul), 'all' (everything ACT quantized; oneDNN INT8 on the scores matmul Q x K^T ruins accuracy).")
     seed: int = _doc(42, "Random seed.")
     force: bool = _doc(False, "Redo tasks already complete under the same run id.")
 

@@ -8,10 +8,11 @@ pairs as the list of tensors to run in INT8. So the published program is the con
 removes the rest, and every consumer then serves the same thing the job measured.
 
 Why not everything: measured on the demo teacher after PTQ (test F1 81.91 with INT8 on
-the linear layers), oneDNN INT8 on every tensor PTQ marked gave F1 4.99, with the linear
-layers plus the Q x K^T attention matmul 81.27, and the softmax x V matmul in INT8 is what
-collapses it (oneDNN ``fused_matmul`` on a softmax output). OpenVINO's NNCF transformer
-preset leaves that same matmul in float.
+the linear layers), oneDNN INT8 on every tensor PTQ marked gave F1 4.99; the linear
+layers plus attention's probabilities x V matmul (softmax output times V) 81.27; the
+attention scores matmul Q x K^T in INT8 is what collapses it (oneDNN ``fused_matmul``
+with the 1/sqrt(d) scale fused). Note that OpenVINO's NNCF transformer preset makes the
+opposite choice (Q x K^T in INT8, probabilities x V in float) for its own kernels.
 
 ``served_int8_ops`` reads the optimized program a predictor wrote
 (``Config.enable_save_optim_model``) and counts the ops oneDNN marked INT8, or the
@@ -51,8 +52,26 @@ def _args(params) -> dict[str, list[str]]:
     return {v.parameter: list(v.arguments) for v in params}
 
 
-def _producer_types(block) -> dict[str, str]:
-    return {name: op.type for op in block.ops for v in op.outputs for name in v.arguments}
+# Ops that pass a tensor on unchanged in value for this purpose (quantization simulation,
+# inference-time dropout, reshapes): looked through to find where a tensor comes from.
+_PASS_THROUGH = ("quantize_linear", "dequantize_linear", "dropout", "reshape2", "transpose2", "scale")
+
+
+def _origins(block) -> dict[str, str]:
+    """Variable -> the type of the op that made it, looking through ``_PASS_THROUGH`` ops
+    (so the input of probabilities x V, behind dropout and a QDQ pair, traces to softmax)."""
+    made_by = {name: op for op in block.ops for v in op.outputs for name in v.arguments}
+
+    def origin(name: str, depth: int = 0) -> str:
+        op = made_by.get(name)
+        if op is None:
+            return ""
+        if op.type in _PASS_THROUGH and depth < 16:
+            source = (_args(op.inputs).get("X") or [""])[0]
+            return origin(source, depth + 1) if source else op.type
+        return op.type
+
+    return {name: origin(name) for name in made_by}
 
 
 def _keeps_int8(op, weights: set[str], produced_by: dict[str, str], scope: str) -> bool:
@@ -65,16 +84,16 @@ def _keeps_int8(op, weights: set[str], produced_by: dict[str, str], scope: str) 
     second = (inputs.get("Y") or inputs.get("Filter") or [None])[0]
     if second in weights:
         return True
-    if scope == "linear+qk" and op.type in ("matmul_v2", "matmul"):
+    if scope == "linear+pv" and op.type in ("matmul_v2", "matmul"):
         first = (inputs.get("X") or [None])[0]
-        return produced_by.get(first) != "softmax"
+        return produced_by.get(first) == "softmax"
     return False
 
 
 def restrict(program_file: str | Path, scope: str = "linear") -> RestrictResult:
     """Keep activation quantize/dequantize pairs only in front of the ops ``scope`` serves
-    in INT8 ('linear': weight-bearing ops; 'linear+qk': also matmuls that do not read a
-    softmax, i.e. Q x K^T; 'all': leave the program as it is); consumers of a removed pair read the float tensor instead. Weight pairs are
+    in INT8 ('linear': weight-bearing ops; 'linear+pv': also matmuls whose first input
+    comes from a softmax, i.e. probabilities x V; 'all': leave the program as it is); consumers of a removed pair read the float tensor instead. Weight pairs are
     untouched. Rewrites ``program_file`` in place (parameters are unchanged: the scale
     variables stay declared, so the combined parameter file still matches)."""
     if scope not in INT8_SCOPES:
@@ -91,7 +110,7 @@ def restrict(program_file: str | Path, scope: str = "linear") -> RestrictResult:
     for op in block.ops:
         if op.type == "dequantize_linear" and _args(op.inputs)["X"][0] in persistable:
             weights.add(_args(op.outputs)["Y"][0])
-    produced_by = _producer_types(block)
+    produced_by = _origins(block)
     consumers: dict[str, list[int]] = {}
     for index, op in enumerate(block.ops):
         for names in _args(op.inputs).values():

@@ -55,11 +55,23 @@ def build(cfg, built, compressed, before, after, durations: dict[str, float], be
         "patches": list(compressed.patches),
         "versions": versions(),
         "hardware": hardware(),
-        "config": cfg.to_dict(),
+        "config": _without_url_credentials(cfg.to_dict()),
         "config_fingerprint": cfg.fingerprint(),
         "benchmark": [record for record in (bench.records if bench else [])],
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),  # noqa: UP017 - 3.10 image
     }
+
+
+def _without_url_credentials(value: Any) -> Any:
+    """The config as published: a ``user:password@`` in any URL (an endpoint, a model URI)
+    is hidden, since results.json lands in a bucket others read."""
+    from .storage.scrub import scrub_url
+
+    if isinstance(value, dict):
+        return {key: _without_url_credentials(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_url_credentials(item) for item in value]
+    return scrub_url(value) if isinstance(value, str) else value
 
 
 def _evaluation(cfg, after, roles: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -108,7 +108,7 @@ def test_pruning_then_quantization(tiny):
 
 
 def test_accuracy_gate_failure_publishes_nothing_as_good(tiny):
-    # A real failure: INT8 on every tensor PTQ marked (softmax x V included) collapses the
+    # A real failure: INT8 on every tensor PTQ marked (Q x K^T included) collapses the
     # committed teacher's F1 in oneDNN, far beyond a 1-point gate.
     done, _ = compress(tiny, "ptq", *PICO, "Job.int8_scope=all", "Job.gate_tolerance=1.0", "QuantPost.batch_nums=2", "Job.run_id=gated", output=tiny["root"] / "out-gate")
     folder = tiny["root"] / "out-gate" / "gated" / "uie" / "ptq"

@@ -485,6 +485,6 @@ def test_the_benchmark_scripts_configs_validate(tmp_path, monkeypatch, strategy)
     bench = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, spec.name, bench)  # dataclasses look their module up there
     spec.loader.exec_module(bench)
-    text = bench._YAML[strategy].format(seq=128, calib=8, threads=2, train_iter=4, int8_scope="linear+qk")
+    text = bench._YAML[strategy].format(seq=128, calib=8, threads=2, train_iter=4, int8_scope="linear+pv")
     cfg = load_config(write(tmp_path, text))
-    assert cfg.Job.strategy == strategy and cfg.Global.max_seq_length == 128 and cfg.Job.int8_scope == "linear+qk"
+    assert cfg.Job.strategy == strategy and cfg.Global.max_seq_length == 128 and cfg.Job.int8_scope == "linear+pv"

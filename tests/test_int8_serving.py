@@ -6,7 +6,7 @@ On the committed demo teacher:
   be within 0.5 point of the F1 the job reported, and it must find People's Daily entities;
 - PTQ with the default INT8 scope keeps accuracy in a default oneDNN INT8 predictor, and
   the predictor really runs the linear layers in INT8 (counted from its optimized program);
-- with ``Job.int8_scope=all`` (every tensor ACT quantized, softmax x V included) the same
+- with ``Job.int8_scope=all`` (every tensor ACT quantized, the scores matmul Q x K^T included) the same
   default predictor collapses F1, and the gate catches it: the reason for the default.
 """
 
@@ -72,6 +72,11 @@ def test_int8_scope_decides_what_every_consumer_runs_in_int8(tmp_path):
     # Every linear layer, and nothing in attention, runs in INT8 in the job's predictor.
     assert linear["models"]["compressed"]["int8_ops"].get("fc") == PICO_LINEAR_LAYERS, linear["models"]["compressed"]["int8_ops"]
     assert "fused_matmul" not in linear["models"]["compressed"]["int8_ops"]
+
+    attention = run_job("run", "--config", str(DEMO), *common, "Job.run_id=pv", "Job.int8_scope=linear+pv", "Job.gate_tolerance=2.0")
+    assert attention.returncode == 0, attention.stderr[-3000:]
+    pv = _results(tmp_path / "out" / "pv" / "uie" / "ptq")
+    assert pv["models"]["compressed"]["int8_ops"].get("fused_matmul") == 3, "probabilities x V of each of the 3 layers"
 
     everything = run_job("run", "--config", str(DEMO), *common, "Job.run_id=all", "Job.int8_scope=all", "Job.gate_tolerance=2.0")
     assert everything.returncode == 3, everything.stderr[-3000:]

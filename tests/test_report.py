@@ -221,3 +221,12 @@ def test_summary_table_still_there():
     lines = report.summary_table(results).splitlines()
     assert lines[0] == "| task | strategy | status | metric | before | after | delta points | original size MB | compressed size MB |"
     assert lines[2] == "| uie | ptq | complete | f1 | 85.12 | 84.77 | -0.35 | 470.1 | 120.5 |"
+
+
+def test_published_config_hides_url_passwords():
+    from job.results import _without_url_credentials
+
+    config = {"Storage": {"endpoint_url": "https://ak:secret@s3.example.internal"}, "Global": {"model_dir": "s3://m/x", "batch": [1, "http://u:p@h/x"]}}
+    clean = _without_url_credentials(config)
+    assert clean == {"Storage": {"endpoint_url": "https://***@s3.example.internal"}, "Global": {"model_dir": "s3://m/x", "batch": [1, "http://***@h/x"]}}
+    assert "secret" not in repr(clean)
