@@ -17,7 +17,7 @@ import json
 from collections import defaultdict
 from pathlib import Path
 
-__all__ = ["default_int8_predictor", "read_gold", "taskflow_span_f1"]
+__all__ = ["default_int8_predictor", "read_gold", "run_with", "taskflow_span_f1"]
 
 
 def read_gold(test_file: Path, sentences: int = 0) -> dict[str, dict[str, set[tuple[int, int]]]]:
@@ -71,3 +71,17 @@ def default_int8_predictor(folder: Path, threads: int = 2):
     config.disable_glog_info()
     config.enable_memory_optim()
     return inference.create_predictor(config)
+
+
+def run_with(predictor):
+    """``batch -> outputs`` through ``predictor``, feeding its inputs by name (the form
+    ``Task.score`` takes)."""
+    import numpy as np
+
+    def run(batch):
+        for name in predictor.get_input_names():
+            predictor.get_input_handle(name).copy_from_cpu(np.ascontiguousarray(batch[name]))
+        predictor.run()
+        return [predictor.get_output_handle(name).copy_to_cpu() for name in predictor.get_output_names()]
+
+    return run

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 from jobrun import ROOT, run_job
 
@@ -69,7 +68,7 @@ def test_classifier_output_scores_the_same_in_a_default_int8_predictor(tmp_path)
     classifier, PTQ, the gate on the held-out half of dev; then a Paddle Inference predictor
     configured as Taskflow configures one (not through the job's code) agrees with the
     job's accuracy on that same half."""
-    from job.clients import default_int8_predictor
+    from job.clients import default_int8_predictor, run_with
     from job.clue import build_sentiment
     from job.config import load_config
     from job.pipeline import _prepare
@@ -92,14 +91,6 @@ def test_classifier_output_scores_the_same_in_a_default_int8_predictor(tmp_path)
 
     task = _prepare(load_config(config, overrides), {}).task
     assert task.size("test") == results["evaluation"]["examples"]
-    predictor = default_int8_predictor(folder)
-
-    def run(batch):
-        for name in predictor.get_input_names():
-            predictor.get_input_handle(name).copy_from_cpu(np.ascontiguousarray(batch[name]))
-        predictor.run()
-        return [predictor.get_output_handle(name).copy_to_cpu() for name in predictor.get_output_names()]
-
-    served = task.score("test", 32, run)
+    served = task.score("test", 32, run_with(default_int8_predictor(folder)))
     assert abs(served["accuracy"] - results["after"]["accuracy"]) * 100 <= 0.5, (served["accuracy"], results["after"]["accuracy"])
     _loads_with_paddle_jit(folder)

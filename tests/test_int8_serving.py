@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 
-import numpy as np
 import pytest
 from jobrun import ROOT, run_job
 
@@ -59,7 +58,7 @@ def test_demo_output_scores_the_same_in_taskflow_as_in_the_job(tmp_path):
 
 @pytest.mark.slow
 def test_int8_scope_decides_what_every_consumer_runs_in_int8(tmp_path):
-    from job.clients import default_int8_predictor
+    from job.clients import default_int8_predictor, run_with
     from job.config import load_config
     from job.pipeline import _prepare
 
@@ -89,13 +88,5 @@ def test_int8_scope_decides_what_every_consumer_runs_in_int8(tmp_path):
     cfg = load_config(DEMO, [f"Job.cache_dir={cache}"])
     task = _prepare(cfg, {}).task
     folder = tmp_path / "out" / "demo" / "uie" / "ptq"
-    predictor = default_int8_predictor(folder)
-
-    def run(batch):
-        for name in predictor.get_input_names():
-            predictor.get_input_handle(name).copy_from_cpu(np.ascontiguousarray(batch[name]))
-        predictor.run()
-        return [predictor.get_output_handle(name).copy_to_cpu() for name in predictor.get_output_names()]
-
-    served = task.score("test", 32, run)
+    served = task.score("test", 32, run_with(default_int8_predictor(folder)))
     assert abs(served["f1"] - linear["after"]["f1"]) * 100 <= 0.5, (served["f1"], linear["after"]["f1"])
