@@ -14,7 +14,7 @@ measures in one run, through ``job.benchmark``, each figure in its own worker pr
 
 * Paddle Inference (oneDNN), as the job publishes and Taskflow serves: FP32, PTQ INT8,
   pruned + INT8; benchmark-only rows labelled as such: the PTQ program with INT8 scope
-  linear+qk, and FP32 / PTQ INT8 with ``enable_mkldnn_bfloat16()``;
+  linear+pv, and FP32 / PTQ INT8 with ``enable_mkldnn_bfloat16()``;
 * OpenVINO (optional extra, ``make bench`` installs it): the FP32 program read directly,
   at FP32 and at its default precision (BF16 where the CPU has it), NNCF INT8 at both, and
   our own PTQ program (its Paddle frontend may refuse it: the refusal is the row);
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         settings = dataclasses.replace(settings, repeats=args.repeats)
     if args.warmup is not None:
         settings = dataclasses.replace(settings, warmup=args.warmup)
-    out = Path(args.out)
+    out = Path(args.out).resolve()  # job.compress.run works inside its folder: relative paths would break
     work = out / "work" / ("quick" if args.quick else "full")
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     with logs.phase("PTQ (job.compress, strategy ptq)", phases):
         ptq_all, ptq_key = _compress(work, settings, "ptq", fp32, fp32_key, task, threads, args.rebuild, "all")
         ptq = _scoped(ptq_all, ptq_key, work / f"ptq-{_slug(scope)}", scope, args.rebuild)
-        ptq_qk = _scoped(ptq_all, ptq_key, work / "ptq-linear-qk", "linear+qk", args.rebuild) if scope != "linear+qk" else None
+        ptq_pv = _scoped(ptq_all, ptq_key, work / "ptq-linear-pv", "linear+pv", args.rebuild) if scope != "linear+pv" else None
     with logs.phase("prune + PTQ (job.compress, strategy prune_ptq)", phases):
         pruned, _ = _compress(work, settings, "prune_ptq", fp32, fp32_key, task, threads, args.rebuild, scope)
     accuracy: dict = {}
@@ -146,8 +146,8 @@ def main(argv: list[str] | None = None) -> int:
     from job import bench_record, benchmark
     from job.config import BenchmarkConfig
 
-    models = {"fp32": fp32, "ptq": ptq, **({"ptq-qk": ptq_qk} if ptq_qk else {}), "prune_ptq": pruned}
-    notes = {"ptq-qk": "benchmark only: the PTQ program with Job.int8_scope=linear+qk (what the job publishes with that setting)"} if ptq_qk else {}
+    models = {"fp32": fp32, "ptq": ptq, **({"ptq-pv": ptq_pv} if ptq_pv else {}), "prune_ptq": pruned}
+    notes = {"ptq-pv": "benchmark only: the PTQ program with Job.int8_scope=linear+pv (what the job publishes with that setting)"} if ptq_pv else {}
     cfg = BenchmarkConfig(
         enabled=True,
         device="cpu",
@@ -426,7 +426,7 @@ def _accuracy(work: Path, settings: Settings, threads: int, rebuild: bool, scope
     model, task = prepared.built.model, prepared.task
     (folder / "ptq").mkdir()
     compressed = compress.run(cfg, model, task, folder / "ptq").model
-    scoped = {name: _scoped(compressed, key, folder / f"ptq-{_slug(name)}", name, True) for name in dict.fromkeys(("linear", "linear+qk", scope))}
+    scoped = {name: _scoped(compressed, key, folder / f"ptq-{_slug(name)}", name, True) for name in dict.fromkeys(("linear", "linear+pv", scope))}
     f1: dict[str, float] = {}
     bs = cfg.Global.batch_size
 
@@ -528,7 +528,7 @@ def _profiles(result, missed: list[str], scope: str) -> dict[str, list[dict]]:
         rows = [r for r in result.find(**match) if r.get("latency_ms")]
         return min(rows, key=lambda r: r["latency_ms"]["median"], default=None)
 
-    ours = min((r for r in result.find(precision="int8", **pi) if r["model"] in ("ptq", "ptq-qk") and r.get("latency_ms")), key=lambda r: r["latency_ms"]["median"], default=None)
+    ours = min((r for r in result.find(precision="int8", **pi) if r["model"] in ("ptq", "ptq-pv") and r.get("latency_ms")), key=lambda r: r["latency_ms"]["median"], default=None)
     picks = {
         "peer": [("Paddle best INT8", ours), ("OpenVINO best INT8", min((r for r in result.find(runtime="openvino", precision="int8", padding="max") if r.get("latency_ms") and r.get("variant", "").startswith("nncf")), key=lambda r: r["latency_ms"]["median"], default=None))],
         "peer_default": [("Paddle best INT8", ours), ("OpenVINO default precision", best(runtime="openvino", variant="default", padding="max"))],

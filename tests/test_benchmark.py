@@ -124,9 +124,11 @@ def test_padding_modes_time_the_same_texts(cpu_result, tiny):
             assert all(int(shape.split("x")[1]) % 16 == 0 for shape in record["shapes"])
 
 
-def test_padding_workload_holds_the_same_texts_in_each_mode(tiny):
+def test_padding_workload_holds_the_same_texts_in_each_mode(tiny, monkeypatch):
+    from job import benchmark
     from job.benchmark import TEXT_PADDINGS, _build_workload
 
+    monkeypatch.setattr(benchmark, "TEXT_BATCHES", 3)  # a sample smaller than the split: 24 of 48 texts
     task = tiny["task"]
     workload = _build_workload(_cfg(), task, list(task.input_names))
 
@@ -134,7 +136,7 @@ def test_padding_workload_holds_the_same_texts_in_each_mode(tiny):
         return [tuple(ids[mask == 1]) for batch in batches for ids, mask in zip(batch["input_ids"], batch["attention_mask"], strict=True)]
 
     in_order = rows(workload["texts"]["to-max"])
-    assert len(in_order) == task.size("test") == len(workload["sample"])
+    assert len(in_order) == len(workload["sample"]) == 24 and workload["sample"].max() > 40, "the sample spreads over the split"
     assert rows(workload["texts"]["to-longest"]) == in_order, "padding to the longest keeps the batches and their order"
     assert sorted(rows(workload["texts"]["bucketed"])) == sorted(in_order), "bucketing reorders the same texts"
     assert rows(workload["texts"]["bucketed"]) != in_order
@@ -333,3 +335,24 @@ def test_onnx_conversions_are_reused_only_under_the_same_key(cpu_result, tiny, m
     other = [{k: v[:, :-1] for k, v in batch.items()} for batch in calibration]
     with pytest.raises(AssertionError, match="exported again"):
         benchmark._onnx_candidates(tiny["fp32"], folder, other)  # other calibration data: rebuilt
+
+
+def test_a_quantized_program_served_without_int8_ops_is_an_error(tiny, tmp_path, monkeypatch):
+    """A program that is quantized in name only (weights dequantized in the graph, no
+    activation pair left) runs entirely in float: evaluation must refuse to call it INT8."""
+    import shutil
+
+    from job import int8
+    from job.evaluate import NoInt8Error, create_predictor, is_quantized
+    from job.model import ModelFiles
+
+    folder = tmp_path / "no-int8"
+    shutil.copytree(tiny["int8"].folder, folder)
+    monkeypatch.setattr(int8, "_keeps_int8", lambda *args: False)  # every activation pair goes
+    assert int8.restrict(folder / "inference.pdmodel", "linear").kept == 0
+    model = ModelFiles(folder).check()
+    assert is_quantized(model)
+    with pytest.raises(NoInt8Error, match="runs no op in INT8"):
+        create_predictor(model)
+    _, precision, ops = create_predictor(tiny["int8"])
+    assert precision == "int8" and ops.get("fc", 0) > 0
