@@ -90,10 +90,26 @@ def _keeps_int8(op, weights: set[str], produced_by: dict[str, str], scope: str) 
     return False
 
 
+def _bindings(block) -> list[dict[str, int]]:
+    """For each op, each input name -> the index of the op that wrote it last before (-1:
+    a feed or a parameter). PaddleSlim's PTQ writes one quantize/dequantize pair per
+    consumer under the same variable names, so names alone do not say which pair an op
+    reads; positions do."""
+    last: dict[str, int] = {}
+    bound = []
+    for index, op in enumerate(block.ops):
+        bound.append({name: last.get(name, -1) for names in _args(op.inputs).values() for name in names})
+        for names in _args(op.outputs).values():
+            for name in names:
+                last[name] = index
+    return bound
+
+
 def restrict(program_file: str | Path, scope: str = "linear") -> RestrictResult:
     """Keep activation quantize/dequantize pairs only in front of the ops ``scope`` serves
     in INT8 ('linear': weight-bearing ops; 'linear+pv': also matmuls whose first input
-    comes from a softmax, i.e. probabilities x V; 'all': leave the program as it is); consumers of a removed pair read the float tensor instead. Weight pairs are
+    comes from a softmax, i.e. probabilities x V; 'all': leave the program as it is);
+    consumers of a removed pair read the float tensor instead. Weight pairs are
     untouched. Rewrites ``program_file`` in place (parameters are unchanged: the scale
     variables stay declared, so the combined parameter file still matches)."""
     if scope not in INT8_SCOPES:
@@ -111,30 +127,30 @@ def restrict(program_file: str | Path, scope: str = "linear") -> RestrictResult:
         if op.type == "dequantize_linear" and _args(op.inputs)["X"][0] in persistable:
             weights.add(_args(op.outputs)["Y"][0])
     produced_by = _origins(block)
-    consumers: dict[str, list[int]] = {}
-    for index, op in enumerate(block.ops):
-        for names in _args(op.inputs).values():
-            for name in names:
-                consumers.setdefault(name, []).append(index)
+    bound = _bindings(block)
+    readers: dict[int, list[int]] = {}  # producer index -> indices of the ops reading its output
+    for index, inputs in enumerate(bound):
+        for producer in set(inputs.values()):
+            if producer >= 0:
+                readers.setdefault(producer, []).append(index)
 
     doomed: set[int] = set()
     kept = removed = rewired = 0
     for index, op in enumerate(block.ops):
-        if op.type != "quantize_linear":
+        if op.type != "quantize_linear" or _args(op.inputs)["X"][0] in persistable:
             continue
         source = _args(op.inputs)["X"][0]
-        quantized = _args(op.outputs)["Y"][0]
-        readers = consumers.get(quantized, [])
-        if source in persistable or len(readers) != 1 or block.ops[readers[0]].type != "dequantize_linear":
+        dequants = readers.get(index, [])
+        if len(dequants) != 1 or block.ops[dequants[0]].type != "dequantize_linear":
             continue
-        dequant = readers[0]
+        dequant = dequants[0]
         dequantized = _args(block.ops[dequant].outputs)["Y"][0]
-        users = consumers.get(dequantized, [])
+        users = readers.get(dequant, [])
         moved = [u for u in users if not _keeps_int8(block.ops[u], weights, produced_by, scope)]
         for user in moved:
             for var in block.ops[user].inputs:
                 for k, name in enumerate(var.arguments):
-                    if name == dequantized:
+                    if name == dequantized and bound[user].get(name) == dequant:
                         var.arguments[k] = source
         rewired += len(moved)
         if len(moved) == len(users):

@@ -19,6 +19,10 @@ _OPS = [
     ("quantize_linear", {"X": ["probs"], "Scale": ["p@scale"], "ZeroPoint": ["p@zp"]}, {"Y": ["probs.q"]}),
     ("dequantize_linear", {"X": ["probs.q"], "Scale": ["p@scale"], "ZeroPoint": ["p@zp"]}, {"Y": ["probs.dq"]}),
     ("matmul_v2", {"X": ["probs.dq"], "Y": ["q.dq"]}, {"Out": ["ctx"]}),  # softmax x V
+    # PTQ writes one pair per consumer under the same names: a second pair on x for an add
+    ("quantize_linear", {"X": ["x"], "Scale": ["x@scale"], "ZeroPoint": ["x@zp"]}, {"Y": ["x.q"]}),
+    ("dequantize_linear", {"X": ["x.q"], "Scale": ["x@scale"], "ZeroPoint": ["x@zp"]}, {"Y": ["x.dq"]}),
+    ("elementwise_add", {"X": ["x.dq"], "Y": ["ctx"]}, {"Out": ["out"]}),
 ]
 _PERSISTABLE = {"w", "x@scale", "x@zp", "w@scale", "w@zp", "q@scale", "q@zp", "p@scale", "p@zp"}
 
@@ -63,11 +67,12 @@ def test_linear_keeps_only_the_pairs_in_front_of_weights(tmp_path):
     program = _program(tmp_path / "inference.pdmodel")
     result = restrict(program, "linear")
     ops = _ops(program)
-    assert (result.kept, result.removed) == (1, 2)
+    assert (result.kept, result.removed) == (1, 3)
     assert _consumer(ops, "matmul_v2", 0) == {"X": ["x.dq"], "Y": ["w.dq"]}, "the linear layer keeps its INT8 input"
     assert _consumer(ops, "elementwise_add") == {"X": ["x"], "Y": ["q"]}, "the residual reads the float tensor"
     assert _consumer(ops, "matmul_v2", 1) == {"X": ["q"], "Y": ["q"]}
     assert _consumer(ops, "matmul_v2", 2) == {"X": ["probs"], "Y": ["q"]}
+    assert _consumer(ops, "elementwise_add", 1) == {"X": ["x"], "Y": ["ctx"]}, "the second pair of the same name goes too"
     assert [t for t, _ in ops].count("quantize_linear") == 1
     assert [t for t, _ in ops].count("dequantize_linear") == 2  # the kept pair's and the weight's
 
@@ -78,7 +83,7 @@ def test_linear_plus_pv_also_keeps_probabilities_times_v(tmp_path):
     program = _program(tmp_path / "inference.pdmodel")
     result = restrict(program, "linear+pv")
     ops = _ops(program)
-    assert (result.kept, result.removed) == (3, 0)
+    assert (result.kept, result.removed) == (3, 1)
     # probabilities x V: its first input, behind a QDQ pair, traces back to softmax
     assert _consumer(ops, "matmul_v2", 2) == {"X": ["probs.dq"], "Y": ["q.dq"]}
     # Q x K^T keeps float inputs for its own sake, but the pair on q stays for the matmul above
@@ -91,7 +96,7 @@ def test_all_leaves_the_program_as_act_saved_it(tmp_path):
     program = _program(tmp_path / "inference.pdmodel")
     before = program.read_bytes()
     result = restrict(program, "all")
-    assert (result.kept, result.removed, result.rewired) == (3, 0, 0)
+    assert (result.kept, result.removed, result.rewired) == (4, 0, 0)
     assert program.read_bytes() == before
 
 
