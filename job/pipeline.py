@@ -199,6 +199,7 @@ def main(cfg: JobConfig) -> int:
     with phase("evaluate original", durations):
         before = _evaluate(cfg, built.model, task, desc="original")
     _check_origin_metric(cfg, built, task)
+    _check_search_can_run(cfg, built, task)
     with tempfile.TemporaryDirectory(prefix="act-job-", dir=os.environ.get("TMPDIR")) as tmp:
         workdir = Path(tmp)
         with phase("compress", durations):
@@ -241,6 +242,20 @@ def _check_origin_metric(cfg: JobConfig, built, task) -> None:
             f"({task.metric}) on the dev data; check the data format and the model, or correct origin_metric"
         )
     log.info("origin_metric check passed: %.4f (expected %.4f)", dev.score, expected)
+
+
+def _check_search_can_run(cfg: JobConfig, built, task) -> None:
+    """PaddleSlim's PTQ search scores each trial relative to the original model's metric on
+    the selection (dev) data and divides by it: an original scoring 0 there crashes the
+    search in its first trial. Say so before compressing, in one line."""
+    if "HyperParameterOptimization" not in cfg.act_sections():
+        return
+    dev = _evaluate(cfg, built.model, task, "dev", desc="search check")
+    if dev.score <= 0:
+        raise InputError(
+            f"{cfg.source}: the original model scores {dev.score:.4f} ({task.metric}) on the {dev.examples} dev examples that select, "
+            "and PaddleSlim's PTQ search divides by that score; use more dev data or a trained model, or a strategy without HyperParameterOptimization"
+        )
 
 
 def _write_output(out: Path, compressed, original, outcome: dict) -> None:

@@ -28,10 +28,25 @@ def test_pair_tasks_encode_the_second_sentence_as_segment_one(tmp_path):
     assert features.labels.tolist() == [e.label for e in data.examples]
 
 
+TEXT_FIELDS = {"afqmc": ("sentence1", "sentence2"), "tnews": ("sentence",)}
+
+
+def _grown(task: str, out, copies: int = 10):
+    """The task's fixture records, each repeated ``copies`` times as distinct texts (a
+    number appended), so the dev data can be held out in halves that both hold examples."""
+    records = [json.loads(line) for line in (FIXTURES / task / "dev.json").read_text(encoding="utf-8").splitlines()]
+    lines = []
+    for copy in range(copies):
+        for record in records:
+            lines.append(json.dumps({**record, **{field: f"{record[field]}{copy}" for field in TEXT_FIELDS[task]}}, ensure_ascii=False))
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return out
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("task", ["afqmc", "tnews"])
 def test_tiny_classifier_compresses_end_to_end(task, tmp_path):
-    data = FIXTURES / task / "dev.json"
+    data = _grown(task, tmp_path / "dev.json")
     done = run_job(
         "run", "--config", str(CLS_TINY),
         f"Global.task_name={task}", f"Global.train_data={data}", f"Global.dev_data={data}",

@@ -84,3 +84,35 @@ def test_dev_too_small_to_hold_out_is_a_data_error(tmp_path):
     cfg = load_config(None, ["Global.task_name=uie", "Global.dataset=local", f"Global.train_data={dev}", f"Global.dev_data={dev}", "Global.max_seq_length=32"])
     with pytest.raises(DataError, match=r"too small to hold out a gate part; give Global\.test_data"):
         read(cfg, tmp_path)
+
+
+def test_a_search_over_an_original_scoring_zero_on_dev_is_refused_first(monkeypatch):
+    """PaddleSlim's PTQ search divides by the original's dev metric (a ZeroDivisionError in
+    its first trial, raised as smac's 'First run crashed'): the job says so beforehand."""
+    from types import SimpleNamespace
+
+    from job import pipeline
+    from job.errors import InputError
+
+    calls = []
+
+    def score(value):
+        def fake(cfg, model, task, split="test", desc=""):
+            calls.append(split)
+            return SimpleNamespace(score=value, examples=2)
+
+        return fake
+
+    task = SimpleNamespace(metric="accuracy")
+    hpo = load_config(None, ["Global.task_name=afqmc", "Global.dataset=local", "Global.train_data=t", "Global.dev_data=d", "Job.strategy=ptq_hpo"])
+    monkeypatch.setattr(pipeline, "_evaluate", score(0.0))
+    with pytest.raises(InputError, match=r"scores 0\.0000 \(accuracy\) on the 2 dev examples that select, and PaddleSlim's PTQ search divides"):
+        pipeline._check_search_can_run(hpo, SimpleNamespace(model=None), task)
+    assert calls == ["dev"]
+    monkeypatch.setattr(pipeline, "_evaluate", score(0.5))
+    pipeline._check_search_can_run(hpo, SimpleNamespace(model=None), task)
+    ptq = load_config(None, ["Global.task_name=afqmc", "Global.dataset=local", "Global.train_data=t", "Global.dev_data=d", "Job.strategy=ptq"])
+    monkeypatch.setattr(pipeline, "_evaluate", score(0.0))
+    calls.clear()
+    pipeline._check_search_can_run(ptq, SimpleNamespace(model=None), task)
+    assert calls == [], "no search, no check"
