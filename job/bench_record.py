@@ -59,7 +59,7 @@ def accuracy_key(record: dict[str, Any], int8_scope: str) -> str:
     if record["runtime"] == "paddle-inference":
         if record["precision"] != "int8":
             return "paddle-fp32" + bf16
-        scope = "linear+qk" if record["model"] == "ptq-qk" else int8_scope
+        scope = "linear+pv" if record["model"] == "ptq-pv" else int8_scope
         return f"paddle-int8-{scope}{bf16}"
     if record["runtime"] == "openvino":
         # Our own programs handed to OpenVINO are named by model (ptq, ptq-all), its own by variant.
@@ -106,7 +106,7 @@ def ratios(records: list[dict[str, Any]], accuracy: dict[str, float], hardware: 
     ptq = next(iter(_find(records, model="ptq", variant=None, **_PI)), None)
     pruned = next(iter(_find(records, model="prune_ptq", variant=None, **_PI)), None)
     # Paddle's INT8 rows of the same network as the peer's (the PTQ program, any scope or serving variant).
-    ours = [r for r in _find(records, precision="int8", **_PI) if r["model"] in ("ptq", "ptq-qk")]
+    ours = [r for r in _find(records, precision="int8", **_PI) if r["model"] in ("ptq", "ptq-pv")]
     best_ours = min(ours, key=_median, default=None)
     # OpenVINO's own INT8 (NNCF); our programs run by OpenVINO are not the peer's quantization.
     ov_int8 = min((r for r in _find(records, runtime="openvino", precision="int8", padding="max") if str(r.get("variant", "")).startswith("nncf")), key=_median, default=None)
@@ -131,7 +131,7 @@ def ratios(records: list[dict[str, Any]], accuracy: dict[str, float], hardware: 
     out["ptq"] = _entry(targets["ptq"], hardware, _median(fp32) / _median(ptq) if fp32 and ptq else None, f"{_median(fp32) or 0:.1f} ms / {_median(ptq) or 0:.1f} ms")
     out["ort_peer"] = _entry(targets["ort_peer"], hardware, _median(ort_int8) / _median(ptq) if ort_int8 and ptq else None, f"{_median(ort_int8) or 0:.1f} ms / {_median(ptq) or 0:.1f} ms")
     gains = []
-    for model in ("fp32", "ptq", "ptq-qk", "prune_ptq"):
+    for model in ("fp32", "ptq", "ptq-pv", "prune_ptq"):
         longest = next(iter(_find(records, model=model, runtime="paddle-inference", padding="to-longest")), None)
         padded = next(iter(_find(records, model=model, runtime="paddle-inference", padding="to-max")), None)
         if longest and padded and longest.get("texts") == padded.get("texts"):
@@ -186,7 +186,7 @@ _RUNTIME = {"paddle-inference": "Paddle Inference, oneDNN", "onnxruntime": "ONNX
 
 
 def _row_label(r: dict[str, Any], params: dict[str, int]) -> str:
-    names = {"fp32": "FP32", "ptq": "PTQ", "ptq-qk": "PTQ, INT8 scope linear+qk", "prune_ptq": "prune 0.25 + PTQ"}
+    names = {"fp32": "FP32", "ptq": "PTQ", "ptq-pv": "PTQ, INT8 scope linear+pv", "prune_ptq": "prune 0.25 + PTQ"}
     label = names.get(r["model"], r["model"])
     if r["runtime"] == "openvino":
         label = {"f32": "FP32 program", "default": "FP32 program, default precision", "nncf-int8-f32": "NNCF INT8", "nncf-int8-default": "NNCF INT8, default precision"}.get(r.get("variant"), r.get("variant", ""))

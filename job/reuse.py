@@ -3,9 +3,13 @@ conversions, accuracy results): a folder is reused only while the key of what bu
 is the same; a different key is said in the log and the artifact is rebuilt.
 
 A key is the SHA-256 of a JSON document of named parts: the content of the input files,
-the source text of the code that builds the artifact (functions or whole files), the
+the source text of the code that builds the artifact (the files that hold it), the
 settings, and the versions of the libraries involved. Anything that can change the
 artifact belongs in it; a part left out is a stale artifact reused silently.
+
+Code is read once per process (``snapshot`` reads it up front): a long run keys its
+artifacts by the code it loaded at its start, not by an edit made to the files while it
+runs (which would key an artifact built by the old code as if the new code had built it).
 Standard library only (ONNX Runtime and OpenVINO benchmark workers import it).
 """
 
@@ -19,7 +23,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-__all__ = ["MARKER", "code_text", "file_digest", "fresh", "key", "mark"]
+__all__ = ["MARKER", "code_text", "file_digest", "fresh", "key", "mark", "snapshot"]
 
 log = logging.getLogger("job.reuse")
 
@@ -41,14 +45,37 @@ def _digest(path: str, size: int, mtime_ns: int) -> str:
     return sha.hexdigest()
 
 
+_SOURCES: dict[str, str] = {}
+
+
+def _source(path: str | Path) -> str:
+    resolved = str(Path(path).resolve())
+    if resolved not in _SOURCES:
+        _SOURCES[resolved] = Path(resolved).read_text(encoding="utf-8")
+    return _SOURCES[resolved]
+
+
+def snapshot(*paths: str | Path) -> None:
+    """Read these source files now; later keys use this text (see the module docstring)."""
+    for path in paths:
+        _source(path)
+
+
+def _object_source(obj: Any) -> str:
+    """A function's or class's source, cut from its file's text as first read."""
+    obj = inspect.unwrap(obj)  # lru_cache and other wrappers: the function they wrap
+    lines = _source(inspect.getsourcefile(obj)).splitlines(keepends=True)
+    if inspect.ismodule(obj):
+        return "".join(lines)
+    start = inspect.findsource(obj)[1] if inspect.isclass(obj) else obj.__code__.co_firstlineno - 1
+    return "".join(inspect.getblock(lines[start:]))
+
+
 def code_text(*items: Any) -> str:
-    """The source text of functions, classes, modules or files, concatenated."""
+    """The source text of files, modules, functions or classes, concatenated."""
     parts = []
     for item in items:
-        if isinstance(item, (str, Path)):
-            parts.append(Path(item).read_text(encoding="utf-8"))
-        else:
-            parts.append(inspect.getsource(item))
+        parts.append(_source(item) if isinstance(item, (str, Path)) else _object_source(item))
     return "\n".join(parts)
 
 

@@ -103,8 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.table:
         return _print_table(Path(args.table))
 
-    from job import logs
+    from job import logs, reuse
 
+    # The code every reuse key names, as this run loads it (an edit during the run is not keyed as used).
+    reuse.snapshot(*sorted((ROOT / "job").glob("*.py")), __file__)
     logs.setup(verbose=args.verbose)
     settings = QUICK if args.quick else FULL
     if args.repeats:

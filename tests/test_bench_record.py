@@ -43,7 +43,7 @@ def _texts(model, ms_max, ms_longest, ms_bucketed):
 ROWS = [
     _row("fp32", "paddle-inference", "fp32", 2000.0),
     _row("ptq", "paddle-inference", "int8", 680.0, int8_ops={"fc": 74}),
-    _row("ptq-qk", "paddle-inference", "int8", 650.0),
+    _row("ptq-pv", "paddle-inference", "int8", 650.0),
     _row("prune_ptq", "paddle-inference", "int8", 530.0),
     _row("ptq", "paddle-inference", "int8", 600.0, variant="bf16"),
     _row("fp32", "openvino", "fp32", 1940.0, variant="f32", inference_precision="f32"),
@@ -57,7 +57,7 @@ ROWS = [
     *_texts("ptq", 700.0, 500.0, 300.0),
 ]
 F1 = {
-    "paddle-fp32": 83.07, "paddle-int8-linear": 82.5, "paddle-int8-linear+qk": 81.27, "paddle-int8-linear-bf16": 82.4,
+    "paddle-fp32": 83.07, "paddle-int8-linear": 82.5, "paddle-int8-linear+pv": 81.27, "paddle-int8-linear-bf16": 82.4,
     "openvino-f32": 83.07, "openvino-nncf-int8-f32": 83.0, "openvino-nncf-int8-default": 83.06, "openvino-default": 82.91,
 }
 
@@ -108,7 +108,7 @@ def test_amx_raises_the_pruned_target_to_six():
 
 
 def test_the_peer_target_needs_both_int8_models_within_one_point():
-    fast = [r for r in ROWS if not (r["runtime"] == "paddle-inference" and r["model"] in ("ptq", "ptq-qk") and r["padding"] == "max")]
+    fast = [r for r in ROWS if not (r["runtime"] == "paddle-inference" and r["model"] in ("ptq", "ptq-pv") and r["padding"] == "max")]
     fast += [_row("ptq", "paddle-inference", "int8", 400.0)]
     assert _record(fast)["targets"]["peer"]["verdict"] == "PASS"  # 544 / 400 = 1.36x; 82.5 is within 1 of 83.07
     worse = dict(F1, **{"paddle-int8-linear": 81.9})
@@ -183,6 +183,8 @@ def test_the_bench_scripts_keys_cover_code_and_settings(bench, tmp_path, monkeyp
     assert bench.compress_key(text, "source-2") != key, "a rebuilt FP32 model invalidates its compressed models"
     with open(root / "job" / "int8.py", "a", encoding="utf-8") as handle:
         handle.write("\n# changed\n")
+    assert bench.compress_key(text, "source-1") == key, "within one run, the code it loaded is what is keyed"
+    monkeypatch.setattr(reuse, "_SOURCES", {})  # the next run reads the code again
     assert bench.compress_key(text, "source-1") != key, "a change to the INT8 restriction invalidates compressed models"
     vocab = tmp_path / "tok"
     vocab.mkdir()
@@ -191,6 +193,7 @@ def test_the_bench_scripts_keys_cover_code_and_settings(bench, tmp_path, monkeyp
     assert bench.build_key(bench.QUICK, vocab, "data-1") != built
     with open(root / "job" / "model.py", "a", encoding="utf-8") as handle:
         handle.write("\n# changed\n")
+    monkeypatch.setattr(reuse, "_SOURCES", {})
     assert bench.build_key(bench.FULL, vocab, "data-1") != built
 
 
@@ -205,3 +208,13 @@ def test_table_of_an_unreadable_record_is_one_line_and_exit_2(bench, tmp_path, c
     good.write_text(json.dumps(_record()), encoding="utf-8")
     assert bench.main(["--table", str(good)]) == 0
     assert capsys.readouterr().out == bench_record.render_table(_record())
+
+
+def test_a_run_keys_the_code_it_loaded_not_a_later_edit(tmp_path, monkeypatch):
+    monkeypatch.setattr(reuse, "_SOURCES", {})
+    module = tmp_path / "builder.py"
+    module.write_text("def build():\n    return 1\n", encoding="utf-8")
+    reuse.snapshot(module)  # a run starts
+    first = reuse.key(code=reuse.code_text(module))
+    module.write_text("def build():\n    return 2\n", encoding="utf-8")  # someone edits the file mid-run
+    assert reuse.key(code=reuse.code_text(module)) == first
