@@ -15,6 +15,7 @@ merge patch when the applied Job changed; server-side apply an apply patch).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
@@ -357,6 +358,20 @@ class _Handler(BaseHTTPRequestHandler):
                     )
             return self._send(200, {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": pods})
         return self._send(404, _status(404, "NotFound", "the server could not find the requested resource"))
+
+
+@contextlib.contextmanager
+def running_standin():
+    """A ``FakeKubeAPI`` serving on 127.0.0.1 for the duration of the block."""
+    server = FakeKubeAPI()
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    try:
+        yield server
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)
 
 
 def write_kubeconfig(tmp_path: Path, server_url: str) -> Path:

@@ -12,12 +12,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
 import yaml
-from kube_standin import FakeKubeAPI, write_kubeconfig
+from kube_standin import FakeKubeAPI, running_standin, write_kubeconfig
 
 from job import render
 
@@ -38,15 +37,8 @@ def kubectl() -> str:
 
 @pytest.fixture
 def kube() -> FakeKubeAPI:
-    server = FakeKubeAPI()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with running_standin() as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 def render_yaml(light_python: Path, tmp_path: Path, *extra: str) -> Path:

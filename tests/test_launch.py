@@ -13,14 +13,13 @@ import json
 import os
 import re
 import subprocess
-import threading
 import uuid
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 import yaml
-from kube_standin import FakeKubeAPI, write_kubeconfig
+from kube_standin import FakeKubeAPI, running_standin, write_kubeconfig
 
 from job import render
 from job.errors import ExitCode
@@ -258,15 +257,8 @@ def test_kubernetes_client_is_not_imported_for_rendering(light_python):
 
 @pytest.fixture
 def kube(tmp_path):
-    server = FakeKubeAPI()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
+    with running_standin() as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
 
 
 @pytest.fixture
