@@ -29,7 +29,7 @@ from .evaluate import ModelFiles, is_quantized, program_inputs
 from .runtime import paddle
 from .tasks import Task
 
-__all__ = ["CompressResult", "act_config", "run"]
+__all__ = ["Calibration", "CompressResult", "act_config", "calibration", "run"]
 
 log = logging.getLogger("job.compress")
 
@@ -44,6 +44,41 @@ class CompressResult:
     patches: tuple[str, ...] = ()
     notes: list[str] = field(default_factory=list)
     int8_scope: int8.RestrictResult | None = None  # what the published program keeps in INT8
+    calibration: Calibration | None = None  # what PTQ calibrated on (None: no PTQ)
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """The training examples post-training quantization calibrates on."""
+
+    batches: int  # 0: every batch of the train split
+    batch_size: int
+    fixed: bool  # the same seeded sample on every pass (hist makes two) and every search trial
+    examples: int
+
+    def describe(self) -> str:
+        sample = "one fixed seeded sample" if self.fixed else "drawn from the shuffled train loader"
+        return f"{self.examples} training examples ({self.batches or 'all'} batches of {self.batch_size}, {sample})"
+
+
+def calibration(cfg: JobConfig, train_examples: int) -> Calibration | None:
+    """How many training batches PTQ reads (``QuantPost.batch_nums``; a search reads up to the
+    top of ``HyperParameterOptimization.batch_num``). Without training sections in the
+    strategy the train loader *is* the calibration sample, so it is cut to that many batches
+    and fixed; after pruning with distillation ACT calibrates from the training loader."""
+    sections = cfg.act_sections()
+    if "QuantPost" not in sections:
+        return None
+    if "HyperParameterOptimization" in sections:
+        batches = max(sections["HyperParameterOptimization"]["batch_num"])
+    else:
+        batches = sections["QuantPost"]["batch_nums"] or 0
+    size = cfg.Global.batch_size
+    available = (train_examples + size - 1) // size
+    batches = min(batches, available) if batches else 0
+    fixed = not any(name in sections for name in ("Distillation", "QuantAware", "TransformerPrune"))
+    examples = min(train_examples, batches * size) if batches else train_examples
+    return Calibration(batches, size, fixed, examples)
 
 
 def act_config(cfg: JobConfig) -> dict[str, Any]:
@@ -65,16 +100,18 @@ def act_config(cfg: JobConfig) -> dict[str, Any]:
 class _Batches(paddle.io.BatchSampler):
     """Length-bucketed index batches of one split, reshuffled every epoch."""
 
-    def __init__(self, task: Task, split: str, batch_size: int, shuffle: bool, seed: int, limit: int = 0):
+    def __init__(self, task: Task, split: str, batch_size: int, shuffle: bool, seed: int, limit: int = 0, fixed: bool = False):
         self.task, self.split, self.batch_size, self.shuffle, self.seed = task, split, batch_size, shuffle, seed
         self.limit = limit
+        self.fixed = fixed  # the same batches every pass: a calibration sample, not training epochs
         self.epoch = 0
 
     def __iter__(self):
         from .tasks import _bucketed
 
         groups = _bucketed(self.task.lengths(self.split), self.batch_size, shuffle=self.shuffle, seed=self.seed + self.epoch)
-        self.epoch += 1
+        if not self.fixed:
+            self.epoch += 1
         if self.limit:
             groups = groups[: self.limit]
         for group in groups:
@@ -96,7 +133,7 @@ class _Indices(paddle.io.Dataset):
         return self.size
 
 
-def _loader(task: Task, split: str, names: list[str], batch_size: int, *, shuffle: bool, seed: int, limit: int = 0):
+def _loader(task: Task, split: str, names: list[str], batch_size: int, *, shuffle: bool, seed: int, limit: int = 0, fixed: bool = False):
     """A DataLoader that yields ``[{name: tensor}]`` for the given feed names."""
     feeds = []
     for name in names:
@@ -110,7 +147,7 @@ def _loader(task: Task, split: str, names: list[str], batch_size: int, *, shuffl
 
     return paddle.io.DataLoader(
         _Indices(task.size(split)),
-        batch_sampler=_Batches(task, split, batch_size, shuffle, seed, limit),
+        batch_sampler=_Batches(task, split, batch_size, shuffle, seed, limit, fixed),
         collate_fn=collate,
         feed_list=feeds,
         return_list=False,
@@ -138,7 +175,13 @@ def run(cfg: JobConfig, model: ModelFiles, task: Task, workdir: Path) -> Compres
         if missing:
             raise InputError(f"{model.folder}: the model's inputs {missing} are not inputs of task {task.name} ({', '.join(task.input_names)})")
         batch_size = cfg.Global.batch_size
-        train_loader = _loader(task, "train", feed_names, batch_size, shuffle=True, seed=cfg.Job.seed)
+        calib = calibration(cfg, task.size("train"))
+        if calib and calib.fixed:
+            train_loader = _loader(task, "train", feed_names, batch_size, shuffle=True, seed=cfg.Job.seed, limit=calib.batches, fixed=True)
+        else:
+            train_loader = _loader(task, "train", feed_names, batch_size, shuffle=True, seed=cfg.Job.seed)
+        if calib:
+            log.info("PTQ calibrates on %s", calib.describe())
         eval_loader = _loader(task, "dev", feed_names + list(task.label_names), batch_size, shuffle=False, seed=0)
         dev_metric: dict[str, float] = {}
 
@@ -180,7 +223,7 @@ def run(cfg: JobConfig, model: ModelFiles, task: Task, workdir: Path) -> Compres
         scope = int8.restrict(result_model.program, cfg.Job.int8_scope)
     log.info("ACT %s done in %.1f s: %s", "+".join(act_strategies), seconds, result_model.folder)
     selection_metric = final_metric if final_metric is not None and final_metric >= 0 else dev_metric.get("last")
-    return CompressResult(result_model, strategy, act_strategies, seconds, selection_metric, slim_patches.applied(), int8_scope=scope)
+    return CompressResult(result_model, strategy, act_strategies, seconds, selection_metric, slim_patches.applied(), int8_scope=scope, calibration=calib)
 
 
 def _require_smac() -> None:

@@ -211,12 +211,20 @@ class QuantAwareConfig:
         _require(0 < self.moving_rate < 1, "moving_rate", "must be between 0 and 1")
 
 
+# PTQ needs a bounded, representative sample, not the whole training split (10 x 32 = 320
+# examples, the few hundred PaddleSlim's own examples calibrate on).
+DEFAULT_CALIBRATION_BATCHES = 10
+
+
 @dataclass
 class QuantPostConfig:
     """``QuantPost``: post-training quantization (ACT's QuantPost)."""
 
-    batch_size: int = _doc(32, "Calibration batch size.")
-    batch_nums: int | None = _doc(None, "Calibration batches; empty: the whole train loader.")
+    batch_size: int = _doc(32, "Unused by the job (kept for ACT configs): calibration batches come from the job's train loader, Global.batch_size examples each.")
+    batch_nums: int | None = _doc(
+        DEFAULT_CALIBRATION_BATCHES,
+        "Calibration batches of Global.batch_size training examples (one fixed, seeded sample for every pass); null: the whole train split.",
+    )
     epochs: int = _doc(20, "Epochs of reconstruction (recon_level only).")
     lr: float = _doc(0.1, "Learning rate of reconstruction.")
     algo: str = _doc("hist", "Calibration algorithm: KL, hist, avg, mse, emd, abs_max.")

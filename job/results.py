@@ -47,6 +47,8 @@ def build(cfg, built, compressed, before, after, durations: dict[str, float], be
                 "precision": after.precision,
                 "int8_ops": dict(after.int8_ops),  # ops the predictor ran in INT8, read from its optimized program
                 "int8_scope": asdict(compressed.int8_scope) if compressed.int8_scope else None,
+                "calibration": asdict(compressed.calibration) if compressed.calibration else None,  # what PTQ read
+                "compress_seconds": round(compressed.seconds, 1),
             },
         },
         "evaluation": _evaluation(cfg, after, roles or {}),
@@ -129,6 +131,9 @@ def summary(outcome: dict[str, Any], dest: str) -> str:
             rows.append((label, f"{record['latency_ms']['median']:.1f} ms", ""))
     width = [max(len(r[i]) for r in rows) for i in range(3)]
     table = "\n".join(f"  {r[0]:<{width[0]}}  {r[1]:>{width[1]}}  {r[2]:>{width[2]}}" for r in rows)
+    calibration = models["compressed"].get("calibration")
+    if calibration:
+        rows.append(("PTQ calibration", "", f"{calibration['examples']:,} examples"))
     gate = outcome["gate"]
     verdict = "PASSED" if gate["passed"] else "FAILED"
     phases = ", ".join(f"{name} {_fmt_seconds(sec)}" for name, sec in outcome["durations"].items())
