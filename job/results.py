@@ -129,11 +129,11 @@ def summary(outcome: dict[str, Any], dest: str) -> str:
         if record.get("padding") == "max" and record.get("latency_ms"):
             label = f"latency {record['runtime']} {record['precision']} ({record['model']})"
             rows.append((label, f"{record['latency_ms']['median']:.1f} ms", ""))
-    width = [max(len(r[i]) for r in rows) for i in range(3)]
-    table = "\n".join(f"  {r[0]:<{width[0]}}  {r[1]:>{width[1]}}  {r[2]:>{width[2]}}" for r in rows)
     calibration = models["compressed"].get("calibration")
     if calibration:
         rows.append(("PTQ calibration", "", f"{calibration['examples']:,} examples"))
+    width = [max(len(r[i]) for r in rows) for i in range(3)]
+    table = "\n".join(f"  {r[0]:<{width[0]}}  {r[1]:>{width[1]}}  {r[2]:>{width[2]}}" for r in rows)
     gate = outcome["gate"]
     verdict = "PASSED" if gate["passed"] else "FAILED"
     phases = ", ".join(f"{name} {_fmt_seconds(sec)}" for name, sec in outcome["durations"].items())

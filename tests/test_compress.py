@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -104,6 +105,11 @@ def test_pruning_then_quantization(tiny):
     assert results["act_strategies"] == ["transformer_prune_dis", "quant_post"]
     assert results["models"]["compressed"]["params"] < results["models"]["original"]["params"]
     assert_int8_served(results)
+    # after pruning, PTQ reads 2 batches of the (shuffled) training loader; the summary says so
+    calibration = results["models"]["compressed"]["calibration"]
+    assert calibration["batches"] == 2 and calibration["fixed"] is False
+    assert re.search(rf"PTQ calibration\s+{calibration['examples']} examples", done.stdout), done.stdout[-2000:]
+    assert results["models"]["compressed"]["compress_seconds"] > 0
     assert load_in_real_clients(folder)["precision"] == "int8"
 
 
