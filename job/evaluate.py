@@ -111,6 +111,10 @@ class Serving:
     max_seq_len: int = 512
     trt_workspace_mb: int = 1024
     trt_min_subgraph: int = 5
+    # Benchmark only: oneDNN BF16 for the float ops (``enable_mkldnn_bfloat16()``, CPUs with
+    # AVX-512 BF16 or AMX). Taskflow does not enable it, so the job never serves with it; the
+    # benchmark's rows that set it are labelled as served otherwise than the job serves.
+    benchmark_bf16: bool = False
 
     def config(self, model: ModelFiles):
         from paddle import inference
@@ -147,6 +151,8 @@ class Serving:
             if self.precision == "int8":
                 # No op set: every type oneDNN supports, as Taskflow does; the program says which tensors.
                 config.enable_mkldnn_int8()
+            if self.benchmark_bf16:
+                config.enable_mkldnn_bfloat16()
         for name in self.delete_passes:
             config.delete_pass(name)
         return config

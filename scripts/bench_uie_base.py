@@ -106,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     from job import logs, reuse
 
     # The code every reuse key names, as this run loads it (an edit during the run is not keyed as used).
-    reuse.snapshot(*sorted((ROOT / "job").glob("*.py")), __file__)
+    reuse.snapshot(*sorted((ROOT / "job").rglob("*.py")), __file__)
     logs.setup(verbose=args.verbose)
     settings = QUICK if args.quick else FULL
     if args.repeats:
@@ -123,16 +123,17 @@ def main(argv: list[str] | None = None) -> int:
 
     threads = set_threads(args.threads)
     scope = args.int8_scope
+    compression: dict[str, dict] = {}
     with logs.phase("data and tokenizer", phases):
         task, vocab_dir, data_key = _data(work, settings, args.rebuild)
     with logs.phase("build and export", phases):
         fp32, fp32_key = _build(work, settings, vocab_dir, data_key, args.rebuild)
     with logs.phase("PTQ (job.compress, strategy ptq)", phases):
-        ptq_all, ptq_key = _compress(work, settings, "ptq", fp32, fp32_key, task, threads, args.rebuild, "all")
+        ptq_all, ptq_key, compression["ptq"] = _compress(work, settings, "ptq", fp32, fp32_key, task, threads, args.rebuild, "all")
         ptq = _scoped(ptq_all, ptq_key, work / f"ptq-{_slug(scope)}", scope, args.rebuild)
         ptq_pv = _scoped(ptq_all, ptq_key, work / "ptq-linear-pv", "linear+pv", args.rebuild) if scope != "linear+pv" else None
     with logs.phase("prune + PTQ (job.compress, strategy prune_ptq)", phases):
-        pruned, _ = _compress(work, settings, "prune_ptq", fp32, fp32_key, task, threads, args.rebuild, scope)
+        pruned, _, compression["prune_ptq"] = _compress(work, settings, "prune_ptq", fp32, fp32_key, task, threads, args.rebuild, scope)
     accuracy: dict = {}
     if not args.no_accuracy:
         with logs.phase("accuracy on the demo teacher", phases):
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         dynamic_padding=True,
         onnx_peer=not args.no_onnx,
     )
-    run_args = {"workdir": work / "bench", "onnx_from": "fp32", "notes": notes, "openvino": not args.no_openvino, "openvino_quantized": {"ptq": ptq, "ptq-all": ptq_all}, "paddle_variants": [("bf16", "fp32", {"bf16": True}), ("bf16", "ptq", {"bf16": True})]}
+    run_args = {"workdir": work / "bench", "onnx_from": "fp32", "notes": notes, "openvino": not args.no_openvino, "openvino_quantized": {"ptq": ptq, "ptq-all": ptq_all}, "paddle_variants": [("bf16", "fp32", {"benchmark_bf16": True}), ("bf16", "ptq", {"benchmark_bf16": True})]}
     if args.prepare:
         with logs.phase("peer conversions", phases):
             benchmark.prepare_peers(fp32, "fp32", task, work / "bench", threads=threads, onnx=not args.no_onnx, openvino=not args.no_openvino)
@@ -230,6 +231,10 @@ def _print_table(path: Path) -> int:
         print(f"error: {path}: not a benchmark record ({exc.__class__.__name__}: {exc})", file=sys.stderr)
         return 2
     return 0
+
+
+def _seconds(value) -> str:
+    return "?" if value is None else f"{value:.0f} s"
 
 
 def _slug(scope: str) -> str:
@@ -357,7 +362,9 @@ _YAML = {
 
 def _compress(work: Path, settings: Settings, strategy: str, source, source_key: str, task, threads: int, rebuild: bool, int8_scope: str):
     """``source`` compressed by ``job.compress.run`` with ``strategy``, cached in work and
-    reused only while the config, the source model and the code that compresses are the same."""
+    reused only while the config, the source model and the code that compresses are the same;
+    its reuse key; and how long compressing took (``seconds`` of the run that built it,
+    ``reused`` when this run took it from the cache, ``act_strategies``)."""
     from job import compress, reuse
     from job.config import load_config
     from job.model import ModelFiles
@@ -366,7 +373,8 @@ def _compress(work: Path, settings: Settings, strategy: str, source, source_key:
     text = _YAML[strategy].format(seq=settings.seq_len, calib=settings.calib_batches, threads=threads, train_iter=settings.train_iter, int8_scope=int8_scope)
     key = compress_key(text, source_key)
     if not rebuild and reuse.fresh(folder, key, f"strategy {strategy}"):
-        return ModelFiles(folder / "compressed").check(), key
+        built = json.loads((folder / reuse.MARKER).read_text(encoding="utf-8"))
+        return ModelFiles(folder / "compressed").check(), key, {"seconds": built.get("seconds"), "reused": True, "act_strategies": built.get("act_strategies") or []}
     shutil.rmtree(folder, ignore_errors=True)
     with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False, encoding="utf-8") as handle:
         handle.write(text)
@@ -375,7 +383,7 @@ def _compress(work: Path, settings: Settings, strategy: str, source, source_key:
     folder.mkdir(parents=True, exist_ok=True)
     result = compress.run(cfg, source, task, folder)
     reuse.mark(folder, key, act_strategies=result.act_strategies, seconds=result.seconds)
-    return result.model, key
+    return result.model, key, {"seconds": round(result.seconds, 1), "reused": False, "act_strategies": list(result.act_strategies)}
 
 
 def _scoped(source, source_key: str, folder: Path, scope: str, rebuild: bool):
@@ -415,10 +423,10 @@ def _accuracy(work: Path, settings: Settings, threads: int, rebuild: bool, scope
     cfg = load_config(TEACHER_CONFIG, overrides)
     teacher = ROOT / "teachers" / "uie-pico-pd199801"
     folder = work / "accuracy"
-    from job import openvino_peer
+    from job.benchmark import openvino_peer
 
     ov_ok, ov_why = openvino_peer.available() if openvino else (False, "left out (--no-openvino)")
-    code = reuse.code_text(ROOT / "job" / "compress.py", ROOT / "job" / "int8.py", ROOT / "job" / "evaluate.py", ROOT / "job" / "tasks.py", ROOT / "job" / "openvino_peer.py", _accuracy, benchmark._calibration_batches, benchmark._bench_serving)
+    code = reuse.code_text(ROOT / "job" / "compress.py", ROOT / "job" / "int8.py", ROOT / "job" / "evaluate.py", ROOT / "job" / "tasks.py", ROOT / "job" / "benchmark" / "openvino_peer.py", ROOT / "job" / "benchmark" / "workload.py", _accuracy)
     key = reuse.key(files=sorted(p for p in teacher.iterdir() if p.is_file()), code=code, config=TEACHER_CONFIG.read_text(encoding="utf-8"), overrides=overrides, scope=scope, openvino=ov_ok, versions=_versions("paddlepaddle", "paddleslim", "openvino", "nncf"))
     if not rebuild and reuse.fresh(folder, key, "accuracy results"):
         return json.loads((folder / "accuracy.json").read_text(encoding="utf-8"))
@@ -433,7 +441,7 @@ def _accuracy(work: Path, settings: Settings, threads: int, rebuild: bool, scope
     bs = cfg.Global.batch_size
 
     def paddle_f1(files, precision: str, bf16: bool = False) -> float:
-        serving = benchmark._bench_serving()(threads=threads, bf16=bf16) if bf16 else Serving(threads=threads)
+        serving = Serving(threads=threads, benchmark_bf16=bf16)
         predictor, _, _ = create_predictor(files, serving, precision)
         return 100.0 * task.score("test", bs, functools.partial(run_batch, predictor))[task.metric]
 
@@ -444,7 +452,7 @@ def _accuracy(work: Path, settings: Settings, threads: int, rebuild: bool, scope
         f1[f"paddle-int8-{name}-bf16"] = paddle_f1(files, "int8", bf16=True)
     notes = []
     if ov_ok:
-        calibration = benchmark._calibration_batches(task, list(task.input_names), count=batches, size=bs, split="train")
+        calibration = benchmark.calibration_batches(task, list(task.input_names), count=batches, size=bs, split="train")
         xml = folder / "openvino" / "nncf-int8.xml"
         made = openvino_peer.quantize(model.program, calibration, xml)
         for variant, (precision, hint) in benchmark.OPENVINO_VARIANTS.items():
@@ -487,7 +495,7 @@ def _accuracy_lines(accuracy: dict) -> list[str]:
 
 
 def _check_lines(result) -> list[str]:
-    """Whether each INT8 run computes what its program says (see job.benchmark._int8_check)."""
+    """Whether each INT8 run computes what its program says (see job.benchmark.paddle_inference.Session.checks)."""
     lines = ["", "INT8 outputs against the quantized program run in FP32 (QDQ simulated), max-padding batch:"]
     for record in result.find(runtime="paddle-inference", precision="int8", padding="max"):
         check = record.get("int8_check") or {}

@@ -125,12 +125,12 @@ def test_padding_modes_time_the_same_texts(cpu_result, tiny):
 
 
 def test_padding_workload_holds_the_same_texts_in_each_mode(tiny, monkeypatch):
-    from job import benchmark
-    from job.benchmark import TEXT_PADDINGS, _build_workload
+    from job.benchmark import TEXT_PADDINGS
+    from job.benchmark import workload as workloads
 
-    monkeypatch.setattr(benchmark, "TEXT_BATCHES", 3)  # a sample smaller than the split: 24 of 48 texts
+    monkeypatch.setattr(workloads, "TEXT_BATCHES", 3)  # a sample smaller than the split: 24 of 48 texts
     task = tiny["task"]
-    workload = _build_workload(_cfg(), task, list(task.input_names))
+    workload = workloads.build_workload(_cfg(), task, list(task.input_names))
 
     def rows(batches):
         return [tuple(ids[mask == 1]) for batch in batches for ids, mask in zip(batch["input_ids"], batch["attention_mask"], strict=True)]
@@ -159,13 +159,31 @@ def test_onnx_runtime_peer_fp32_and_best_int8(cpu_result):
     assert {"int8-dynamic", "int8-dynamic-per-channel", "int8-static-qdq-per-channel", "int8-static-qoperator-per-channel"} <= set(made)
     assert all(t["quantized_nodes"] > 0 for t in made.values() if "median_ms" in t)
     assert all(t["max_abs_diff_vs_fp32"] < 0.5 for t in made.values() if "median_ms" in t)
-    assert {r["padding"] for r in cpu_result.find(runtime="onnxruntime")} == {"max"}, "peers are compared on the latency batch"
+    assert {r["padding"] for r in cpu_result.find(runtime="onnxruntime", precision="fp32")} == {"max"}, "only the best INT8 is timed in the padding modes"
+
+
+def _same_texts_as_paddle(result, rows):
+    """Peer padding rows time the very texts, batches and widths of Paddle's padding rows."""
+    paddle = {r["padding"]: r for r in result.find(model="original", runtime="paddle-inference") if r["padding"] != "max"}
+    assert {r["padding"] for r in rows} == set(paddle) == {"to-max", "to-longest", "bucketed"}
+    for row in rows:
+        like = paddle[row["padding"]]
+        assert row.get("latency_ms"), row.get("error")
+        for key in ("texts", "batches", "seq_len", "padded_len_mean", "shapes", "timed_runs"):
+            assert row[key] == like[key], (row["padding"], key)
+
+
+def test_onnx_runtime_best_int8_is_timed_in_the_padding_modes(cpu_result):
+    (best,) = cpu_result.find(runtime="onnxruntime", precision="int8", padding="max")
+    rows = [r for r in cpu_result.find(runtime="onnxruntime") if r["padding"] != "max"]
+    assert {(r["precision"], r["variant"]) for r in rows} == {("int8", best["variant"])}
+    _same_texts_as_paddle(cpu_result, rows)
 
 
 def test_summary_lists_every_record(cpu_result):
     text = cpu_result.summary()
     assert "median ms" in text and "samples/s" in text and "versions: " in text
-    assert text.count("paddle-inference") == 8 and text.count("onnxruntime") >= 2
+    assert text.count("paddle-inference") == 8 and text.count("onnxruntime") >= 5
 
 
 def test_profile_names_the_op_types(cpu_result):
@@ -196,17 +214,17 @@ def test_gpu_path_is_skipped_with_a_reason_and_no_numbers(tiny, caplog):
 
 def test_gpu_config_has_dynamic_shape_ranges(tiny):
     """The TensorRT configuration is built (not run) on CPU builds too."""
-    from job import benchmark
+    from job.evaluate import Serving
     from job.runtime import paddle
 
     if not paddle.is_compiled_with_cuda():
         pytest.skip("this paddle build has no CUDA: enable_tensorrt_engine is refused")
-    spec = {"program": str(tiny["fp32"].program), "params": str(tiny["fp32"].params), "precision": "fp16", "device": "gpu", "batch_size": 8, "max_seq_len": 64, "input_names": ["input_ids"]}
-    assert benchmark._paddle_config(spec).tensorrt_engine_enabled()
+    serving = Serving(device="gpu", precision="fp16", max_batch_size=8, max_seq_len=64, input_names=("input_ids",))
+    assert serving.config(tiny["fp32"]).tensorrt_engine_enabled()
 
 
 def test_precisions_by_program_and_device():
-    from job.benchmark import _precisions
+    from job.benchmark.paddle_inference import precisions as _precisions
 
     assert _precisions(_cfg(), quantized=False) == ["fp32"]
     assert _precisions(_cfg(), quantized=True) == ["int8"]
@@ -244,7 +262,8 @@ def test_onnx_export_moves_constant_weights_to_initializers(tiny, tmp_path: Path
 
 @pytest.fixture(scope="module")
 def ov_result(tiny):
-    from job import benchmark, openvino_peer
+    from job import benchmark
+    from job.benchmark import openvino_peer
 
     ok, why = openvino_peer.available()
     if not ok:
@@ -258,13 +277,13 @@ def ov_result(tiny):
     from job.model import ModelFiles
 
     ours = {"compressed": tiny["int8"], "broken": ModelFiles(broken)}
-    return benchmark.run(_cfg(dynamic_padding=False), {"original": tiny["fp32"]}, tiny["task"], workdir=tiny["root"] / "bench-ov", openvino=True, openvino_quantized=ours)
+    return benchmark.run(_cfg(), {"original": tiny["fp32"]}, tiny["task"], workdir=tiny["root"] / "bench-ov", openvino=True, openvino_quantized=ours)
 
 
 def test_openvino_rows_fp32_default_and_nncf_int8(ov_result):
     from job.benchmark import OPENVINO_VARIANTS
 
-    rows = {r["variant"]: r for r in ov_result.find(runtime="openvino", model="original")}
+    rows = {r["variant"]: r for r in ov_result.find(runtime="openvino", model="original", padding="max")}
     assert set(rows) == set(OPENVINO_VARIANTS)
     for variant, record in rows.items():
         assert record.get("latency_ms"), record.get("error")
@@ -283,8 +302,22 @@ def test_openvino_rows_fp32_default_and_nncf_int8(ov_result):
 def test_openvino_measurements_each_in_their_own_worker(ov_result):
     import os
 
-    pids = [r["worker_pid"] for r in ov_result.records if r.get("latency_ms")]
+    pids = [r["worker_pid"] for r in ov_result.records if r.get("latency_ms") and r["padding"] == "max"]
     assert len(pids) >= 5 and len(set(pids)) == len(pids) and os.getpid() not in pids
+    # The padding modes of one session share its worker, a worker of its own.
+    padded = {r["worker_pid"] for r in ov_result.find(runtime="openvino") if r["padding"] != "max"}
+    assert len(padded) == 2 and not padded & set(pids) and os.getpid() not in padded
+
+
+def test_openvino_best_int8_and_default_are_timed_in_the_padding_modes_with_dynamic_shapes(ov_result):
+    at_max = {r["variant"]: r for r in ov_result.find(runtime="openvino", model="original", padding="max")}
+    fastest = min(("nncf-int8-f32", "nncf-int8-default"), key=lambda v: at_max[v]["latency_ms"]["median"])
+    rows = [r for r in ov_result.find(runtime="openvino") if r["padding"] != "max"]
+    assert {r["variant"] for r in rows} == {fastest, "default"}
+    assert all(r["shapes_compiled"] == "dynamic" for r in rows) and at_max["default"]["shapes_compiled"] == "per batch shape"
+    for variant in (fastest, "default"):
+        _same_texts_as_paddle(ov_result, [r for r in rows if r["variant"] == variant])
+        assert all(r["inference_precision"] == at_max[variant]["inference_precision"] for r in rows if r["variant"] == variant)
 
 
 def test_openvino_runs_or_refuses_our_programs_as_rows(ov_result):
@@ -297,7 +330,7 @@ def test_openvino_runs_or_refuses_our_programs_as_rows(ov_result):
 
 
 def test_openvino_refusal_picks_the_informative_line():
-    from job.openvino_peer import refusal
+    from job.benchmark.openvino_peer import refusal
 
     message = "Exception from src/inference/src/cpp/core.cpp:92:\nCheck 'false' failed\nFail to convert dequantize_linear Exception Check 'false' failed at dequantize_linear.cpp:33:\nmore"
     assert refusal(message).startswith("Fail to convert dequantize_linear")
@@ -305,7 +338,8 @@ def test_openvino_refusal_picks_the_informative_line():
 
 
 def test_openvino_rows_are_skipped_with_a_reason_without_the_package(tiny, monkeypatch):
-    from job import benchmark, openvino_peer
+    from job import benchmark
+    from job.benchmark import openvino_peer
 
     monkeypatch.setattr(openvino_peer, "available", lambda: (False, "openvino is not installed (test)"))
     result = benchmark.run(_cfg(dynamic_padding=False, precisions=["int8"]), {"original": tiny["fp32"]}, tiny["task"], openvino=True, openvino_quantized={"compressed": tiny["int8"]})
@@ -317,11 +351,11 @@ def test_openvino_rows_are_skipped_with_a_reason_without_the_package(tiny, monke
 def test_onnx_conversions_are_reused_only_under_the_same_key(cpu_result, tiny, monkeypatch, tmp_path):
     import shutil
 
-    from job import benchmark
+    from job.benchmark import calibration_batches, onnxruntime_peer
 
     folder = tmp_path / "onnx"  # a copy: the rebuild below must not take the fixture's files away
     shutil.copytree(tiny["root"] / "bench" / "onnx" / "original", folder)
-    calibration = benchmark._calibration_batches(tiny["task"], list(tiny["task"].input_names))
+    calibration = calibration_batches(tiny["task"], list(tiny["task"].input_names))
 
     import paddle2onnx
 
@@ -330,11 +364,11 @@ def test_onnx_conversions_are_reused_only_under_the_same_key(cpu_result, tiny, m
 
     # paddle2onnx's own entry point: the code in the key (export_onnx & co.) stays the same.
     monkeypatch.setattr(paddle2onnx, "export", no_export)
-    made = benchmark._onnx_candidates(tiny["fp32"], folder, calibration)  # same inputs: reused, no export
+    made = onnxruntime_peer.candidates(tiny["fp32"], folder, calibration)  # same inputs: reused, no export
     assert {c[1] for c in made["candidates"]} >= {"fp32", "int8-dynamic"}
     other = [{k: v[:, :-1] for k, v in batch.items()} for batch in calibration]
     with pytest.raises(AssertionError, match="exported again"):
-        benchmark._onnx_candidates(tiny["fp32"], folder, other)  # other calibration data: rebuilt
+        onnxruntime_peer.candidates(tiny["fp32"], folder, other)  # other calibration data: rebuilt
 
 
 def test_a_quantized_program_served_without_int8_ops_is_an_error(tiny, tmp_path, monkeypatch):
@@ -356,3 +390,71 @@ def test_a_quantized_program_served_without_int8_ops_is_an_error(tiny, tmp_path,
         create_predictor(model)
     _, precision, ops = create_predictor(tiny["int8"])
     assert precision == "int8" and ops.get("fc", 0) > 0
+
+
+# --------------------------------------------------------------------------------------
+# The package's parts: the spec, the runtime protocol, light imports
+# --------------------------------------------------------------------------------------
+
+
+def test_a_measurement_crosses_into_the_worker_as_json():
+    import dataclasses
+
+    from job.benchmark import Measurement
+    from job.benchmark.spec import Profile
+    from job.evaluate import Serving
+
+    serving = Serving(threads=2, precision="int8", delete_passes=("fc_fuse_pass",), input_names=("input_ids", "token_type_ids"), benchmark_bf16=True)
+    spec = Measurement(
+        runtime="paddle-inference", model="ptq", precision="int8", source="m/inference.pdmodel", params="m/inference.pdiparams", workload="w.npz",
+        input_names=("input_ids", "token_type_ids"), threads=2, warmup=1, repeats=3, batch_size=8, max_seq_len=64, paddings=("max", "bucketed"),
+        profile=Profile(2, 5), serving=serving, variant="bf16",
+    )
+    back = Measurement.from_json(spec.to_json())
+    assert back == spec and isinstance(back.serving, Serving) and back.serving.delete_passes == ("fc_fuse_pass",)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.threads = 3  # type: ignore[misc]
+    with pytest.raises(ValueError, match="unknown fields"):
+        Measurement.from_json(json.dumps(dict(json.loads(spec.to_json()), colour="red")))
+
+
+def test_benchmark_bf16_is_a_serving_field_the_job_leaves_off(tiny, monkeypatch):
+    from paddle import inference
+
+    from job.evaluate import Serving
+
+    calls = []
+
+    class Recording(inference.Config):  # paddle's Config has no getter for BF16
+        def enable_mkldnn_bfloat16(self):
+            calls.append("bf16")
+            super().enable_mkldnn_bfloat16()
+
+    monkeypatch.setattr(inference, "Config", Recording)
+    Serving().config(tiny["fp32"])
+    assert calls == [], "the job's own serving (Taskflow's) has no BF16"
+    Serving(benchmark_bf16=True).config(tiny["fp32"])
+    assert calls == ["bf16"]
+
+
+def test_every_runtime_has_a_session_behind_one_protocol():
+    from job.benchmark.session import RUNTIMES, session_class
+
+    assert set(RUNTIMES) == {"paddle-inference", "onnxruntime", "openvino"}
+    for runtime in RUNTIMES:
+        cls = session_class(runtime)
+        for method in ("open", "__call__", "versions", "facts", "checks", "profile"):
+            assert callable(getattr(cls, method, None)), (runtime, method)
+    with pytest.raises(ValueError, match="no benchmark runtime named"):
+        session_class("tensorflow")
+
+
+def test_the_benchmark_package_imports_no_runtime():
+    """ONNX Runtime and OpenVINO workers import job.benchmark: it must not load paddle, nor
+    any runtime before a measurement of it runs."""
+    import subprocess
+    import sys
+
+    probe = "import sys, job.benchmark, job.benchmark.measure; print(sorted({m.split('.')[0] for m in sys.modules} & {'paddle', 'paddlenlp', 'onnxruntime', 'openvino', 'nncf'}))"
+    done = subprocess.run([sys.executable, "-c", probe], cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=120, check=True)
+    assert done.stdout.strip() == "[]", done.stdout

@@ -1,0 +1,7 @@
+"""Worker entry point: ``python -m job.benchmark --worker IN.json OUT.json`` (internal)."""
+
+import sys
+
+from .measure import worker
+
+sys.exit(worker(sys.argv[1:]))
