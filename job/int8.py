@@ -7,12 +7,19 @@ pairs as the list of tensors to run in INT8. So the published program is the con
 ``restrict`` keeps the pairs only in front of the ops that stay accurate in INT8 and
 removes the rest, and every consumer then serves the same thing the job measured.
 
-Why not everything: measured on the demo teacher after PTQ (test F1 81.91 with INT8 on
-the linear layers), oneDNN INT8 on every tensor PTQ marked gave F1 4.99; the linear
-layers plus attention's probabilities x V matmul (softmax output times V) 81.27; the
-attention scores matmul Q x K^T in INT8 is what collapses it (oneDNN ``fused_matmul``;
-all six attention matmuls in INT8 gave 2.73, the nine adds 81.72). Note that OpenVINO's NNCF transformer preset makes the
-opposite choice (Q x K^T in INT8, probabilities x V in float) for its own kernels.
+The weights too: Paddle 2.6's oneDNN INT8 passes mis-scale ACT's per-channel linear
+weights (``_per_tensor_weights`` says how), so ``restrict`` hands every linear weight to
+them as a float32 weight behind a per-tensor pair. Measured on the demo teacher (test
+F1, FP32 83.07, PTQ hist over 8 batches, default INT8 predictor): the linear layers in
+INT8 gave 81.65 with ACT's weights and 83.13 per tensor.
+
+Why not every tensor: measured before that weight fix, oneDNN INT8 on every tensor PTQ
+marked gave F1 4.99; the linear layers plus attention's probabilities x V matmul
+(softmax output times V) 81.27; the attention scores matmul Q x K^T in INT8 is what
+collapses it (oneDNN ``fused_matmul``; all six attention matmuls in INT8 gave 2.73, the
+nine adds 81.72), and it still does with the weight fix (scope 'all': 1.76). Note that
+OpenVINO's NNCF transformer preset makes the opposite choice (Q x K^T in INT8,
+probabilities x V in float) for its own kernels.
 
 ``served_int8_ops`` reads the optimized program a predictor wrote
 (``Config.enable_save_optim_model``) and counts the ops oneDNN marked INT8, or the
@@ -43,9 +50,11 @@ class RestrictResult:
     kept: int  # activation quantize/dequantize pairs left in the program
     removed: int  # pairs removed
     rewired: int  # consumers moved from a dequantized tensor to its float original
+    folded: int = 0  # per-channel linear weights made per-tensor (see _per_tensor_weights)
 
     def summary(self) -> str:
-        return f"INT8 scope {self.scope}: kept {self.kept} activation quantize/dequantize pairs, removed {self.removed}"
+        text = f"INT8 scope {self.scope}: kept {self.kept} activation quantize/dequantize pairs, removed {self.removed}"
+        return text + (f"; {self.folded} per-channel linear weights made per-tensor (float32 storage)" if self.folded else "")
 
 
 def _args(params) -> dict[str, list[str]]:
@@ -105,13 +114,202 @@ def _bindings(block) -> list[dict[str, int]]:
     return bound
 
 
-def restrict(program_file: str | Path, scope: str = "linear") -> RestrictResult:
+# Bytes per element of Paddle's VarType data types (framework.proto), for the parameter file.
+_DTYPE_BYTES = {0: 1, 1: 2, 2: 4, 3: 8, 4: 2, 5: 4, 6: 8, 20: 1, 21: 1, 22: 2, 23: 8, 24: 16}
+_NUMPY_DTYPES = {2: "<i4", 3: "<i8", 5: "<f4", 6: "<f8", 21: "i1", 20: "u1"}
+
+
+def _read_params(path: Path) -> list[tuple[bytes, object, bytes]]:
+    """A combined parameter file (Paddle's ``save_combine``) as (LoD header, TensorDesc,
+    data) per tensor, in file order."""
+    import struct
+
+    from paddle.base.proto import framework_pb2
+
+    raw = path.read_bytes()
+    tensors, at = [], 0
+    while at < len(raw):
+        start = at
+        at += 4  # LoDTensor version
+        (levels,) = struct.unpack_from("<Q", raw, at)
+        at += 8
+        for _ in range(levels):
+            (size,) = struct.unpack_from("<Q", raw, at)
+            at += 8 + size
+        at += 4  # Tensor version
+        (desc_size,) = struct.unpack_from("<i", raw, at)
+        at += 4
+        desc = framework_pb2.VarType.TensorDesc()
+        desc.ParseFromString(raw[at : at + desc_size])
+        at += desc_size
+        count = 1
+        for dim in desc.dims:
+            count *= dim
+        size = count * _DTYPE_BYTES[desc.data_type]
+        tensors.append((raw[start : at - desc_size - 8], desc, raw[at : at + size]))
+        at += size
+    return tensors
+
+
+def _write_params(path: Path, tensors) -> None:
+    import struct
+
+    out = bytearray()
+    for header, desc, data in tensors:
+        text = desc.SerializeToString()
+        out += header + struct.pack("<I", 0) + struct.pack("<i", len(text)) + text + data
+    path.write_bytes(bytes(out))
+
+
+def _per_tensor_weights(block, params: Path) -> int:
+    """Re-express every per-channel linear weight (a ``dequantize_linear`` along
+    ``quant_axis`` feeding matmul/mul) as a float32 weight behind a per-tensor
+    ``quantize_linear``/``dequantize_linear`` pair. Returns how many.
+
+    Two bugs of Paddle 2.6's oneDNN INT8 passes (every predictor with
+    ``enable_mkldnn_int8()``, Taskflow's included) make ACT's per-channel weights wrong:
+
+    - ``quant_dequant_mkldnn_pass`` (``ConvertFromINT8ToFP32``) picks the axis to
+      dequantize along from the length of the scale vector, not from ``quant_axis``: a
+      scale as long as dim 0 is applied along dim 0 (the conv filter layout). A linear
+      weight is [in, out], quantized per output column, so square ones (attention's Q, K,
+      V and output projections) get each row scaled by the wrong column's scale.
+    - ``compute_propagate_scales_mkldnn_pass`` then computes the fc weight scales itself
+      (``ComputeVarScales`` with axis 0): ``GetScales`` takes the maximum of contiguous
+      runs of ``in`` values, the columns of an [out, in] layout, while the fc kernel reads
+      the weight as [in, out] and applies the scales per output column. Every fc with more
+      than one output gets scales of the wrong elements: some columns saturate, others
+      lose precision.
+
+    The second pass keeps a scale that the first one recorded for the weight, and the
+    first records one only from a per-tensor ``quantize_linear`` reading the weight. So
+    the weight is stored dequantized (exactly as ``quant_axis`` says, float32) and read
+    through a per-tensor pair whose scale is its absolute maximum: oneDNN then quantizes
+    it with that one scale, and every other consumer (FP32 Paddle, OpenVINO) computes the
+    same per-tensor INT8 weight. Measured on the demo teacher (test F1, FP32 83.07): every
+    linear layer in INT8 gave 81.65 as ACT saved them, 82.47 with only the square weights
+    stored dequantized, 83.13 with this. Costs: these weights are stored in float32 (4x
+    their INT8 size), and INT8 weights per tensor instead of per output column."""
+    if not params.is_file():
+        return 0
+    persistable = {v.name: v for v in block.vars if v.persistable}
+    readers: dict[str, list] = {}
+    for op in block.ops:
+        for names in _args(op.inputs).values():
+            for name in names:
+                readers.setdefault(name, []).append(op)
+    linear = ("matmul_v2", "matmul", "mul")
+    candidates = []
+    for op in block.ops:
+        if op.type != "dequantize_linear":
+            continue
+        inputs = _args(op.inputs)
+        weight, scale = inputs["X"][0], (inputs.get("Scale") or [""])[0]
+        if weight not in persistable or scale not in persistable or len(readers.get(weight, [])) != 1:
+            continue
+        users = readers.get(_args(op.outputs)["Y"][0], [])
+        dims = list(persistable[weight].type.lod_tensor.tensor.dims)
+        attrs = {a.name: a for a in op.attrs}
+        axis = attrs["quant_axis"].i if "quant_axis" in attrs else -1
+        if len(dims) == 2 and axis in (0, 1) and users and all(u.type in linear for u in users):
+            candidates.append((op, weight, scale, axis, attrs["bit_length"].i if "bit_length" in attrs else 8))
+    if not candidates:
+        return 0
+    import numpy as np
+
+    names = sorted(v.name for v in block.vars if v.persistable and v.type.type not in (9, 10, 17))  # not FEED_MINIBATCH, FETCH_LIST, RAW
+    tensors = _read_params(params)
+
+    def numel(dims) -> int:
+        count = 1
+        for dim in dims:
+            count *= dim
+        return count
+
+    # The loader reads the file in sorted-name order; check that it holds these tensors.
+    declared = [list(persistable[n].type.lod_tensor.tensor.dims) for n in names]
+    if len(tensors) != len(names) or any(all(d > 0 for d in dims) and numel(dims) != numel(t[1].dims) for dims, t in zip(declared, tensors, strict=True)):
+        log.warning("%s does not match the program's parameters; per-channel weights left as ACT saved them (oneDNN INT8 scales them wrongly)", params)
+        return 0
+    entries = dict(zip(names, tensors, strict=True))
+
+    def array(name):
+        _, desc, data = entries[name]
+        return np.frombuffer(data, dtype=_NUMPY_DTYPES[desc.data_type]).reshape(list(desc.dims))
+
+    def add(name, data_type, values):
+        var = block.vars.add()
+        var.name, var.persistable = name, values is not None
+        var.type.type = 7  # LOD_TENSOR
+        var.type.lod_tensor.tensor.data_type = data_type
+        var.type.lod_tensor.tensor.dims.extend([1] if values is not None else list(persistable[weight].type.lod_tensor.tensor.dims))
+        if values is not None:
+            from paddle.base.proto import framework_pb2
+
+            desc = framework_pb2.VarType.TensorDesc(data_type=data_type, dims=[1])
+            entries[name] = (b"\0" * 12, desc, values.tobytes())  # LoDTensor version 0, no LoD
+
+    done, before = 0, {}
+    for op, weight, scale, axis, bits in candidates:
+        if entries[weight][1].data_type not in _NUMPY_DTYPES:
+            continue
+        values = array(weight).astype(np.float64)
+        scales = array(scale).astype(np.float64).reshape(-1)
+        if scales.size < 2 or scales.size != values.shape[axis]:
+            continue
+        shape = [1, 1]
+        shape[axis] = scales.size
+        dequantized = (values * scales.reshape(shape) / float((1 << (bits - 1)) - 1)).astype(np.float32)
+        limit = float(np.abs(dequantized).max())
+        if not limit > 0:
+            continue
+        header, desc, _ = entries[weight]
+        desc.data_type = 5  # FP32
+        entries[weight] = (header, desc, dequantized.tobytes())
+        persistable[weight].type.lod_tensor.tensor.data_type = 5
+        tensor_scale, zero_point, quantized = f"{weight}@tensor_scale", f"{weight}@tensor_zero_point", f"{weight}.tensor_quantized"
+        add(tensor_scale, 5, np.array([limit], np.float32))
+        add(zero_point, 2, np.zeros(1, np.int32))
+        add(quantized, 5, None)
+        # The dequantize op becomes the pair's second half; the first goes in front of it.
+        del op.inputs[:]
+        op.inputs.add(parameter="X", arguments=[quantized])
+        op.inputs.add(parameter="Scale", arguments=[tensor_scale])
+        op.inputs.add(parameter="ZeroPoint", arguments=[zero_point])
+        for attr in op.attrs:
+            if attr.name == "quant_axis":
+                attr.i = -1
+        first = type(op)()
+        first.CopyFrom(op)
+        first.type = "quantize_linear"
+        first.inputs[0].arguments[0] = weight
+        del first.outputs[:]
+        first.outputs.add(parameter="Y", arguments=[quantized])
+        before[_args(op.outputs)["Y"][0]] = first
+        done += 1
+    if done:
+        ops = []
+        for op in block.ops:
+            if op.type == "dequantize_linear" and _args(op.outputs)["Y"][0] in before:
+                ops.append(before[_args(op.outputs)["Y"][0]])
+            copy = type(op)()
+            copy.CopyFrom(op)
+            ops.append(copy)
+        del block.ops[:]
+        block.ops.extend(ops)
+        _write_params(params, [entries[n] for n in sorted(entries)])
+    return done
+
+
+def restrict(program_file: str | Path, scope: str = "linear", params_file: str | Path | None = None) -> RestrictResult:
     """Keep activation quantize/dequantize pairs only in front of the ops ``scope`` serves
     in INT8 ('linear': weight-bearing ops; 'linear+pv': also matmuls whose first input
-    comes from a softmax, i.e. probabilities x V; 'all': leave the program as it is);
-    consumers of a removed pair read the float tensor instead. Weight pairs are
-    untouched. Rewrites ``program_file`` in place (parameters are unchanged: the scale
-    variables stay declared, so the combined parameter file still matches)."""
+    comes from a softmax, i.e. probabilities x V; 'all': every pair ACT wrote); consumers
+    of a removed pair read the float tensor instead. In every scope, per-channel linear
+    weights become float32 weights behind a per-tensor pair (``_per_tensor_weights``:
+    Paddle's oneDNN INT8 passes scale per-channel ones wrongly). Rewrites ``program_file`` and its parameter file
+    (``params_file``, default: the program's name with ``.pdiparams``) in place; the scale
+    variables stay declared, so the two still match."""
     if scope not in INT8_SCOPES:
         raise ValueError(f"unknown INT8 scope {scope!r}; choose one of {', '.join(INT8_SCOPES)}")
     from paddle.base.proto import framework_pb2
@@ -122,9 +320,11 @@ def restrict(program_file: str | Path, scope: str = "linear") -> RestrictResult:
     block = desc.blocks[0]
     persistable = {v.name for v in block.vars if v.persistable}
     # Dequantized weights count as weights (QDQ programs dequantize them in the graph).
+    # (directly, or through the per-tensor pair _per_tensor_weights puts on a float weight).
     weights = set(persistable)
+    quantized_weights = {_args(op.outputs)["Y"][0] for op in block.ops if op.type == "quantize_linear" and _args(op.inputs)["X"][0] in persistable}
     for op in block.ops:
-        if op.type == "dequantize_linear" and _args(op.inputs)["X"][0] in persistable:
+        if op.type == "dequantize_linear" and _args(op.inputs)["X"][0] in persistable | quantized_weights:
             weights.add(_args(op.outputs)["Y"][0])
     produced_by = _origins(block)
     bound = _bindings(block)
@@ -163,9 +363,11 @@ def restrict(program_file: str | Path, scope: str = "linear") -> RestrictResult:
         log.warning("%s uses the older fake-quant format (onnx_format: false): Job.int8_scope applies to QDQ pairs only, the rest is published as ACT saved it", path)
     for index in sorted(doomed, reverse=True):
         del block.ops[index]
-    if doomed or rewired:
+    params = Path(params_file) if params_file is not None else path.with_suffix(".pdiparams")
+    folded = _per_tensor_weights(block, params)
+    if doomed or rewired or folded:
         path.write_bytes(desc.SerializeToString())
-    result = RestrictResult(scope, kept, removed, rewired)
+    result = RestrictResult(scope, kept, removed, rewired, folded)
     log.info("%s: %s", path, result.summary())
     return result
 

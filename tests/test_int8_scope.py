@@ -105,3 +105,153 @@ def test_an_unknown_scope_is_refused(tmp_path):
 
     with pytest.raises(ValueError, match="unknown INT8 scope 'fc'"):
         restrict(_program(tmp_path / "inference.pdmodel"), "fc")
+
+
+# A square per-channel weight (Q, K, V and attention output projections are [h, h]), a
+# non-square one and a square per-tensor one, as ACT saves them: INT8 values in the
+# parameter file, dequantized in the graph along quant_axis 1 (output columns).
+_W_OPS = [
+    ("quantize_linear", {"X": ["x"], "Scale": ["x@scale"], "ZeroPoint": ["x@zp"]}, {"Y": ["x.q"]}, -1),
+    ("dequantize_linear", {"X": ["x.q"], "Scale": ["x@scale"], "ZeroPoint": ["x@zp"]}, {"Y": ["x.dq"]}, -1),
+    ("dequantize_linear", {"X": ["sq"], "Scale": ["sq@scale"], "ZeroPoint": ["sq@zp"]}, {"Y": ["sq.dq"]}, 1),
+    ("matmul_v2", {"X": ["x.dq"], "Y": ["sq.dq"]}, {"Out": ["a"]}, None),
+    ("dequantize_linear", {"X": ["wide"], "Scale": ["wide@scale"], "ZeroPoint": ["wide@zp"]}, {"Y": ["wide.dq"]}, 1),
+    ("matmul_v2", {"X": ["a"], "Y": ["wide.dq"]}, {"Out": ["b"]}, None),
+    ("dequantize_linear", {"X": ["pt"], "Scale": ["pt@scale"], "ZeroPoint": ["pt@zp"]}, {"Y": ["pt.dq"]}, -1),
+    ("matmul_v2", {"X": ["a"], "Y": ["pt.dq"]}, {"Out": ["c"]}, None),
+]
+
+
+def _weights():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    square = rng.integers(-127, 128, (4, 4)).astype(np.int8)
+    square[0] = 127  # every column holds its maximum, as ACT's abs-max weights do
+    wide = rng.integers(-127, 128, (4, 8)).astype(np.int8)
+    return {
+        "sq": square, "sq@scale": np.array([0.1, 0.2, 0.4, 0.8], np.float32), "sq@zp": np.zeros(4, np.int32),
+        "wide": wide, "wide@scale": np.linspace(0.1, 0.8, 8).astype(np.float32), "wide@zp": np.zeros(8, np.int32),
+        "pt": square.copy(), "pt@scale": np.array([0.5], np.float32), "pt@zp": np.zeros(1, np.int32),
+        "x@scale": np.array([3.0], np.float32), "x@zp": np.zeros(1, np.int32),
+    }
+
+
+def _paddle_params(path, arrays=None, names=None):
+    """Write ``arrays`` with Paddle's own save_combine (sorted by name, as the inference
+    loader reads them), or read ``names`` back with load_combine."""
+    import paddle
+
+    paddle.enable_static()
+    try:
+        program, scope = paddle.static.Program(), paddle.static.Scope()
+        block = program.global_block()
+        if arrays is not None:
+            names = sorted(arrays)
+            for name in names:
+                block.create_var(name=name, shape=arrays[name].shape, dtype=str(arrays[name].dtype), persistable=True)
+                scope.var(name).get_tensor().set(arrays[name], paddle.CPUPlace())
+            raw = block.create_var(name="saved_params", type=paddle.base.core.VarDesc.VarType.RAW)
+            block.append_op(type="save_combine", inputs={"X": [block.var(n) for n in names]}, outputs={"Y": raw}, attrs={"file_path": str(path), "overwrite": True})
+        else:
+            for name in names:
+                block.create_var(name=name, persistable=True)
+            block.append_op(type="load_combine", inputs={}, outputs={"Out": [block.var(n) for n in names]}, attrs={"file_path": str(path)})
+        paddle.static.Executor(paddle.CPUPlace()).run(program, scope=scope)
+        import numpy as np
+
+        return {n: np.array(scope.find_var(n).get_tensor()) for n in names}
+    finally:
+        paddle.disable_static()
+
+
+def _weight_program(folder):
+    from paddle.base.proto import framework_pb2
+
+    arrays = _weights()
+    desc = framework_pb2.ProgramDesc()
+    block = desc.blocks.add()
+    block.idx, block.parent_idx = 0, -1
+    names = {n for _, ins, outs, _ in _W_OPS for args in (*ins.values(), *outs.values()) for n in args}
+    for name in sorted(names):
+        var = block.vars.add()
+        var.name, var.persistable = name, name in arrays
+        var.type.type = framework_pb2.VarType.LOD_TENSOR
+        var.type.lod_tensor.tensor.data_type = framework_pb2.VarType.FP32  # as ACT declares its INT8-stored weights
+        var.type.lod_tensor.tensor.dims.extend(arrays[name].shape if name in arrays else [-1, 4])
+    for op_type, ins, outs, axis in _W_OPS:
+        op = block.ops.add()
+        op.type = op_type
+        for slot, args in ins.items():
+            op.inputs.add(parameter=slot, arguments=args)
+        for slot, args in outs.items():
+            op.outputs.add(parameter=slot, arguments=args)
+        if axis is not None:
+            op.attrs.add(name="quant_axis", type=framework_pb2.AttrType.INT, i=axis)
+            op.attrs.add(name="bit_length", type=framework_pb2.AttrType.INT, i=8)
+    program = folder / "inference.pdmodel"
+    program.write_bytes(desc.SerializeToString())
+    _paddle_params(folder / "inference.pdiparams", arrays)
+    return program, arrays
+
+
+def test_per_channel_linear_weights_become_per_tensor_pairs_on_float_weights(tmp_path):
+    """Paddle 2.6's oneDNN INT8 passes get ACT's per-channel linear weights wrong (a
+    square weight is dequantized along dim 0 whatever quant_axis says, and every fc's
+    weight scales are recomputed from the wrong elements); measured on the demo teacher,
+    F1 81.65 with the weights as ACT saved them, 83.13 with them per tensor (FP32 83.07).
+    restrict stores each such weight dequantized along its quant_axis, in float32, behind
+    a per-tensor pair whose scale oneDNN keeps."""
+    import numpy as np
+
+    from job.int8 import restrict
+
+    program, arrays = _weight_program(tmp_path)
+    result = restrict(program, "linear")
+    assert result.folded == 2, "the square and the non-square per-channel weights; the per-tensor one stays"
+    assert result.kept == 1
+    ops = _ops(program)
+    assert [t for t, _ in ops] == ["quantize_linear", "dequantize_linear", "quantize_linear", "dequantize_linear", "matmul_v2", "quantize_linear", "dequantize_linear", "matmul_v2", "dequantize_linear", "matmul_v2"]
+    for index, weight in ((2, "sq"), (5, "wide")):
+        assert ops[index][1] == {"X": [weight], "Scale": [f"{weight}@tensor_scale"], "ZeroPoint": [f"{weight}@tensor_zero_point"]}
+        assert ops[index + 1][1] == {"X": [f"{weight}.tensor_quantized"], "Scale": [f"{weight}@tensor_scale"], "ZeroPoint": [f"{weight}@tensor_zero_point"]}
+    assert _consumer(ops, "matmul_v2", 0) == {"X": ["x.dq"], "Y": ["sq.dq"]}, "the matmul reads the pair's output, as before"
+    assert _consumer(ops, "matmul_v2", 2) == {"X": ["a"], "Y": ["pt.dq"]}
+
+    from paddle.base.proto import framework_pb2
+
+    desc = framework_pb2.ProgramDesc()
+    desc.ParseFromString(program.read_bytes())
+    axes = [next(a.i for a in op.attrs if a.name == "quant_axis") for op in desc.blocks[0].ops if op.type.endswith("quantize_linear")]
+    assert axes == [-1, -1, -1, -1, -1, -1, -1], "per tensor (the activation pair's and the per-tensor weight's axis are -1 too)"
+
+    names = [*arrays, "sq@tensor_scale", "sq@tensor_zero_point", "wide@tensor_scale", "wide@tensor_zero_point"]
+    params = _paddle_params(tmp_path / "inference.pdiparams", names=sorted(names))
+    for weight in ("sq", "wide"):
+        values, scales = arrays[weight].astype(np.float64), arrays[f"{weight}@scale"].astype(np.float64)
+        expected = values * scales[None, :] / 127  # quant_axis 1: one scale per output column
+        assert params[weight].dtype == np.float32
+        np.testing.assert_allclose(params[weight], expected, rtol=1e-6)
+        np.testing.assert_allclose(params[f"{weight}@tensor_scale"], [np.abs(expected).max()], rtol=1e-6)
+        assert params[f"{weight}@tensor_zero_point"].tolist() == [0]
+    assert not np.allclose(params["sq"], arrays["sq"] * arrays["sq@scale"][:, None].astype(np.float64) / 127), "column scales, not row scales"
+    for name in arrays:  # everything else is what ACT wrote
+        if name not in ("sq", "wide"):
+            assert params[name].dtype == arrays[name].dtype and np.array_equal(params[name], arrays[name]), name
+
+    again = restrict(program, "linear")
+    assert (again.folded, again.kept, again.removed) == (0, 1, 0), "a second restrict changes no weight, and still sees the layer as linear"
+    assert _consumer(_ops(program), "matmul_v2", 0) == {"X": ["x.dq"], "Y": ["sq.dq"]}
+
+
+def test_a_parameter_file_that_does_not_match_is_left_alone(tmp_path):
+    from job.int8 import restrict
+
+    program, arrays = _weight_program(tmp_path)
+    params = tmp_path / "inference.pdiparams"
+    arrays.pop("pt@zp")
+    _paddle_params(params, arrays)
+    before = params.read_bytes()
+    assert restrict(program, "linear").folded == 0
+    assert params.read_bytes() == before
+    assert [t for t, _ in _ops(program)].count("quantize_linear") == 1, "only the activation pair"
