@@ -144,8 +144,10 @@ def ratios(records: list[dict[str, Any]], accuracy: dict[str, float], hardware: 
     return out
 
 
-def make_record(*, records: list[dict[str, Any]], notes: list[str], hardware: dict[str, Any], versions: dict[str, str], threads: int, settings: dict[str, Any], int8_scope: str, params: dict[str, int], accuracy: dict[str, Any], profiles: dict[str, list[dict[str, Any]]], phases: dict[str, float], command: str, quick: bool) -> dict[str, Any]:
-    """The JSON record of one run (see the module docstring)."""
+def make_record(*, records: list[dict[str, Any]], notes: list[str], hardware: dict[str, Any], versions: dict[str, str], threads: int, settings: dict[str, Any], int8_scope: str, params: dict[str, int], accuracy: dict[str, Any], profiles: dict[str, list[dict[str, Any]]], phases: dict[str, float], command: str, quick: bool, compression: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The JSON record of one run (see the module docstring). ``compression``: per strategy,
+    ``seconds`` of the ``job.compress.run`` that built the model, ``reused`` (true when this
+    run took it from the cache, built by an earlier run) and ``act_strategies``."""
     scores = accuracy.get("f1", {}) if accuracy else {}
     return {
         "schema": SCHEMA,
@@ -159,6 +161,7 @@ def make_record(*, records: list[dict[str, Any]], notes: list[str], hardware: di
         "settings": settings,
         "int8_scope": int8_scope,
         "params": params,
+        "compression": dict(compression or {}),
         "accuracy": accuracy,
         "targets": ratios(records, scores, hardware, int8_scope),
         "records": records,
@@ -183,6 +186,21 @@ def target_lines(record: dict[str, Any]) -> list[str]:
 
 
 _RUNTIME = {"paddle-inference": "Paddle Inference, oneDNN", "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
+
+
+def _compression_lines(record: dict[str, Any]) -> list[str]:
+    """The compression time of each strategy: the run that built the model (maybe an
+    earlier one, whose model this run reused from the cache)."""
+    compression = record.get("compression") or {}
+    if not compression:
+        return []
+    lines = ["", f"Compression time (job.compress.run, {record['threads']} threads, on the machine that built the model):", "", "| strategy | ACT steps | seconds | in this run |", "|---|---|---|---|"]
+    for strategy, entry in compression.items():
+        seconds = entry.get("seconds")
+        shown = "–" if seconds is None else f"{seconds:.0f}"
+        where = "reused from the cache (seconds of the run that built it)" if entry.get("reused") else "built"
+        lines.append(f"| {strategy} | {' + '.join(entry.get('act_strategies') or []) or '–'} | {shown} | {where} |")
+    return lines
 
 
 def _row_label(r: dict[str, Any], params: dict[str, int]) -> str:
@@ -240,6 +258,7 @@ def render_table(record: dict[str, Any]) -> str:
         if r["runtime"] != "paddle-inference":
             runtime += f" {record['versions'].get(r['runtime'], '')}".rstrip()
         lines.append(f"| {_row_label(r, record['params'])} | {runtime} | {_precision(r)} | {figures} | {score} |")
+    lines += _compression_lines(record)
     padding = [r for r in records if r.get("padding") in ("to-max", "to-longest", "bucketed") and r.get("latency_ms")]
     if padding:
         first = padding[0]
@@ -247,14 +266,20 @@ def render_table(record: dict[str, Any]) -> str:
             "",
             f"Padding, on the same {first['texts']} test texts ({first['batches']} batches of up to {s['batch_size']}; mean real length {first['seq_len']:.1f} tokens), samples/s:",
             "",
-            "| model | padded to max | to each batch's longest, original order | length-bucketed | longest / max |",
-            "|---|---|---|---|---|",
+            "| model | runtime | padded to max | to each batch's longest, original order | length-bucketed | longest / max |",
+            "|---|---|---|---|---|---|",
         ]
-        for model in dict.fromkeys(r["model"] for r in padding):
-            by = {r["padding"]: r for r in padding if r["model"] == model}
+        # One line per served configuration: Paddle's models, and each peer's best rows (same model name, other runtime).
+        keys = sorted(dict.fromkeys((r["runtime"], r["model"], r.get("variant")) for r in padding), key=lambda k: order.get(k[0], 9))
+        for runtime, model, variant in keys:
+            by = {r["padding"]: r for r in padding if (r["runtime"], r["model"], r.get("variant")) == (runtime, model, variant)}
             cells = [f"{by[m]['throughput']:.1f} (pad {by[m]['padded_len_mean']:.1f})" if m in by else "–" for m in ("to-max", "to-longest", "bucketed")]
             gain = f"{by['to-longest']['throughput'] / by['to-max']['throughput']:.2f}×" if "to-longest" in by and "to-max" in by else "–"
-            lines.append(f"| {_row_label({'model': model, 'runtime': 'paddle-inference'}, {})} | {' | '.join(cells)} | {gain} |")
+            sample = next(iter(by.values()))
+            label = _row_label(sample, {})
+            if runtime == "openvino" and sample.get("inference_precision"):
+                label += f", {sample['inference_precision']}"
+            lines.append(f"| {label} | {_RUNTIME.get(runtime, runtime)} | {' | '.join(cells)} | {gain} |")
     lines += ["", "Targets (issue 13):", ""]
     for entry in record["targets"].values():
         value = "–" if entry.get("value") is None else f"{entry['value']:.2f}×"

@@ -96,8 +96,14 @@ def _evaluate(cfg: JobConfig, model, task, split: str = "test", desc: str = "eva
     """A model's metric through Paddle Inference, served as the config says."""
     from . import evaluate
 
-    serving = evaluate.Serving(device=cfg.Job.device, threads=cfg.Job.threads)
-    return evaluate.evaluate(model, task, split, serving=serving, batch_size=cfg.Global.batch_size, desc=desc)
+    return evaluate.evaluate(model, task, split, serving=_serving(cfg), batch_size=cfg.Global.batch_size, desc=desc)
+
+
+def _serving(cfg: JobConfig):
+    """How the job serves a model (``job.evaluate.Serving``): the gate's evaluation and the benchmark's Paddle rows."""
+    from . import evaluate
+
+    return evaluate.Serving(device=cfg.Job.device, threads=cfg.Job.threads)
 
 
 def evaluate_only(cfg: JobConfig) -> int:
@@ -212,7 +218,7 @@ def main(cfg: JobConfig) -> int:
 
             with phase("benchmark", durations):
                 bench_cfg = dataclasses.replace(cfg.Benchmark, device=cfg.Job.device)  # the device the gate measured on
-                bench = benchmark.run(bench_cfg, {"original": built.model, "compressed": compressed.model}, task)
+                bench = benchmark.run(bench_cfg, {"original": built.model, "compressed": compressed.model}, task, serving=_serving(cfg))
         out = workdir / "out"
         outcome = results.build(cfg, built, compressed, before, after, durations, bench, time.perf_counter() - started, prepared.roles)
         _write_output(out, compressed.model, built.model, outcome)

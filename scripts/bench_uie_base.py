@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
     record = bench_record.make_record(
         records=result.records, notes=result.notes, hardware=hardware(), versions=env_versions, threads=threads,
         settings=dataclasses.asdict(settings), int8_scope=scope, params=params, accuracy=accuracy, profiles={}, phases=phases,
-        command="scripts/bench_uie_base.py " + " ".join(argv if argv is not None else sys.argv[1:]), quick=args.quick,
+        command="scripts/bench_uie_base.py " + " ".join(argv if argv is not None else sys.argv[1:]), quick=args.quick, compression=compression,
     )
     missed = [key for key, entry in record["targets"].items() if entry["verdict"] == "MISS"]
     if missed and not args.no_profile:
@@ -193,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
         f"# batch {settings.batch_size}, sequence {settings.seq_len}, {threads} threads, warm-up {settings.warmup}, {settings.repeats} timed runs",
         f"# INT8 scope of the published programs: {scope} (served by oneDNN with its defaults, as Taskflow serves them)",
         f"# parameters: FP32 {params['fp32']:,}; PTQ {params['ptq']:,}; pruned+PTQ {params['prune_ptq']:,} ({params['prune_ptq'] / params['fp32']:.1%} of FP32)",
+        "# compression: " + "; ".join(f"{name} {_seconds(entry.get('seconds'))}{' (reused from the cache: seconds of the run that built it)' if entry['reused'] else ''}" for name, entry in compression.items()),
         "",
         result.summary(),
         "",

@@ -62,8 +62,12 @@ F1 = {
 }
 
 
+COMPRESSION = {"ptq": {"seconds": 312.4, "reused": True, "act_strategies": ["QuantPost"]}, "prune_ptq": {"seconds": 1504.6, "reused": False, "act_strategies": ["TransformerPrune", "Distillation", "QuantPost"]}}
+
+
 def _record(rows=ROWS, f1=F1, hardware=EPYC):
     record = bench_record.make_record(
+        compression=copy.deepcopy(COMPRESSION),
         records=copy.deepcopy(rows), notes=[], hardware=hardware, versions={"openvino": "2026.4.1", "onnxruntime": "1.20.1"}, threads=2,
         settings={"shape": "uie-base", "batch_size": 40, "seq_len": 128, "warmup": 3, "repeats": 10}, int8_scope="linear",
         params={"fp32": 117_400_000, "ptq": 117_400_000, "prune_ptq": 96_100_000}, accuracy={"model": "teacher", "f1": f1}, profiles={}, phases={},
@@ -129,11 +133,39 @@ def test_the_readme_table_is_a_pure_function_of_the_record():
     assert "| FP32 (117.4 M params) | Paddle Inference, oneDNN | FP32 | 2000.0 | 2040.0 | 20.0 | 83.07 |" in lines
     assert "| NNCF INT8, default precision | OpenVINO 2026.4.1 | INT8 (bf16 for the rest) | 544.0 | 554.9 | 73.5 | 83.06 |" in lines
     assert any(line.startswith("| our PTQ program, INT8 scope all (unrestricted) | OpenVINO 2026.4.1 | INT8 | failed: RuntimeError: Fail to convert dequantize_linear") for line in lines)
-    assert "| PTQ | 57.1 (pad 128.0) | 80.0 (pad 70.4) | 133.3 (pad 54.0) | 1.40× |" in lines
+    assert "| PTQ | Paddle Inference, oneDNN | 57.1 (pad 128.0) | 80.0 (pad 70.4) | 133.3 (pad 54.0) | 1.40× |" in lines
     assert "- **MISS** 0.91× (≥ 1.2×)" in table and "- **PASS** 1.47× (≥ 1.3×)" in table
     # Every figure in the table comes from the record: change one, the table follows.
     record["records"][1]["latency_ms"]["median"] = 123.4
     assert "| PTQ | Paddle Inference, oneDNN | INT8 | 123.4 |" in bench_record.render_table(record)
+
+
+def test_the_record_and_its_table_carry_each_strategys_compression_time():
+    record = _record()
+    assert record["compression"] == COMPRESSION
+    lines = bench_record.render_table(record).splitlines()
+    assert "| ptq | QuantPost | 312 | reused from the cache (seconds of the run that built it) |" in lines
+    assert "| prune_ptq | TransformerPrune + Distillation + QuantPost | 1505 | built |" in lines
+    assert lines.index("| strategy | ACT steps | seconds | in this run |") > max(i for i, line in enumerate(lines) if line.startswith("| FP32 (117.4 M params) |"))
+    record["compression"]["ptq"]["seconds"] = 99.0  # the table follows the record
+    assert "| ptq | QuantPost | 99 | reused from the cache (seconds of the run that built it) |" in bench_record.render_table(record)
+
+
+def test_peers_padding_rows_are_lines_of_their_own():
+    """A peer's padding rows share the model name of Paddle's FP32 rows: they must not be
+    folded into Paddle's line."""
+    common = {"texts": 400, "batches": 10, "seq_len": 47.5}
+    peers = [
+        _row("fp32", "onnxruntime", "int8", 400.0, padding=p, variant="int8-dynamic", padded_len_mean=w, **common) for p, w in (("to-max", 128.0), ("to-longest", 70.4), ("bucketed", 54.0))
+    ] + [
+        _row("fp32", "openvino", "int8", ms, padding=p, variant="nncf-int8-default", inference_precision="bf16", padded_len_mean=w, **common) for p, w, ms in (("to-max", 128.0, 500.0), ("to-longest", 70.4, 250.0), ("bucketed", 54.0, 200.0))
+    ]
+    record = _record([*ROWS, *peers])
+    lines = bench_record.render_table(record).splitlines()
+    assert "| FP32 | Paddle Inference, oneDNN | 20.0 (pad 128.0) | 36.4 (pad 70.4) | 44.4 (pad 54.0) | 1.82× |" in lines
+    assert "| int8-dynamic (best of its variants) | ONNX Runtime | 100.0 (pad 128.0) | 100.0 (pad 70.4) | 100.0 (pad 54.0) | 1.00× |" in lines
+    assert "| NNCF INT8, default precision, bf16 | OpenVINO | 80.0 (pad 128.0) | 160.0 (pad 70.4) | 200.0 (pad 54.0) | 2.00× |" in lines
+    assert record["targets"]["padding"]["value"] == pytest.approx(min(2000.0 / 1100.0, 700.0 / 500.0)), "the padding target stays Paddle's"
 
 
 # --------------------------------------------------------------------------------------

@@ -458,3 +458,20 @@ def test_the_benchmark_package_imports_no_runtime():
     probe = "import sys, job.benchmark, job.benchmark.measure; print(sorted({m.split('.')[0] for m in sys.modules} & {'paddle', 'paddlenlp', 'onnxruntime', 'openvino', 'nncf'}))"
     done = subprocess.run([sys.executable, "-c", probe], cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=120, check=True)
     assert done.stdout.strip() == "[]", done.stdout
+
+
+def test_paddle_rows_are_served_with_the_serving_evaluation_uses(tiny, monkeypatch):
+    from job import benchmark
+    from job.benchmark import stage
+    from job.evaluate import Serving
+
+    specs = []
+    monkeypatch.setattr(stage, "measure_into", lambda ctx, spec, extra=None: specs.append((spec, extra)))
+    serving = Serving(delete_passes=("fc_gru_fuse_pass",), ir_optim=True)
+    benchmark.run(_cfg(), {"original": tiny["fp32"], "compressed": tiny["int8"]}, tiny["task"], serving=serving, paddle_variants=[("bf16", "compressed", {"benchmark_bf16": True})])
+    assert [(s.model, s.variant, s.precision) for s, _ in specs] == [("original", "", "fp32"), ("compressed", "", "int8"), ("compressed", "bf16", "int8")]
+    for spec, _ in specs:
+        assert isinstance(spec.serving, Serving) and spec.serving.delete_passes == ("fc_gru_fuse_pass",)
+        assert (spec.serving.threads, spec.serving.max_batch_size, spec.serving.max_seq_len) == (1, 8, 64)
+        assert spec.serving.benchmark_bf16 == (spec.variant == "bf16")
+    assert "benchmark only" in specs[2][1]["served_as"]

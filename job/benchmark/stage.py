@@ -18,6 +18,7 @@ from .spec import Measurement
 from .workload import PAD_MULTIPLE, TEXT_PADDINGS, build_workload, calibration_batches, save_workload, shape_count
 
 if TYPE_CHECKING:
+    from ..evaluate import Serving
     from ..model import ModelFiles
 
 __all__ = ["prepare_peers", "run"]
@@ -33,7 +34,7 @@ def run(
     workdir: Path | None = None,
     isolate: bool = True,
     onnx_from: str | None = None,
-    serving: dict[str, Any] | None = None,
+    serving: Serving | None = None,
     paddle_variants: list[tuple[str, str, dict[str, Any]]] | None = None,
     notes: dict[str, str] | None = None,
     openvino: bool = False,
@@ -43,10 +44,11 @@ def run(
     test texts, as ``cfg`` says. ``workdir`` keeps the workloads and conversions (and
     lets ``BenchResult.profile`` run later); without it a temporary folder is used.
     ``onnx_from`` names the float model the ONNX and OpenVINO peers start from (default:
-    the first float model). ``serving`` overrides fields of the ``job.evaluate.Serving``
-    every Paddle row is served with. ``paddle_variants`` adds latency rows served otherwise
-    than the job serves: (variant name, model name, ``Serving`` fields such as
-    ``{"benchmark_bf16": True}``). ``notes`` labels a model's records (``served_as``).
+    the first float model). ``serving`` is the ``job.evaluate.Serving`` evaluation serves
+    with (default: ``Serving()``): every Paddle row is served with it, its device,
+    precision, threads, oneDNN cache and TensorRT shape range set from ``cfg`` and the
+    workload. ``paddle_variants`` adds latency rows served otherwise than the job serves:
+    (variant name, model name, ``Serving`` fields such as ``{"benchmark_bf16": True}``). ``notes`` labels a model's records (``served_as``).
     ``openvino`` adds the OpenVINO peer; ``openvino_quantized`` (row name -> quantized
     model) hands our programs to it as well."""
     from ..evaluate import Serving, is_quantized, program_inputs
@@ -88,9 +90,9 @@ def run(
 
         def paddle_spec(name: str, precision: str, **fields: Any) -> Measurement:
             model = models[name]
-            served = Serving(
-                device=cfg.device, precision=precision, threads=threads, cache_capacity=shape_count(workload), input_names=names_by_model[name],
-                max_batch_size=cfg.batch_size, max_seq_len=cfg.max_seq_len, **{k: tuple(v) if isinstance(v, list) else v for k, v in dict(serving or {}, **fields).items()},
+            served = dataclasses.replace(
+                serving or Serving(), device=cfg.device, precision=precision, threads=threads, cache_capacity=shape_count(workload), input_names=names_by_model[name],
+                max_batch_size=cfg.batch_size, max_seq_len=cfg.max_seq_len, **fields,
             )
             return base.replace(runtime="paddle-inference", model=name, backend=backend, precision=precision, source=str(model.program), params=str(model.params), input_names=names_by_model[name], serving=served)
 
