@@ -17,9 +17,16 @@ Why not every tensor: measured before that weight fix, oneDNN INT8 on every tens
 marked gave F1 4.99; the linear layers plus attention's probabilities x V matmul
 (softmax output times V) 81.27; the attention scores matmul Q x K^T in INT8 is what
 collapses it (oneDNN ``fused_matmul``; all six attention matmuls in INT8 gave 2.73, the
-nine adds 81.72), and it still does with the weight fix (scope 'all': 1.76). Note that
-OpenVINO's NNCF transformer preset makes the opposite choice (Q x K^T in INT8,
-probabilities x V in float) for its own kernels.
+nine adds 81.72), and it still does with the weight fix (scope 'all': 1.6 to 30, varying
+from run to run). Its operands are right (Q at its own scale, 1/sqrt(d) as the matmul's
+alpha, K^T's scale); the attention mask is not: Paddle fuses the mask add into the matmul
+as ``ResidualData`` quantized to INT8 (scale 127/1e4, the mask's -1e4 sets the range),
+and Paddle 2.6's fused_matmul kernel adds those raw INT8 values (masked scores came out
+-128, not -1e4) and also appends a oneDNN ``sum`` post-op scaled 1/Scale_in_eltwise
+(x79 here), which adds whatever the output buffer held. Without that fusion the mask add
+runs in INT8 at the same 1e4 range, a step of ~79 that erases the scores. So Q x K^T
+stays in float; OpenVINO's NNCF transformer preset makes the opposite choice (Q x K^T in
+INT8, probabilities x V in float) for its own kernels.
 
 ``served_int8_ops`` reads the optimized program a predictor wrote
 (``Config.enable_save_optim_model``) and counts the ops oneDNN marked INT8, or the
