@@ -59,6 +59,9 @@ def accuracy_key(record: dict[str, Any], int8_scope: str) -> str:
     if record["runtime"] == "paddle-inference":
         if record["precision"] != "int8":
             return "paddle-fp32" + bf16
+        if record["model"] not in ("ptq", "ptq-pv"):
+            # e.g. the pruned model: a network the demo teacher's accuracy run never built
+            return f"paddle-{record['model']}-int8{bf16}"
         scope = "linear+pv" if record["model"] == "ptq-pv" else int8_scope
         return f"paddle-int8-{scope}{bf16}"
     if record["runtime"] == "openvino":

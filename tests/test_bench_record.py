@@ -8,12 +8,15 @@ import copy
 import importlib.util
 import json
 import logging
+import re
 import sys
 from pathlib import Path
 
 import pytest
 
 from job import bench_record, reuse
+
+ROOT = Path(__file__).resolve().parent.parent
 
 REPO = Path(__file__).resolve().parent.parent
 EPYC = {"cpu": "AMD EPYC (test)", "cores": 2, "avx512_vnni": True, "isa": ["avx2", "avx512f", "avx512_vnni", "avx512_bf16"]}
@@ -131,6 +134,8 @@ def test_the_readme_table_is_a_pure_function_of_the_record():
     assert lines[0].startswith("One run (2026-11-30, full) on AMD EPYC (test) (2 cores; avx2, avx512f, avx512_vnni, avx512_bf16); uie-base")
     assert "| PTQ | Paddle Inference, oneDNN | INT8 | 680.0 | 693.6 | 58.8 | 82.50 |" in lines
     assert "| FP32 (117.4 M params) | Paddle Inference, oneDNN | FP32 | 2000.0 | 2040.0 | 20.0 | 83.07 |" in lines
+    # the demo teacher was never pruned: no F1 beside the pruned row
+    assert "| prune 0.25 + PTQ (96.1 M params) | Paddle Inference, oneDNN | INT8 | 530.0 | 540.6 | 75.5 | – |" in lines
     assert "| NNCF INT8, default precision | OpenVINO 2026.4.1 | INT8 (bf16 for the rest) | 544.0 | 554.9 | 73.5 | 83.06 |" in lines
     assert any(line.startswith("| our PTQ program, INT8 scope all (unrestricted) | OpenVINO 2026.4.1 | INT8 | failed: RuntimeError: Fail to convert dequantize_linear") for line in lines)
     assert "| PTQ | Paddle Inference, oneDNN | 57.1 (pad 128.0) | 80.0 (pad 70.4) | 133.3 (pad 54.0) | 1.40× |" in lines
@@ -250,3 +255,14 @@ def test_a_run_keys_the_code_it_loaded_not_a_later_edit(tmp_path, monkeypatch):
     first = reuse.key(code=reuse.code_text(module))
     module.write_text("def build():\n    return 2\n", encoding="utf-8")  # someone edits the file mid-run
     assert reuse.key(code=reuse.code_text(module)) == first
+
+
+def test_the_readme_holds_the_table_of_the_committed_record():
+    """The README's latency table is generated, not typed: it is exactly render_table() of
+    the record its marker names, and that record is committed."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"<!-- bench-table: (\S+) -->\n(.*?)<!-- /bench-table -->", readme, re.S)
+    assert found, "README.md has no <!-- bench-table: RECORD --> block"
+    record = json.loads((ROOT / found.group(1)).read_text(encoding="utf-8"))
+    assert record["quick"] is False and record["hardware"]["isa"], "the README's record is a full run naming its CPU"
+    assert found.group(2) == bench_record.render_table(record)
