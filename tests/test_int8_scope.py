@@ -39,12 +39,7 @@ def _program(path):
         var.name, var.persistable = name, name in _PERSISTABLE
         var.type.type = framework_pb2.VarType.LOD_TENSOR
     for op_type, ins, outs in _OPS:
-        op = block.ops.add()
-        op.type = op_type
-        for slot, args in ins.items():
-            op.inputs.add(parameter=slot, arguments=args)
-        for slot, args in outs.items():
-            op.outputs.add(parameter=slot, arguments=args)
+        _add_op(block, op_type, ins, outs)
     path.write_bytes(desc.SerializeToString())
     return path
 
@@ -180,12 +175,7 @@ def _weight_program(folder):
         var.type.lod_tensor.tensor.data_type = framework_pb2.VarType.FP32  # as ACT declares its INT8-stored weights
         var.type.lod_tensor.tensor.dims.extend(arrays[name].shape if name in arrays else [-1, 4])
     for op_type, ins, outs, axis in _W_OPS:
-        op = block.ops.add()
-        op.type = op_type
-        for slot, args in ins.items():
-            op.inputs.add(parameter=slot, arguments=args)
-        for slot, args in outs.items():
-            op.outputs.add(parameter=slot, arguments=args)
+        op = _add_op(block, op_type, ins, outs)
         if axis is not None:
             op.attrs.add(name="quant_axis", type=framework_pb2.AttrType.INT, i=axis)
             op.attrs.add(name="bit_length", type=framework_pb2.AttrType.INT, i=8)
@@ -255,3 +245,13 @@ def test_a_parameter_file_that_does_not_match_is_left_alone(tmp_path):
     assert restrict(program, "linear").folded == 0
     assert params.read_bytes() == before
     assert [t for t, _ in _ops(program)].count("quantize_linear") == 1, "only the activation pair"
+
+
+def _add_op(block, op_type: str, ins: dict, outs: dict):
+    op = block.ops.add()
+    op.type = op_type
+    for slot, args in ins.items():
+        op.inputs.add(parameter=slot, arguments=args)
+    for slot, args in outs.items():
+        op.outputs.add(parameter=slot, arguments=args)
+    return op
