@@ -37,8 +37,10 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .config import INT8_SCOPES
 
@@ -308,7 +310,7 @@ def _per_tensor_weights(block, params: Path) -> int:
     return done
 
 
-def restrict(program_file: str | Path, scope: str = "linear", params_file: str | Path | None = None) -> RestrictResult:
+def restrict(program_file: str | Path, scope: str = "linear", params_file: str | Path | None = None, also_keep: Callable[[Any], bool] | None = None) -> RestrictResult:
     """Keep activation quantize/dequantize pairs only in front of the ops ``scope`` serves
     in INT8 ('linear': weight-bearing ops; 'linear+pv': also matmuls whose first input
     comes from a softmax, i.e. probabilities x V; 'all': every pair ACT wrote); consumers
@@ -316,7 +318,9 @@ def restrict(program_file: str | Path, scope: str = "linear", params_file: str |
     weights become float32 weights behind a per-tensor pair (``_per_tensor_weights``:
     Paddle's oneDNN INT8 passes scale per-channel ones wrongly). Rewrites ``program_file`` and its parameter file
     (``params_file``, default: the program's name with ``.pdiparams``) in place; the scale
-    variables stay declared, so the two still match."""
+    variables stay declared, so the two still match. ``also_keep`` (an ``OpDesc`` -> bool)
+    keeps the pairs in front of more ops than ``scope`` does: for experiments such as
+    ``scripts/probe_attention_int8.py``, not a published setting."""
     if scope not in INT8_SCOPES:
         raise ValueError(f"unknown INT8 scope {scope!r}; choose one of {', '.join(INT8_SCOPES)}")
     from paddle.base.proto import framework_pb2
@@ -353,7 +357,7 @@ def restrict(program_file: str | Path, scope: str = "linear", params_file: str |
         dequant = dequants[0]
         dequantized = _args(block.ops[dequant].outputs)["Y"][0]
         users = readers.get(dequant, [])
-        moved = [u for u in users if not _keeps_int8(block.ops[u], weights, produced_by, scope)]
+        moved = [u for u in users if not (_keeps_int8(block.ops[u], weights, produced_by, scope) or (also_keep is not None and also_keep(block.ops[u])))]
         for user in moved:
             for var in block.ops[user].inputs:
                 for k, name in enumerate(var.arguments):
