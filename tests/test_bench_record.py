@@ -266,3 +266,28 @@ def test_the_readme_holds_the_table_of_the_committed_record():
     record = json.loads((ROOT / found.group(1)).read_text(encoding="utf-8"))
     assert record["quick"] is False and record["hardware"]["isa"], "the README's record is a full run naming its CPU"
     assert found.group(2) == bench_record.render_table(record)
+
+
+PROBE_RECORD = ROOT / "records" / "probe-attention-int8-2026-11-30-amd-epyc.json"
+
+
+def test_the_readme_quotes_the_committed_attention_probe_record():
+    """The README's INT8-attention table carries the committed probe record's figures
+    (scripts/probe_attention_int8.py), scope by scope, and the record names its CPU."""
+    record = json.loads(PROBE_RECORD.read_text(encoding="utf-8"))
+    assert record["hardware"]["isa"] and record["settings"]["rounds"] >= 3
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert str(PROBE_RECORD.relative_to(ROOT)) in readme
+    for scope, row in record["scopes"].items():
+        line = next((text for text in readme.splitlines() if text.startswith(f"| `{scope}`") and "×" in text), None)
+        assert line is not None, f"no README row for INT8 scope {scope}"
+        for figure in (f"{row['median_ms']:.1f}", f"{row['speedup_vs_linear']:.3f}×", f"{row['teacher']['f1']:.2f}"):
+            assert figure in line, (scope, figure, line)
+
+
+def test_the_attention_probe_says_what_is_missing_and_exits_2(tmp_path):
+    import subprocess
+
+    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "probe_attention_int8.py"), "--bench", str(tmp_path)], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.count("\n") == 1 and "run `make bench`" in done.stderr and "Traceback" not in done.stderr

@@ -8,11 +8,14 @@ On the committed demo teacher:
   oneDNN INT8 predictor, and the predictor really runs the linear layers in INT8 (counted
   from its optimized program);
 - with ``Job.int8_scope=all`` (every tensor ACT quantized, the scores matmul Q x K^T included) the same
-  default predictor collapses F1, and the gate catches it: the reason for the default.
+  default predictor collapses F1, and the gate catches it: the reason for the default;
+- Q x K^T does run in INT8 accurately once a shape-preserving reshape keeps oneDNN from fusing
+  the mask add into it (``scripts/probe_attention_int8.py``, which measures whether it pays).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 
 import pytest
@@ -25,6 +28,13 @@ PICO_LINEAR_LAYERS = 3 * 6 + 2
 
 def _results(folder) -> dict:
     return json.loads((folder / "results.json").read_text(encoding="utf-8"))
+
+
+def _script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def _test_file(cache) -> object:
@@ -94,3 +104,16 @@ def test_int8_scope_decides_what_every_consumer_runs_in_int8(tmp_path):
     folder = tmp_path / "out" / "demo" / "uie" / "ptq"
     served = task.score("test", 32, run_with(default_int8_predictor(folder)))
     assert abs(served["f1"] - linear["after"]["f1"]) * 100 <= 0.5, (served["f1"], linear["after"]["f1"])
+
+    # Q x K^T in INT8 without the collapse: the unrestricted program published by the 'all'
+    # run, at the probe's linear+qk (its operand chains' pairs, a reshape2 before the mask add).
+    from job.evaluate import Serving, create_predictor
+    from job.model import ModelFiles
+
+    probe = _script("probe_attention_int8")
+    guarded = probe.build(tmp_path / "out" / "all" / "uie" / "ptq", tmp_path / "linear-qk", "linear+qk")
+    predictor, _, int8_ops = create_predictor(ModelFiles(guarded).check(), Serving(threads=2), "int8")
+    assert int8_ops.get("fused_matmul") == 3, int8_ops  # Q x K^T of each layer
+    qk = task.score("test", 32, run_with(predictor))
+    assert abs(qk["f1"] - linear["before"]["f1"]) * 100 <= 1.0, (qk["f1"], linear["before"]["f1"])
+
