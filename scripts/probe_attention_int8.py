@@ -37,14 +37,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from job.int8 import _args  # noqa: E402  (light: paddle is imported inside its functions)
+
 TEACHER_CONFIG = ROOT / "configs" / "uie_demo.yaml"
 SCOPES = ("linear", "linear+pv", "linear+qk")
 INPUT_NAMES = ("input_ids", "token_type_ids", "position_ids", "attention_mask")
 _CHAIN_OPS = ("scale", "transpose2", "reshape2")
-
-
-def _args(params) -> dict[str, list[str]]:
-    return {v.parameter: list(v.arguments) for v in params}
 
 
 def _is_scores_matmul(op, weights: set[str]) -> bool:
@@ -214,13 +212,13 @@ def main(argv: list[str] | None = None) -> int:
     variants = {name: {scope: build(source, out / name / scope.replace("+", "-"), scope) for scope in SCOPES} for name, source in sources.items()}
     accuracy = teacher_f1(variants["teacher"], args.threads)
     timings: dict[str, list[float]] = {scope: [] for scope in SCOPES}
-    facts: dict[str, dict] = {}
+    int8_ops: dict[str, dict] = {}
     try:
         for round_index in range(args.rounds):
             for scope, folder in variants["uie-base"].items():
                 measured = dispatch(_spec(folder, workload, args.threads, args.warmup, args.repeats))["measurements"][0]
                 timings[scope].append(measured["latency_ms"]["median"])
-                facts[scope] = {"int8_ops": measured.get("int8_ops")}
+                int8_ops[scope] = measured.get("int8_ops")
                 print(f"round {round_index + 1}/{args.rounds}  {scope:<10} {measured['latency_ms']['median']:8.1f} ms", flush=True)
         profiles = {scope: dispatch(_spec(folder, workload, args.threads, args.warmup, args.repeats, Profile(runs=3, top=10)))["profile"] for scope, folder in variants["uie-base"].items()}
     except WorkerError as exc:
@@ -232,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
             "median_ms": round(statistics.median(timings[scope]), 1),
             "round_medians_ms": [round(t, 1) for t in timings[scope]],
             "speedup_vs_linear": round(base / statistics.median(timings[scope]), 3),
-            "uie_base_int8_ops": facts[scope]["int8_ops"],
+            "uie_base_int8_ops": int8_ops[scope],
             "teacher": accuracy[scope],
             "profile": [{k: (round(v, 2) if isinstance(v, float) else v) for k, v in row.items()} for row in profiles[scope]],
         }
