@@ -112,8 +112,8 @@ def test_int8_scope_decides_what_every_consumer_runs_in_int8(tmp_path):
 
     probe = _script("probe_attention_int8")
     guarded = probe.build(tmp_path / "out" / "all" / "uie" / "ptq", tmp_path / "linear-qk", "linear+qk")
-    predictor, _, int8_ops = create_predictor(ModelFiles(guarded).check(), Serving(threads=2), "int8")
+    _, _, int8_ops = create_predictor(ModelFiles(guarded).check(), Serving(threads=2), "int8")
     assert int8_ops.get("fused_matmul") == 3, int8_ops  # Q x K^T of each layer
-    qk = task.score("test", 32, run_with(predictor))
+    qk = task.score("test", 32, run_with(default_int8_predictor(guarded)))  # as a user loads it
     assert abs(qk["f1"] - linear["before"]["f1"]) * 100 <= 1.0, (qk["f1"], linear["before"]["f1"])
 
