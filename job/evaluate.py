@@ -5,8 +5,8 @@ oneDNN INT8 on CPU or TensorRT INT8 on GPU; a float program runs in FP32. On CPU
 predictor is configured exactly as PaddleNLP's Taskflow configures it for a quantized
 model (``enable_mkldnn()`` then ``enable_mkldnn_int8()`` with no op set), so what the job
 measures is what a user who loads the folder gets; which ops run in INT8 is decided by
-the program itself (``job.int8.restrict``). Every INT8 predictor reports how many ops it
-really runs in INT8 (``job.int8.served_int8_ops``); none is an error, not a row labelled
+the program itself (``job.compress.int8.restrict``). Every INT8 predictor reports how many ops it
+really runs in INT8 (``job.compress.int8.served_int8_ops``); none is an error, not a row labelled
 int8. The accuracy gate is decided here, not on ACT's simulated-quantization program.
 """
 
@@ -24,18 +24,40 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import InputError, JobError
-from .logs import progress
-from .machine import cpu_count
-from .model import ModelFiles
-from .runtime import paddle
-from .tasks import Task
+from job.data.tasks import Task
+from job.errors import InputError, JobError
+from job.logs import progress
+from job.machine import cpu_count
+from job.model import ModelFiles
+from job.runtime import paddle
 
-__all__ = ["EvalResult", "ModelFiles", "NoInt8Error", "Serving", "create_predictor", "evaluate", "is_quantized", "program_inputs", "program_ops", "run_batch"]
+__all__ = [
+    "EvalResult",
+    "ModelFiles",
+    "NoInt8Error",
+    "Serving",
+    "create_predictor",
+    "evaluate",
+    "is_quantized",
+    "program_inputs",
+    "program_ops",
+    "run_batch",
+]
 
 log = logging.getLogger("job.evaluate")
 
-_QUANT_OPS = ("quantize_linear", "dequantize_linear", "fake_quantize_abs_max", "fake_quantize_moving_average_abs_max", "fake_channel_wise_quantize_abs_max", "fake_quantize_dequantize_moving_average_abs_max", "fake_channel_wise_quantize_dequantize_abs_max", "fake_quantize_range_abs_max", "fake_dequantize_max_abs", "fake_channel_wise_dequantize_max_abs")
+_QUANT_OPS = (
+    "quantize_linear",
+    "dequantize_linear",
+    "fake_quantize_abs_max",
+    "fake_quantize_moving_average_abs_max",
+    "fake_channel_wise_quantize_abs_max",
+    "fake_quantize_dequantize_moving_average_abs_max",
+    "fake_channel_wise_quantize_dequantize_abs_max",
+    "fake_quantize_range_abs_max",
+    "fake_dequantize_max_abs",
+    "fake_channel_wise_dequantize_max_abs",
+)
 
 
 @dataclass
@@ -128,7 +150,11 @@ class Serving:
             if not paddle.is_compiled_with_cuda():
                 raise InputError("device gpu asked for, but this paddle build has no CUDA")
             config.enable_use_gpu(256, 0)
-            modes = {"fp32": inference.PrecisionType.Float32, "fp16": inference.PrecisionType.Half, "int8": inference.PrecisionType.Int8}
+            modes = {
+                "fp32": inference.PrecisionType.Float32,
+                "fp16": inference.PrecisionType.Half,
+                "int8": inference.PrecisionType.Int8,
+            }
             config.enable_tensorrt_engine(
                 workspace_size=self.trt_workspace_mb << 20,
                 max_batch_size=self.max_batch_size,
@@ -171,7 +197,7 @@ def create_predictor(model: ModelFiles, serving: Serving | None = None, precisio
 
     from paddle import inference
 
-    from .int8 import served_int8_ops
+    from job.compress.int8 import served_int8_ops
 
     model.check()
     if precision == "auto":
@@ -190,8 +216,15 @@ def create_predictor(model: ModelFiles, serving: Serving | None = None, precisio
             int8_ops = dict(sorted(served_int8_ops(saved).items())) if saved.is_file() else {}
     if precision == "int8":
         if not int8_ops:
-            raise NoInt8Error(f"{model.folder}: served as int8 on {serving.device}, but the predictor runs no op in INT8 (is the program quantized for this device?)")
-        log.info("%s: %d ops run in INT8 (%s)", model.folder, sum(int8_ops.values()), ", ".join(f"{k} {v}" for k, v in int8_ops.items()))
+            raise NoInt8Error(
+                f"{model.folder}: served as int8 on {serving.device}, but the predictor runs no op in INT8 (is the program quantized for this device?)"
+            )
+        log.info(
+            "%s: %d ops run in INT8 (%s)",
+            model.folder,
+            sum(int8_ops.values()),
+            ", ".join(f"{k} {v}" for k, v in int8_ops.items()),
+        )
     return predictor, precision, int8_ops
 
 
@@ -229,13 +262,24 @@ def run_batch(predictor, batch: dict[str, np.ndarray]) -> list[np.ndarray]:
     """Feed the inputs the program asks for (by name) and return its outputs."""
     for name in predictor.get_input_names():
         if name not in batch:
-            raise InputError(f"the model asks for an input named {name!r}, which this task does not provide (have: {', '.join(sorted(batch))})")
+            raise InputError(
+                f"the model asks for an input named {name!r}, which this task does not provide (have: {', '.join(sorted(batch))})"
+            )
         predictor.get_input_handle(name).copy_from_cpu(np.ascontiguousarray(batch[name]))
     predictor.run()
     return [predictor.get_output_handle(name).copy_to_cpu() for name in predictor.get_output_names()]
 
 
-def evaluate(model: ModelFiles, task: Task, split: str = "test", *, serving: Serving | None = None, precision: str = "auto", batch_size: int = 32, desc: str = "evaluate") -> EvalResult:
+def evaluate(
+    model: ModelFiles,
+    task: Task,
+    split: str = "test",
+    *,
+    serving: Serving | None = None,
+    precision: str = "auto",
+    batch_size: int = 32,
+    desc: str = "evaluate",
+) -> EvalResult:
     """The task's metric on one split, through Paddle Inference served as ``serving``
     says (its precision decided by the program unless ``precision`` is given)."""
     predictor, used, int8_ops = create_predictor(model, serving, precision)
@@ -248,7 +292,9 @@ def evaluate(model: ModelFiles, task: Task, split: str = "test", *, serving: Ser
         raise InputError(f"{model.folder}: {exc}") from None
     seconds = time.perf_counter() - started
     shown = ", ".join(f"{k} {v:.4f}" for k, v in values.items() if isinstance(v, float))
-    log.info("%s (%s, %s split, %d examples): %s in %.1f s", model.folder, used, split, task.size(split), shown, seconds)
+    log.info(
+        "%s (%s, %s split, %d examples): %s in %.1f s", model.folder, used, split, task.size(split), shown, seconds
+    )
     return EvalResult(task.metric, values, task.size(split), used, seconds, int8_ops)
 
 

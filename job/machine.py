@@ -1,5 +1,5 @@
 """The machine the job runs on: CPU model, ISA flags, usable cores. Standard library only,
-so ONNX Runtime benchmark workers can use it without loading paddle (``job.runtime``
+so ONNX Runtime benchmark workers can use it without loading paddle (``job.runtime.hardware``
 adds the GPU, which needs paddle)."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import platform
 
-__all__ = ["ISA_FLAGS", "cpu_count", "hardware"]
+__all__ = ["ISA_FLAGS", "cpu_count", "cpu_facts"]
 
 # CPU features INT8 and BF16 speed depends on (AMX tiles run oneDNN's INT8 GEMMs several
 # times faster than AVX-512 VNNI): recorded with every figure.
@@ -22,7 +22,7 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def hardware() -> dict[str, object]:
+def cpu_facts() -> dict[str, object]:
     """CPU model, core count and the ``ISA_FLAGS`` the CPU has (from /proc/cpuinfo)."""
     model, flags = "", []
     try:

@@ -21,12 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from .config import TeacherConfig
-from .errors import InputError
-from .logs import progress
-from .runtime import paddle
-from .storage import hash_file as _hash_file
-from .tasks import CLASSIFIER_INPUTS, UIE_INPUTS, Task
+from job.config import TeacherConfig
+from job.data.tasks import CLASSIFIER_INPUTS, UIE_INPUTS, Task
+from job.errors import InputError
+from job.logs import progress
+from job.runtime import paddle
+from job.storage import hash_file as _hash_file
 
 __all__ = [
     "SHAPES",
@@ -104,7 +104,13 @@ def build_vocab(texts: Iterable[str], min_freq: int = 1) -> list[str]:
 
 def _is_cjk(ch: str) -> bool:
     cp = ord(ch)
-    return 0x4E00 <= cp <= 0x9FFF or 0x3400 <= cp <= 0x4DBF or 0x20000 <= cp <= 0x2FA1F or 0xF900 <= cp <= 0xFAFF or 0x2F800 <= cp <= 0x2FA1F
+    return (
+        0x4E00 <= cp <= 0x9FFF
+        or 0x3400 <= cp <= 0x4DBF
+        or 0x20000 <= cp <= 0x2FA1F
+        or 0xF900 <= cp <= 0xFAFF
+        or 0x2F800 <= cp <= 0x2FA1F
+    )
 
 
 def save_tokenizer(vocab: list[str], out_dir: Path) -> None:
@@ -258,11 +264,20 @@ def train_model(model, task: Task, cfg: TeacherConfig, loss_fn, seed: int = 42) 
             running.append(float(loss))
             bar.update(1)
             if step % 20 == 0:
-                bar.set_postfix({"loss": f"{np.mean(running[-50:]):.4f}", f"best dev {task.metric}": f"{max(best_metric, 0):.3f}"}, refresh=False)
+                bar.set_postfix(
+                    {"loss": f"{np.mean(running[-50:]):.4f}", f"best dev {task.metric}": f"{max(best_metric, 0):.3f}"},
+                    refresh=False,
+                )
             out_of_time = time.perf_counter() - start_time > budget
             if step % cfg.eval_every == 0 or step == cfg.steps or out_of_time:
                 values = evaluate_dygraph(model, task)
-                history.append({"step": step, "loss": float(np.mean(running[-50:])), **{f"dev_{k}": float(v) for k, v in values.items()}})
+                history.append(
+                    {
+                        "step": step,
+                        "loss": float(np.mean(running[-50:])),
+                        **{f"dev_{k}": float(v) for k, v in values.items()},
+                    }
+                )
                 shown = ", ".join(f"{k} {v:.4f}" for k, v in values.items() if isinstance(v, float))
                 log.info("step %d: loss %.4f, dev %s", step, history[-1]["loss"], shown)
                 if values[task.metric] > best_metric:
@@ -348,7 +363,9 @@ def export_uie(model, vocab_dir: Path, out_dir: Path) -> Path:
     return export_model(model, vocab_dir, out_dir)
 
 
-def check_model_dir(model_dir: Path, model_filename: str = "inference.pdmodel", params_filename: str = "inference.pdiparams") -> None:
+def check_model_dir(
+    model_dir: Path, model_filename: str = "inference.pdmodel", params_filename: str = "inference.pdiparams"
+) -> None:
     """A usable inference model folder, or an InputError naming what is missing."""
     if not model_dir.exists():
         raise InputError(f"{model_dir}: model folder not found")
@@ -395,7 +412,11 @@ def teacher_key(cfg, raw) -> str:
         "teacher": dataclasses.asdict(cfg.Teacher),
         "max_seq_length": cfg.Global.max_seq_length,
         "seed": cfg.Job.seed,
-        "data": {split: _hash_file(Path(path)).sha256 for split, path in raw.files.items() if split in ("train", "dev") and Path(path).is_file()},
+        "data": {
+            split: _hash_file(Path(path)).sha256
+            for split, path in raw.files.items()
+            if split in ("train", "dev") and Path(path).is_file()
+        },
     }
     if cfg.Teacher.checkpoint:
         parts["checkpoint"] = _hash_file(Path(cfg.Teacher.checkpoint) / "model_state.pdparams").sha256
@@ -444,7 +465,7 @@ def run(cfg, raw, cache: Path, given: Path | None = None) -> ModelResult:
 
 def _train_teacher(cfg, raw, vocab_dir: Path):
     """Vocabulary from the training texts, then a model of Teacher.shape trained on them."""
-    from .data import encode
+    from job.data import encode
 
     train_examples = raw.splits["train"].examples
     if cfg.task == "uie":
@@ -454,7 +475,12 @@ def _train_teacher(cfg, raw, vocab_dir: Path):
         texts = {e.text_a for e in train_examples} | {e.text_b for e in train_examples if e.text_b}
     save_tokenizer(build_vocab(sorted(texts), cfg.Teacher.vocab_min_freq), vocab_dir)
     tokenizer = load_tokenizer(vocab_dir)
-    task = encode(_subset(raw, cfg.Teacher.max_train_examples, cfg.Job.seed), tokenizer, cfg.Global.max_seq_length, skip_bad=cfg.Global.skip_bad_records)
+    task = encode(
+        _subset(raw, cfg.Teacher.max_train_examples, cfg.Job.seed),
+        tokenizer,
+        cfg.Global.max_seq_length,
+        skip_bad=cfg.Global.skip_bad_records,
+    )
     if cfg.task == "uie":
         task.splits["train"] = _drop_negatives(task.splits["train"], cfg.Teacher.negative_keep, cfg.Job.seed)
         model = build_uie(cfg.Teacher.shape, len(tokenizer.vocab), seed=cfg.Job.seed)
@@ -462,7 +488,13 @@ def _train_teacher(cfg, raw, vocab_dir: Path):
     else:
         model = build_classifier(cfg.Teacher.shape, len(tokenizer.vocab), task.num_labels, seed=cfg.Job.seed)
         loss = classification_loss
-    log.info("training teacher %s (%s parameters) on %d examples, %d steps", cfg.Teacher.shape, f"{count_params(model):,}", task.size("train"), cfg.Teacher.steps)
+    log.info(
+        "training teacher %s (%s parameters) on %d examples, %d steps",
+        cfg.Teacher.shape,
+        f"{count_params(model):,}",
+        task.size("train"),
+        cfg.Teacher.steps,
+    )
     return model, train_model(model, task, cfg.Teacher, loss, seed=cfg.Job.seed)
 
 
@@ -492,7 +524,12 @@ def _drop_negatives(features, keep: float, seed: int):
         return features
     rng = np.random.default_rng(seed)
     chosen = [i for i in range(len(features)) if len(features.start_positions[i]) or rng.random() < keep]
-    log.info("training on %d of %d examples (all with spans, %.0f%% of those without)", len(chosen), len(features), keep * 100)
+    log.info(
+        "training on %d of %d examples (all with spans, %.0f%% of those without)",
+        len(chosen),
+        len(features),
+        keep * 100,
+    )
     return features.select(chosen)
 
 
@@ -503,8 +540,14 @@ def save_checkpoint(model, vocab_dir: Path, out_dir: Path, train_result: TrainRe
     out_dir.mkdir(parents=True, exist_ok=True)
     paddle.save(model.state_dict(), str(out_dir / "model_state.pdparams"))
     _write_model_meta(model, vocab_dir, out_dir)
-    log_record = {"teacher": dataclasses.asdict(cfg.Teacher), "seed": cfg.Job.seed, "train": dataclasses_asdict(train_result)}
-    (out_dir / "train_log.json").write_text(json.dumps(log_record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    log_record = {
+        "teacher": dataclasses.asdict(cfg.Teacher),
+        "seed": cfg.Job.seed,
+        "train": dataclasses_asdict(train_result),
+    }
+    (out_dir / "train_log.json").write_text(
+        json.dumps(log_record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     sums = []
     for path in sorted(out_dir.iterdir()):
         if path.is_file() and path.name != "SHA256SUMS":

@@ -15,12 +15,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import machine, storage
-from .config import JobConfig
-from .errors import ConfigError, ExitCode, GateError, InputError
-from .logs import phase
+from job import machine, storage
+from job.config import JobConfig
+from job.errors import ConfigError, ExitCode, GateError, InputError
+from job.logs import phase
 
-__all__ = ["cache_dir", "evaluate_only", "main", "save_teacher"]
+__all__ = ["Prepared", "cache_dir", "evaluate_only", "main", "prepare", "save_teacher"]
 
 log = logging.getLogger("job")
 
@@ -41,7 +41,7 @@ def _pull_inputs(cfg: JobConfig, store: storage.Storage, cache: Path) -> tuple[P
         model = storage.fetch(store, cfg.Global.model_dir, inputs)
     files = None
     if cfg.Global.dataset == "local":
-        from .data import split_sources
+        from job.data import split_sources
 
         sources = split_sources(cfg.Global)
         fetched = {uri: str(storage.fetch(store, uri, inputs)) for uri in dict.fromkeys(sources.values())}
@@ -55,14 +55,14 @@ def _input_uris(cfg: JobConfig) -> list[str]:
     if cfg.Distillation is not None and cfg.Distillation.teacher_model_dir:
         uris.append(cfg.Distillation.teacher_model_dir)
     if cfg.Global.dataset == "local":
-        from .data import split_sources
+        from job.data import split_sources
 
         uris += list(split_sources(cfg.Global).values())
     return [uri for uri in uris if uri]
 
 
 @dataclass
-class _Prepared:
+class Prepared:
     store: storage.Storage
     cache: Path
     built: Any  # model.ModelResult
@@ -70,10 +70,10 @@ class _Prepared:
     roles: dict[str, dict[str, Any]]  # which data selected, which data gates (data.RawData.roles)
 
 
-def _prepare(cfg: JobConfig, durations: dict[str, float], store: storage.Storage | None = None) -> _Prepared:
+def prepare(cfg: JobConfig, durations: dict[str, float], store: storage.Storage | None = None) -> Prepared:
     """Inputs, data, model and encoded task: what every command starts from."""
-    from . import data, model
-    from .runtime import set_threads
+    from job import data, model
+    from job.runtime import set_threads
 
     threads = set_threads(cfg.Job.threads)
     log.info("task %s, strategy %s, %d CPU threads", cfg.task, cfg.strategy, threads)
@@ -89,19 +89,19 @@ def _prepare(cfg: JobConfig, durations: dict[str, float], store: storage.Storage
     with phase("encode", durations):
         tokenizer = built.tokenizer if built.tokenizer is not None else model.load_tokenizer(built.model.folder)
         task = data.encode(raw, tokenizer, cfg.Global.max_seq_length, skip_bad=cfg.Global.skip_bad_records)
-    return _Prepared(store, cache, built, task, raw.roles)
+    return Prepared(store, cache, built, task, raw.roles)
 
 
 def _evaluate(cfg: JobConfig, model, task, split: str = "test", desc: str = "evaluate"):
     """A model's metric through Paddle Inference, served as the config says."""
-    from . import evaluate
+    from job import evaluate
 
     return evaluate.evaluate(model, task, split, serving=_serving(cfg), batch_size=cfg.Global.batch_size, desc=desc)
 
 
 def _serving(cfg: JobConfig):
     """How the job serves a model (``job.evaluate.Serving``): the gate's evaluation and the benchmark's Paddle rows."""
-    from . import evaluate
+    from job import evaluate
 
     return evaluate.Serving(device=cfg.Job.device, threads=cfg.Job.threads)
 
@@ -110,7 +110,7 @@ def evaluate_only(cfg: JobConfig) -> int:
     """``--eval``: the model's metric on the test split through Paddle Inference."""
 
     durations: dict[str, float] = {}
-    prepared = _prepare(cfg, durations)
+    prepared = prepare(cfg, durations)
     with phase("evaluate", durations):
         result = _evaluate(cfg, prepared.built.model, prepared.task)
     print(_metric_lines("model", result))
@@ -123,11 +123,13 @@ def save_teacher(cfg: JobConfig, out: Path) -> int:
     if cfg.Global.model_dir or cfg.Teacher.checkpoint:
         raise ConfigError(f"{cfg.source}: Global.model_dir and Teacher.checkpoint must be empty to train a teacher")
     durations: dict[str, float] = {}
-    prepared = _prepare(cfg, durations)
+    prepared = prepare(cfg, durations)
     built, task = prepared.built, prepared.task
     checkpoint = built.model.folder / "checkpoint"
     if not checkpoint.is_dir():
-        raise InputError(f"{built.model.folder}: the cached teacher has no checkpoint folder; clear the cache and retrain")
+        raise InputError(
+            f"{built.model.folder}: the cached teacher has no checkpoint folder; clear the cache and retrain"
+        )
     with phase("evaluate", durations):
         result = _evaluate(cfg, built.model, task)
     out.mkdir(parents=True, exist_ok=True)
@@ -147,7 +149,9 @@ def _teacher_readme(cfg: JobConfig, out: Path, result, meta: dict) -> str:
     metrics = [key for key in (rows[0] if rows else {}) if key.startswith("dev_") and isinstance(rows[0][key], float)]
     header = "| step | loss | " + " | ".join(key.replace("_", " ") for key in metrics) + " |"
     rule = "|---" * (len(metrics) + 2) + "|"
-    history = "\n".join(f"| {h['step']} | {h['loss']:.4f} | " + " | ".join(f"{h[key]:.4f}" for key in metrics) + " |" for h in rows)
+    history = "\n".join(
+        f"| {h['step']} | {h['loss']:.4f} | " + " | ".join(f"{h[key]:.4f}" for key in metrics) + " |" for h in rows
+    )
     shown = ", ".join(f"{k} {v:.4f}" for k, v in result.values.items() if isinstance(v, float))
     return f"""# Teacher checkpoint: {cfg.Teacher.shape} on the task {cfg.task}
 
@@ -155,9 +159,9 @@ Trained by this project's long preset, reproducible with:
 
     python -m job teacher --config {cfg.source} --out {out}
 
-Seed {cfg.Job.seed}; {meta.get('params', 0):,} parameters; {train.get('steps', 0)} steps in
-{train.get('seconds', 0) / 60:.1f} minutes on {cfg.Job.threads or machine.cpu_count()} CPU thread(s); best dev
-{result.metric} at step {train.get('best_step', 0)}.
+Seed {cfg.Job.seed}; {meta.get("params", 0):,} parameters; {train.get("steps", 0)} steps in
+{train.get("seconds", 0) / 60:.1f} minutes on {cfg.Job.threads or machine.cpu_count()} CPU thread(s); best dev
+{result.metric} at step {train.get("best_step", 0)}.
 
 Test split, through Paddle Inference (FP32), {result.examples} examples: {shown}.
 
@@ -180,7 +184,7 @@ def _metric_lines(label: str, result) -> str:
 
 def main(cfg: JobConfig) -> int:
     """Compress, evaluate before and after, gate, benchmark, publish, summarise."""
-    from . import compress, results
+    from job import compress, results
 
     started = time.perf_counter()
     durations: dict[str, float] = {}
@@ -198,9 +202,11 @@ def main(cfg: JobConfig) -> int:
         print(f"already complete: {dest}")
         return 0
     if state == "config_changed" and not cfg.Job.force:
-        raise ConfigError(f"{dest} holds a completed run made with a different config or different inputs; choose another Job.run_id, or --force to replace it")
+        raise ConfigError(
+            f"{dest} holds a completed run made with a different config or different inputs; choose another Job.run_id, or --force to replace it"
+        )
 
-    prepared = _prepare(cfg, durations, store)
+    prepared = prepare(cfg, durations, store)
     built, task = prepared.built, prepared.task
     with phase("evaluate original", durations):
         before = _evaluate(cfg, built.model, task, desc="original")
@@ -214,13 +220,17 @@ def main(cfg: JobConfig) -> int:
             after = _evaluate(cfg, compressed.model, task, desc="compressed")
         bench = None
         if cfg.Benchmark.enabled:
-            from . import benchmark
+            from job import benchmark
 
             with phase("benchmark", durations):
                 bench_cfg = dataclasses.replace(cfg.Benchmark, device=cfg.Job.device)  # the device the gate measured on
-                bench = benchmark.run(bench_cfg, {"original": built.model, "compressed": compressed.model}, task, serving=_serving(cfg))
+                bench = benchmark.run(
+                    bench_cfg, {"original": built.model, "compressed": compressed.model}, task, serving=_serving(cfg)
+                )
         out = workdir / "out"
-        outcome = results.build(cfg, built, compressed, before, after, durations, bench, time.perf_counter() - started, prepared.roles)
+        outcome = results.build(
+            cfg, built, compressed, before, after, durations, bench, time.perf_counter() - started, prepared.roles
+        )
         _write_output(out, compressed.model, built.model, outcome)
         with phase("publish", durations):
             published = storage.publish(prepared.store, out, dest, fingerprint=fingerprint, status=outcome["status"])
@@ -267,7 +277,7 @@ def _check_search_can_run(cfg: JobConfig, built, task) -> None:
 def _write_output(out: Path, compressed, original, outcome: dict) -> None:
     """The folder published for a task: the compressed inference model with the files
     PaddleNLP's Taskflow needs beside it, and results.json."""
-    from .model import TOKENIZER_FILES
+    from job.model import TOKENIZER_FILES
 
     out.mkdir(parents=True)
     shutil.copy2(compressed.program, out / "inference.pdmodel")

@@ -114,7 +114,7 @@ def _megabytes(model: Any) -> str:
 def _cell(text: str) -> str:
     """Keep a cell on one line, its pipes from splitting the row and its control characters
     (results.json comes from a store) from reaching a terminal raw."""
-    from .storage.locations import escape
+    from job.storage.locations import escape
 
     return escape(" ".join(text.split())).replace("|", "\\|")
 
@@ -162,12 +162,12 @@ def strategy_label(key: str) -> str:
 def gather(source: str) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
     """Every readable results.json under a folder (recursively), or under an s3:// prefix.
     Returns ``[(where, dict)]`` and warnings about the files skipped."""
-    from .errors import InputError
+    from job.errors import InputError
 
     found: list[tuple[str, dict[str, Any]]] = []
     warnings: list[str] = []
     if source.lower().startswith("s3://"):
-        from .storage import Storage
+        from job.storage import Storage
 
         store = Storage()
         prefix = source.rstrip("/")
@@ -246,12 +246,16 @@ def build(results: list[tuple[str, dict[str, Any]]], warnings: list[str] | tuple
     for where, result in results:
         key = (_model_name(result), result["strategy"], result["task"])
         if key in chosen:
-            older, newer = sorted([chosen[key], (where, result)], key=lambda item: (str(item[1].get("created") or ""), item[0]))
+            older, newer = sorted(
+                [chosen[key], (where, result)], key=lambda item: (str(item[1].get("created") or ""), item[0])
+            )
             warnings.append(f"{older[0]}: skipped, {newer[0]} holds a newer result for {key[0]} / {key[1]} / {key[2]}")
             chosen[key] = newer
         else:
             chosen[key] = (where, result)
-    extra_tasks = sorted({task for (_, _, task) in chosen if task not in dict(CLUE_COLUMNS)}, key=lambda t: (t != "uie", t))
+    extra_tasks = sorted(
+        {task for (_, _, task) in chosen if task not in dict(CLUE_COLUMNS)}, key=lambda t: (t != "uie", t)
+    )
     accuracy_columns = [*ACCURACY_COLUMNS, *(_EXTRA_TASK_LABELS.get(t, t.upper()) for t in extra_tasks)]
 
     # Accuracy rows: the base model from `before`, each strategy from `after`.
@@ -259,7 +263,14 @@ def build(results: list[tuple[str, dict[str, Any]]], warnings: list[str] | tuple
 
     def row(model: str, strategy: str) -> dict[str, Any]:
         if (model, strategy) not in rows:
-            rows[(model, strategy)] = {"model": model, "strategy": strategy_label(strategy), "strategy_key": strategy, "tasks": {}, "status": {}, "sources": []}
+            rows[(model, strategy)] = {
+                "model": model,
+                "strategy": strategy_label(strategy),
+                "strategy_key": strategy,
+                "tasks": {},
+                "status": {},
+                "sources": [],
+            }
         return rows[(model, strategy)]
 
     failed: list[str] = []
@@ -276,7 +287,10 @@ def build(results: list[tuple[str, dict[str, Any]]], warnings: list[str] | tuple
         target["status"][task] = str(result.get("status") or "unknown")
         target["sources"].append(where)
         if result.get("status") == "failed" or target["tasks"][task] is None:
-            failed.append(f"{model} / {strategy} / {task}: {result.get('status') or 'no result'}" + (f" ({result['error']})" if result.get("error") else ""))
+            failed.append(
+                f"{model} / {strategy} / {task}: {result.get('status') or 'no result'}"
+                + (f" ({result['error']})" if result.get("error") else "")
+            )
     for item in rows.values():
         clue = [item["tasks"][t] for t, _ in CLUE_COLUMNS if item["tasks"].get(t) is not None]
         others = [item["tasks"][t] for t in extra_tasks if item["tasks"].get(t) is not None]
@@ -289,7 +303,14 @@ def build(results: list[tuple[str, dict[str, Any]]], warnings: list[str] | tuple
         else:
             item["accuracy_tasks"] = [t for t in extra_tasks if item["tasks"].get(t) is not None]
         item["accuracy_label"] = _avg_label(item["accuracy_avg"], item["accuracy_tasks"], bool(clue))
-    ordered = sorted(rows.values(), key=lambda r: (r["model"], _STRATEGY_ORDER.index(r["strategy_key"]) if r["strategy_key"] in _STRATEGY_ORDER else 99, r["strategy_key"]))
+    ordered = sorted(
+        rows.values(),
+        key=lambda r: (
+            r["model"],
+            _STRATEGY_ORDER.index(r["strategy_key"]) if r["strategy_key"] in _STRATEGY_ORDER else 99,
+            r["strategy_key"],
+        ),
+    )
 
     # Benchmarks: every record, tagged with where it came from.
     environments: dict[str, str] = {}
@@ -301,13 +322,27 @@ def build(results: list[tuple[str, dict[str, Any]]], warnings: list[str] | tuple
             env = _env_key(record)
             env_id = environments.setdefault(env, f"E{len(environments) + 1}")
             row_strategy = "base" if record.get("model") == "original" else strategy
-            benchmarks.append({**record, "source": where, "model_name": model, "task": task, "strategy": strategy, "row_strategy": row_strategy, "environment": env_id, "flags": []})
+            benchmarks.append(
+                {
+                    **record,
+                    "source": where,
+                    "model_name": model,
+                    "task": task,
+                    "strategy": strategy,
+                    "row_strategy": row_strategy,
+                    "environment": env_id,
+                    "flags": [],
+                }
+            )
     for record in benchmarks:
         if record.get("precision") != "int8" or not _measured(record):
             continue
         peers = [
-            other for other in benchmarks
-            if other["source"] == record["source"] and other.get("precision") == "fp32" and _measured(other)
+            other
+            for other in benchmarks
+            if other["source"] == record["source"]
+            and other.get("precision") == "fp32"
+            and _measured(other)
             and all(other.get(k) == record.get(k) for k in ("runtime", "device", "padding", "batch_size"))
             and (record.get("padding") != "max" or other.get("seq_len") == record.get("seq_len"))
         ]
@@ -368,8 +403,13 @@ def _latency_rows(accuracy_rows: list[dict[str, Any]], benchmarks: list[dict[str
     out = []
     for acc in accuracy_rows:
         mine = [
-            b for b in benchmarks
-            if b["model_name"] == acc["model"] and b["row_strategy"] == acc["strategy_key"] and b.get("runtime") == "paddle-inference" and b.get("padding") == "max" and _measured(b)
+            b
+            for b in benchmarks
+            if b["model_name"] == acc["model"]
+            and b["row_strategy"] == acc["strategy_key"]
+            and b.get("runtime") == "paddle-inference"
+            and b.get("padding") == "max"
+            and _measured(b)
         ]
         envs = sorted({b["environment"] for b in mine}, key=lambda e: int(e[1:])) or [None]
         for env in envs:
@@ -381,23 +421,34 @@ def _latency_rows(accuracy_rows: list[dict[str, Any]], benchmarks: list[dict[str
                     by_precision[precision] = round(statistics.median(values), 3)
             served = next((p for p in ("int8", "fp16", "fp32") if p in by_precision), None)
             flags = sorted({f for b in here for f in b["flags"]})
-            out.append({
-                "model": acc["model"],
-                "strategy": acc["strategy"],
-                "strategy_key": acc["strategy_key"],
-                "accuracy_avg": acc["accuracy_avg"],
-                "accuracy_label": acc["accuracy_label"],
-                "environment": env,
-                "latency_ms": by_precision,
-                "served_precision": served,
-                "served_ms": by_precision.get(served) if served else None,
-                "measurements": len(here),
-                "flags": flags,
-                "status": acc["status"],
-            })
+            out.append(
+                {
+                    "model": acc["model"],
+                    "strategy": acc["strategy"],
+                    "strategy_key": acc["strategy_key"],
+                    "accuracy_avg": acc["accuracy_avg"],
+                    "accuracy_label": acc["accuracy_label"],
+                    "environment": env,
+                    "latency_ms": by_precision,
+                    "served_precision": served,
+                    "served_ms": by_precision.get(served) if served else None,
+                    "measurements": len(here),
+                    "flags": flags,
+                    "status": acc["status"],
+                }
+            )
     # Speedups against the base row of the same model and environment.
     for item in out:
-        base = next((b for b in out if b["model"] == item["model"] and b["strategy_key"] == "base" and b["environment"] == item["environment"]), None)
+        base = next(
+            (
+                b
+                for b in out
+                if b["model"] == item["model"]
+                and b["strategy_key"] == "base"
+                and b["environment"] == item["environment"]
+            ),
+            None,
+        )
         item["speedup"] = item["speedup_vs_fp32"] = item["speedup_vs_fp16"] = None
         if base is None or item is base or not item["served_ms"]:
             continue
@@ -436,7 +487,9 @@ def _accuracy_cell(item: dict[str, Any], task: str) -> str:
 def render_markdown(report: dict[str, Any]) -> str:
     """report.md: the two reference tables, every measurement, environments and flags."""
     lines = ["# 压缩结果 (compression report)", ""]
-    lines.append(f"{len(report['sources'])} results.json file(s). Metrics in points (fraction x 100); latency in ms per batch (median).")
+    lines.append(
+        f"{len(report['sources'])} results.json file(s). Metrics in points (fraction x 100); latency in ms per batch (median)."
+    )
     lines += ["", "## (a) 精度 (accuracy)", ""]
     acc = report["accuracy"]
     table = []
@@ -447,7 +500,10 @@ def render_markdown(report: dict[str, Any]) -> str:
         cells += [_accuracy_cell(item, task) for task in acc["extra_tasks"]]
         table.append(cells)
     lines += _table(acc["columns"], table)
-    lines += ["", "AVG: mean over the CLUE tasks; (n/7) when only n of the seven were run. † the accuracy gate failed for this task (status gated)."]
+    lines += [
+        "",
+        "AVG: mean over the CLUE tasks; (n/7) when only n of the seven were run. † the accuracy gate failed for this task (status gated).",
+    ]
 
     lines += ["", "## (b) 性能 (per-model summary)", ""]
     lat = report["latency"]
@@ -458,11 +514,22 @@ def render_markdown(report: dict[str, Any]) -> str:
         notes = list(item["flags"])
         if "gated" in item["status"].values():
             notes.append("accuracy gate failed: " + ", ".join(t for t, s in item["status"].items() if s == "gated"))
-        table.append([
-            item["model"], item["strategy"], item["accuracy_label"], served, _fmt(item["speedup"]),
-            _fmt(ms.get("fp32")), _fmt(ms.get("fp16")), _fmt(ms.get("int8")),
-            _fmt(item["speedup_vs_fp32"]), _fmt(item["speedup_vs_fp16"]), item["environment"] or "-", "; ".join(notes) or "",
-        ])
+        table.append(
+            [
+                item["model"],
+                item["strategy"],
+                item["accuracy_label"],
+                served,
+                _fmt(item["speedup"]),
+                _fmt(ms.get("fp32")),
+                _fmt(ms.get("fp16")),
+                _fmt(ms.get("int8")),
+                _fmt(item["speedup_vs_fp32"]),
+                _fmt(item["speedup_vs_fp16"]),
+                item["environment"] or "-",
+                "; ".join(notes) or "",
+            ]
+        )
     lines += _table(lat["columns"], table)
     lines += [
         "",
@@ -474,22 +541,63 @@ def render_markdown(report: dict[str, Any]) -> str:
     measured = report["benchmarks"]
     if measured:
         lines += ["", "## (c) 全部测量 (every measurement)", ""]
-        header = ["模型", "策略", "任务", "被测", "runtime", "backend", "精度", "variant", "padding", "batch", "seq", "threads", "median", "p90", "p99", "samples/s", "峰值内存MB", "环境", "备注"]
+        header = [
+            "模型",
+            "策略",
+            "任务",
+            "被测",
+            "runtime",
+            "backend",
+            "精度",
+            "variant",
+            "padding",
+            "batch",
+            "seq",
+            "threads",
+            "median",
+            "p90",
+            "p99",
+            "samples/s",
+            "峰值内存MB",
+            "环境",
+            "备注",
+        ]
         table = []
         for b in measured:
             latency = b.get("latency_ms") if _measured(b) else None
-            seq = _fmt(b.get("seq_len"), "{:.0f}") if b.get("padding") == "max" else f"{_fmt(b.get('seq_len'), '{:.1f}')} (padded {_fmt(b.get('padded_len_mean'), '{:.1f}')})"
+            seq = (
+                _fmt(b.get("seq_len"), "{:.0f}")
+                if b.get("padding") == "max"
+                else f"{_fmt(b.get('seq_len'), '{:.1f}')} (padded {_fmt(b.get('padded_len_mean'), '{:.1f}')})"
+            )
             note = list(b.get("flags") or [])
             if b.get("skipped"):
                 note.append(f"skipped: {b['skipped']}")
             if b.get("error"):
                 note.append(f"failed: {b['error']}")
-            table.append([
-                b["model_name"], strategy_label(b["strategy"]), b["task"], str(b.get("model", "-")), str(b.get("runtime", "-")), str(b.get("backend", "-")),
-                str(b.get("precision", "-")), str(b.get("variant") or ""), str(b.get("padding", "-")), _fmt(b.get("batch_size"), "{}"), seq, _fmt(b.get("threads"), "{}"),
-                _fmt(latency and latency.get("median")), _fmt(latency and latency.get("p90")), _fmt(latency and latency.get("p99")),
-                _fmt(b.get("throughput"), "{:.1f}"), _fmt(b.get("peak_memory_mb"), "{:.0f}"), b["environment"], "; ".join(note),
-            ])
+            table.append(
+                [
+                    b["model_name"],
+                    strategy_label(b["strategy"]),
+                    b["task"],
+                    str(b.get("model", "-")),
+                    str(b.get("runtime", "-")),
+                    str(b.get("backend", "-")),
+                    str(b.get("precision", "-")),
+                    str(b.get("variant") or ""),
+                    str(b.get("padding", "-")),
+                    _fmt(b.get("batch_size"), "{}"),
+                    seq,
+                    _fmt(b.get("threads"), "{}"),
+                    _fmt(latency and latency.get("median")),
+                    _fmt(latency and latency.get("p90")),
+                    _fmt(latency and latency.get("p99")),
+                    _fmt(b.get("throughput"), "{:.1f}"),
+                    _fmt(b.get("peak_memory_mb"), "{:.0f}"),
+                    b["environment"],
+                    "; ".join(note),
+                ]
+            )
         lines += _table(header, table)
 
     if report["environments"]:
@@ -497,8 +605,16 @@ def render_markdown(report: dict[str, Any]) -> str:
         for env in report["environments"]:
             hw = env.get("hardware") or {}
             versions = ", ".join(f"{k} {v}" for k, v in (env.get("versions") or {}).items()) or "not recorded"
-            seq = f"sequence length {env['seq_len']}" if env.get("seq_len") != "dynamic" else "real texts, dynamic padding"
-            runs = f", warm-up {env['warmup']}, {env['repeats']} timed runs" if env.get("repeats") is not None else ", one warm-up pass over every shape, timed passes as recorded"
+            seq = (
+                f"sequence length {env['seq_len']}"
+                if env.get("seq_len") != "dynamic"
+                else "real texts, dynamic padding"
+            )
+            runs = (
+                f", warm-up {env['warmup']}, {env['repeats']} timed runs"
+                if env.get("repeats") is not None
+                else ", one warm-up pass over every shape, timed passes as recorded"
+            )
             cpu = hw.get("cpu") or "CPU not recorded"
             vnni = "" if hw.get("avx512_vnni") is None else f", AVX-512 VNNI {'yes' if hw.get('avx512_vnni') else 'no'}"
             if hw.get("isa"):
@@ -542,7 +658,9 @@ def render_png(report: dict[str, Any], path: Path) -> Path:
             marker = markers[envs.index(item["environment"]) % len(markers)]
             ax.scatter(item["served_ms"], item["accuracy_avg"], marker=marker, s=60)
             label = f"{item['model']} / {item['strategy_key']} ({item['served_precision']}, {item['environment']})"
-            ax.annotate(label, (item["served_ms"], item["accuracy_avg"]), textcoords="offset points", xytext=(6, 4), fontsize=7)
+            ax.annotate(
+                label, (item["served_ms"], item["accuracy_avg"]), textcoords="offset points", xytext=(6, 4), fontsize=7
+            )
         ax.set_xlabel("latency, ms per batch (median, Paddle Inference, served precision)")
         ax.set_ylabel("accuracy (avg, points)")
         ax.set_title("accuracy vs latency")
@@ -556,7 +674,7 @@ def render_png(report: dict[str, Any], path: Path) -> Path:
 
 def cli(source: str, out: str | Path) -> int:
     """``python -m job report``: gather, build, write report.md / report.json / report.png."""
-    from .errors import InputError
+    from job.errors import InputError
 
     results, warnings = gather(source)
     if not results:

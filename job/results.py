@@ -21,9 +21,19 @@ def gate_passed(before: float, after: float, tolerance_points: float) -> bool:
     return (before - after) * 100 <= tolerance_points + 1e-9
 
 
-def build(cfg, built, compressed, before, after, durations: dict[str, float], bench, total_seconds: float, roles: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
-    from .evaluate import model_params
-    from .runtime import hardware, versions
+def build(
+    cfg,
+    built,
+    compressed,
+    before,
+    after,
+    durations: dict[str, float],
+    bench,
+    total_seconds: float,
+    roles: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    from job.evaluate import model_params
+    from job.runtime import hardware, versions
 
     passed = gate_passed(before.score, after.score, cfg.Job.gate_tolerance)
     return {
@@ -40,7 +50,12 @@ def build(cfg, built, compressed, before, after, durations: dict[str, float], be
         "gate": {"tolerance": cfg.Job.gate_tolerance, "passed": passed},
         "model_name": model_name(cfg, built),
         "models": {
-            "original": {"size_bytes": built.model.size_bytes(), "params": model_params(built.model), "precision": before.precision, "source": built.source},
+            "original": {
+                "size_bytes": built.model.size_bytes(),
+                "params": model_params(built.model),
+                "precision": before.precision,
+                "source": built.source,
+            },
             "compressed": {
                 "size_bytes": compressed.model.size_bytes(),
                 "params": model_params(compressed.model),
@@ -67,7 +82,7 @@ def build(cfg, built, compressed, before, after, durations: dict[str, float], be
 def _without_url_credentials(value: Any) -> Any:
     """The config as published: a ``user:password@`` in any URL (an endpoint, a model URI)
     is hidden, since results.json lands in a bucket others read."""
-    from .storage.scrub import scrub_url
+    from job.storage.scrub import scrub_url
 
     if isinstance(value, dict):
         return {key: _without_url_credentials(item) for key, item in value.items()}
@@ -89,7 +104,9 @@ def _evaluation(cfg, after, roles: dict[str, dict[str, Any]]) -> dict[str, Any]:
         "held_out": gate.get("held_out", ""),
         "runtime": "paddle-inference",
         "device": cfg.Job.device,
-        "serving": "oneDNN, enable_mkldnn_int8() with no op set (as Taskflow)" if cfg.Job.device == "cpu" else "TensorRT",
+        "serving": "oneDNN, enable_mkldnn_int8() with no op set (as Taskflow)"
+        if cfg.Job.device == "cpu"
+        else "TensorRT",
     }
 
 
@@ -119,7 +136,13 @@ def summary(outcome: dict[str, Any], dest: str) -> str:
     rows = [("", "original", "compressed")]
     for key in keys:
         rows.append((key, f"{before[key] * 100:.2f}", f"{after[key] * 100:.2f}"))
-    rows.append(("model size", f"{models['original']['size_bytes'] / 1e6:.2f} MB", f"{models['compressed']['size_bytes'] / 1e6:.2f} MB"))
+    rows.append(
+        (
+            "model size",
+            f"{models['original']['size_bytes'] / 1e6:.2f} MB",
+            f"{models['compressed']['size_bytes'] / 1e6:.2f} MB",
+        )
+    )
     if models["original"].get("params") and models["compressed"].get("params"):
         rows.append(("parameters", f"{models['original']['params']:,}", f"{models['compressed']['params']:,}"))
     int8_ops = sum((models["compressed"].get("int8_ops") or {}).values())

@@ -101,7 +101,9 @@ def fresh(folder: str | Path, wanted: str, what: str = "") -> bool:
     if found == wanted:
         log.info("reusing %s%s (same inputs, code and settings)", folder, f" ({what})" if what else "")
         return True
-    log.info("rebuilding %s%s: the inputs, code or settings that built it changed", folder, f" ({what})" if what else "")
+    log.info(
+        "rebuilding %s%s: the inputs, code or settings that built it changed", folder, f" ({what})" if what else ""
+    )
     return False
 
 

@@ -18,7 +18,7 @@ os.environ.setdefault("FLAGS_enable_pir_api", "0")
 
 import paddle
 
-from . import machine
+from job import machine
 
 __all__ = ["hardware", "paddle", "set_threads", "versions"]
 
@@ -44,15 +44,15 @@ def versions() -> dict[str, str]:
             out[name] = version(name)
         except PackageNotFoundError:
             continue
-    from . import __version__
+    from job import __version__
 
     out["act-job"] = __version__
     return out
 
 
 def hardware() -> dict[str, object]:
-    """What the figures were measured on: ``job.machine.hardware()`` and the GPU."""
+    """What the figures were measured on: ``job.machine.cpu_facts()`` and the GPU."""
     gpu = None
     if paddle.is_compiled_with_cuda() and paddle.device.cuda.device_count() > 0:
         gpu = paddle.device.cuda.get_device_name(0)
-    return {**machine.hardware(), "gpu": gpu}
+    return {**machine.cpu_facts(), "gpu": gpu}

@@ -29,7 +29,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from job import render  # noqa: E402
+from job.kube import render  # noqa: E402
 
 CACHE = Path(os.environ.get("ACT_IMAGE_CACHE", "/var/tmp/act-image-cache"))
 IMAGE = "localhost/act-job:cpu-test"
@@ -151,7 +151,7 @@ def tiny_inputs() -> Path:
     """The tiny UIE teacher and a slice of the benchmark (tests/jobrun.py), made once and
     cached by the files that decide them."""
     inputs = [ROOT / "tests" / "jobrun.py", ROOT / "tests" / "fixtures" / "configs" / "uie_tiny.yaml"]
-    inputs += [ROOT / "job" / name for name in ("benchmark_data.py", "uie_data.py", "model.py")]
+    inputs += [ROOT / "job" / name for name in ("data/embedded.py", "data/uie.py", "model.py")]
     key = hashlib.sha256(b"".join(p.read_bytes() for p in inputs)).hexdigest()[:12]
     folder = CACHE / f"tiny-{key}"
     if not (folder / "ready").exists():

@@ -14,13 +14,15 @@ TINY = ROOT / "tests" / "fixtures" / "configs" / "uie_tiny.yaml"
 def run_job(*args: str, timeout: int = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
     """``python -m job ARGS`` from the repository root."""
     full_env = {**(env if env is not None else os.environ), "PYTHONPATH": str(ROOT)}
-    return subprocess.run([sys.executable, "-m", "job", *args], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "job", *args], cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=timeout
+    )
 
 
 def make_tiny(root: Path) -> dict:
     """A slice of the embedded benchmark as local files, and a cache holding the tiny
     teacher (trained once, here)."""
-    from job.benchmark_data import build_pd_benchmark
+    from job.data.embedded import build_pd_benchmark
 
     full = root / "full"
     build_pd_benchmark(full, seed=42)

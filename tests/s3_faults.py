@@ -191,7 +191,12 @@ class _FaultHandler(BaseHTTPRequestHandler):
             data = response.read()
         finally:
             conn.close()
-        if data and response.status in (200, 206) and proxy.corrupt is not None and proxy.corrupt(self.command, self.path):
+        if (
+            data
+            and response.status in (200, 206)
+            and proxy.corrupt is not None
+            and proxy.corrupt(self.command, self.path)
+        ):
             data = bytes([data[0] ^ 0xFF]) + data[1:]
         self.send_response(response.status, response.reason)
         for key, value in response.getheaders():

@@ -1,6 +1,6 @@
-"""The benchmark run's record (job/bench_record.py): targets and ratios from one run's
+"""The benchmark run's record (lab/bench_record.py): targets and ratios from one run's
 rows, the README table as a pure function of the record; and the reuse keys that keep
-stale artifacts from being reused (job/reuse.py, scripts/bench_uie_base.py). No timing."""
+stale artifacts from being reused (job/reuse.py, lab/bench_uie_base.py). No timing."""
 
 from __future__ import annotations
 
@@ -14,19 +14,31 @@ from pathlib import Path
 
 import pytest
 
-from job import bench_record, reuse
+from job import reuse
+from lab import bench_record
 
 ROOT = Path(__file__).resolve().parent.parent
 
 REPO = Path(__file__).resolve().parent.parent
-EPYC = {"cpu": "AMD EPYC (test)", "cores": 2, "avx512_vnni": True, "isa": ["avx2", "avx512f", "avx512_vnni", "avx512_bf16"]}
+EPYC = {
+    "cpu": "AMD EPYC (test)",
+    "cores": 2,
+    "avx512_vnni": True,
+    "isa": ["avx2", "avx512f", "avx512_vnni", "avx512_bf16"],
+}
 XEON = dict(EPYC, cpu="Intel Xeon (test)", isa=[*EPYC["isa"], "amx_tile", "amx_int8", "amx_bf16"])
 
 
 def _row(model, runtime, precision, ms, padding="max", variant=None, **extra):
     record = {
-        "model": model, "runtime": runtime, "precision": precision, "padding": padding, "batch_size": 40, "seq_len": 128,
-        "latency_ms": {"median": ms, "p90": ms * 1.01, "p99": ms * 1.02, "mean": ms}, "throughput": 40_000.0 / ms,
+        "model": model,
+        "runtime": runtime,
+        "precision": precision,
+        "padding": padding,
+        "batch_size": 40,
+        "seq_len": 128,
+        "latency_ms": {"median": ms, "p90": ms * 1.01, "p99": ms * 1.02, "mean": ms},
+        "throughput": 40_000.0 / ms,
     }
     if variant:
         record["variant"] = variant
@@ -53,28 +65,61 @@ ROWS = [
     _row("fp32", "openvino", "fp32", 970.0, variant="default", inference_precision="bf16"),
     _row("fp32", "openvino", "int8", 592.0, variant="nncf-int8-f32", inference_precision="f32"),
     _row("fp32", "openvino", "int8", 544.0, variant="nncf-int8-default", inference_precision="bf16"),
-    _row("ptq", "openvino", "int8", 300.0, variant="paddle-quantized", inference_precision="f32"),  # ours, not the peer's
-    {"model": "ptq-all", "runtime": "openvino", "precision": "int8", "padding": "max", "variant": "paddle-quantized", "latency_ms": None, "throughput": None, "error": "RuntimeError: Fail to convert dequantize_linear"},
+    _row(
+        "ptq", "openvino", "int8", 300.0, variant="paddle-quantized", inference_precision="f32"
+    ),  # ours, not the peer's
+    {
+        "model": "ptq-all",
+        "runtime": "openvino",
+        "precision": "int8",
+        "padding": "max",
+        "variant": "paddle-quantized",
+        "latency_ms": None,
+        "throughput": None,
+        "error": "RuntimeError: Fail to convert dequantize_linear",
+    },
     _row("fp32", "onnxruntime", "int8", 1000.0, variant="int8-dynamic"),
     *_texts("fp32", 2000.0, 1100.0, 900.0),
     *_texts("ptq", 700.0, 500.0, 300.0),
 ]
 F1 = {
-    "paddle-fp32": 83.07, "paddle-int8-linear": 82.5, "paddle-int8-linear+pv": 81.27, "paddle-int8-linear-bf16": 82.4,
-    "openvino-f32": 83.07, "openvino-nncf-int8-f32": 83.0, "openvino-nncf-int8-default": 83.06, "openvino-default": 82.91,
+    "paddle-fp32": 83.07,
+    "paddle-int8-linear": 82.5,
+    "paddle-int8-linear+pv": 81.27,
+    "paddle-int8-linear-bf16": 82.4,
+    "openvino-f32": 83.07,
+    "openvino-nncf-int8-f32": 83.0,
+    "openvino-nncf-int8-default": 83.06,
+    "openvino-default": 82.91,
 }
 
 
-COMPRESSION = {"ptq": {"seconds": 312.4, "reused": True, "act_strategies": ["QuantPost"]}, "prune_ptq": {"seconds": 1504.6, "reused": False, "act_strategies": ["TransformerPrune", "Distillation", "QuantPost"]}}
+COMPRESSION = {
+    "ptq": {"seconds": 312.4, "reused": True, "act_strategies": ["QuantPost"]},
+    "prune_ptq": {
+        "seconds": 1504.6,
+        "reused": False,
+        "act_strategies": ["TransformerPrune", "Distillation", "QuantPost"],
+    },
+}
 
 
 def _record(rows=ROWS, f1=F1, hardware=EPYC):
     record = bench_record.make_record(
         compression=copy.deepcopy(COMPRESSION),
-        records=copy.deepcopy(rows), notes=[], hardware=hardware, versions={"openvino": "2026.4.1", "onnxruntime": "1.20.1"}, threads=2,
-        settings={"shape": "uie-base", "batch_size": 40, "seq_len": 128, "warmup": 3, "repeats": 10}, int8_scope="linear",
-        params={"fp32": 117_400_000, "ptq": 117_400_000, "prune_ptq": 96_100_000}, accuracy={"model": "teacher", "f1": f1}, profiles={}, phases={},
-        command="scripts/bench_uie_base.py", quick=False,
+        records=copy.deepcopy(rows),
+        notes=[],
+        hardware=hardware,
+        versions={"openvino": "2026.4.1", "onnxruntime": "1.20.1"},
+        threads=2,
+        settings={"shape": "uie-base", "batch_size": 40, "seq_len": 128, "warmup": 3, "repeats": 10},
+        int8_scope="linear",
+        params={"fp32": 117_400_000, "ptq": 117_400_000, "prune_ptq": 96_100_000},
+        accuracy={"model": "teacher", "f1": f1},
+        profiles={},
+        phases={},
+        command="scripts/bench_uie_base.py",
+        quick=False,
     )
     record["date"] = "2026-11-30T11:45:00+00:00"
     return record
@@ -83,13 +128,18 @@ def _record(rows=ROWS, f1=F1, hardware=EPYC):
 def test_record_carries_the_cpu_instruction_sets_and_every_ratio():
     record = _record()
     json.dumps(record)  # a JSON document as it is
-    assert record["hardware"]["isa"] == EPYC["isa"] and record["threads"] == 2 and record["schema"] == bench_record.SCHEMA
+    assert (
+        record["hardware"]["isa"] == EPYC["isa"] and record["threads"] == 2 and record["schema"] == bench_record.SCHEMA
+    )
     targets = record["targets"]
     assert set(targets) == {t.key for t in bench_record.TARGETS}
     # Paddle's best INT8 of the same network is the BF16 variant (600 ms); OpenVINO's best is its own NNCF INT8
     # (544 ms), not our program run by OpenVINO (300 ms).
     assert targets["peer"]["value"] == pytest.approx(544.0 / 600.0)
-    assert targets["peer_default"]["value"] == pytest.approx(970.0 / 600.0) and targets["peer_default"]["verdict"] == "PASS"
+    assert (
+        targets["peer_default"]["value"] == pytest.approx(970.0 / 600.0)
+        and targets["peer_default"]["verdict"] == "PASS"
+    )
     assert targets["prune_ptq"]["value"] == pytest.approx(2000.0 / 530.0) and targets["prune_ptq"]["threshold"] == 4.0
     assert targets["ptq"]["value"] == pytest.approx(2000.0 / 680.0)
     assert targets["ort_peer"]["value"] == pytest.approx(1000.0 / 680.0)
@@ -104,7 +154,10 @@ def test_verdicts_say_pass_or_miss_and_how_far():
     assert targets["padding"]["verdict"] == "MISS" and targets["prune_ptq"]["verdict"] == "MISS"
     assert targets["ort_peer"]["verdict"] == "PASS" and "distance" not in targets["ort_peer"]
     lines = "\n".join(bench_record.target_lines(_record()))
-    assert "MISS   0.91x (target >= 1.2x)  [peer]" in lines and "missed by: 0.91x where 1.20x is wanted: 32% faster needed" in lines
+    assert (
+        "MISS   0.91x (target >= 1.2x)  [peer]" in lines
+        and "missed by: 0.91x where 1.20x is wanted: 32% faster needed" in lines
+    )
 
 
 def test_amx_raises_the_pruned_target_to_six():
@@ -115,12 +168,20 @@ def test_amx_raises_the_pruned_target_to_six():
 
 
 def test_the_peer_target_needs_both_int8_models_within_one_point():
-    fast = [r for r in ROWS if not (r["runtime"] == "paddle-inference" and r["model"] in ("ptq", "ptq-pv") and r["padding"] == "max")]
+    fast = [
+        r
+        for r in ROWS
+        if not (r["runtime"] == "paddle-inference" and r["model"] in ("ptq", "ptq-pv") and r["padding"] == "max")
+    ]
     fast += [_row("ptq", "paddle-inference", "int8", 400.0)]
     assert _record(fast)["targets"]["peer"]["verdict"] == "PASS"  # 544 / 400 = 1.36x; 82.5 is within 1 of 83.07
     worse = dict(F1, **{"paddle-int8-linear": 81.9})
     entry = _record(fast, worse)["targets"]["peer"]
-    assert entry["verdict"] == "MISS" and "accuracy condition not met" in entry["distance"] and "-1.17" in entry["accuracy"]
+    assert (
+        entry["verdict"] == "MISS"
+        and "accuracy condition not met" in entry["distance"]
+        and "-1.17" in entry["accuracy"]
+    )
     unknown = {k: v for k, v in F1.items() if not k.startswith("openvino")}
     assert _record(fast, unknown)["targets"]["peer"]["verdict"] == "n/a"
 
@@ -131,13 +192,23 @@ def test_the_readme_table_is_a_pure_function_of_the_record():
     table = bench_record.render_table(record)
     assert record == before and bench_record.render_table(record) == table
     lines = table.splitlines()
-    assert lines[0].startswith("One run (2026-11-30, full) on AMD EPYC (test) (2 cores; avx2, avx512f, avx512_vnni, avx512_bf16); uie-base")
+    assert lines[0].startswith(
+        "One run (2026-11-30, full) on AMD EPYC (test) (2 cores; avx2, avx512f, avx512_vnni, avx512_bf16); uie-base"
+    )
     assert "| PTQ | Paddle Inference, oneDNN | INT8 | 680.0 | 693.6 | 58.8 | 82.50 |" in lines
     assert "| FP32 (117.4 M params) | Paddle Inference, oneDNN | FP32 | 2000.0 | 2040.0 | 20.0 | 83.07 |" in lines
     # the demo teacher was never pruned: no F1 beside the pruned row
     assert "| prune 0.25 + PTQ (96.1 M params) | Paddle Inference, oneDNN | INT8 | 530.0 | 540.6 | 75.5 | – |" in lines
-    assert "| NNCF INT8, default precision | OpenVINO 2026.4.1 | INT8 (bf16 for the rest) | 544.0 | 554.9 | 73.5 | 83.06 |" in lines
-    assert any(line.startswith("| our PTQ program, INT8 scope all (unrestricted) | OpenVINO 2026.4.1 | INT8 | failed: RuntimeError: Fail to convert dequantize_linear") for line in lines)
+    assert (
+        "| NNCF INT8, default precision | OpenVINO 2026.4.1 | INT8 (bf16 for the rest) | 544.0 | 554.9 | 73.5 | 83.06 |"
+        in lines
+    )
+    assert any(
+        line.startswith(
+            "| our PTQ program, INT8 scope all (unrestricted) | OpenVINO 2026.4.1 | INT8 | failed: RuntimeError: Fail to convert dequantize_linear"
+        )
+        for line in lines
+    )
     assert "| PTQ | Paddle Inference, oneDNN | 57.1 (pad 128.0) | 80.0 (pad 70.4) | 133.3 (pad 54.0) | 1.40× |" in lines
     assert "- **MISS** 0.91× (≥ 1.2×)" in table and "- **PASS** 1.47× (≥ 1.3×)" in table
     # Every figure in the table comes from the record: change one, the table follows.
@@ -151,9 +222,14 @@ def test_the_record_and_its_table_carry_each_strategys_compression_time():
     lines = bench_record.render_table(record).splitlines()
     assert "| ptq | QuantPost | 312 | reused from the cache (seconds of the run that built it) |" in lines
     assert "| prune_ptq | TransformerPrune + Distillation + QuantPost | 1505 | built |" in lines
-    assert lines.index("| strategy | ACT steps | seconds | in this run |") > max(i for i, line in enumerate(lines) if line.startswith("| FP32 (117.4 M params) |"))
+    assert lines.index("| strategy | ACT steps | seconds | in this run |") > max(
+        i for i, line in enumerate(lines) if line.startswith("| FP32 (117.4 M params) |")
+    )
     record["compression"]["ptq"]["seconds"] = 99.0  # the table follows the record
-    assert "| ptq | QuantPost | 99 | reused from the cache (seconds of the run that built it) |" in bench_record.render_table(record)
+    assert (
+        "| ptq | QuantPost | 99 | reused from the cache (seconds of the run that built it) |"
+        in bench_record.render_table(record)
+    )
 
 
 def test_peers_padding_rows_are_lines_of_their_own():
@@ -161,16 +237,36 @@ def test_peers_padding_rows_are_lines_of_their_own():
     folded into Paddle's line."""
     common = {"texts": 400, "batches": 10, "seq_len": 47.5}
     peers = [
-        _row("fp32", "onnxruntime", "int8", 400.0, padding=p, variant="int8-dynamic", padded_len_mean=w, **common) for p, w in (("to-max", 128.0), ("to-longest", 70.4), ("bucketed", 54.0))
+        _row("fp32", "onnxruntime", "int8", 400.0, padding=p, variant="int8-dynamic", padded_len_mean=w, **common)
+        for p, w in (("to-max", 128.0), ("to-longest", 70.4), ("bucketed", 54.0))
     ] + [
-        _row("fp32", "openvino", "int8", ms, padding=p, variant="nncf-int8-default", inference_precision="bf16", padded_len_mean=w, **common) for p, w, ms in (("to-max", 128.0, 500.0), ("to-longest", 70.4, 250.0), ("bucketed", 54.0, 200.0))
+        _row(
+            "fp32",
+            "openvino",
+            "int8",
+            ms,
+            padding=p,
+            variant="nncf-int8-default",
+            inference_precision="bf16",
+            padded_len_mean=w,
+            **common,
+        )
+        for p, w, ms in (("to-max", 128.0, 500.0), ("to-longest", 70.4, 250.0), ("bucketed", 54.0, 200.0))
     ]
     record = _record([*ROWS, *peers])
     lines = bench_record.render_table(record).splitlines()
     assert "| FP32 | Paddle Inference, oneDNN | 20.0 (pad 128.0) | 36.4 (pad 70.4) | 44.4 (pad 54.0) | 1.82× |" in lines
-    assert "| int8-dynamic (best of its variants) | ONNX Runtime | 100.0 (pad 128.0) | 100.0 (pad 70.4) | 100.0 (pad 54.0) | 1.00× |" in lines
-    assert "| NNCF INT8, default precision, bf16 | OpenVINO | 80.0 (pad 128.0) | 160.0 (pad 70.4) | 200.0 (pad 54.0) | 2.00× |" in lines
-    assert record["targets"]["padding"]["value"] == pytest.approx(min(2000.0 / 1100.0, 700.0 / 500.0)), "the padding target stays Paddle's"
+    assert (
+        "| int8-dynamic (best of its variants) | ONNX Runtime | 100.0 (pad 128.0) | 100.0 (pad 70.4) | 100.0 (pad 54.0) | 1.00× |"
+        in lines
+    )
+    assert (
+        "| NNCF INT8, default precision, bf16 | OpenVINO | 80.0 (pad 128.0) | 160.0 (pad 70.4) | 200.0 (pad 54.0) | 2.00× |"
+        in lines
+    )
+    assert record["targets"]["padding"]["value"] == pytest.approx(min(2000.0 / 1100.0, 700.0 / 500.0)), (
+        "the padding target stays Paddle's"
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -200,7 +296,7 @@ def test_a_folder_is_reused_only_under_its_key_and_a_rebuild_is_said(tmp_path, c
 
 @pytest.fixture()
 def bench(monkeypatch):
-    spec = importlib.util.spec_from_file_location("bench_uie_base", REPO / "scripts" / "bench_uie_base.py")
+    spec = importlib.util.spec_from_file_location("bench_uie_base", REPO / "lab" / "bench_uie_base.py")
     module = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look their module up there
     spec.loader.exec_module(module)
@@ -218,7 +314,7 @@ def test_the_bench_scripts_keys_cover_code_and_settings(bench, tmp_path, monkeyp
     assert bench.compress_key(text, "source-1") == key
     assert bench.compress_key(text.replace("batch_nums: 8", "batch_nums: 16"), "source-1") != key
     assert bench.compress_key(text, "source-2") != key, "a rebuilt FP32 model invalidates its compressed models"
-    with open(root / "job" / "int8.py", "a", encoding="utf-8") as handle:
+    with open(root / "job" / "compress" / "int8.py", "a", encoding="utf-8") as handle:
         handle.write("\n# changed\n")
     assert bench.compress_key(text, "source-1") == key, "within one run, the code it loaded is what is keyed"
     monkeypatch.setattr(reuse, "_SOURCES", {})  # the next run reads the code again
@@ -273,7 +369,7 @@ PROBE_RECORD = ROOT / "records" / "probe-attention-int8-2026-11-30-amd-epyc.json
 
 def test_the_readme_quotes_the_committed_attention_probe_record():
     """The README's INT8-attention table carries the committed probe record's figures
-    (scripts/probe_attention_int8.py), scope by scope, and the record names its CPU."""
+    (lab/probe_attention_int8.py), scope by scope, and the record names its CPU."""
     record = json.loads(PROBE_RECORD.read_text(encoding="utf-8"))
     assert record["hardware"]["isa"] and record["settings"]["rounds"] >= 3
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -288,6 +384,12 @@ def test_the_readme_quotes_the_committed_attention_probe_record():
 def test_the_attention_probe_says_what_is_missing_and_exits_2(tmp_path):
     import subprocess
 
-    done = subprocess.run([sys.executable, str(ROOT / "scripts" / "probe_attention_int8.py"), "--bench", str(tmp_path)], capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "probe_attention_int8.py"), "--bench", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == 2, done.stderr
     assert done.stderr.count("\n") == 1 and "run `make bench`" in done.stderr and "Traceback" not in done.stderr

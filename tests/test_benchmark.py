@@ -15,15 +15,29 @@ from job.config import BenchmarkConfig
 
 # Record fields every measured record carries (item 1 of the benchmark's contract).
 FIELDS = {
-    "model", "runtime", "device", "backend", "precision", "padding", "batch_size", "seq_len", "threads",
-    "warmup", "repeats", "latency_ms", "throughput", "peak_memory_mb", "hardware", "versions",
+    "model",
+    "runtime",
+    "device",
+    "backend",
+    "precision",
+    "padding",
+    "batch_size",
+    "seq_len",
+    "threads",
+    "warmup",
+    "repeats",
+    "latency_ms",
+    "throughput",
+    "peak_memory_mb",
+    "hardware",
+    "versions",
 }
 SENTENCE = "新华社北京一月一日电国家主席江泽民在人民大会堂发表新年讲话回顾过去一年的成就展望新世纪的发展前景"
 PROMPTS = ("人名", "地名", "时间")
 
 
 def _examples(count: int, where: str):
-    from job.uie_data import UIEExample
+    from job.data.uie import UIEExample
 
     out = []
     for i in range(count):
@@ -38,15 +52,18 @@ def tiny(tmp_path_factory):
     """A tiny exported UIE, its PTQ INT8 version (job.compress, strategy ptq), and a task."""
     from job import compress
     from job.config import load_config
+    from job.data.tasks import UIETask
+    from job.data.uie import UIEData, encode
     from job.model import ModelFiles, build_uie, build_vocab, export_uie, load_tokenizer, save_tokenizer
-    from job.tasks import UIETask
-    from job.uie_data import UIEData, encode
 
     root = tmp_path_factory.mktemp("bench")
     vocab_dir = root / "tokenizer"
     save_tokenizer(build_vocab([SENTENCE, *PROMPTS]), vocab_dir)
     tokenizer = load_tokenizer(vocab_dir)
-    splits = {split: encode(UIEData(_examples(n, split)), tokenizer, 64) for split, n in (("train", 16), ("dev", 16), ("test", 48))}
+    splits = {
+        split: encode(UIEData(_examples(n, split)), tokenizer, 64)
+        for split, n in (("train", 16), ("dev", 16), ("test", 48))
+    }
     task = UIETask(splits)
     model = build_uie("uie-tiny", len(tokenizer.vocab), seed=1)
     fp32 = ModelFiles(export_uie(model, vocab_dir, root / "fp32")).check()
@@ -63,7 +80,15 @@ def tiny(tmp_path_factory):
 
 
 def _cfg(**overrides) -> BenchmarkConfig:
-    values = {"batch_size": 8, "max_seq_len": 64, "threads": 1, "warmup": 1, "repeats": 2, "dynamic_padding": True, "onnx_peer": False}
+    values = {
+        "batch_size": 8,
+        "max_seq_len": 64,
+        "threads": 1,
+        "warmup": 1,
+        "repeats": 2,
+        "dynamic_padding": True,
+        "onnx_peer": False,
+    }
     values.update(overrides)
     return BenchmarkConfig(**values)
 
@@ -73,7 +98,9 @@ def cpu_result(tiny):
     from job import benchmark
 
     cfg = _cfg(onnx_peer=True)
-    return benchmark.run(cfg, {"original": tiny["fp32"], "compressed": tiny["int8"]}, tiny["task"], workdir=tiny["root"] / "bench")
+    return benchmark.run(
+        cfg, {"original": tiny["fp32"], "compressed": tiny["int8"]}, tiny["task"], workdir=tiny["root"] / "bench"
+    )
 
 
 def test_records_have_every_field_and_positive_latency(cpu_result):
@@ -98,7 +125,9 @@ def test_paddle_fp32_for_float_programs_int8_for_quantized_ones(cpu_result):
     paddle_max = {(r["model"], r["precision"]) for r in cpu_result.find(runtime="paddle-inference", padding="max")}
     assert paddle_max == {("original", "fp32"), ("compressed", "int8")}
     for record in cpu_result.find(runtime="paddle-inference", padding="max"):
-        assert record["seq_len"] == 64 and record["repeats"] == 2 and record["warmup"] == 1 and record["timed_runs"] == 2
+        assert (
+            record["seq_len"] == 64 and record["repeats"] == 2 and record["warmup"] == 1 and record["timed_runs"] == 2
+        )
     # The INT8 figure comes with how far its outputs are from the quantized program run in FP32.
     (int8,) = cpu_result.find(runtime="paddle-inference", precision="int8", padding="max")
     assert 0 <= int8["int8_check"]["mean_abs_diff"] <= int8["int8_check"]["max_abs_diff"] < 1
@@ -113,9 +142,13 @@ def test_padding_modes_time_the_same_texts(cpu_result, tiny):
     """Padded to max, to each batch's longest (original order) and length-bucketed: three
     figures of one sample of texts, so their ratio is like for like."""
     for model in ("original", "compressed"):
-        by = {r["padding"]: r for r in cpu_result.find(model=model, runtime="paddle-inference") if r["padding"] != "max"}
+        by = {
+            r["padding"]: r for r in cpu_result.find(model=model, runtime="paddle-inference") if r["padding"] != "max"
+        }
         assert set(by) == {"to-max", "to-longest", "bucketed"}
-        assert len({r["texts"] for r in by.values()}) == 1 and by["to-max"]["texts"] == 48, "every mode times the whole (48-text) sample"
+        assert len({r["texts"] for r in by.values()}) == 1 and by["to-max"]["texts"] == 48, (
+            "every mode times the whole (48-text) sample"
+        )
         assert len({r["seq_len"] for r in by.values()}) == 1, "the same texts have the same mean real length"
         assert by["to-max"]["padded_len_mean"] == 64 and by["to-max"]["shapes"] == ["8x64"]
         assert by["bucketed"]["padded_len_mean"] < by["to-longest"]["padded_len_mean"] <= 64
@@ -133,10 +166,16 @@ def test_padding_workload_holds_the_same_texts_in_each_mode(tiny, monkeypatch):
     workload = workloads.build_workload(_cfg(), task, list(task.input_names))
 
     def rows(batches):
-        return [tuple(ids[mask == 1]) for batch in batches for ids, mask in zip(batch["input_ids"], batch["attention_mask"], strict=True)]
+        return [
+            tuple(ids[mask == 1])
+            for batch in batches
+            for ids, mask in zip(batch["input_ids"], batch["attention_mask"], strict=True)
+        ]
 
     in_order = rows(workload["texts"]["to-max"])
-    assert len(in_order) == len(workload["sample"]) == 24 and workload["sample"].max() > 40, "the sample spreads over the split"
+    assert len(in_order) == len(workload["sample"]) == 24 and workload["sample"].max() > 40, (
+        "the sample spreads over the split"
+    )
     assert rows(workload["texts"]["to-longest"]) == in_order, "padding to the longest keeps the batches and their order"
     assert sorted(rows(workload["texts"]["bucketed"])) == sorted(in_order), "bucketing reorders the same texts"
     assert rows(workload["texts"]["bucketed"]) != in_order
@@ -153,18 +192,29 @@ def test_onnx_runtime_peer_fp32_and_best_int8(cpu_result):
         tried = record["variants_tried"]
         assert record["variant"] in {t["variant"] for t in tried}
         timed = [t for t in tried if "median_ms" in t]
-        assert record["latency_ms"]["median"] == pytest.approx(min(t["median_ms"] for t in timed), abs=0.01), "the fastest variant is reported"
+        assert record["latency_ms"]["median"] == pytest.approx(min(t["median_ms"] for t in timed), abs=0.01), (
+            "the fastest variant is reported"
+        )
     int8 = next(r for r in ort if r["precision"] == "int8")
     made = {t["variant"]: t for t in int8["variants_tried"]}
-    assert {"int8-dynamic", "int8-dynamic-per-channel", "int8-static-qdq-per-channel", "int8-static-qoperator-per-channel"} <= set(made)
+    assert {
+        "int8-dynamic",
+        "int8-dynamic-per-channel",
+        "int8-static-qdq-per-channel",
+        "int8-static-qoperator-per-channel",
+    } <= set(made)
     assert all(t["quantized_nodes"] > 0 for t in made.values() if "median_ms" in t)
     assert all(t["max_abs_diff_vs_fp32"] < 0.5 for t in made.values() if "median_ms" in t)
-    assert {r["padding"] for r in cpu_result.find(runtime="onnxruntime", precision="fp32")} == {"max"}, "only the best INT8 is timed in the padding modes"
+    assert {r["padding"] for r in cpu_result.find(runtime="onnxruntime", precision="fp32")} == {"max"}, (
+        "only the best INT8 is timed in the padding modes"
+    )
 
 
 def _same_texts_as_paddle(result, rows):
     """Peer padding rows time the very texts, batches and widths of Paddle's padding rows."""
-    paddle = {r["padding"]: r for r in result.find(model="original", runtime="paddle-inference") if r["padding"] != "max"}
+    paddle = {
+        r["padding"]: r for r in result.find(model="original", runtime="paddle-inference") if r["padding"] != "max"
+    }
     assert {r["padding"] for r in rows} == set(paddle) == {"to-max", "to-longest", "bucketed"}
     for row in rows:
         like = paddle[row["padding"]]
@@ -190,7 +240,9 @@ def test_profile_names_the_op_types(cpu_result):
     paddle_rows = cpu_result.profile(cpu_result.find(model="compressed", padding="max")[0], runs=2, top=5)
     assert paddle_rows[-1]["op"] == "(wall time per run)" and len(paddle_rows) >= 3
     assert any(row["op"] in ("fc", "fused_matmul", "matmul_v2", "quantize") for row in paddle_rows)
-    ort_rows = cpu_result.profile(cpu_result.find(runtime="onnxruntime", precision="int8", padding="max")[0], runs=2, top=5)
+    ort_rows = cpu_result.profile(
+        cpu_result.find(runtime="onnxruntime", precision="int8", padding="max")[0], runs=2, top=5
+    )
     assert all(row["ms_per_run"] >= 0 for row in ort_rows) and len(ort_rows) >= 3
 
 
@@ -201,10 +253,18 @@ def test_gpu_path_is_skipped_with_a_reason_and_no_numbers(tiny, caplog):
     if ok:
         pytest.skip("a GPU is present: the skip path does not apply")
     with caplog.at_level(logging.WARNING, logger="job.benchmark"):
-        result = benchmark.run(_cfg(device="gpu", precisions=["fp32", "fp16", "int8"], onnx_peer=True), {"original": tiny["fp32"], "compressed": tiny["int8"]}, tiny["task"])
+        result = benchmark.run(
+            _cfg(device="gpu", precisions=["fp32", "fp16", "int8"], onnx_peer=True),
+            {"original": tiny["fp32"], "compressed": tiny["int8"]},
+            tiny["task"],
+        )
     assert any("GPU (TensorRT) measurements are skipped" in m for m in caplog.messages)
     paddle_records = result.find(runtime="paddle-inference")
-    assert {(r["model"], r["precision"]) for r in paddle_records} == {("original", "fp32"), ("original", "fp16"), ("compressed", "int8")}
+    assert {(r["model"], r["precision"]) for r in paddle_records} == {
+        ("original", "fp32"),
+        ("original", "fp16"),
+        ("compressed", "int8"),
+    }
     for record in result.records:
         assert record["device"] == "gpu" and record["skipped"]
         assert record["latency_ms"] is None and record["throughput"] is None and record["peak_memory_mb"] is None
@@ -235,9 +295,15 @@ def test_precisions_by_program_and_device():
 def test_in_process_mode_measures_the_same_way(tiny):
     from job import benchmark
 
-    result = benchmark.run(_cfg(dynamic_padding=False), {"original": tiny["fp32"], "compressed": tiny["int8"]}, tiny["task"], isolate=False)
-    isolated = benchmark.run(_cfg(dynamic_padding=False), {"original": tiny["fp32"], "compressed": tiny["int8"]}, tiny["task"])
-    assert [(r["model"], r["precision"], r["padding"]) for r in result.records] == [(r["model"], r["precision"], r["padding"]) for r in isolated.records]
+    result = benchmark.run(
+        _cfg(dynamic_padding=False), {"original": tiny["fp32"], "compressed": tiny["int8"]}, tiny["task"], isolate=False
+    )
+    isolated = benchmark.run(
+        _cfg(dynamic_padding=False), {"original": tiny["fp32"], "compressed": tiny["int8"]}, tiny["task"]
+    )
+    assert [(r["model"], r["precision"], r["padding"]) for r in result.records] == [
+        (r["model"], r["precision"], r["padding"]) for r in isolated.records
+    ]
     for here, there in zip(result.records, isolated.records, strict=True):
         assert set(here) == set(there) and here["timed_runs"] == there["timed_runs"] == 2
         assert here.get("int8_ops") == there.get("int8_ops")
@@ -250,7 +316,11 @@ def test_onnx_export_moves_constant_weights_to_initializers(tiny, tmp_path: Path
 
     path = export_onnx(tiny["fp32"], tmp_path / "model.onnx")
     proto = onnx.load(str(path))
-    big_constants = [n for n in proto.graph.node if n.op_type == "Constant" and any(a.t.dims and np.prod(a.t.dims) > 16 for a in n.attribute)]
+    big_constants = [
+        n
+        for n in proto.graph.node
+        if n.op_type == "Constant" and any(a.t.dims and np.prod(a.t.dims) > 16 for a in n.attribute)
+    ]
     assert not big_constants
     assert sum(np.prod(i.dims) for i in proto.graph.initializer) > 100_000
 
@@ -277,7 +347,14 @@ def ov_result(tiny):
     from job.model import ModelFiles
 
     ours = {"compressed": tiny["int8"], "broken": ModelFiles(broken)}
-    return benchmark.run(_cfg(), {"original": tiny["fp32"]}, tiny["task"], workdir=tiny["root"] / "bench-ov", openvino=True, openvino_quantized=ours)
+    return benchmark.run(
+        _cfg(),
+        {"original": tiny["fp32"]},
+        tiny["task"],
+        workdir=tiny["root"] / "bench-ov",
+        openvino=True,
+        openvino_quantized=ours,
+    )
 
 
 def test_openvino_rows_fp32_default_and_nncf_int8(ov_result):
@@ -294,9 +371,14 @@ def test_openvino_rows_fp32_default_and_nncf_int8(ov_result):
         assert record["versions"]["openvino"] and record["versions"]["nncf"]
     # The f32 hint pins FP32 for whatever is not INT8; the default is what the CPU offers.
     assert rows["f32"]["inference_precision"] == rows["nncf-int8-f32"]["inference_precision"] == "f32"
-    bf16 = "avx512_bf16" in rows["f32"]["hardware"]["isa"] or any(f.startswith("amx") for f in rows["f32"]["hardware"]["isa"])
+    bf16 = "avx512_bf16" in rows["f32"]["hardware"]["isa"] or any(
+        f.startswith("amx") for f in rows["f32"]["hardware"]["isa"]
+    )
     assert rows["default"]["inference_precision"] == ("bf16" if bf16 else "f32")
-    assert rows["nncf-int8-f32"]["nncf"]["fake_quantize_nodes"] > 0 and rows["nncf-int8-f32"]["nncf"]["calibration_batches"] > 0
+    assert (
+        rows["nncf-int8-f32"]["nncf"]["fake_quantize_nodes"] > 0
+        and rows["nncf-int8-f32"]["nncf"]["calibration_batches"] > 0
+    )
 
 
 def test_openvino_measurements_each_in_their_own_worker(ov_result):
@@ -314,10 +396,15 @@ def test_openvino_best_int8_and_default_are_timed_in_the_padding_modes_with_dyna
     fastest = min(("nncf-int8-f32", "nncf-int8-default"), key=lambda v: at_max[v]["latency_ms"]["median"])
     rows = [r for r in ov_result.find(runtime="openvino") if r["padding"] != "max"]
     assert {r["variant"] for r in rows} == {fastest, "default"}
-    assert all(r["shapes_compiled"] == "dynamic" for r in rows) and at_max["default"]["shapes_compiled"] == "per batch shape"
+    assert (
+        all(r["shapes_compiled"] == "dynamic" for r in rows)
+        and at_max["default"]["shapes_compiled"] == "per batch shape"
+    )
     for variant in (fastest, "default"):
         _same_texts_as_paddle(ov_result, [r for r in rows if r["variant"] == variant])
-        assert all(r["inference_precision"] == at_max[variant]["inference_precision"] for r in rows if r["variant"] == variant)
+        assert all(
+            r["inference_precision"] == at_max[variant]["inference_precision"] for r in rows if r["variant"] == variant
+        )
 
 
 def test_openvino_runs_or_refuses_our_programs_as_rows(ov_result):
@@ -342,7 +429,13 @@ def test_openvino_rows_are_skipped_with_a_reason_without_the_package(tiny, monke
     from job.benchmark import openvino_peer
 
     monkeypatch.setattr(openvino_peer, "available", lambda: (False, "openvino is not installed (test)"))
-    result = benchmark.run(_cfg(dynamic_padding=False, precisions=["int8"]), {"original": tiny["fp32"]}, tiny["task"], openvino=True, openvino_quantized={"compressed": tiny["int8"]})
+    result = benchmark.run(
+        _cfg(dynamic_padding=False, precisions=["int8"]),
+        {"original": tiny["fp32"]},
+        tiny["task"],
+        openvino=True,
+        openvino_quantized={"compressed": tiny["int8"]},
+    )
     rows = result.find(runtime="openvino")
     assert len(rows) == 5
     assert all(r["skipped"] == "openvino is not installed (test)" and r["latency_ms"] is None for r in rows)
@@ -376,7 +469,7 @@ def test_a_quantized_program_served_without_int8_ops_is_an_error(tiny, tmp_path,
     activation pair left) runs entirely in float: evaluation must refuse to call it INT8."""
     import shutil
 
-    from job import int8
+    from job.compress import int8
     from job.evaluate import NoInt8Error, create_predictor, is_quantized
     from job.model import ModelFiles
 
@@ -404,11 +497,30 @@ def test_a_measurement_crosses_into_the_worker_as_json():
     from job.benchmark.spec import Profile
     from job.evaluate import Serving
 
-    serving = Serving(threads=2, precision="int8", delete_passes=("fc_fuse_pass",), input_names=("input_ids", "token_type_ids"), benchmark_bf16=True)
+    serving = Serving(
+        threads=2,
+        precision="int8",
+        delete_passes=("fc_fuse_pass",),
+        input_names=("input_ids", "token_type_ids"),
+        benchmark_bf16=True,
+    )
     spec = Measurement(
-        runtime="paddle-inference", model="ptq", precision="int8", source="m/inference.pdmodel", params="m/inference.pdiparams", workload="w.npz",
-        input_names=("input_ids", "token_type_ids"), threads=2, warmup=1, repeats=3, batch_size=8, max_seq_len=64, paddings=("max", "bucketed"),
-        profile=Profile(2, 5), serving=serving, variant="bf16",
+        runtime="paddle-inference",
+        model="ptq",
+        precision="int8",
+        source="m/inference.pdmodel",
+        params="m/inference.pdiparams",
+        workload="w.npz",
+        input_names=("input_ids", "token_type_ids"),
+        threads=2,
+        warmup=1,
+        repeats=3,
+        batch_size=8,
+        max_seq_len=64,
+        paddings=("max", "bucketed"),
+        profile=Profile(2, 5),
+        serving=serving,
+        variant="bf16",
     )
     back = Measurement.from_json(spec.to_json())
     assert back == spec and isinstance(back.serving, Serving) and back.serving.delete_passes == ("fc_fuse_pass",)
@@ -456,7 +568,14 @@ def test_the_benchmark_package_imports_no_runtime():
     import sys
 
     probe = "import sys, job.benchmark, job.benchmark.measure; print(sorted({m.split('.')[0] for m in sys.modules} & {'paddle', 'paddlenlp', 'onnxruntime', 'openvino', 'nncf'}))"
-    done = subprocess.run([sys.executable, "-c", probe], cwd=Path(__file__).resolve().parent.parent, capture_output=True, text=True, timeout=120, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=Path(__file__).resolve().parent.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
     assert done.stdout.strip() == "[]", done.stdout
 
 
@@ -468,8 +587,18 @@ def test_paddle_rows_are_served_with_the_serving_evaluation_uses(tiny, monkeypat
     specs = []
     monkeypatch.setattr(stage, "measure_into", lambda ctx, spec, extra=None: specs.append((spec, extra)))
     serving = Serving(delete_passes=("fc_gru_fuse_pass",), ir_optim=True)
-    benchmark.run(_cfg(), {"original": tiny["fp32"], "compressed": tiny["int8"]}, tiny["task"], serving=serving, paddle_variants=[("bf16", "compressed", {"benchmark_bf16": True})])
-    assert [(s.model, s.variant, s.precision) for s, _ in specs] == [("original", "", "fp32"), ("compressed", "", "int8"), ("compressed", "bf16", "int8")]
+    benchmark.run(
+        _cfg(),
+        {"original": tiny["fp32"], "compressed": tiny["int8"]},
+        tiny["task"],
+        serving=serving,
+        paddle_variants=[("bf16", "compressed", {"benchmark_bf16": True})],
+    )
+    assert [(s.model, s.variant, s.precision) for s, _ in specs] == [
+        ("original", "", "fp32"),
+        ("compressed", "", "int8"),
+        ("compressed", "bf16", "int8"),
+    ]
     for spec, _ in specs:
         assert isinstance(spec.serving, Serving) and spec.serving.delete_passes == ("fc_gru_fuse_pass",)
         assert (spec.serving.threads, spec.serving.max_batch_size, spec.serving.max_seq_len) == (1, 8, 64)

@@ -51,9 +51,9 @@ def tiny_ptq(tmp_path_factory):
     """A tiny exported UIE compressed by job.compress.run (strategy ptq, hist, 2 batches of
     8) with a task that records every training example ACT's calibration reads."""
     from job import compress
+    from job.data.tasks import UIETask
+    from job.data.uie import UIEData, UIEExample, encode
     from job.model import ModelFiles, build_uie, build_vocab, export_uie, load_tokenizer, save_tokenizer
-    from job.tasks import UIETask
-    from job.uie_data import UIEData, UIEExample, encode
 
     text = "新华社北京一月一日电国家主席江泽民在人民大会堂发表新年讲话回顾过去一年的成就"
     root = tmp_path_factory.mktemp("calibration")
@@ -73,7 +73,9 @@ def tiny_ptq(tmp_path_factory):
             return super().collate(split, indices, pad_to)
 
     task = CountingTask(splits)
-    fp32 = ModelFiles(export_uie(build_uie("uie-tiny", len(tokenizer.vocab), seed=1), root / "tokenizer", root / "fp32")).check()
+    fp32 = ModelFiles(
+        export_uie(build_uie("uie-tiny", len(tokenizer.vocab), seed=1), root / "tokenizer", root / "fp32")
+    ).check()
     config = root / "ptq.yaml"
     config.write_text(
         "Global: {task_name: uie, dataset: embedded, batch_size: 8, max_seq_length: 48}\n"

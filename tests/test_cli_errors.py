@@ -23,7 +23,11 @@ BAD = REPO / "tests" / "fixtures" / "bad"
 TIMEOUT = 120
 
 GOOD_RECORDS = [
-    {"content": "张三在北京大学工作", "result_list": [{"text": "北京大学", "start": 3, "end": 7}], "prompt": "机构名称"},
+    {
+        "content": "张三在北京大学工作",
+        "result_list": [{"text": "北京大学", "start": 3, "end": 7}],
+        "prompt": "机构名称",
+    },
     {"content": "张三在北京大学工作", "result_list": [{"text": "张三", "start": 0, "end": 2}], "prompt": "人物"},
     {"content": "李四去了上海", "result_list": [], "prompt": "机构名称"},
 ]
@@ -45,7 +49,9 @@ def input_error(proc: subprocess.CompletedProcess) -> str:
 
 
 def expected_error(fixture: str, path: str) -> str:
-    line = next(line for line in (BAD / fixture).read_text(encoding="utf-8").splitlines() if line.startswith("# expect: "))
+    line = next(
+        line for line in (BAD / fixture).read_text(encoding="utf-8").splitlines() if line.startswith("# expect: ")
+    )
     return line.removeprefix("# expect: ").format(path=path)
 
 
@@ -116,7 +122,15 @@ def test_missing_config_file_other_commands(tmp_path, command):
 
 @pytest.mark.parametrize(
     "fixture",
-    ["malformed_tab.yaml", "malformed_indent.yaml", "unknown_section.yaml", "unknown_key.yaml", "wrong_type_int.yaml", "wrong_type_bool.yaml", "negative_epochs.yaml"],
+    [
+        "malformed_tab.yaml",
+        "malformed_indent.yaml",
+        "unknown_section.yaml",
+        "unknown_key.yaml",
+        "wrong_type_int.yaml",
+        "wrong_type_bool.yaml",
+        "negative_epochs.yaml",
+    ],
 )
 def test_bad_config_file(tmp_path, fixture):
     relative = f"tests/fixtures/bad/{fixture}"
@@ -127,9 +141,13 @@ def test_bad_config_file(tmp_path, fixture):
 
 def test_bad_override(tmp_path, uie):
     message = input_error(uie.run("TrainConfig.epochs=ten"))
-    assert message.startswith(str(uie.config)) and message.endswith("TrainConfig.epochs: expected an integer, got a string 'ten'")
+    assert message.startswith(str(uie.config)) and message.endswith(
+        "TrainConfig.epochs: expected an integer, got a string 'ten'"
+    )
     assert input_error(uie.run("TrainConfig.epoch=1")).endswith("TrainConfig.epoch: unknown key (did you mean epochs?)")
-    assert input_error(uie.run("noequals")) == "override 'noequals': expected Section.key=value, e.g. TrainConfig.epochs=1"
+    assert (
+        input_error(uie.run("noequals")) == "override 'noequals': expected Section.key=value, e.g. TrainConfig.epochs=1"
+    )
 
 
 # --------------------------------------------------------------------------------------
@@ -162,7 +180,17 @@ def test_save_dir_alias_sets_job_output(uie):
 
 
 def test_save_dir_takes_any_folder_name(uie):
-    message = input_error(job("run", "--config", str(uie.config), "--save_dir", "2024", "Global.train_data=/no/such/train.txt", *sandbox(uie.tmp)))
+    message = input_error(
+        job(
+            "run",
+            "--config",
+            str(uie.config),
+            "--save_dir",
+            "2024",
+            "Global.train_data=/no/such/train.txt",
+            *sandbox(uie.tmp),
+        )
+    )
     assert "Job.output" not in message
     assert message.startswith("/no/such/train.txt")
 
@@ -178,7 +206,9 @@ def test_eval_true_is_accepted(uie):
 # --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("strategy", [["Job.strategy=none"], ["Job.strategy=qat_dis", "TrainConfig.epochs=1"]], ids=["none", "qat_dis"])
+@pytest.mark.parametrize(
+    "strategy", [["Job.strategy=none"], ["Job.strategy=qat_dis", "TrainConfig.epochs=1"]], ids=["none", "qat_dis"]
+)
 def test_model_folder_without_parameters(uie, strategy):
     message = input_error(uie.run(*strategy))
     assert message == f"{uie.model}: model folder without its parameters (inference.pdiparams missing)"
@@ -227,7 +257,9 @@ def test_empty_data_set(uie, name):
 def test_max_seq_len_too_small_for_the_prompt(uie):
     path = bad("uie_prompt_too_long.txt")
     message = input_error(uie.run(f"Global.train_data={path}", "Global.max_seq_length=8"))
-    assert message.startswith(f"{path}:1: max_seq_len 8 is too small for the prompt '机构名称名称' (6 characters + 3 special tokens)")
+    assert message.startswith(
+        f"{path}:1: max_seq_len 8 is too small for the prompt '机构名称名称' (6 characters + 3 special tokens)"
+    )
     assert "Global.max_seq_length" in message
 
 
@@ -239,7 +271,11 @@ def test_missing_data_file(uie):
 def test_clue_label_outside_the_label_set(uie):
     path = bad("afqmc_bad_label.json")
     dev = REPO / "tests" / "fixtures" / "clue" / "afqmc" / "dev.json"
-    message = input_error(uie.run("Global.task_name=afqmc", f"Global.train_data={path}", f"Global.dev_data={dev}", f"Global.test_data={dev}"))
+    message = input_error(
+        uie.run(
+            "Global.task_name=afqmc", f"Global.train_data={path}", f"Global.dev_data={dev}", f"Global.test_data={dev}"
+        )
+    )
     assert message == f"{path}:2: label '2' is not one of the afqmc labels (0, 1)"
 
 
@@ -256,18 +292,48 @@ def _ok(proc: subprocess.CompletedProcess) -> str:
 
 def test_top_level_help():
     text = _ok(job("--help"))
-    for word in ("run", "eval", "data", "report", "teacher", "config", "exit codes", "2 bad input", "Section.key=value"):
+    for word in (
+        "run",
+        "eval",
+        "data",
+        "report",
+        "teacher",
+        "config",
+        "exit codes",
+        "2 bad input",
+        "Section.key=value",
+    ):
         assert word in text, word
 
 
 def test_run_help():
     text = _ok(job("run", "--help"))
-    for word in ("--config_path", "--save_dir", "--eval", "--force", "exit codes", "3 accuracy gate failed", "Unknown keys are errors"):
+    for word in (
+        "--config_path",
+        "--save_dir",
+        "--eval",
+        "--force",
+        "exit codes",
+        "3 accuracy gate failed",
+        "Unknown keys are errors",
+    ):
         assert word in text, word
 
 
 def test_config_reference():
     text = _ok(job("config"))
-    for section in ("Global", "TrainConfig", "Distillation", "QuantAware", "QuantPost", "HyperParameterOptimization", "TransformerPrune", "Job", "Teacher", "Benchmark", "Storage"):
+    for section in (
+        "Global",
+        "TrainConfig",
+        "Distillation",
+        "QuantAware",
+        "QuantPost",
+        "HyperParameterOptimization",
+        "TransformerPrune",
+        "Job",
+        "Teacher",
+        "Benchmark",
+        "Storage",
+    ):
         assert f"\n{section}:  # " in f"\n{text}", section
     assert "  max_seq_length: 128  # " in text

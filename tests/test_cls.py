@@ -13,8 +13,8 @@ FIXTURES = ROOT / "tests" / "fixtures" / "clue"
 
 
 def test_pair_tasks_encode_the_second_sentence_as_segment_one(tmp_path):
-    from job.clue import read_clue
     from job.data import RawData, encode
+    from job.data.clue import read_clue
     from job.model import build_vocab, load_tokenizer, save_tokenizer
 
     data = read_clue("afqmc", FIXTURES / "afqmc" / "dev.json")
@@ -38,7 +38,11 @@ def _grown(task: str, out, copies: int = 10):
     lines = []
     for copy in range(copies):
         for record in records:
-            lines.append(json.dumps({**record, **{field: f"{record[field]}{copy}" for field in TEXT_FIELDS[task]}}, ensure_ascii=False))
+            lines.append(
+                json.dumps(
+                    {**record, **{field: f"{record[field]}{copy}" for field in TEXT_FIELDS[task]}}, ensure_ascii=False
+                )
+            )
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return out
 
@@ -56,7 +60,10 @@ def test_tiny_classifier_compresses_end_to_end(task, tmp_path):
     folder = tmp_path / "out" / "tiny" / task / "prune_ptq"
     results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
     assert results["metric"] == "accuracy" and results["act_strategies"] == ["transformer_prune_dis", "ptq_hpo"]
-    assert results["models"]["compressed"]["precision"] == "int8" and results["models"]["compressed"]["int8_ops"].get("fc", 0) > 0
+    assert (
+        results["models"]["compressed"]["precision"] == "int8"
+        and results["models"]["compressed"]["int8_ops"].get("fc", 0) > 0
+    )
     assert results["models"]["compressed"]["params"] < results["models"]["original"]["params"]
     # dev is the only labelled file: the gate ran on a held-out part of it, not on what ACT selected with.
     evaluation = results["evaluation"]
@@ -83,10 +90,10 @@ def test_classifier_output_scores_the_same_in_a_default_int8_predictor(tmp_path)
     classifier, PTQ, the gate on the held-out half of dev; then a Paddle Inference predictor
     configured as Taskflow configures one (not through the job's code) agrees with the
     job's accuracy on that same half."""
-    from job.clients import default_int8_predictor, run_with
-    from job.clue import build_sentiment
     from job.config import load_config
-    from job.pipeline import _prepare
+    from job.data.clue import build_sentiment
+    from job.pipeline import prepare
+    from lab.clients import default_int8_predictor, run_with
 
     data = tmp_path / "sentiment"
     build_sentiment(data, seed=42)
@@ -96,7 +103,17 @@ def test_classifier_output_scores_the_same_in_a_default_int8_predictor(tmp_path)
         f"Job.cache_dir={tmp_path / 'cache'}",
     ]  # fmt: skip
     config = ROOT / "configs" / "sentiment_demo.yaml"
-    done = run_job("run", "--config", str(config), *overrides, "Job.strategy=ptq", "QuantPost.batch_nums=4", "Job.gate_tolerance=2.0", f"Job.output={tmp_path / 'out'}", timeout=1500)
+    done = run_job(
+        "run",
+        "--config",
+        str(config),
+        *overrides,
+        "Job.strategy=ptq",
+        "QuantPost.batch_nums=4",
+        "Job.gate_tolerance=2.0",
+        f"Job.output={tmp_path / 'out'}",
+        timeout=1500,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     folder = tmp_path / "out" / "sentiment-demo" / "sentiment" / "ptq"
     results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
@@ -104,8 +121,11 @@ def test_classifier_output_scores_the_same_in_a_default_int8_predictor(tmp_path)
     assert results["evaluation"]["split"] == "dev-holdout" and results["evaluation"]["examples"] > 500
     assert results["models"]["compressed"]["int8_ops"].get("fc", 0) > 0
 
-    task = _prepare(load_config(config, overrides), {}).task
+    task = prepare(load_config(config, overrides), {}).task
     assert task.size("test") == results["evaluation"]["examples"]
     served = task.score("test", 32, run_with(default_int8_predictor(folder)))
-    assert abs(served["accuracy"] - results["after"]["accuracy"]) * 100 <= 0.5, (served["accuracy"], results["after"]["accuracy"])
+    assert abs(served["accuracy"] - results["after"]["accuracy"]) * 100 <= 0.5, (
+        served["accuracy"],
+        results["after"]["accuracy"],
+    )
     _loads_with_paddle_jit(folder)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from job.clue import LABELS, ClueExample, build_sentiment, is_pair_task, num_labels, read_clue
 from job.config import CLUE_TASKS, load_config
+from job.data.clue import LABELS, ClueExample, build_sentiment, is_pair_task, num_labels, read_clue
 from job.errors import DataError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +36,23 @@ def _write(tmp_path: Path, lines: list[str] | bytes, name: str = "dev.json") -> 
 
 
 def test_label_sets_match_paddlenlp():
-    assert LABELS["tnews"] == ("100", "101", "102", "103", "104", "106", "107", "108", "109", "110", "112", "113", "114", "115", "116")
+    assert LABELS["tnews"] == (
+        "100",
+        "101",
+        "102",
+        "103",
+        "104",
+        "106",
+        "107",
+        "108",
+        "109",
+        "110",
+        "112",
+        "113",
+        "114",
+        "115",
+        "116",
+    )
     assert LABELS["iflytek"] == tuple(str(i) for i in range(119))
     assert LABELS["ocnli"] == ("entailment", "contradiction", "neutral")
     assert LABELS["cmnli"] == ("contradiction", "entailment", "neutral")
@@ -47,7 +63,16 @@ def test_label_sets_match_paddlenlp():
 
 @pytest.mark.parametrize(
     "task, pair, n",
-    [("afqmc", True, 2), ("tnews", False, 15), ("iflytek", False, 119), ("ocnli", True, 3), ("cmnli", True, 3), ("cluewsc2020", False, 2), ("csl", True, 2), ("sentiment", False, 2)],
+    [
+        ("afqmc", True, 2),
+        ("tnews", False, 15),
+        ("iflytek", False, 119),
+        ("ocnli", True, 3),
+        ("cmnli", True, 3),
+        ("cluewsc2020", False, 2),
+        ("csl", True, 2),
+        ("sentiment", False, 2),
+    ],
 )
 def test_task_facts(task, pair, n):
     assert is_pair_task(task) is pair
@@ -99,8 +124,16 @@ EXPECTED = {
         ("妈妈给_奶奶_打电话，说[她]下周末回老家。", None, 1),
     ],
     "csl": [
-        ("水下目标识别 稀疏表示 特征提取", "针对水下目标识别中特征维数高、样本少的问题，提出一种基于稀疏表示的识别方法，实验表明该方法识别率较高。", 1),
-        ("秸秆还田 土壤有机质 卷积神经网络", "研究了玉米秸秆还田对土壤有机质含量的影响，结果表明连续还田三年后有机质显著提高。", 0),
+        (
+            "水下目标识别 稀疏表示 特征提取",
+            "针对水下目标识别中特征维数高、样本少的问题，提出一种基于稀疏表示的识别方法，实验表明该方法识别率较高。",
+            1,
+        ),
+        (
+            "秸秆还田 土壤有机质 卷积神经网络",
+            "研究了玉米秸秆还田对土壤有机质含量的影响，结果表明连续还田三年后有机质显著提高。",
+            0,
+        ),
     ],
 }
 
@@ -145,14 +178,21 @@ def test_bom_and_blank_lines_are_tolerated(tmp_path):
     record = json.dumps({"sentence": "这家店的菜很好吃", "label": "1", "label_desc": "positive"}, ensure_ascii=False)
     path = _write(tmp_path, b"\xef\xbb\xbf" + f"{record}\n\n   \r\n{record}\r\n".encode())
     data = read_clue("sentiment", path)
-    assert [(e.text_a, e.label, e.uid) for e in data.examples] == [("这家店的菜很好吃", 1, "dev.json:1"), ("这家店的菜很好吃", 1, "dev.json:4")]
+    assert [(e.text_a, e.label, e.uid) for e in data.examples] == [
+        ("这家店的菜很好吃", 1, "dev.json:1"),
+        ("这家店的菜很好吃", 1, "dev.json:4"),
+    ]
     assert data.skipped == 0
 
 
 def test_wsc_pronoun_inside_noun_phrase_matches_paddlenlp(tmp_path):
     # Overlapping spans are odd but PaddleNLP accepts them; the markers land where its
     # four successive insertions put them.
-    record = {"target": {"span1_text": "他们", "span1_index": 0, "span2_text": "他", "span2_index": 0}, "label": "true", "text": "他们走了"}
+    record = {
+        "target": {"span1_text": "他们", "span1_index": 0, "span2_text": "他", "span2_index": 0},
+        "label": "true",
+        "text": "他们走了",
+    }
     path = _write(tmp_path, [json.dumps(record, ensure_ascii=False)])
     assert read_clue("cluewsc2020", path).examples[0].text_a == "[他_]们_走了"
 
@@ -169,17 +209,97 @@ _GOOD_CSL = '{"id": 1, "abst": "摘要", "keyword": ["甲", "乙"], "label": "0"
 
 # (test id, task, records, line of the bad record, expected in the message, reason when skipped)
 _BAD_RECORDS = [
-    ("test_missing_field", "afqmc", [_GOOD_AFQMC, '{"sentence1": "花呗怎么还款", "label": "1"}', _GOOD_AFQMC], 2, "missing field 'sentence2'", "missing field 'sentence2'"),
-    ("test_missing_wsc_target_field", "cluewsc2020", [_GOOD_WSC, _GOOD_WSC.replace('"span1_index": 3, ', "")], 2, "missing field 'target.span1_index'", "missing field 'target.span1_index'"),
-    ("test_label_outside_the_label_set", "afqmc", [_GOOD_AFQMC, _GOOD_AFQMC.replace('"label": "1"', '"label": "2"')], 2, "label '2' is not one of the afqmc labels (0, 1)", "label outside the label set"),
-    ("test_unused_tnews_code_is_outside_the_label_set", "tnews", ['{"label": "105", "label_desc": "news_x", "sentence": "标题"}', '{"label": "101", "label_desc": "news_culture", "sentence": "标题"}'], 1, "label '105' is not one of the tnews labels (100, 101, 102", "label outside the label set"),
-    ("test_dash_label_outside_nli_is_bad", "afqmc", [_GOOD_AFQMC, _GOOD_AFQMC.replace('"label": "1"', '"label": "-"')], 2, "label '-' is not one of the afqmc labels", "label outside the label set"),
-    ("test_wrong_type", "afqmc", [_GOOD_AFQMC, _GOOD_AFQMC.replace('"label": "1"', '"label": 1')], 2, "field 'label': expected a string, got a number 1", "wrong type"),
-    ("test_csl_keyword_must_be_a_list_of_strings", "csl", [_GOOD_CSL, _GOOD_CSL.replace('["甲", "乙"]', '"甲 乙"')], 2, "field 'keyword': expected a list of strings", "wrong type"),
-    ("test_bad_json", "afqmc", [_GOOD_AFQMC, _GOOD_AFQMC, '{"sentence1": "花呗", "sentence2": "借呗" "label": "0"}'], 3, "bad JSON: Expecting ',' delimiter", "bad JSON"),
-    ("test_json_that_is_not_an_object", "afqmc", ['["花呗", "借呗", "0"]', _GOOD_AFQMC], 1, "expected a JSON object, got a list", "bad JSON"),
-    ("test_wsc_span_mismatch", "cluewsc2020", [_GOOD_WSC, _GOOD_WSC.replace('"span2_index": 13', '"span2_index": 12')], 2, "target.span2_text '它' is not at span2_index 12 of text (found '为')", "span mismatch"),
-    ("test_wsc_span_index_beyond_the_text", "cluewsc2020", [_GOOD_WSC.replace('"span1_index": 3', '"span1_index": 99'), _GOOD_WSC], 1, "target.span1_text '书包' is not at span1_index 99", "span mismatch"),
+    (
+        "test_missing_field",
+        "afqmc",
+        [_GOOD_AFQMC, '{"sentence1": "花呗怎么还款", "label": "1"}', _GOOD_AFQMC],
+        2,
+        "missing field 'sentence2'",
+        "missing field 'sentence2'",
+    ),
+    (
+        "test_missing_wsc_target_field",
+        "cluewsc2020",
+        [_GOOD_WSC, _GOOD_WSC.replace('"span1_index": 3, ', "")],
+        2,
+        "missing field 'target.span1_index'",
+        "missing field 'target.span1_index'",
+    ),
+    (
+        "test_label_outside_the_label_set",
+        "afqmc",
+        [_GOOD_AFQMC, _GOOD_AFQMC.replace('"label": "1"', '"label": "2"')],
+        2,
+        "label '2' is not one of the afqmc labels (0, 1)",
+        "label outside the label set",
+    ),
+    (
+        "test_unused_tnews_code_is_outside_the_label_set",
+        "tnews",
+        [
+            '{"label": "105", "label_desc": "news_x", "sentence": "标题"}',
+            '{"label": "101", "label_desc": "news_culture", "sentence": "标题"}',
+        ],
+        1,
+        "label '105' is not one of the tnews labels (100, 101, 102",
+        "label outside the label set",
+    ),
+    (
+        "test_dash_label_outside_nli_is_bad",
+        "afqmc",
+        [_GOOD_AFQMC, _GOOD_AFQMC.replace('"label": "1"', '"label": "-"')],
+        2,
+        "label '-' is not one of the afqmc labels",
+        "label outside the label set",
+    ),
+    (
+        "test_wrong_type",
+        "afqmc",
+        [_GOOD_AFQMC, _GOOD_AFQMC.replace('"label": "1"', '"label": 1')],
+        2,
+        "field 'label': expected a string, got a number 1",
+        "wrong type",
+    ),
+    (
+        "test_csl_keyword_must_be_a_list_of_strings",
+        "csl",
+        [_GOOD_CSL, _GOOD_CSL.replace('["甲", "乙"]', '"甲 乙"')],
+        2,
+        "field 'keyword': expected a list of strings",
+        "wrong type",
+    ),
+    (
+        "test_bad_json",
+        "afqmc",
+        [_GOOD_AFQMC, _GOOD_AFQMC, '{"sentence1": "花呗", "sentence2": "借呗" "label": "0"}'],
+        3,
+        "bad JSON: Expecting ',' delimiter",
+        "bad JSON",
+    ),
+    (
+        "test_json_that_is_not_an_object",
+        "afqmc",
+        ['["花呗", "借呗", "0"]', _GOOD_AFQMC],
+        1,
+        "expected a JSON object, got a list",
+        "bad JSON",
+    ),
+    (
+        "test_wsc_span_mismatch",
+        "cluewsc2020",
+        [_GOOD_WSC, _GOOD_WSC.replace('"span2_index": 13', '"span2_index": 12')],
+        2,
+        "target.span2_text '它' is not at span2_index 12 of text (found '为')",
+        "span mismatch",
+    ),
+    (
+        "test_wsc_span_index_beyond_the_text",
+        "cluewsc2020",
+        [_GOOD_WSC.replace('"span1_index": 3', '"span1_index": 99'), _GOOD_WSC],
+        1,
+        "target.span1_text '书包' is not at span1_index 99",
+        "span mismatch",
+    ),
 ]
 
 
@@ -229,7 +349,10 @@ def test_no_usable_example(tmp_path):
     path = _write(tmp_path, ["{", '{"sentence1": "a", "sentence2": "b", "label": "7"}'])
     with pytest.raises(DataError) as info:
         read_clue("afqmc", path, skip_bad=True)
-    assert str(info.value) == f"{path}: no usable example; all 2 records were skipped (bad JSON: 1, label outside the label set: 1)"
+    assert (
+        str(info.value)
+        == f"{path}: no usable example; all 2 records were skipped (bad JSON: 1, label outside the label set: 1)"
+    )
 
 
 def test_only_unlabelled_nli_records(tmp_path):
@@ -251,7 +374,10 @@ def test_folder_instead_of_file(tmp_path):
 
 
 def test_skip_bad_counts_each_reason(tmp_path):
-    path = _write(tmp_path, [_GOOD_AFQMC, "not json", _GOOD_AFQMC.replace('"label": "1"', '"label": "x"'), "{}", _GOOD_AFQMC, "[]"])
+    path = _write(
+        tmp_path,
+        [_GOOD_AFQMC, "not json", _GOOD_AFQMC.replace('"label": "1"', '"label": "x"'), "{}", _GOOD_AFQMC, "[]"],
+    )
     data = read_clue("afqmc", path, skip_bad=True)
     assert len(data.examples) == 2
     assert data.skipped == 4
@@ -334,7 +460,15 @@ def test_sentiment_readme(sentiment):
     assert f"| train | {counts.splits['train']['0']} | {counts.splits['train']['1']} |" in readme
 
 
-@pytest.mark.parametrize("kwargs, message", [({"dev_fraction": 0}, "dev_fraction"), ({"test_fraction": 1.5}, "test_fraction"), ({"dev_fraction": 0.5, "test_fraction": 0.5}, "dev_fraction \\+ test_fraction"), ({"max_chars": 0}, "max_chars")])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"dev_fraction": 0}, "dev_fraction"),
+        ({"test_fraction": 1.5}, "test_fraction"),
+        ({"dev_fraction": 0.5, "test_fraction": 0.5}, "dev_fraction \\+ test_fraction"),
+        ({"max_chars": 0}, "max_chars"),
+    ],
+)
 def test_sentiment_rejects_bad_arguments(tmp_path, kwargs, message):
     with pytest.raises(ValueError, match=message):
         build_sentiment(tmp_path, **kwargs)
@@ -344,7 +478,7 @@ def test_sentiment_rejects_bad_arguments(tmp_path, kwargs, message):
 def test_module_needs_the_standard_library_only_and_ignores_hash_seed(sentiment, tmp_path):
     out, _ = sentiment
     code = (
-        "import sys; from job.clue import build_sentiment, read_clue; "
+        "import sys; from job.data.clue import build_sentiment, read_clue; "
         f"build_sentiment({str(tmp_path)!r}, seed=42); read_clue('sentiment', {str(tmp_path / 'dev.json')!r}); "
         "heavy = sorted(m for m in ('paddle', 'paddlenlp', 'snownlp', 'yaml', 'numpy') if m in sys.modules); "
         "assert not heavy, heavy"
@@ -381,12 +515,13 @@ def test_clue_config_loads(path):
     assert overridden.Global.model_dir == "s3://bucket/models/x"
 
 
-
 def test_records_from_the_dataset_hub_convert_like_file_records():
     """PaddleNLP's load_dataset('clue', ...) yields parsed records; they go through the same checks."""
-    from job.clue import example_from_record
+    from job.data.clue import example_from_record
 
-    example = example_from_record("afqmc", {"sentence1": "花呗怎么还款", "sentence2": "花呗如何还钱", "label": "1"}, "clue/afqmc/dev:1")
+    example = example_from_record(
+        "afqmc", {"sentence1": "花呗怎么还款", "sentence2": "花呗如何还钱", "label": "1"}, "clue/afqmc/dev:1"
+    )
     assert (example.text_a, example.text_b, example.label) == ("花呗怎么还款", "花呗如何还钱", 1)
     assert example_from_record("cmnli", {"sentence1": "a", "sentence2": "b", "label": "-"}, "clue/cmnli/dev:2") is None
     with pytest.raises(DataError, match=r"^clue/afqmc/dev:3: missing field 'sentence2'$"):

@@ -23,7 +23,9 @@ PICO = ("Teacher.shape=uie-pico", "Teacher.checkpoint=teachers/uie-pico-pd199801
 
 def compress(tiny, strategy: str, *extra: str, output: Path | None = None) -> tuple[subprocess.CompletedProcess, Path]:
     out = output or tiny["root"] / f"out-{strategy}"
-    done = run_job("run", "--config", str(TINY), *tiny["overrides"], f"Job.strategy={strategy}", f"Job.output={out}", *extra)
+    done = run_job(
+        "run", "--config", str(TINY), *tiny["overrides"], f"Job.strategy={strategy}", f"Job.output={out}", *extra
+    )
     return done, out / "tiny" / "uie" / strategy
 
 
@@ -69,14 +71,28 @@ def test_qat_with_distillation_keeps_f1_and_gives_an_int8_model_taskflow_loads(t
     assert results["versions"]["paddleslim"] == "2.6.0"
     assert results["evaluation"]["split"] == "test" and results["evaluation"]["selection"]["split"] == "dev"
     assert (folder / "_SUCCESS").is_file()
-    for name in ("inference.pdmodel", "inference.pdiparams", "config.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json", "manifest.json"):
+    for name in (
+        "inference.pdmodel",
+        "inference.pdiparams",
+        "config.json",
+        "vocab.txt",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "manifest.json",
+    ):
         assert (folder / name).is_file(), name
     assert "== uie / qat_dis" in done.stdout and "accuracy gate" in done.stdout
     assert load_in_real_clients(folder)["precision"] == "int8"
 
 
 def test_ptq_with_hyper_parameter_search(tiny):
-    done, folder = compress(tiny, "ptq_hpo", "HyperParameterOptimization.max_quant_count=6", "HyperParameterOptimization.batch_num=[1,2]", "HyperParameterOptimization.ptq_algo=[hist,avg]")
+    done, folder = compress(
+        tiny,
+        "ptq_hpo",
+        "HyperParameterOptimization.max_quant_count=6",
+        "HyperParameterOptimization.batch_num=[1,2]",
+        "HyperParameterOptimization.ptq_algo=[hist,avg]",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
     assert results["act_strategies"] == ["ptq_hpo"]
@@ -116,7 +132,16 @@ def test_pruning_then_quantization(tiny):
 def test_accuracy_gate_failure_publishes_nothing_as_good(tiny):
     # A real failure: INT8 on every tensor PTQ marked (Q x K^T included) collapses the
     # committed teacher's F1 in oneDNN, far beyond a 1-point gate.
-    done, _ = compress(tiny, "ptq", *PICO, "Job.int8_scope=all", "Job.gate_tolerance=1.0", "QuantPost.batch_nums=2", "Job.run_id=gated", output=tiny["root"] / "out-gate")
+    done, _ = compress(
+        tiny,
+        "ptq",
+        *PICO,
+        "Job.int8_scope=all",
+        "Job.gate_tolerance=1.0",
+        "QuantPost.batch_nums=2",
+        "Job.run_id=gated",
+        output=tiny["root"] / "out-gate",
+    )
     folder = tiny["root"] / "out-gate" / "gated" / "uie" / "ptq"
     assert done.returncode == 3, done.stderr[-3000:]
     results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
@@ -162,7 +187,7 @@ def test_origin_metric_is_checked_before_compressing(tiny):
 @pytest.mark.parametrize(
     ("missing", "strategy", "error"),
     [
-        ("dropout_mask", "qat_dis", 'should set: [Mask]'),
+        ("dropout_mask", "qat_dis", "should set: [Mask]"),
         ("xshape", "prune_dis", "XShape"),
         ("scalar_mean", "prune_dis", "reduce_mean"),
     ],
@@ -172,14 +197,21 @@ def test_each_paddleslim_patch_is_needed(tiny, tmp_path, missing, strategy, erro
     code = f"""
 import sys
 sys.argv = ["job"]
-from job import slim_patches
+from job.compress import slim_patches
 import job.compress as compress
 original = slim_patches.apply
 compress.slim_patches.apply = lambda: original(tuple(p for p in slim_patches.PATCHES if p != {missing!r}))
 from job.__main__ import main
 sys.exit(main({["run", "--config", str(TINY), *tiny["overrides"], f"Job.strategy={strategy}", f"Job.output={tmp_path}"]!r}))
 """
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode != 0
     assert error in done.stderr
 
@@ -189,14 +221,21 @@ def test_without_the_ptq_after_prune_patch_the_pruning_is_lost(tiny, tmp_path):
     """ACT 2.6.0 quantizes the original model after pruning; the patch quantizes the pruned one."""
     code = f"""
 import sys
-from job import slim_patches
+from job.compress import slim_patches
 import job.compress as compress
 original = slim_patches.apply
 compress.slim_patches.apply = lambda: original(tuple(p for p in slim_patches.PATCHES if p != "ptq_after_prune"))
 from job.__main__ import main
 sys.exit(main({["run", "--config", str(TINY), *tiny["overrides"], "Job.strategy=prune_ptq", "QuantPost.batch_nums=2", f"Job.output={tmp_path}"]!r}))
 """
-    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((tmp_path / "tiny" / "uie" / "prune_ptq" / "results.json").read_text(encoding="utf-8"))
     assert results["models"]["compressed"]["params"] == results["models"]["original"]["params"]

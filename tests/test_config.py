@@ -27,12 +27,20 @@ SHIPPED = sorted(CONFIGS.rglob("*.yaml"))
 BAD = REPO / "tests" / "fixtures" / "bad"
 BAD_CONFIGS = sorted(BAD.glob("*.yaml"))
 
-ACT_SECTIONS = ("TrainConfig", "Distillation", "QuantAware", "QuantPost", "HyperParameterOptimization", "TransformerPrune")
+ACT_SECTIONS = (
+    "TrainConfig",
+    "Distillation",
+    "QuantAware",
+    "QuantPost",
+    "HyperParameterOptimization",
+    "TransformerPrune",
+)
 TRAINING = ("qat_dis", "prune_dis", "prune_ptq")
 OVERRIDE = re.compile(r"^[A-Za-z_]\w*(\.\w+)+=")
 
 # The smallest valid top: local data files (the default dataset) named.
 GLOBAL = "Global:\n  task_name: uie\n  dataset: local\n  train_data: train.txt\n  dev_data: dev.txt\n"
+
 
 def write(tmp_path: Path, text: str, name: str = "job.yaml") -> Path:
     path = tmp_path / name
@@ -99,9 +107,20 @@ def test_at_least_nine_shipped_configs():
 def test_configs_named_by_the_code_exist():
     """Every configs/*.yaml the launcher, the scripts, the manifests and the CLI help point at."""
     named = set()
-    for source in [*(REPO / "scripts").iterdir(), *(REPO / "job").glob("*.py"), *(REPO / "k8s").glob("*.yaml"), *SHIPPED]:
+    for source in [
+        *(REPO / "scripts").iterdir(),
+        *(REPO / "job").rglob("*.py"),
+        *(REPO / "lab").rglob("*.py"),
+        *(REPO / "k8s").glob("*.yaml"),
+        *SHIPPED,
+    ]:
         if source.is_file():
-            named |= set(re.findall(r"(?:(?<=/app/)|(?<![\w./-]))(configs/[\w/.-]+\.yaml)", source.read_text(encoding="utf-8", errors="replace")))
+            named |= set(
+                re.findall(
+                    r"(?:(?<=/app/)|(?<![\w./-]))(configs/[\w/.-]+\.yaml)",
+                    source.read_text(encoding="utf-8", errors="replace"),
+                )
+            )
     named.discard("configs/uie.yaml")  # job/config.py's docstring example of an error message
     assert named, "expected the code to name some configs"
     missing = sorted(name for name in named if not (REPO / name).is_file())
@@ -132,7 +151,9 @@ def test_shipped_config_loads_with_a_sensible_strategy(path):
 def test_shipped_config_header_names_its_command(path):
     relative = path.relative_to(REPO).as_posix()
     header = header_of(path)
-    assert len([line for line in header if line]) >= 2, f"{relative}: opens with no comment header saying what it compresses"
+    assert len([line for line in header if line]) >= 2, (
+        f"{relative}: opens with no comment header saying what it compresses"
+    )
     commands = header_commands(path)
     assert commands, f"{relative}: the header shows no `python -m job ...` or `bash scripts/...` command"
     naming = [command for command in commands if relative in shlex.split(command)]
@@ -142,7 +163,9 @@ def test_shipped_config_header_names_its_command(path):
         if words[:3] != ["python", "-m", "job"]:
             continue
         assert words[3] in ("run", "eval", "teacher"), command
-        assert any(words[i] in ("--config", "--config_path") and words[i + 1] == relative for i in range(len(words) - 1)), command
+        assert any(
+            words[i] in ("--config", "--config_path") and words[i + 1] == relative for i in range(len(words) - 1)
+        ), command
         # The overrides the header shows are valid ones.
         overrides = [word for word in words if OVERRIDE.match(word)]
         load_config(path, overrides)
@@ -165,7 +188,10 @@ def test_bad_config_fails_with_its_exact_message(fixture):
 def test_message_uses_the_path_as_given(monkeypatch):
     monkeypatch.chdir(REPO)
     relative = "tests/fixtures/bad/unknown_key.yaml"
-    assert error_of(relative) == "tests/fixtures/bad/unknown_key.yaml:10: TrainConfig.epoch: unknown key (did you mean epochs?)"
+    assert (
+        error_of(relative)
+        == "tests/fixtures/bad/unknown_key.yaml:10: TrainConfig.epoch: unknown key (did you mean epochs?)"
+    )
 
 
 def test_unknown_section_far_from_any_lists_the_known_ones(tmp_path):
@@ -223,7 +249,9 @@ def test_scalar_top_level(tmp_path):
 
 
 def test_int_given_for_a_float_is_fine(tmp_path):
-    cfg = load_config(write(tmp_path, GLOBAL + "TrainConfig:\n  epochs: 1\n  learning_rate: 1\nJob:\n  gate_tolerance: 2\n"))
+    cfg = load_config(
+        write(tmp_path, GLOBAL + "TrainConfig:\n  epochs: 1\n  learning_rate: 1\nJob:\n  gate_tolerance: 2\n")
+    )
     assert cfg.TrainConfig.learning_rate == 1.0 and isinstance(cfg.TrainConfig.learning_rate, float)
     assert cfg.Job.gate_tolerance == 2.0 and isinstance(cfg.Job.gate_tolerance, float)
 
@@ -236,7 +264,9 @@ def test_zero_pruned_ratio_is_impossible_too(tmp_path):
 def test_wrong_item_in_a_list_names_its_index(tmp_path):
     path = write(tmp_path, GLOBAL + "QuantPost:\n  quantize_op_types: [mul, 3]\n")
     message = error_of(path)
-    assert re.fullmatch(rf"{re.escape(str(path))}:\d+: QuantPost\.quantize_op_types\[1\]: expected a string, got an integer 3", message), message
+    assert re.fullmatch(
+        rf"{re.escape(str(path))}:\d+: QuantPost\.quantize_op_types\[1\]: expected a string, got an integer 3", message
+    ), message
 
 
 def test_wrong_item_in_a_list_points_at_its_line(tmp_path):
@@ -274,7 +304,10 @@ def test_override_replaces_a_value_of_the_file(tmp_path):
 
 
 def test_override_reaches_into_a_written_mapping(tmp_path):
-    text = GLOBAL + "TrainConfig:\n  epochs: 1\n  optimizer_builder:\n    optimizer: {type: AdamW}\n    weight_decay: 0.01\n"
+    text = (
+        GLOBAL
+        + "TrainConfig:\n  epochs: 1\n  optimizer_builder:\n    optimizer: {type: AdamW}\n    weight_decay: 0.01\n"
+    )
     cfg = load_config(write(tmp_path, text), ["TrainConfig.optimizer_builder.weight_decay=0.1"])
     assert cfg.TrainConfig.optimizer_builder == {"optimizer": {"type": "AdamW"}, "weight_decay": 0.1}
 
@@ -288,8 +321,12 @@ def test_override_reaches_into_a_default_mapping(tmp_path):
 def test_override_type_error_names_the_key(tmp_path):
     path = write(tmp_path, GLOBAL)
     message = error_of(path, ["TrainConfig.epochs=ten"])
-    assert message.startswith(str(path)) and message.endswith("TrainConfig.epochs: expected an integer, got a string 'ten'")
-    assert error_of(path, ["Job.force=sometimes"]).endswith("Job.force: expected true or false, got a string 'sometimes'")
+    assert message.startswith(str(path)) and message.endswith(
+        "TrainConfig.epochs: expected an integer, got a string 'ten'"
+    )
+    assert error_of(path, ["Job.force=sometimes"]).endswith(
+        "Job.force: expected true or false, got a string 'sometimes'"
+    )
 
 
 def test_override_type_error_does_not_blame_the_file_line(tmp_path):
@@ -329,7 +366,9 @@ def test_malformed_override(tmp_path, override):
 
 def test_override_into_a_scalar_is_an_error(tmp_path):
     path = write(tmp_path, GLOBAL)
-    assert error_of(path, ["Global.task_name.x=1"]) == "override 'Global.task_name.x=1': Global.task_name is not a section"
+    assert (
+        error_of(path, ["Global.task_name.x=1"]) == "override 'Global.task_name.x=1': Global.task_name is not a section"
+    )
 
 
 def test_good_overrides_pass_parse_overrides():
@@ -379,7 +418,9 @@ def test_explicit_strategy_fills_absent_sections_with_defaults(tmp_path, strateg
     cfg = load_config(write(tmp_path, GLOBAL + TRAIN), [f"Job.strategy={strategy}"])
     assert cfg.strategy == strategy
     sections = cfg.act_sections()
-    expected = [name for name in STRATEGIES[strategy] if not (strategy == "prune_ptq" and name == "HyperParameterOptimization")]
+    expected = [
+        name for name in STRATEGIES[strategy] if not (strategy == "prune_ptq" and name == "HyperParameterOptimization")
+    ]
     assert list(sections) == expected
     for name in expected:
         assert getattr(cfg, name) is None  # nothing was written...
@@ -422,14 +463,23 @@ def test_fingerprint_ignores_force(tmp_path):
 
 @pytest.mark.parametrize(
     "override",
-    ["TrainConfig.epochs=2", "QuantAware.use_pact=true", "Global.max_seq_length=64", "Job.seed=7", "Job.strategy=ptq", "Benchmark.enabled=true"],
+    [
+        "TrainConfig.epochs=2",
+        "QuantAware.use_pact=true",
+        "Global.max_seq_length=64",
+        "Job.seed=7",
+        "Job.strategy=ptq",
+        "Benchmark.enabled=true",
+    ],
 )
 def test_fingerprint_changes_with_a_value(tmp_path, override):
     path = write(tmp_path, FINGERPRINTED)
     assert load_config(path, [override]).fingerprint() != load_config(path).fingerprint()
 
 
-@pytest.mark.parametrize("override", ["Storage.max_attempts=9", "Storage.region=eu-west-1", "Job.cache_dir=/tmp/other-cache"])
+@pytest.mark.parametrize(
+    "override", ["Storage.max_attempts=9", "Storage.region=eu-west-1", "Job.cache_dir=/tmp/other-cache"]
+)
 def test_fingerprint_ignores_settings_that_do_not_change_results(tmp_path, override):
     path = write(tmp_path, FINGERPRINTED)
     assert load_config(path, [override]).fingerprint() == load_config(path).fingerprint()
@@ -447,7 +497,9 @@ def _section_class(tp):
 
 def _sections() -> dict[str, type]:
     hints = typing.get_type_hints(JobConfig)
-    return {f.name: _section_class(hints[f.name]) for f in dataclasses.fields(JobConfig) if not f.metadata.get("internal")}
+    return {
+        f.name: _section_class(hints[f.name]) for f in dataclasses.fields(JobConfig) if not f.metadata.get("internal")
+    }
 
 
 def test_describe_mentions_every_section_and_key():
@@ -477,11 +529,11 @@ def test_describe_output_loads_back_as_the_defaults(tmp_path):
 
 @pytest.mark.parametrize("strategy", ["ptq", "prune_dis", "prune_ptq"])
 def test_the_benchmark_scripts_configs_validate(tmp_path, monkeypatch, strategy):
-    """scripts/bench_uie_base.py writes its compression configs from templates; each one is
+    """lab/bench_uie_base.py writes its compression configs from templates; each one is
     a valid job config with the strategy it is filed under."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("bench_uie_base", REPO / "scripts" / "bench_uie_base.py")
+    spec = importlib.util.spec_from_file_location("bench_uie_base", REPO / "lab" / "bench_uie_base.py")
     bench = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, spec.name, bench)  # dataclasses look their module up there
     spec.loader.exec_module(bench)

@@ -21,7 +21,7 @@ from packaging.requirements import Requirement
 from packaging.specifiers import SpecifierSet
 from packaging.utils import canonicalize_name
 
-from job import render
+from job.kube import render
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
@@ -126,7 +126,9 @@ def test_base_image_default_is_the_versioned_gpu_image():
     default is a tag, and the README says to pass the digest when building for a cluster."""
     assert _one("FROM") == "${BASE_IMAGE}"
     assert _arg_default("BASE_IMAGE") == BASE_IMAGE
-    assert "--build-arg BASE_IMAGE=paddlepaddle/paddle@sha256:<digest>" in (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "--build-arg BASE_IMAGE=paddlepaddle/paddle@sha256:<digest>" in (ROOT / "README.md").read_text(
+        encoding="utf-8"
+    )
     assert _arg_default("PADDLE_DIST") == "paddlepaddle-gpu"
 
 
@@ -241,7 +243,7 @@ def test_dockerignore_keeps_out(path):
         "requirements/job.txt",
         "requirements/constraints.txt",
         "job/__main__.py",
-        "job/render.py",
+        "job/kube/render.py",
         "configs/clue/afqmc.yaml",
         "scripts/launch",
     ],

@@ -34,7 +34,9 @@ ESC = "\x1b[31m"
 def manifest_of(files: dict[str, bytes], *, status: str = "complete", lie: dict[str, dict] | None = None) -> bytes:
     entries = {rel: {"sha256": hashlib.sha256(data).hexdigest(), "size": len(data)} for rel, data in files.items()}
     entries.update(lie or {})
-    return json.dumps({"schema": 1, "fingerprint": "f" * 64, "status": status, "created": "now", "files": entries}).encode()
+    return json.dumps(
+        {"schema": 1, "fingerprint": "f" * 64, "status": status, "created": "now", "files": entries}
+    ).encode()
 
 
 def task_objects(files: dict[str, bytes], **manifest: object) -> dict[str, bytes]:
@@ -90,14 +92,16 @@ CASES: dict[str, Case] = {
             **GOOD_TASK,
             **under(
                 "run1/afqmc/ptq",
-                {"../../../escaped": b"evil", "manifest.json": manifest_of({"../../../escaped": b"evil"}), "_SUCCESS": b""},
+                {
+                    "../../../escaped": b"evil",
+                    "manifest.json": manifest_of({"../../../escaped": b"evil"}),
+                    "_SUCCESS": b"",
+                },
             ),
         },
         code=2,
     ),
-    "manifest-name-too-long": Case(
-        {**GOOD_TASK, **under("run1/afqmc/ptq", task_objects({LONG: b"long"}))}, code=2
-    ),
+    "manifest-name-too-long": Case({**GOOD_TASK, **under("run1/afqmc/ptq", task_objects({LONG: b"long"}))}, code=2),
     "manifest-file-and-folder-at-once": Case(
         {**GOOD_TASK, **under("run1/afqmc/ptq", task_objects({"a": b"file", "a/b": b"nested"}))}, code=2
     ),
@@ -118,16 +122,33 @@ CASES: dict[str, Case] = {
     "earlier-pull-with-stale-files": Case(
         GOOD_TASK,
         code=0,
-        dest={"run1/tnews/ptq/old-model.bin": b"stale", "run1/tnews/ptq/manifest.json": b"{}", "run1/tnews/ptq/_SUCCESS": b""},
+        dest={
+            "run1/tnews/ptq/old-model.bin": b"stale",
+            "run1/tnews/ptq/manifest.json": b"{}",
+            "run1/tnews/ptq/_SUCCESS": b"",
+        },
     ),
     "destination-holds-foreign-files": Case(
-        GOOD_TASK, code=2, dest={"run1/tnews/ptq/mine.txt": b"my notes"}, kept=("run1/tnews/ptq/mine.txt",), pulled=False
+        GOOD_TASK,
+        code=2,
+        dest={"run1/tnews/ptq/mine.txt": b"my notes"},
+        kept=("run1/tnews/ptq/mine.txt",),
+        pulled=False,
     ),
     # A safe task whose results.json (printed as the summary table) holds control characters.
     "control-characters-in-results-json": Case(
         {
             **GOOD_TASK,
-            **under("run1/csl/ptq", task_objects({"results.json": json.dumps({"task": f"csl{ESC}", "strategy": "ptq", "status": "complete"}).encode()})),
+            **under(
+                "run1/csl/ptq",
+                task_objects(
+                    {
+                        "results.json": json.dumps(
+                            {"task": f"csl{ESC}", "strategy": "ptq", "status": "complete"}
+                        ).encode()
+                    }
+                ),
+            ),
         },
         code=0,
         pulled_too=("run1/csl/ptq",),

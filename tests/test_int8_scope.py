@@ -1,4 +1,4 @@
-"""``job.int8.restrict`` on a hand-built QDQ program shaped like one attention block: which
+"""``job.compress.int8.restrict`` on a hand-built QDQ program shaped like one attention block: which
 quantize/dequantize pairs each scope keeps, and that consumers are rewired, not broken."""
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def _consumer(ops, op_type: str, index: int = 0) -> dict[str, list[str]]:
 
 
 def test_linear_keeps_only_the_pairs_in_front_of_weights(tmp_path):
-    from job.int8 import restrict
+    from job.compress.int8 import restrict
 
     program = _program(tmp_path / "inference.pdmodel")
     result = restrict(program, "linear")
@@ -67,13 +67,15 @@ def test_linear_keeps_only_the_pairs_in_front_of_weights(tmp_path):
     assert _consumer(ops, "elementwise_add") == {"X": ["x"], "Y": ["q"]}, "the residual reads the float tensor"
     assert _consumer(ops, "matmul_v2", 1) == {"X": ["q"], "Y": ["q"]}
     assert _consumer(ops, "matmul_v2", 2) == {"X": ["probs"], "Y": ["q"]}
-    assert _consumer(ops, "elementwise_add", 1) == {"X": ["x"], "Y": ["ctx"]}, "the second pair of the same name goes too"
+    assert _consumer(ops, "elementwise_add", 1) == {"X": ["x"], "Y": ["ctx"]}, (
+        "the second pair of the same name goes too"
+    )
     assert [t for t, _ in ops].count("quantize_linear") == 1
     assert [t for t, _ in ops].count("dequantize_linear") == 2  # the kept pair's and the weight's
 
 
 def test_linear_plus_pv_also_keeps_probabilities_times_v(tmp_path):
-    from job.int8 import restrict
+    from job.compress.int8 import restrict
 
     program = _program(tmp_path / "inference.pdmodel")
     result = restrict(program, "linear+pv")
@@ -86,7 +88,7 @@ def test_linear_plus_pv_also_keeps_probabilities_times_v(tmp_path):
 
 
 def test_also_keep_keeps_the_pairs_in_front_of_more_ops(tmp_path):
-    from job.int8 import restrict
+    from job.compress.int8 import restrict
 
     program = _program(tmp_path / "inference.pdmodel")
     result = restrict(program, "linear", also_keep=lambda op: op.type == "matmul_v2")
@@ -94,11 +96,13 @@ def test_also_keep_keeps_the_pairs_in_front_of_more_ops(tmp_path):
     assert (result.kept, result.removed) == (3, 1)
     assert _consumer(ops, "matmul_v2", 1) == {"X": ["q.dq"], "Y": ["q.dq"]}, "Q x K^T keeps its INT8 inputs"
     assert _consumer(ops, "matmul_v2", 2) == {"X": ["probs.dq"], "Y": ["q.dq"]}
-    assert _consumer(ops, "elementwise_add") == {"X": ["x"], "Y": ["q"]}, "what neither keeps still reads the float tensor"
+    assert _consumer(ops, "elementwise_add") == {"X": ["x"], "Y": ["q"]}, (
+        "what neither keeps still reads the float tensor"
+    )
 
 
 def test_all_leaves_the_program_as_act_saved_it(tmp_path):
-    from job.int8 import restrict
+    from job.compress.int8 import restrict
 
     program = _program(tmp_path / "inference.pdmodel")
     before = program.read_bytes()
@@ -108,7 +112,7 @@ def test_all_leaves_the_program_as_act_saved_it(tmp_path):
 
 
 def test_an_unknown_scope_is_refused(tmp_path):
-    from job.int8 import restrict
+    from job.compress.int8 import restrict
 
     with pytest.raises(ValueError, match="unknown INT8 scope 'fc'"):
         restrict(_program(tmp_path / "inference.pdmodel"), "fc")
@@ -137,10 +141,17 @@ def _weights():
     square[0] = 127  # every column holds its maximum, as ACT's abs-max weights do
     wide = rng.integers(-127, 128, (4, 8)).astype(np.int8)
     return {
-        "sq": square, "sq@scale": np.array([0.1, 0.2, 0.4, 0.8], np.float32), "sq@zp": np.zeros(4, np.int32),
-        "wide": wide, "wide@scale": np.linspace(0.1, 0.8, 8).astype(np.float32), "wide@zp": np.zeros(8, np.int32),
-        "pt": square.copy(), "pt@scale": np.array([0.5], np.float32), "pt@zp": np.zeros(1, np.int32),
-        "x@scale": np.array([3.0], np.float32), "x@zp": np.zeros(1, np.int32),
+        "sq": square,
+        "sq@scale": np.array([0.1, 0.2, 0.4, 0.8], np.float32),
+        "sq@zp": np.zeros(4, np.int32),
+        "wide": wide,
+        "wide@scale": np.linspace(0.1, 0.8, 8).astype(np.float32),
+        "wide@zp": np.zeros(8, np.int32),
+        "pt": square.copy(),
+        "pt@scale": np.array([0.5], np.float32),
+        "pt@zp": np.zeros(1, np.int32),
+        "x@scale": np.array([3.0], np.float32),
+        "x@zp": np.zeros(1, np.int32),
     }
 
 
@@ -159,11 +170,21 @@ def _paddle_params(path, arrays=None, names=None):
                 block.create_var(name=name, shape=arrays[name].shape, dtype=str(arrays[name].dtype), persistable=True)
                 scope.var(name).get_tensor().set(arrays[name], paddle.CPUPlace())
             raw = block.create_var(name="saved_params", type=paddle.base.core.VarDesc.VarType.RAW)
-            block.append_op(type="save_combine", inputs={"X": [block.var(n) for n in names]}, outputs={"Y": raw}, attrs={"file_path": str(path), "overwrite": True})
+            block.append_op(
+                type="save_combine",
+                inputs={"X": [block.var(n) for n in names]},
+                outputs={"Y": raw},
+                attrs={"file_path": str(path), "overwrite": True},
+            )
         else:
             for name in names:
                 block.create_var(name=name, persistable=True)
-            block.append_op(type="load_combine", inputs={}, outputs={"Out": [block.var(n) for n in names]}, attrs={"file_path": str(path)})
+            block.append_op(
+                type="load_combine",
+                inputs={},
+                outputs={"Out": [block.var(n) for n in names]},
+                attrs={"file_path": str(path)},
+            )
         paddle.static.Executor(paddle.CPUPlace()).run(program, scope=scope)
         import numpy as np
 
@@ -206,26 +227,53 @@ def test_per_channel_linear_weights_become_per_tensor_pairs_on_float_weights(tmp
     a per-tensor pair whose scale oneDNN keeps."""
     import numpy as np
 
-    from job.int8 import restrict
+    from job.compress.int8 import restrict
 
     program, arrays = _weight_program(tmp_path)
     result = restrict(program, "linear")
     assert result.folded == 2, "the square and the non-square per-channel weights; the per-tensor one stays"
     assert result.kept == 1
     ops = _ops(program)
-    assert [t for t, _ in ops] == ["quantize_linear", "dequantize_linear", "quantize_linear", "dequantize_linear", "matmul_v2", "quantize_linear", "dequantize_linear", "matmul_v2", "dequantize_linear", "matmul_v2"]
+    assert [t for t, _ in ops] == [
+        "quantize_linear",
+        "dequantize_linear",
+        "quantize_linear",
+        "dequantize_linear",
+        "matmul_v2",
+        "quantize_linear",
+        "dequantize_linear",
+        "matmul_v2",
+        "dequantize_linear",
+        "matmul_v2",
+    ]
     for index, weight in ((2, "sq"), (5, "wide")):
-        assert ops[index][1] == {"X": [weight], "Scale": [f"{weight}@tensor_scale"], "ZeroPoint": [f"{weight}@tensor_zero_point"]}
-        assert ops[index + 1][1] == {"X": [f"{weight}.tensor_quantized"], "Scale": [f"{weight}@tensor_scale"], "ZeroPoint": [f"{weight}@tensor_zero_point"]}
-    assert _consumer(ops, "matmul_v2", 0) == {"X": ["x.dq"], "Y": ["sq.dq"]}, "the matmul reads the pair's output, as before"
+        assert ops[index][1] == {
+            "X": [weight],
+            "Scale": [f"{weight}@tensor_scale"],
+            "ZeroPoint": [f"{weight}@tensor_zero_point"],
+        }
+        assert ops[index + 1][1] == {
+            "X": [f"{weight}.tensor_quantized"],
+            "Scale": [f"{weight}@tensor_scale"],
+            "ZeroPoint": [f"{weight}@tensor_zero_point"],
+        }
+    assert _consumer(ops, "matmul_v2", 0) == {"X": ["x.dq"], "Y": ["sq.dq"]}, (
+        "the matmul reads the pair's output, as before"
+    )
     assert _consumer(ops, "matmul_v2", 2) == {"X": ["a"], "Y": ["pt.dq"]}
 
     from paddle.base.proto import framework_pb2
 
     desc = framework_pb2.ProgramDesc()
     desc.ParseFromString(program.read_bytes())
-    axes = [next(a.i for a in op.attrs if a.name == "quant_axis") for op in desc.blocks[0].ops if op.type.endswith("quantize_linear")]
-    assert axes == [-1, -1, -1, -1, -1, -1, -1], "per tensor (the activation pair's and the per-tensor weight's axis are -1 too)"
+    axes = [
+        next(a.i for a in op.attrs if a.name == "quant_axis")
+        for op in desc.blocks[0].ops
+        if op.type.endswith("quantize_linear")
+    ]
+    assert axes == [-1, -1, -1, -1, -1, -1, -1], (
+        "per tensor (the activation pair's and the per-tensor weight's axis are -1 too)"
+    )
 
     names = [*arrays, "sq@tensor_scale", "sq@tensor_zero_point", "wide@tensor_scale", "wide@tensor_zero_point"]
     params = _paddle_params(tmp_path / "inference.pdiparams", names=sorted(names))
@@ -236,18 +284,22 @@ def test_per_channel_linear_weights_become_per_tensor_pairs_on_float_weights(tmp
         np.testing.assert_allclose(params[weight], expected, rtol=1e-6)
         np.testing.assert_allclose(params[f"{weight}@tensor_scale"], [np.abs(expected).max()], rtol=1e-6)
         assert params[f"{weight}@tensor_zero_point"].tolist() == [0]
-    assert not np.allclose(params["sq"], arrays["sq"] * arrays["sq@scale"][:, None].astype(np.float64) / 127), "column scales, not row scales"
+    assert not np.allclose(params["sq"], arrays["sq"] * arrays["sq@scale"][:, None].astype(np.float64) / 127), (
+        "column scales, not row scales"
+    )
     for name in arrays:  # everything else is what ACT wrote
         if name not in ("sq", "wide"):
             assert params[name].dtype == arrays[name].dtype and np.array_equal(params[name], arrays[name]), name
 
     again = restrict(program, "linear")
-    assert (again.folded, again.kept, again.removed) == (0, 1, 0), "a second restrict changes no weight, and still sees the layer as linear"
+    assert (again.folded, again.kept, again.removed) == (0, 1, 0), (
+        "a second restrict changes no weight, and still sees the layer as linear"
+    )
     assert _consumer(_ops(program), "matmul_v2", 0) == {"X": ["x.dq"], "Y": ["sq.dq"]}
 
 
 def test_a_parameter_file_that_does_not_match_is_left_alone(tmp_path):
-    from job.int8 import restrict
+    from job.compress.int8 import restrict
 
     program, arrays = _weight_program(tmp_path)
     params = tmp_path / "inference.pdiparams"

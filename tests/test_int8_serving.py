@@ -31,7 +31,7 @@ def _results(folder) -> dict:
 
 
 def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
+    spec = importlib.util.spec_from_file_location(name, ROOT / "lab" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -43,7 +43,7 @@ def _test_file(cache) -> object:
 
 @pytest.mark.slow
 def test_demo_output_scores_the_same_in_taskflow_as_in_the_job(tmp_path):
-    from job.clients import taskflow_span_f1
+    from lab.clients import taskflow_span_f1
 
     cache, out = tmp_path / "cache", tmp_path / "out"
     done = run_job("run", "--config", str(DEMO), f"Job.cache_dir={cache}", f"Job.output={out}", timeout=1500)
@@ -61,7 +61,9 @@ def test_demo_output_scores_the_same_in_taskflow_as_in_the_job(tmp_path):
 
     from paddlenlp import Taskflow
 
-    ie = Taskflow("information_extraction", schema=["人名", "地名", "时间", "机构名"], task_path=str(folder), is_static_model=True)
+    ie = Taskflow(
+        "information_extraction", schema=["人名", "地名", "时间", "机构名"], task_path=str(folder), is_static_model=True
+    )
     found = ie("江泽民主席1998年1月5日在北京会见了美国国务卿奥尔布赖特。")[0]
     assert "江泽民" in {span["text"] for span in found.get("人名", [])}, found
     assert "北京" in {span["text"] for span in found.get("地名", [])}, found
@@ -69,9 +71,9 @@ def test_demo_output_scores_the_same_in_taskflow_as_in_the_job(tmp_path):
 
 @pytest.mark.slow
 def test_int8_scope_decides_what_every_consumer_runs_in_int8(tmp_path):
-    from job.clients import default_int8_predictor, run_with
     from job.config import load_config
-    from job.pipeline import _prepare
+    from job.pipeline import prepare
+    from lab.clients import default_int8_predictor, run_with
 
     cache = tmp_path / "cache"
     common = [f"Job.cache_dir={cache}", f"Job.output={tmp_path / 'out'}", "Job.strategy=ptq", "QuantPost.batch_nums=4"]
@@ -80,18 +82,24 @@ def test_int8_scope_decides_what_every_consumer_runs_in_int8(tmp_path):
     linear = _results(tmp_path / "out" / "demo" / "uie" / "ptq")
     assert linear["models"]["compressed"]["precision"] == "int8"
     # Every linear layer, and nothing in attention, runs in INT8 in the job's predictor.
-    assert linear["models"]["compressed"]["int8_ops"].get("fc") == PICO_LINEAR_LAYERS, linear["models"]["compressed"]["int8_ops"]
+    assert linear["models"]["compressed"]["int8_ops"].get("fc") == PICO_LINEAR_LAYERS, linear["models"]["compressed"][
+        "int8_ops"
+    ]
     assert "fused_matmul" not in linear["models"]["compressed"]["int8_ops"]
     # ...and accurately: with ACT's per-channel weights as saved, oneDNN mis-scales them and
-    # F1 lost 1.4 points (job.int8._per_tensor_weights); per tensor it loses none.
+    # F1 lost 1.4 points (job.compress.int8._per_tensor_weights); per tensor it loses none.
     assert linear["delta_points"] > -1.0, linear["delta_points"]
 
-    attention = run_job("run", "--config", str(DEMO), *common, "Job.run_id=pv", "Job.int8_scope=linear+pv", "Job.gate_tolerance=2.0")
+    attention = run_job(
+        "run", "--config", str(DEMO), *common, "Job.run_id=pv", "Job.int8_scope=linear+pv", "Job.gate_tolerance=2.0"
+    )
     assert attention.returncode == 0, attention.stderr[-3000:]
     pv = _results(tmp_path / "out" / "pv" / "uie" / "ptq")
     assert pv["models"]["compressed"]["int8_ops"].get("fused_matmul") == 3, "probabilities x V of each of the 3 layers"
 
-    everything = run_job("run", "--config", str(DEMO), *common, "Job.run_id=all", "Job.int8_scope=all", "Job.gate_tolerance=2.0")
+    everything = run_job(
+        "run", "--config", str(DEMO), *common, "Job.run_id=all", "Job.int8_scope=all", "Job.gate_tolerance=2.0"
+    )
     assert everything.returncode == 3, everything.stderr[-3000:]
     collapsed = _results(tmp_path / "out" / "all" / "uie" / "ptq")
     assert collapsed["models"]["compressed"]["int8_ops"].get("fused_matmul", 0) > 0
@@ -100,7 +108,7 @@ def test_int8_scope_decides_what_every_consumer_runs_in_int8(tmp_path):
     # A default oneDNN INT8 predictor, built without the job's code, agrees with the job on
     # the linear-scope model: the same outputs as the job's own serving, so the same F1.
     cfg = load_config(DEMO, [f"Job.cache_dir={cache}"])
-    task = _prepare(cfg, {}).task
+    task = prepare(cfg, {}).task
     folder = tmp_path / "out" / "demo" / "uie" / "ptq"
     served = task.score("test", 32, run_with(default_int8_predictor(folder)))
     assert abs(served["f1"] - linear["after"]["f1"]) * 100 <= 0.5, (served["f1"], linear["after"]["f1"])
@@ -116,4 +124,3 @@ def test_int8_scope_decides_what_every_consumer_runs_in_int8(tmp_path):
     assert int8_ops.get("fused_matmul") == 3, int8_ops  # Q x K^T of each layer
     qk = task.score("test", 32, run_with(default_int8_predictor(guarded)))  # as a user loads it
     assert abs(qk["f1"] - linear["before"]["f1"]) * 100 <= 1.0, (qk["f1"], linear["before"]["f1"])
-

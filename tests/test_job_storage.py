@@ -16,12 +16,24 @@ PLANTED_SECRET = "planted-secret-9f8e7d6c5b4a"
 
 def s3_env(endpoint: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
-    env.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY=PLANTED_SECRET, AWS_ENDPOINT_URL=endpoint, AWS_REGION="us-east-1", AWS_MAX_ATTEMPTS="2")
+    env.update(
+        AWS_ACCESS_KEY_ID="testing",
+        AWS_SECRET_ACCESS_KEY=PLANTED_SECRET,
+        AWS_ENDPOINT_URL=endpoint,
+        AWS_REGION="us-east-1",
+        AWS_MAX_ATTEMPTS="2",
+    )
     return env
 
 
 def upload_data(endpoint: str, bucket: str, data: Path) -> dict[str, str]:
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key=PLANTED_SECRET)
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key=PLANTED_SECRET,
+    )
     uris = {}
     for split in ("train", "dev", "test"):
         client.upload_file(str(data / f"{split}.txt"), bucket, f"data/{split}.txt")
@@ -48,14 +60,32 @@ def job_args(tiny: dict, uris: dict[str, str], output: str, *extra: str) -> list
 def test_inputs_from_s3_results_to_s3_and_pulled_back(tiny, s3_server, bucket, tmp_path):
     uris = upload_data(s3_server, bucket, tiny["data"])
     env = s3_env(s3_server)
-    done = run_job(*job_args(tiny, uris, f"s3://{bucket}/runs", "Job.run_id=s3run", f"Job.cache_dir={tmp_path / 'cache'}"), env=env)
+    done = run_job(
+        *job_args(tiny, uris, f"s3://{bucket}/runs", "Job.run_id=s3run", f"Job.cache_dir={tmp_path / 'cache'}"), env=env
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"s3://{bucket}/runs/s3run/uie/ptq" in done.stdout
     # Inputs were pulled into the cache, verified; the teacher was trained from them.
     assert (tmp_path / "cache" / "inputs").is_dir()
 
     light = ROOT / ".venv-light" / "bin" / "python"
-    pulled = subprocess.run([str(light), "scripts/pull", "get", f"s3://{bucket}/runs", "--run", "s3run", "--dest", str(tmp_path / "pulled")], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    pulled = subprocess.run(
+        [
+            str(light),
+            "scripts/pull",
+            "get",
+            f"s3://{bucket}/runs",
+            "--run",
+            "s3run",
+            "--dest",
+            str(tmp_path / "pulled"),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert pulled.returncode == 0, pulled.stderr
     folder = tmp_path / "pulled" / "s3run" / "uie" / "ptq"
     results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
@@ -65,7 +95,9 @@ def test_inputs_from_s3_results_to_s3_and_pulled_back(tiny, s3_server, bucket, t
         assert PLANTED_SECRET not in text
 
 
-def test_storage_outage_mid_upload_fails_with_the_storage_code_then_the_rerun_completes(tiny, s3_server, bucket, tmp_path, dying_proxy, s3_client):
+def test_storage_outage_mid_upload_fails_with_the_storage_code_then_the_rerun_completes(
+    tiny, s3_server, bucket, tmp_path, dying_proxy, s3_client
+):
     uris = upload_data(s3_server, bucket, tiny["data"])
     cache = tmp_path / "cache"
     # Inputs reach the cache through the live server first; the outage hits the upload.
@@ -96,7 +128,9 @@ def test_slowdown_answers_are_retried_and_the_run_completes(tiny, s3_server, buc
     proxy = fault_proxy(slowdowns=3)
     env = s3_env(proxy.url)
     env["AWS_MAX_ATTEMPTS"] = "5"
-    done = run_job(*job_args(tiny, uris, f"s3://{bucket}/runs", "Job.run_id=slow", f"Job.cache_dir={tmp_path / 'cache'}"), env=env)
+    done = run_job(
+        *job_args(tiny, uris, f"s3://{bucket}/runs", "Job.run_id=slow", f"Job.cache_dir={tmp_path / 'cache'}"), env=env
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert proxy.answered_503 == 3
     assert "complete" in done.stdout

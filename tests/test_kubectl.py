@@ -18,7 +18,7 @@ import pytest
 import yaml
 from kube_standin import FakeKubeAPI, running_standin, write_kubeconfig
 
-from job import render
+from job.kube import render
 
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCH = ROOT / "scripts" / "launch"
@@ -29,9 +29,13 @@ LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
 
 @pytest.fixture(scope="module")
 def kubectl() -> str:
-    done = subprocess.run(["bash", str(ROOT / "scripts" / "get-kubectl.sh")], capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        ["bash", str(ROOT / "scripts" / "get-kubectl.sh")], capture_output=True, text=True, timeout=600
+    )
     if done.returncode != 0:
-        pytest.skip(f"no kubectl 1.30+ and scripts/get-kubectl.sh could not fetch one: {done.stderr.strip().splitlines()[-1:]}")
+        pytest.skip(
+            f"no kubectl 1.30+ and scripts/get-kubectl.sh could not fetch one: {done.stderr.strip().splitlines()[-1:]}"
+        )
     return done.stdout.strip().splitlines()[-1]
 
 

@@ -21,8 +21,8 @@ import pytest
 import yaml
 from kube_standin import FakeKubeAPI, running_standin, write_kubeconfig
 
-from job import render
 from job.errors import ExitCode
+from job.kube import render
 
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCH = ROOT / "scripts" / "launch"
@@ -246,7 +246,7 @@ def test_kubernetes_client_is_not_imported_for_rendering(light_python):
     code = (
         "import io, contextlib, sys\n"
         f"sys.path.insert(0, {str(ROOT)!r})\n"
-        "import job.launch as module\n"
+        "import job.kube.launch as module\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         f"    code = module.main({BASE_ARGS!r})\n"
         "print(code, sorted({m.split('.')[0] for m in sys.modules} & {'kubernetes', 'paddle', 'boto3'}))\n"
@@ -390,7 +390,7 @@ def test_no_secret_value_in_any_output(light_python, kube, kubeconfig, tmp_path)
 
 def test_launch_module_loads_without_side_effects():
     """Importing the launcher (as tests and tools may) neither runs main nor needs kubernetes."""
-    import job.launch as module
+    import job.kube.launch as module
 
     assert module.Exit.JOB_FAILED == 1 and module.Exit.INPUT == ExitCode.INPUT and module.Exit.CLUSTER == 4
     rows = [

@@ -26,7 +26,9 @@ OUTPUT = ["--output", "s3://ml-results/act"]
 
 def launch(python: Path, *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KUBECONFIG", "ACT_JOB_"))}
-    return subprocess.run([str(python), str(LAUNCH), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [str(python), str(LAUNCH), *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 BAD_FLAGS = {
@@ -86,7 +88,18 @@ def test_kubeconfig_server_credentials_never_printed(light_python, tmp_path):
     )
     runs = [
         launch(light_python, *BASE, *OUTPUT, "--tasks", "afqmc", "--apply", "--kubeconfig", str(config)),
-        launch(light_python, *BASE, *OUTPUT, "--tasks", "afqmc", "--watch", "--interval", "0.05", "--kubeconfig", str(config)),
+        launch(
+            light_python,
+            *BASE,
+            *OUTPUT,
+            "--tasks",
+            "afqmc",
+            "--watch",
+            "--interval",
+            "0.05",
+            "--kubeconfig",
+            str(config),
+        ),
     ]
     for result in runs:
         assert result.returncode == 4, result.stderr

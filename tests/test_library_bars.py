@@ -18,7 +18,7 @@ _DRAW = """
 import zlib, sys, time
 sys.path.insert(0, {root!r})
 if {route}:
-    from job import slim_patches
+    from job.compress import slim_patches
     slim_patches.apply()
 from paddle.static.quantization import post_training_quantization, quantization_pass
 for module, label in ((quantization_pass, "Adding quant op with weight"), (post_training_quantization, "Sampling stage, Run batch")):

@@ -2,7 +2,7 @@
 
 ``scripts/launch`` and ``scripts/pull`` run from ``.venv-light`` (pyyaml, boto3,
 kubernetes, tqdm; no paddle, no numpy). They import ``job.config``, ``job.errors``,
-``job.storage``, ``job.render`` and ``job.report``, so none of those may pull in paddle,
+``job.storage``, ``job.kube.render`` and ``job.report``, so none of those may pull in paddle,
 neither there (it would fail) nor in the job's own environment (it would cost seconds).
 """
 
@@ -17,7 +17,15 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-LIGHT_MODULES = ("job.config", "job.errors", "job.storage", "job.render", "job.report", "job.pull", "job.launch")
+LIGHT_MODULES = (
+    "job.config",
+    "job.errors",
+    "job.storage",
+    "job.kube.render",
+    "job.report",
+    "job.storage.pull",
+    "job.kube.launch",
+)
 HEAVY = ("paddle", "paddlenlp", "paddleslim")
 
 # Imports each light module in turn and reports the heavy packages loaded after each.
@@ -41,7 +49,11 @@ def run(python: Path | str, *args: str, pythonpath: bool = True) -> subprocess.C
 
 def test_light_environment_has_no_paddle(light_python):
     """Otherwise the tests below would prove nothing."""
-    proc = run(light_python, "-c", "import importlib.util as u, json; print(json.dumps([m for m in ('paddle', 'paddlenlp', 'paddleslim', 'numpy') if u.find_spec(m)]))")
+    proc = run(
+        light_python,
+        "-c",
+        "import importlib.util as u, json; print(json.dumps([m for m in ('paddle', 'paddlenlp', 'paddleslim', 'numpy') if u.find_spec(m)]))",
+    )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == []
 

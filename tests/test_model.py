@@ -15,7 +15,9 @@ UIE_INPUTS = ["input_ids", "token_type_ids", "position_ids", "attention_mask"]
 
 
 def teacher_folder(tiny):
-    return next(p for p in (tiny["root"] / "cache" / "teachers").iterdir() if p.is_dir() and not p.name.endswith(".tmp"))
+    return next(
+        p for p in (tiny["root"] / "cache" / "teachers").iterdir() if p.is_dir() and not p.name.endswith(".tmp")
+    )
 
 
 def test_named_shapes():
@@ -75,13 +77,32 @@ def test_checkpoint_round_trip_and_tampering(tiny, tmp_path):
 
 def test_teacher_command_writes_a_reproducible_checkpoint(tiny, tmp_path):
     out = tmp_path / "teacher"
-    done = run_job("teacher", "--config", str(TINY), *tiny["overrides"], "Job.strategy=none", "Teacher.steps=20", "Teacher.eval_every=10", f"Job.cache_dir={tmp_path / 'cache'}", "--out", str(out))
+    done = run_job(
+        "teacher",
+        "--config",
+        str(TINY),
+        *tiny["overrides"],
+        "Job.strategy=none",
+        "Teacher.steps=20",
+        "Teacher.eval_every=10",
+        f"Job.cache_dir={tmp_path / 'cache'}",
+        "--out",
+        str(out),
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     readme = (out / "README.md").read_text(encoding="utf-8")
     assert f"python -m job teacher --config {TINY}" in readme and "F1" in readme.upper()
     assert "teacher (fp32" in done.stdout
     # The checkpoint is a valid Teacher.checkpoint: the job rebuilds the same model from it.
-    again = run_job("run", "--config", str(TINY), *tiny["overrides"], "Job.strategy=none", f"Teacher.checkpoint={out}", f"Job.cache_dir={tmp_path / 'cache2'}")
+    again = run_job(
+        "run",
+        "--config",
+        str(TINY),
+        *tiny["overrides"],
+        "Job.strategy=none",
+        f"Teacher.checkpoint={out}",
+        f"Job.cache_dir={tmp_path / 'cache2'}",
+    )
     assert again.returncode == 0, again.stderr[-3000:]
     first = done.stdout.strip().splitlines()[0].split(":", 1)[1]
     second = again.stdout.strip().splitlines()[0].split(":", 1)[1]
@@ -113,5 +134,3 @@ def test_a_model_folder_made_by_paddlenlp_itself_is_accepted(tiny, tmp_path):
     assert theirs.returncode == 0, theirs.stderr[-3000:]
     assert ours.returncode == 0, ours.stderr[-3000:]
     assert theirs.stdout.split(":", 1)[1] == ours.stdout.split(":", 1)[1]
-
-

@@ -48,7 +48,11 @@ def make_task(root: Path, result: dict) -> Path:
 
 
 def hashes(root: Path) -> dict[str, str]:
-    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def assert_clean_error(proc: subprocess.CompletedProcess[str], code: int) -> None:
@@ -93,7 +97,13 @@ def test_pull_imports_stay_light(python, request):
         "s = job.storage.Storage(StorageConfig(endpoint_url='http://127.0.0.1:9')); s.client(); s.transfer_config(); "
         f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}); print(heavy); sys.exit(1 if heavy else 0)"
     )
-    proc = subprocess.run([str(interpreter), "-c", code], capture_output=True, text=True, timeout=60, env={**os.environ, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"})
+    proc = subprocess.run(
+        [str(interpreter), "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"},
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
@@ -119,7 +129,9 @@ def test_pull_list(s3_server, published, light_python):
     ]
     assert proc.stdout.splitlines()[-1] == "4 tasks, 3 complete"
 
-    proc = run_pull(light_python, "list", out, "--run", "run2", env={"AWS_ENDPOINT_URL": s3_server})  # endpoint from the environment
+    proc = run_pull(
+        light_python, "list", out, "--run", "run2", env={"AWS_ENDPOINT_URL": s3_server}
+    )  # endpoint from the environment
     assert proc.returncode == 0, proc.stderr
     assert [line.split()[0] for line in proc.stdout.splitlines()[1:-1]] == ["run2"]
 
@@ -127,7 +139,9 @@ def test_pull_list(s3_server, published, light_python):
 def test_pull_get(s3_server, published, tmp_path, light_python):
     out, sources = published
     dest = tmp_path / "pulled"
-    proc = run_pull(light_python, "get", out, "--run", "run1", "--dest", str(dest), "--endpoint-url", s3_server, "--no-progress")
+    proc = run_pull(
+        light_python, "get", out, "--run", "run1", "--dest", str(dest), "--endpoint-url", s3_server, "--no-progress"
+    )
     assert proc.returncode == 0, proc.stderr
     assert "warning: skipping run1/sentiment/ptq: incomplete" in proc.stderr
     for key in (("run1", "uie", "ptq"), ("run1", "tnews", "qat_dis")):
@@ -141,15 +155,45 @@ def test_pull_get(s3_server, published, tmp_path, light_python):
     assert "| uie | ptq | complete | f1 | 85.12 | 84.77 | -0.35 | 470.1 | 120.5 |" in lines
     assert lines[-1].startswith("pulled 2 tasks (10 files,") and lines[-1].endswith("; skipped 1 incomplete")
 
-    proc = run_pull(light_python, "get", out, "--run", "run1", "--task", "tnews", "--dest", str(tmp_path / "one"), "--endpoint-url", s3_server)
+    proc = run_pull(
+        light_python,
+        "get",
+        out,
+        "--run",
+        "run1",
+        "--task",
+        "tnews",
+        "--dest",
+        str(tmp_path / "one"),
+        "--endpoint-url",
+        s3_server,
+    )
     assert proc.returncode == 0, proc.stderr
     assert [p.name for p in (tmp_path / "one" / "run1").iterdir()] == ["tnews"]
 
 
 def test_pull_errors(s3_server, published, tmp_path, light_python):
     out, _ = published
-    assert_clean_error(run_pull(light_python, "get", out, "--run", "run9", "--dest", str(tmp_path / "d"), "--endpoint-url", s3_server), 2)
-    assert_clean_error(run_pull(light_python, "get", out, "--run", "run1", "--task", "sentiment", "--dest", str(tmp_path / "d"), "--endpoint-url", s3_server), 2)
+    assert_clean_error(
+        run_pull(light_python, "get", out, "--run", "run9", "--dest", str(tmp_path / "d"), "--endpoint-url", s3_server),
+        2,
+    )
+    assert_clean_error(
+        run_pull(
+            light_python,
+            "get",
+            out,
+            "--run",
+            "run1",
+            "--task",
+            "sentiment",
+            "--dest",
+            str(tmp_path / "d"),
+            "--endpoint-url",
+            s3_server,
+        ),
+        2,
+    )
     assert_clean_error(run_pull(light_python, "get", out, "--dest", str(tmp_path / "d")), 2)  # --run missing
     assert_clean_error(run_pull(light_python, "list", "s3://Bad_Bucket/x"), 2)
     assert_clean_error(run_pull(light_python, "list", "gs://bucket/x"), 2)
@@ -166,10 +210,19 @@ def test_pull_from_a_local_output(tmp_path, light_python):
     out = tmp_path / "runs"
     result = fixture_result("uie_ptq.json")
     src = make_task(tmp_path / "src", result)
-    publish(Storage(), src, task_prefix(str(out), "local", "uie", "ptq"), fingerprint="f" * 64, status="complete", progress=False)
+    publish(
+        Storage(),
+        src,
+        task_prefix(str(out), "local", "uie", "ptq"),
+        fingerprint="f" * 64,
+        status="complete",
+        progress=False,
+    )
     proc = run_pull(light_python, "get", str(out), "--run", "local", "--dest", str(tmp_path / "dest"))
     assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "dest" / "local" / "uie" / "ptq" / "inference.pdiparams").read_bytes() == (src / "inference.pdiparams").read_bytes()
+    assert (tmp_path / "dest" / "local" / "uie" / "ptq" / "inference.pdiparams").read_bytes() == (
+        src / "inference.pdiparams"
+    ).read_bytes()
 
 
 # --------------------------------------------------------------------------------------
@@ -178,7 +231,10 @@ def test_pull_from_a_local_output(tmp_path, light_python):
 
 
 def test_summary_table_from_fixtures():
-    results = [fixture_result(n) for n in ("uie_ptq.json", "tnews_qat_dis.json", "sentiment_ptq_gated.json", "ocnli_failed.json")]
+    results = [
+        fixture_result(n)
+        for n in ("uie_ptq.json", "tnews_qat_dis.json", "sentiment_ptq_gated.json", "ocnli_failed.json")
+    ]
     lines = summary_table(results).splitlines()
     assert lines == [
         "| task | strategy | status | metric | before | after | delta points | original size MB | compressed size MB |",

@@ -1,4 +1,4 @@
-"""Rendered Kubernetes Jobs (job/render.py) and the static manifests under k8s/.
+"""Rendered Kubernetes Jobs (job/kube/render.py) and the static manifests under k8s/.
 
 Every manifest is validated offline against the official schemas with kubernetes-validate in
 strict mode (unknown fields are errors), for Kubernetes 1.29 and for the newest version the
@@ -22,9 +22,9 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from job import render
 from job.config import CLUE_TASKS, STRATEGIES
 from job.errors import NON_RETRYABLE, ExitCode, InputError
+from job.kube import render
 
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "k8s"
@@ -520,17 +520,19 @@ def test_bad_task_lists_are_input_errors(tasks):
 
 
 def test_render_is_pure():
-    """job/render.py imports only the standard library, job.errors and job.config."""
-    tree = ast.parse((ROOT / "job" / "render.py").read_text())
+    """job/kube/render.py imports only the standard library, job.errors and job.config."""
+    tree = ast.parse((ROOT / "job" / "kube" / "render.py").read_text())
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 assert alias.name.split(".")[0] in sys.stdlib_module_names, alias.name
         elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                assert node.module in ("errors", "config"), node.module
-            else:
-                assert node.module.split(".")[0] in sys.stdlib_module_names or node.module == "__future__", node.module
+            assert not node.level, "absolute imports only"
+            assert node.module.split(".")[0] in sys.stdlib_module_names or node.module in (
+                "__future__",
+                "job.errors",
+                "job.config",
+            ), node.module
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             assert node.func.id not in ("open", "print", "input"), node.func.id
     assert set(render.__all__) <= set(dir(render))

@@ -61,11 +61,16 @@ def test_clue_report_has_the_reference_tables(clue_dir: Path, tmp_path: Path):
     markdown = (out / "report.md").read_text(encoding="utf-8")
     headers = table_headers(markdown)
     assert headers[0] == ACCURACY_HEADER, "no UIE results: exactly the reference example's columns"
-    assert headers[1].startswith(LATENCY_HEADER + " FP32(ms) | FP16(ms) | INT8(ms) | 加速比(vs FP32) | 加速比(vs FP16) |")
+    assert headers[1].startswith(
+        LATENCY_HEADER + " FP32(ms) | FP16(ms) | INT8(ms) | 加速比(vs FP32) | 加速比(vs FP16) |"
+    )
 
     # Base row from `before`, strategy rows from `after`, points with 2 decimals.
     assert "| ernie-3.0-medium | Base模型 | 75.35 | 57.45 | 60.17 | 81.16 | 77.19 | 80.59 | 79.70 | 73.09 |" in markdown
-    assert "| ernie-3.0-medium | 剪枝蒸馏+离线量化 (prune_ptq) | 74.17 | 56.09 | 59.49 | 80.50 | 76.28 | 81.86 | - | 71.40 (6/7) |" in markdown
+    assert (
+        "| ernie-3.0-medium | 剪枝蒸馏+离线量化 (prune_ptq) | 74.17 | 56.09 | 59.49 | 80.50 | 76.28 | 81.86 | - | 71.40 (6/7) |"
+        in markdown
+    )
 
     data = json.loads((out / "report.json").read_text(encoding="utf-8"))
     rows = {(r["model"], r["strategy_key"], r["environment"]): r for r in data["latency"]["rows"]}
@@ -80,7 +85,10 @@ def test_clue_report_has_the_reference_tables(clue_dir: Path, tmp_path: Path):
     gpu = next(r for r in data["latency"]["rows"] if r["strategy_key"] == "qat_dis")
     assert gpu["speedup"] == pytest.approx(2.394, abs=1e-3) and gpu["speedup_vs_fp16"] == pytest.approx(2.394, abs=1e-3)
     assert gpu["speedup_vs_fp32"] == pytest.approx(61.2 / 12.22, rel=1e-3)
-    assert "| ernie-3.0-medium | 量化训练+蒸馏 (qat_dis) | 78.41 (1/7) | 12.22 (int8) | 2.39 | - | - | 12.22 | 5.01 | 2.39 |" in markdown
+    assert (
+        "| ernie-3.0-medium | 量化训练+蒸馏 (qat_dis) | 78.41 (1/7) | 12.22 (int8) | 2.39 | - | - | 12.22 | 5.01 | 2.39 |"
+        in markdown
+    )
 
     # Skipped GPU measurements are listed with their reason, without numbers.
     skipped = [b for b in data["benchmarks"] if b.get("skipped")]
@@ -95,13 +103,20 @@ def test_int8_slower_than_fp32_is_flagged_never_silently_listed(clue_dir: Path, 
     out = tmp_path / "report"
     report.cli(str(clue_dir), out)
     markdown = (out / "report.md").read_text(encoding="utf-8")
-    slow_row = next(line for line in markdown.splitlines() if line.startswith("| ppminilm-6l-768h | 离线量化 (ptq) | 80.80 (1/7) |"))
+    slow_row = next(
+        line for line in markdown.splitlines() if line.startswith("| ppminilm-6l-768h | 离线量化 (ptq) | 80.80 (1/7) |")
+    )
     assert slow_row.rstrip().endswith("| ⚠ INT8 not faster than FP32 |")
     assert "| 0.90 |" in slow_row
     flags_section = markdown.split("## Flags", 1)[1]
-    assert "⚠ INT8 not faster than FP32: ppminilm-6l-768h" in flags_section and "INT8 455.90 ms vs FP32 410.50 ms" in flags_section
+    assert (
+        "⚠ INT8 not faster than FP32: ppminilm-6l-768h" in flags_section
+        and "INT8 455.90 ms vs FP32 410.50 ms" in flags_section
+    )
     data = json.loads((out / "report.json").read_text(encoding="utf-8"))
-    assert [(f["model"], f["task"], f["int8_ms"], f["fp32_ms"]) for f in data["flags"]] == [("ppminilm-6l-768h", "cmnli", 455.9, 410.5)]
+    assert [(f["model"], f["task"], f["int8_ms"], f["fp32_ms"]) for f in data["flags"]] == [
+        ("ppminilm-6l-768h", "cmnli", 455.9, 410.5)
+    ]
     # Every faster INT8 measurement carries no flag.
     assert all(not b["flags"] for b in data["benchmarks"] if b["model_name"] == "ernie-3.0-medium")
 
@@ -116,15 +131,23 @@ def test_every_figure_names_its_environment(clue_dir: Path, tmp_path: Path):
         line = next(line for line in section.splitlines() if line.startswith(f"- **{env['id']}**"))
         for needle in ("device", "threads", "batch", "versions: ", "paddleslim 2.6.0"):
             assert needle in line, (env["id"], needle)
-    cpu = next(line for line in section.splitlines() if "batch 40; sequence length 128, warm-up 3, 10 timed runs" in line)
-    assert "Intel(R) Xeon(R) Processor (2 cores, AVX-512 VNNI yes)" in cpu and "threads 2" in cpu and "paddlepaddle 2.6.2" in cpu
+    cpu = next(
+        line for line in section.splitlines() if "batch 40; sequence length 128, warm-up 3, 10 timed runs" in line
+    )
+    assert (
+        "Intel(R) Xeon(R) Processor (2 cores, AVX-512 VNNI yes)" in cpu
+        and "threads 2" in cpu
+        and "paddlepaddle 2.6.2" in cpu
+    )
     assert any("GPU Tesla T4" in line and "paddlepaddle-gpu 2.6.2" in line for line in section.splitlines())
     measured = [b for b in data["benchmarks"] if b.get("latency_ms")]
     assert all(b["environment"] in {e["id"] for e in data["environments"]} for b in measured)
 
 
 def test_uie_column_sentiment_column_gate_and_failures(tmp_path: Path):
-    root = lay_out(tmp_path / "runs", ["uie_ptq.json", "tnews_qat_dis.json", "sentiment_ptq_gated.json", "ocnli_failed.json"])
+    root = lay_out(
+        tmp_path / "runs", ["uie_ptq.json", "tnews_qat_dis.json", "sentiment_ptq_gated.json", "ocnli_failed.json"]
+    )
     out = tmp_path / "report"
     assert report.cli(str(root), out) == 0
     markdown = (out / "report.md").read_text(encoding="utf-8")
@@ -181,14 +204,21 @@ def test_newest_result_wins_when_a_task_ran_twice(tmp_path: Path):
 def test_report_from_s3(s3_server: str, s3_client, bucket: str, tmp_path: Path, monkeypatch):
     for name in ("clue_afqmc_prune_ptq.json", "clue_cmnli_ptq_slow_int8.json"):
         data = json.loads((FIXTURES / name).read_text(encoding="utf-8"))
-        s3_client.put_object(Bucket=bucket, Key=f"act/{data['run_id']}/{data['task']}/{data['strategy']}/results.json", Body=(FIXTURES / name).read_bytes())
+        s3_client.put_object(
+            Bucket=bucket,
+            Key=f"act/{data['run_id']}/{data['task']}/{data['strategy']}/results.json",
+            Body=(FIXTURES / name).read_bytes(),
+        )
     s3_client.put_object(Bucket=bucket, Key="act/clue-1/afqmc/prune_ptq/inference.pdmodel", Body=b"not json, not read")
     s3_client.put_object(Bucket=bucket, Key="act/junk/results.json", Body=b"\xff\xfe")
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server)
     out = tmp_path / "report"
     assert report.cli(f"s3://{bucket}/act", out) == 0
     data = json.loads((out / "report.json").read_text(encoding="utf-8"))
-    assert sorted(data["sources"]) == [f"s3://{bucket}/act/clue-1/afqmc/prune_ptq/results.json", f"s3://{bucket}/act/clue-1/cmnli/ptq/results.json"]
+    assert sorted(data["sources"]) == [
+        f"s3://{bucket}/act/clue-1/afqmc/prune_ptq/results.json",
+        f"s3://{bucket}/act/clue-1/cmnli/ptq/results.json",
+    ]
     assert any("act/junk/results.json: skipped" in w for w in data["warnings"])
     assert len(data["flags"]) == 1
     # The same through the command line, with the endpoint from the environment.
@@ -219,14 +249,23 @@ def test_cli_exit_codes(clue_dir: Path, tmp_path: Path):
 def test_summary_table_still_there():
     results = [json.loads((FIXTURES / n).read_text(encoding="utf-8")) for n in ("uie_ptq.json", "ocnli_failed.json")]
     lines = report.summary_table(results).splitlines()
-    assert lines[0] == "| task | strategy | status | metric | before | after | delta points | original size MB | compressed size MB |"
+    assert (
+        lines[0]
+        == "| task | strategy | status | metric | before | after | delta points | original size MB | compressed size MB |"
+    )
     assert lines[2] == "| uie | ptq | complete | f1 | 85.12 | 84.77 | -0.35 | 470.1 | 120.5 |"
 
 
 def test_published_config_hides_url_passwords():
     from job.results import _without_url_credentials
 
-    config = {"Storage": {"endpoint_url": "https://ak:secret@s3.example.internal"}, "Global": {"model_dir": "s3://m/x", "batch": [1, "http://u:p@h/x"]}}
+    config = {
+        "Storage": {"endpoint_url": "https://ak:secret@s3.example.internal"},
+        "Global": {"model_dir": "s3://m/x", "batch": [1, "http://u:p@h/x"]},
+    }
     clean = _without_url_credentials(config)
-    assert clean == {"Storage": {"endpoint_url": "https://***@s3.example.internal"}, "Global": {"model_dir": "s3://m/x", "batch": [1, "http://***@h/x"]}}
+    assert clean == {
+        "Storage": {"endpoint_url": "https://***@s3.example.internal"},
+        "Global": {"model_dir": "s3://m/x", "batch": [1, "http://***@h/x"]},
+    }
     assert "secret" not in repr(clean)

@@ -115,7 +115,11 @@ def test_round_trip_with_multipart(s3_server, bucket, s3_client, tmp_path):
     result = publish(storage, src, prefix, fingerprint=FP, status="complete", progress=False)
 
     assert isinstance(result, PublishResult)
-    assert (result.files, result.bytes, result.marker_written) == (8, sum(p.stat().st_size for p in src.rglob("*") if p.is_file()), True)
+    assert (result.files, result.bytes, result.marker_written) == (
+        8,
+        sum(p.stat().st_size for p in src.rglob("*") if p.is_file()),
+        True,
+    )
     assert prefix in result.summary() and "\n" not in result.summary()
     head = s3_client.head_object(Bucket=bucket, Key="out/run1/uie/ptq/inference.pdiparams")
     assert head["ETag"].strip('"').endswith("-3"), "12 MB in 5 MB parts: a 3-part multipart upload"
@@ -377,7 +381,14 @@ def test_unreachable_endpoint_is_a_storage_error(s3_server, tmp_path):
         lambda: storage.list("s3://some-bucket/p"),
         lambda: storage.exists("s3://some-bucket/p/x"),
         lambda: storage.get_bytes("s3://some-bucket/p/x"),
-        lambda: publish(storage, make_task_dir(tmp_path / "src"), "s3://some-bucket/p", fingerprint=FP, status="complete", progress=False),
+        lambda: publish(
+            storage,
+            make_task_dir(tmp_path / "src"),
+            "s3://some-bucket/p",
+            fingerprint=FP,
+            status="complete",
+            progress=False,
+        ),
     ):
         with pytest.raises(StorageError) as info:
             call()
@@ -401,7 +412,9 @@ def test_missing_objects_and_buckets(s3_server, bucket):
 
 
 def _object_gets(proxy: FaultProxy) -> list[str]:
-    return [path for method, path in proxy.requests if method == "GET" and "list-type" not in path and "uploads" not in path]
+    return [
+        path for method, path in proxy.requests if method == "GET" and "list-type" not in path and "uploads" not in path
+    ]
 
 
 def test_fetch_caches_verifies_and_refreshes(s3_server, bucket, s3_client, tmp_path, fault_proxy):
@@ -433,7 +446,9 @@ def test_fetch_caches_verifies_and_refreshes(s3_server, bucket, s3_client, tmp_p
     assert third == first and tree_hashes(third, skip=(MANIFEST, MARKER, ".complete")) == tree_hashes(src2)
 
     # tampered behind the manifest's back: refused, no partial copy kept, the old copy not trusted
-    s3_client.put_object(Bucket=bucket, Key="models/uie-nano/config.json", Body=b"x" * (src2 / "config.json").stat().st_size)
+    s3_client.put_object(
+        Bucket=bucket, Key="models/uie-nano/config.json", Body=b"x" * (src2 / "config.json").stat().st_size
+    )
     for _ in range(2):
         with pytest.raises(StorageError, match=r"config\.json"):
             fetch(storage, uri, cache)
@@ -521,7 +536,8 @@ def test_publish_in_place(tmp_path):
 
 
 @pytest.mark.parametrize(
-    "uri", ["s3://", "s3:///key", "s3://Bad_Bucket/x", "s3://ab/x", "s3://-bucket/x", "s3://192.168.1.1/x", "gs://bucket/x"]
+    "uri",
+    ["s3://", "s3:///key", "s3://Bad_Bucket/x", "s3://ab/x", "s3://-bucket/x", "s3://192.168.1.1/x", "gs://bucket/x"],
 )
 def test_malformed_uris_are_input_errors(uri):
     storage = Storage(StorageConfig(endpoint_url="http://127.0.0.1:9"))
@@ -543,7 +559,12 @@ def test_task_prefix():
 
 def test_settings_from_config_and_environment(s3_server, monkeypatch):
     storage = Storage()
-    assert (storage.endpoint_url, storage.region, storage.retry_mode, storage.max_attempts) == (None, "us-east-1", "standard", 5)
+    assert (storage.endpoint_url, storage.region, storage.retry_mode, storage.max_attempts) == (
+        None,
+        "us-east-1",
+        "standard",
+        5,
+    )
 
     monkeypatch.setenv("AWS_ENDPOINT_URL", "http://generic:9000")
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://s3-only:9000")
@@ -551,18 +572,37 @@ def test_settings_from_config_and_environment(s3_server, monkeypatch):
     monkeypatch.setenv("AWS_RETRY_MODE", "adaptive")
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "3")
     storage = Storage()
-    assert (storage.endpoint_url, storage.region, storage.retry_mode, storage.max_attempts) == ("http://s3-only:9000", "cn-north-1", "adaptive", 3)
+    assert (storage.endpoint_url, storage.region, storage.retry_mode, storage.max_attempts) == (
+        "http://s3-only:9000",
+        "cn-north-1",
+        "adaptive",
+        3,
+    )
 
-    cfg = StorageConfig(endpoint_url="http://cfg:9000", region="eu-west-1", retry_mode="legacy", max_attempts=7, checksum_when_required=True)
+    cfg = StorageConfig(
+        endpoint_url="http://cfg:9000",
+        region="eu-west-1",
+        retry_mode="legacy",
+        max_attempts=7,
+        checksum_when_required=True,
+    )
     storage = Storage(cfg)
-    assert (storage.endpoint_url, storage.region, storage.retry_mode, storage.max_attempts) == ("http://cfg:9000", "eu-west-1", "legacy", 7)
+    assert (storage.endpoint_url, storage.region, storage.retry_mode, storage.max_attempts) == (
+        "http://cfg:9000",
+        "eu-west-1",
+        "legacy",
+        7,
+    )
     client = storage.client()  # built once, offline
     assert client is storage.client()
     assert client.meta.endpoint_url == "http://cfg:9000" and client.meta.region_name == "eu-west-1"
     assert client.meta.config.retries == {"mode": "legacy", "total_max_attempts": 7}
     assert client.meta.config.request_checksum_calculation == "when_required"
     assert client.meta.config.response_checksum_validation == "when_required"
-    assert Storage(StorageConfig(endpoint_url="http://x:1")).client().meta.config.request_checksum_calculation != "when_required"
+    assert (
+        Storage(StorageConfig(endpoint_url="http://x:1")).client().meta.config.request_checksum_calculation
+        != "when_required"
+    )
 
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "many")
     with pytest.raises(InputError, match="AWS_MAX_ATTEMPTS"):
@@ -615,7 +655,10 @@ def test_credentials_never_leak(s3_server, bucket, s3_client, tmp_path, monkeypa
         ["list", out, "--endpoint-url", dead_endpoint(), "-v"],
     ]
     env = {**os.environ, "AWS_MAX_ATTEMPTS": "1"}
-    procs = [subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=60, env=env) for args in runs]
+    procs = [
+        subprocess.run([sys.executable, str(script), *args], capture_output=True, text=True, timeout=60, env=env)
+        for args in runs
+    ]
     assert [p.returncode for p in procs] == [0, 0, 4], [p.stderr for p in procs]
     assert "complete" in procs[0].stdout and (tmp_path / "cli" / "r" / "uie" / "ptq" / "vocab.txt").is_file()
     for proc in procs:
@@ -624,6 +667,9 @@ def test_credentials_never_leak(s3_server, bucket, s3_client, tmp_path, monkeypa
     captured = capsys.readouterr()
     texts += [captured.out, captured.err, caplog.text]
     texts += [p.read_bytes().decode("utf-8", "replace") for p in tmp_path.rglob("*") if p.is_file()]
-    texts += [s3_client.get_object(Bucket=bucket, Key=k)["Body"].read().decode("utf-8", "replace") for k in keys(s3_client, bucket)]
+    texts += [
+        s3_client.get_object(Bucket=bucket, Key=k)["Body"].read().decode("utf-8", "replace")
+        for k in keys(s3_client, bucket)
+    ]
     for text in texts:
         assert secret not in text and token not in text

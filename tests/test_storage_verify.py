@@ -42,14 +42,23 @@ def test_uploads_are_checked_with_the_stores_sha256(s3_server, s3_client, bucket
     files = {"small.txt": b"hello", "big.bin": os.urandom(12 * MB)}
     for name, data in files.items():
         (src / name).write_bytes(data)
-    publish(make_storage(s3_server), src, f"s3://{bucket}/out/r/uie/ptq", fingerprint="f" * 64, status="complete", progress=False)
+    publish(
+        make_storage(s3_server),
+        src,
+        f"s3://{bucket}/out/r/uie/ptq",
+        fingerprint="f" * 64,
+        status="complete",
+        progress=False,
+    )
 
     small = s3_client.head_object(Bucket=bucket, Key="out/r/uie/ptq/small.txt", ChecksumMode="ENABLED")
     assert small.get("ChecksumSHA256") == b64_sha256(files["small.txt"])
     big = s3_client.head_object(Bucket=bucket, Key="out/r/uie/ptq/big.bin", ChecksumMode="ENABLED")
     parts = [files["big.bin"][i : i + 5 * MB] for i in range(0, 12 * MB, 5 * MB)]
     composite = base64.b64encode(hashlib.sha256(b"".join(hashlib.sha256(p).digest() for p in parts)).digest()).decode()
-    assert (big.get("ChecksumSHA256") or "").split("-")[0] == composite, "multipart: S3's composite of the parts' SHA-256s"
+    assert (big.get("ChecksumSHA256") or "").split("-")[0] == composite, (
+        "multipart: S3's composite of the parts' SHA-256s"
+    )
 
 
 def plain_client(endpoint: str):
@@ -66,7 +75,9 @@ def test_fetch_without_a_manifest_checks_the_stores_checksum(s3_server, s3_clien
     plain.put_object(Bucket=bucket, Key="data/train.txt", Body=data)
     plain.put_object(Bucket=bucket, Key="model/a.bin", Body=data)
     s3_client.put_object(Bucket=bucket, Key="sha/dev.txt", Body=data, ChecksumAlgorithm="SHA256")
-    damaged = fault_proxy(corrupt=lambda method, path: method == "GET" and "list-type" not in path and (".txt" in path or ".bin" in path))
+    damaged = fault_proxy(
+        corrupt=lambda method, path: method == "GET" and "list-type" not in path and (".txt" in path or ".bin" in path)
+    )
     storage = Storage(StorageConfig(endpoint_url=damaged.url, checksum_when_required=True))
     for uri in (f"s3://{bucket}/data/train.txt", f"s3://{bucket}/model", f"s3://{bucket}/sha/dev.txt"):
         with pytest.raises(StorageError, match="checksum"):
@@ -81,7 +92,12 @@ def test_fetch_refuses_an_object_nothing_verifies(s3_server, bucket, tmp_path):
     plain = plain_client(s3_server)
     from boto3.s3.transfer import TransferConfig
 
-    plain.upload_fileobj(io.BytesIO(os.urandom(6 * MB)), bucket, "models/m/inference.pdiparams", Config=TransferConfig(multipart_threshold=5 * MB, multipart_chunksize=5 * MB))
+    plain.upload_fileobj(
+        io.BytesIO(os.urandom(6 * MB)),
+        bucket,
+        "models/m/inference.pdiparams",
+        Config=TransferConfig(multipart_threshold=5 * MB, multipart_chunksize=5 * MB),
+    )
     assert "-" in plain.head_object(Bucket=bucket, Key="models/m/inference.pdiparams")["ETag"]
     with pytest.raises(InputError, match="cannot verify"):
         fetch(make_storage(s3_server), f"s3://{bucket}/models/m", tmp_path / "cache")
@@ -96,7 +112,15 @@ def _dead_endpoint(password: str) -> str:
 def test_pull_verbose_never_shows_an_endpoint_password(s3_server, light_python):
     password = "pw-" + uuid.uuid4().hex
     proc = subprocess.run(
-        [str(light_python), str(ROOT / "scripts" / "pull"), "list", "s3://some-bucket/act", "-v", "--endpoint-url", _dead_endpoint(password)],
+        [
+            str(light_python),
+            str(ROOT / "scripts" / "pull"),
+            "list",
+            "s3://some-bucket/act",
+            "-v",
+            "--endpoint-url",
+            _dead_endpoint(password),
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -111,7 +135,18 @@ def test_job_run_verbose_never_shows_an_endpoint_password(s3_server, tmp_path):
     password = "pw-" + uuid.uuid4().hex
     env = {**os.environ, "AWS_MAX_ATTEMPTS": "1", "AWS_ENDPOINT_URL": _dead_endpoint(password), "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
-        [sys.executable, "-m", "job", "run", "-v", "--config", str(ROOT / "tests" / "fixtures" / "configs" / "uie_tiny.yaml"), "Job.output=s3://some-bucket/act", f"Job.cache_dir={tmp_path / 'cache'}", "Job.strategy=ptq"],
+        [
+            sys.executable,
+            "-m",
+            "job",
+            "run",
+            "-v",
+            "--config",
+            str(ROOT / "tests" / "fixtures" / "configs" / "uie_tiny.yaml"),
+            "Job.output=s3://some-bucket/act",
+            f"Job.cache_dir={tmp_path / 'cache'}",
+            "Job.strategy=ptq",
+        ],
         capture_output=True,
         text=True,
         timeout=300,
@@ -128,10 +163,29 @@ def test_interrupted_pull_leaves_nothing(s3_server, s3_client, bucket, tmp_path,
     src = tmp_path / "src"
     src.mkdir()
     (src / "inference.pdiparams").write_bytes(os.urandom(40 * MB))
-    publish(make_storage(s3_server), src, f"s3://{bucket}/act/r1/uie/ptq", fingerprint="f" * 64, status="complete", progress=False)
+    publish(
+        make_storage(s3_server),
+        src,
+        f"s3://{bucket}/act/r1/uie/ptq",
+        fingerprint="f" * 64,
+        status="complete",
+        progress=False,
+    )
     dest = tmp_path / "pulled"
     proc = subprocess.Popen(
-        [str(light_python), str(ROOT / "scripts" / "pull"), "get", f"s3://{bucket}/act", "--run", "r1", "--dest", str(dest), "--no-progress", "--endpoint-url", s3_server],
+        [
+            str(light_python),
+            str(ROOT / "scripts" / "pull"),
+            "get",
+            f"s3://{bucket}/act",
+            "--run",
+            "r1",
+            "--dest",
+            str(dest),
+            "--no-progress",
+            "--endpoint-url",
+            s3_server,
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

@@ -12,16 +12,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from job.benchmark_data import PROMPTS, build_pd_benchmark, parse_line
+from job.data.embedded import PROMPTS, build_pd_benchmark, parse_line
+from job.data.metrics import SpanCounts, pair_spans, span_counts
+from job.data.uie import read_doccano, split_long
 from job.errors import DataError
-from job.metrics import SpanCounts, pair_spans, span_counts
-from job.uie_data import read_doccano, split_long
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def write_jsonl(path: Path, records: list) -> Path:
-    path.write_text("".join((r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n" for r in records), encoding="utf-8")
+    path.write_text(
+        "".join((r if isinstance(r, str) else json.dumps(r, ensure_ascii=False)) + "\n" for r in records),
+        encoding="utf-8",
+    )
     return path
 
 
@@ -36,7 +39,10 @@ def benchmark_dir(tmp_path_factory) -> Path:
 def tokenizer(tmp_path_factory, benchmark_dir):
     from job.model import build_vocab, load_tokenizer, save_tokenizer
 
-    texts = {json.loads(line)["content"] for line in (benchmark_dir / "train.txt").read_text(encoding="utf-8").splitlines()[::4]}
+    texts = {
+        json.loads(line)["content"]
+        for line in (benchmark_dir / "train.txt").read_text(encoding="utf-8").splitlines()[::4]
+    }
     folder = tmp_path_factory.mktemp("vocab")
     save_tokenizer(build_vocab(sorted(texts) + list(PROMPTS.values()), min_freq=3), folder)
     return load_tokenizer(folder)
@@ -46,7 +52,13 @@ def tokenizer(tmp_path_factory, benchmark_dir):
 
 
 def test_parse_line_reads_word_tag_pairs():
-    assert parse_line("江/nr  泽民/nr  在/p  北京/ns  。/w") == [("江", "nr"), ("泽民", "nr"), ("在", "p"), ("北京", "ns"), ("。", "w")]
+    assert parse_line("江/nr  泽民/nr  在/p  北京/ns  。/w") == [
+        ("江", "nr"),
+        ("泽民", "nr"),
+        ("在", "p"),
+        ("北京", "ns"),
+        ("。", "w"),
+    ]
 
 
 def test_benchmark_counts_and_span_rules(benchmark_dir):
@@ -70,9 +82,11 @@ def test_benchmark_counts_and_span_rules(benchmark_dir):
 
 
 def test_benchmark_merges_consecutive_names_and_times(tmp_path):
-    from job.benchmark_data import _records, _spans
+    from job.data.embedded import _records, _spans
 
-    text, spans = _spans(parse_line("江/nr  泽民/nr  （/w  一九九七年/t  十二月/t  三十一日/t  ）/w  在/p  北京/ns  上海/ns"))
+    text, spans = _spans(
+        parse_line("江/nr  泽民/nr  （/w  一九九七年/t  十二月/t  三十一日/t  ）/w  在/p  北京/ns  上海/ns")
+    )
     records = {r["prompt"]: [s["text"] for s in r["result_list"]] for r in _records(text, spans)}
     assert records == {"人名": ["江泽民"], "地名": ["北京", "上海"], "机构名": [], "时间": ["一九九七年十二月三十一日"]}
 
@@ -80,8 +94,14 @@ def test_benchmark_merges_consecutive_names_and_times(tmp_path):
 def test_benchmark_is_deterministic(tmp_path, benchmark_dir):
     other = tmp_path / "again"
     # another process, another hash seed: the split must not depend on PYTHONHASHSEED
-    code = f"from job.benchmark_data import build_pd_benchmark; build_pd_benchmark({str(other)!r}, seed=42)"
-    subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True, env={"PYTHONHASHSEED": "123", "PATH": "/usr/bin:/bin"}, capture_output=True)
+    code = f"from job.data.embedded import build_pd_benchmark; build_pd_benchmark({str(other)!r}, seed=42)"
+    subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        check=True,
+        env={"PYTHONHASHSEED": "123", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+    )
     for name in ("train.txt", "dev.txt", "test.txt"):
         assert (other / name).read_bytes() == (benchmark_dir / name).read_bytes()
 
@@ -89,7 +109,10 @@ def test_benchmark_is_deterministic(tmp_path, benchmark_dir):
 def test_benchmark_splits_do_not_overlap(benchmark_dir):
     contents = {}
     for split in ("train", "dev", "test"):
-        contents[split] = {json.loads(line)["content"] for line in (benchmark_dir / f"{split}.txt").read_text(encoding="utf-8").splitlines()}
+        contents[split] = {
+            json.loads(line)["content"]
+            for line in (benchmark_dir / f"{split}.txt").read_text(encoding="utf-8").splitlines()
+        }
     assert not contents["train"] & contents["test"]
     assert not contents["train"] & contents["dev"]
     assert not contents["dev"] & contents["test"]
@@ -99,7 +122,10 @@ def test_benchmark_splits_do_not_overlap(benchmark_dir):
 
 
 def test_read_doccano_validates_and_reads(tmp_path):
-    path = write_jsonl(tmp_path / "d.txt", [{"content": "江泽民在北京", "result_list": [{"text": "北京", "start": 4, "end": 6}], "prompt": "地名"}, ""])
+    path = write_jsonl(
+        tmp_path / "d.txt",
+        [{"content": "江泽民在北京", "result_list": [{"text": "北京", "start": 4, "end": 6}], "prompt": "地名"}, ""],
+    )
     data = read_doccano(path, 64)
     assert len(data.examples) == 1 and data.examples[0].spans == ((4, 6),)
     assert data.examples[0].where == f"{path}:1"
@@ -113,7 +139,10 @@ def test_read_doccano_validates_and_reads(tmp_path):
         ({"result_list": [], "prompt": "人名"}, "missing field 'content'"),
         ({"content": "abc", "result_list": [{"start": 1, "end": 9}], "prompt": "人名"}, "lies outside its content"),
         ({"content": "abc", "result_list": [{"start": 2, "end": 1}], "prompt": "人名"}, "lies outside its content"),
-        ({"content": "abc", "result_list": [{"text": "x", "start": 0, "end": 1}], "prompt": "人名"}, "differs from content[0:1]"),
+        (
+            {"content": "abc", "result_list": [{"text": "x", "start": 0, "end": 1}], "prompt": "人名"},
+            "differs from content[0:1]",
+        ),
         ({"content": "abc", "result_list": [{"start": "0", "end": 1}], "prompt": "人名"}, "integer 'start' and 'end'"),
         ({"content": "abc", "result_list": "x", "prompt": "人名"}, "must be a list"),
         ({"content": "abc", "result_list": [], "prompt": ""}, "the prompt is empty"),
@@ -130,7 +159,10 @@ def test_bad_records_name_file_and_line(tmp_path, record, message):
 
 def test_bad_records_can_be_skipped_and_counted(tmp_path):
     good = {"content": "江泽民在北京", "result_list": [], "prompt": "地名"}
-    path = write_jsonl(tmp_path / "d.txt", [good, "{bad", {"content": "ab", "result_list": [{"start": 0, "end": 5}], "prompt": "人名"}, good])
+    path = write_jsonl(
+        tmp_path / "d.txt",
+        [good, "{bad", {"content": "ab", "result_list": [{"start": 0, "end": 5}], "prompt": "人名"}, good],
+    )
     data = read_doccano(path, 64, skip_bad=True)
     assert len(data.examples) == 2 and data.skipped == 2
     assert data.skipped_reasons == {"bad_json": 1, "span_outside": 1}
@@ -142,7 +174,9 @@ def test_empty_and_non_utf8_files(tmp_path):
     with pytest.raises(DataError, match="no usable examples"):
         read_doccano(empty, 64)
     binary = tmp_path / "gbk.txt"
-    binary.write_bytes(json.dumps({"content": "a", "result_list": [], "prompt": "p"}).encode() + b"\n" + "江泽民".encode("gbk") + b"\n")
+    binary.write_bytes(
+        json.dumps({"content": "a", "result_list": [], "prompt": "p"}).encode() + b"\n" + "江泽民".encode("gbk") + b"\n"
+    )
     with pytest.raises(DataError, match=rf"^{binary}:2: not UTF-8"):
         read_doccano(binary, 64)
     with pytest.raises(DataError, match="data file not found"):
@@ -191,7 +225,9 @@ def test_split_long_keeps_every_span(seed):
 
 
 def test_a_span_longer_than_the_window_is_an_error(tmp_path):
-    path = write_jsonl(tmp_path / "d.txt", [{"content": "甲" * 40, "result_list": [{"start": 5, "end": 30}], "prompt": "人名"}])
+    path = write_jsonl(
+        tmp_path / "d.txt", [{"content": "甲" * 40, "result_list": [{"start": 5, "end": 30}], "prompt": "人名"}]
+    )
     with pytest.raises(DataError, match=r":1: span \[5, 30\) is longer than"):
         read_doccano(path, 16)
 
@@ -201,24 +237,28 @@ def test_a_span_longer_than_the_window_is_an_error(tmp_path):
 
 def test_every_labelled_span_decodes_back_to_its_text(benchmark_dir, tokenizer):
     """Token positions -> offsets -> characters must give back each original span."""
-    from job.uie_data import encode
+    from job.data.uie import encode
 
     data = read_doccano(benchmark_dir / "test.txt", 128)
     features = encode(data, tokenizer, 128)
     assert len(features) == len(data.examples)
     checked = 0
-    for example, ids, starts, ends in zip(data.examples, features.input_ids, features.start_positions, features.end_positions, strict=True):
+    for example, ids, starts, ends in zip(
+        data.examples, features.input_ids, features.start_positions, features.end_positions, strict=True
+    ):
         encoded = tokenizer(text=example.content, add_special_tokens=False, return_offsets_mapping=True)
         offsets = encoded["offset_mapping"]
         head = len(ids) - len(encoded["input_ids"]) - 1
-        decoded = sorted(example.content[offsets[s - head][0] : offsets[e - head][1]] for s, e in zip(starts, ends, strict=True))
+        decoded = sorted(
+            example.content[offsets[s - head][0] : offsets[e - head][1]] for s, e in zip(starts, ends, strict=True)
+        )
         assert decoded == sorted(example.content[s:e] for s, e in example.spans)
         checked += len(example.spans)
     assert checked > 2000
 
 
 def test_encoding_matches_the_tokenizers_pair_encoding(benchmark_dir, tokenizer):
-    from job.uie_data import encode
+    from job.data.uie import encode
 
     data = read_doccano(benchmark_dir / "dev.txt", 128)
     data.examples = data.examples[:300]
@@ -230,14 +270,17 @@ def test_encoding_matches_the_tokenizers_pair_encoding(benchmark_dir, tokenizer)
 
 
 def test_span_inside_an_unknown_word_is_an_error(tmp_path):
+    from job.data.uie import encode
     from job.model import SPECIAL_TOKENS, load_tokenizer, save_tokenizer
-    from job.uie_data import encode
 
     # Without "##b" in the vocabulary "ab" is one [UNK]: a span of its second letter
     # cannot be labelled on tokens, and must not be shifted onto the whole word.
     save_tokenizer([*SPECIAL_TOKENS, "江", "人", "名", "a", "b"], tmp_path / "vocab")
     tokenizer = load_tokenizer(tmp_path / "vocab")
-    path = write_jsonl(tmp_path / "d.txt", [{"content": "江ab江", "result_list": [{"text": "b", "start": 2, "end": 3}], "prompt": "人名"}])
+    path = write_jsonl(
+        tmp_path / "d.txt",
+        [{"content": "江ab江", "result_list": [{"text": "b", "start": 2, "end": 3}], "prompt": "人名"}],
+    )
     with pytest.raises(DataError, match=r"d.txt:1: span 'b' at \[2, 3\) does not start and end on token boundaries"):
         encode(read_doccano(path, 64), tokenizer, 64)
 
@@ -270,9 +313,15 @@ def test_span_counts_match_paddlenlp_span_evaluator():
         gold_end_row = np.zeros(length)
         gold_start_row[gold_starts] = 1
         gold_end_row[gold_ends] = 1
-        evaluator.update(*evaluator.compute([start_prob.tolist()], [end_prob.tolist()], gold_start_row[None], gold_end_row[None]))
+        evaluator.update(
+            *evaluator.compute([start_prob.tolist()], [end_prob.tolist()], gold_start_row[None], gold_end_row[None])
+        )
         ours.add(span_counts(start_prob, end_prob, gold_starts, gold_ends))
     p, r, f = evaluator.accumulate()
-    assert (ours.correct, ours.inferred, ours.gold) == (evaluator.num_correct_spans, evaluator.num_infer_spans, evaluator.num_label_spans)
+    assert (ours.correct, ours.inferred, ours.gold) == (
+        evaluator.num_correct_spans,
+        evaluator.num_infer_spans,
+        evaluator.num_label_spans,
+    )
     assert ours.precision == pytest.approx(p) and ours.recall == pytest.approx(r) and ours.f1 == pytest.approx(f)
     assert 0 < f < 1

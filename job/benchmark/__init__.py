@@ -77,12 +77,25 @@ the protocol of ``session``, so adding a peer is adding a file):
 
 from __future__ import annotations
 
-from .onnxruntime_peer import ONNX_VARIANTS, export_onnx
-from .openvino_peer import OPENVINO_VARIANTS
-from .paddle_inference import gpu_available
-from .result import BenchResult
-from .spec import Measurement
-from .stage import prepare_peers, run
-from .workload import PAD_MULTIPLE, TEXT_BATCHES, TEXT_PADDINGS, calibration_batches
+from job.benchmark.onnxruntime_peer import ONNX_VARIANTS, export_onnx
+from job.benchmark.openvino_peer import OPENVINO_VARIANTS
+from job.benchmark.paddle_inference import gpu_available
+from job.benchmark.result import BenchResult
+from job.benchmark.spec import Measurement
+from job.benchmark.stage import prepare_peers, run
+from job.benchmark.workload import PAD_MULTIPLE, TEXT_BATCHES, TEXT_PADDINGS, calibration_batches
 
-__all__ = ["ONNX_VARIANTS", "OPENVINO_VARIANTS", "PAD_MULTIPLE", "TEXT_BATCHES", "TEXT_PADDINGS", "BenchResult", "Measurement", "calibration_batches", "export_onnx", "gpu_available", "prepare_peers", "run"]
+__all__ = [
+    "ONNX_VARIANTS",
+    "OPENVINO_VARIANTS",
+    "PAD_MULTIPLE",
+    "TEXT_BATCHES",
+    "TEXT_PADDINGS",
+    "BenchResult",
+    "Measurement",
+    "calibration_batches",
+    "export_onnx",
+    "gpu_available",
+    "prepare_peers",
+    "run",
+]

@@ -2,6 +2,6 @@
 
 import sys
 
-from .measure import worker
+from job.benchmark.measure import worker
 
 sys.exit(worker(sys.argv[1:]))

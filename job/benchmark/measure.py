@@ -31,9 +31,9 @@ from typing import Any
 
 import numpy as np
 
-from .session import RUNTIMES, session_class
-from .spec import Measurement
-from .workload import load_workload
+from job.benchmark.session import RUNTIMES, session_class
+from job.benchmark.spec import Measurement
+from job.benchmark.workload import load_workload
 
 __all__ = ["JOBS", "WorkerError", "dispatch", "measure", "profile_rows", "run_job", "worker"]
 
@@ -76,7 +76,9 @@ def run_job(payload: dict[str, Any]) -> dict[str, Any]:
     return getattr(importlib.import_module(module), function)(payload)
 
 
-def dispatch(job: str | Measurement, payload: dict[str, Any] | None = None, *, threads: int = 0, isolate: bool = True) -> dict[str, Any]:
+def dispatch(
+    job: str | Measurement, payload: dict[str, Any] | None = None, *, threads: int = 0, isolate: bool = True
+) -> dict[str, Any]:
     """Run a measurement (a ``Measurement``) or a named job with ``payload`` in a fresh
     interpreter (or in this one when ``isolate`` is off); ``WorkerError`` when it failed."""
     if isinstance(job, Measurement):
@@ -119,7 +121,7 @@ def worker(argv: list[str]) -> int:
         return 2
     payload = json.loads(Path(argv[1]).read_text(encoding="utf-8"))
     if payload["job"] == "measure" and json.loads(payload["spec"]).get("runtime") == "paddle-inference":
-        from ..runtime import paddle  # noqa: F401 - zlib before paddle, see job.runtime
+        from job.runtime import paddle  # noqa: F401 - zlib before paddle, see job.runtime
     try:
         out = run_job(payload)
     except Exception as exc:  # the parent records the failure as the row
@@ -168,7 +170,12 @@ def measure(spec: Measurement) -> dict[str, Any]:
         ms = np.asarray(times) * 1000.0
         measured = {
             "padding": padding,
-            "latency_ms": {"median": float(np.median(ms)), "p90": float(np.percentile(ms, 90)), "p99": float(np.percentile(ms, 99)), "mean": float(ms.mean())},
+            "latency_ms": {
+                "median": float(np.median(ms)),
+                "p90": float(np.percentile(ms, 90)),
+                "p99": float(np.percentile(ms, 99)),
+                "mean": float(ms.mean()),
+            },
             "throughput": samples / float(np.sum(times)),
             "peak_memory_mb": _peak_mb(),
             "peak_memory_method": "VmHWM reset after model load" if reset else "VmHWM of the process lifetime",
@@ -176,7 +183,9 @@ def measure(spec: Measurement) -> dict[str, Any]:
             "worker_pid": os.getpid(),  # shows which process measured (isolate: one per measurement)
         }
         if padding == "max":
-            measured["seq_len"] = int(work["max"]["input_ids"].shape[1]) if "input_ids" in work["max"] else spec.max_seq_len
+            measured["seq_len"] = (
+                int(work["max"]["input_ids"].shape[1]) if "input_ids" in work["max"] else spec.max_seq_len
+            )
             max_out = last
             if spec.save_outputs and last is not None:
                 np.savez(spec.save_outputs, *[np.asarray(o) for o in last])
@@ -213,7 +222,14 @@ def profile_rows(spec: Measurement, session, batch: dict[str, np.ndarray]) -> li
     wall_ms = wall * 1000.0 / runs
     rows = []
     for op, total in totals.most_common(top):
-        rows.append({"op": op, "ms_per_run": total / runs, "calls_per_run": counts[op] / runs, "share": total / runs / wall_ms if wall_ms else 0.0})
+        rows.append(
+            {
+                "op": op,
+                "ms_per_run": total / runs,
+                "calls_per_run": counts[op] / runs,
+                "share": total / runs / wall_ms if wall_ms else 0.0,
+            }
+        )
     rows.append({"op": "(wall time per run)", "ms_per_run": wall_ms, "calls_per_run": 0, "share": 1.0})
     return rows
 

@@ -26,15 +26,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import reuse
-from .measure import WorkerError, dispatch
-from .result import Context, failed, measure_into
-from .session import OpTimes
-from .spec import Measurement, record_base
-from .workload import batches_digest, calibration_batches
+from job import reuse
+from job.benchmark.measure import WorkerError, dispatch
+from job.benchmark.result import Context, failed, measure_into
+from job.benchmark.session import OpTimes
+from job.benchmark.spec import Measurement, record_base
+from job.benchmark.workload import batches_digest, calibration_batches
 
 if TYPE_CHECKING:  # job.model imports paddle; ONNX Runtime workers must not load it
-    from ..model import ModelFiles
+    from job.model import ModelFiles
 
 __all__ = ["ONNX_VARIANTS", "Session", "candidates", "export_onnx", "peer"]
 
@@ -132,7 +132,9 @@ def peer(ctx: Context, model: ModelFiles, name: str) -> None:
     fastest: dict[str, tuple[float, Measurement, dict[str, Any]]] = {}
     for precision, variant, file_name, info in made["candidates"]:
         outputs = folder / f"{variant}.outputs.npz"
-        spec = spec0.replace(precision=precision, variant=variant, source=str(folder / file_name), save_outputs=str(outputs))
+        spec = spec0.replace(
+            precision=precision, variant=variant, source=str(folder / file_name), save_outputs=str(outputs)
+        )
         log.info("benchmark: %s on onnxruntime %s", name, variant)
         try:
             out = dispatch(spec)
@@ -146,14 +148,20 @@ def peer(ctx: Context, model: ModelFiles, name: str) -> None:
         if precision == "fp32" and reference is None:
             reference = got
         elif reference is not None and got is not None:
-            entry["max_abs_diff_vs_fp32"] = float(max(np.max(np.abs(a - b)) for a, b in zip(reference, got, strict=False)))
+            entry["max_abs_diff_vs_fp32"] = float(
+                max(np.max(np.abs(a - b)) for a, b in zip(reference, got, strict=False))
+            )
         tried.append(entry)
         if precision not in fastest or measured["latency_ms"]["median"] < fastest[precision][0]:
             fastest[precision] = (measured["latency_ms"]["median"], spec, measured)
     for precision in ("fp32", "int8"):
         variants = [t for t in tried if t["variant"].startswith(precision)]
         if precision not in fastest:
-            why = "no ONNX Runtime variant ran" if precision == "fp32" else "no INT8 variant could be made and run (see variants_tried)"
+            why = (
+                "no ONNX Runtime variant ran"
+                if precision == "fp32"
+                else "no INT8 variant could be made and run (see variants_tried)"
+            )
             failed(ctx, spec0.replace(precision=precision), why, variants_tried=variants)
             continue
         _, spec, measured = fastest[precision]
@@ -161,10 +169,19 @@ def peer(ctx: Context, model: ModelFiles, name: str) -> None:
         record = dict(record_base(spec, ctx.env), **{k: v for k, v in measured.items() if k != "padding"}, **extra)
         ctx.result._specs.append((record, spec))
         ctx.result.records.append(record)
-        log.info("benchmark: onnxruntime best %s: %s, median %.1f ms", precision, spec.variant, measured["latency_ms"]["median"])
+        log.info(
+            "benchmark: onnxruntime best %s: %s, median %.1f ms",
+            precision,
+            spec.variant,
+            measured["latency_ms"]["median"],
+        )
         if precision == "int8" and ctx.text_paddings:
             # The best INT8 (chosen on the latency batch) in the padding modes, on the same texts as Paddle's rows.
-            measure_into(ctx, spec.replace(paddings=ctx.text_paddings, save_outputs=""), {"chosen": "the best INT8 variant on the latency batch"})
+            measure_into(
+                ctx,
+                spec.replace(paddings=ctx.text_paddings, save_outputs=""),
+                {"chosen": "the best INT8 variant on the latency batch"},
+            )
 
 
 def candidates(model: ModelFiles, folder: Path, calibration: list[dict[str, np.ndarray]]) -> dict[str, Any]:
@@ -175,7 +192,14 @@ def candidates(model: ModelFiles, folder: Path, calibration: list[dict[str, np.n
 
     code = reuse.code_text(export_onnx, constants_to_initializers, _fuse, make_variant, Calibration, candidates)
     libraries = {dist: version(dist) for dist in ("paddle2onnx", "onnxruntime", "onnx")}
-    key = reuse.key(files=[model.program, model.params], code=code, versions=libraries, calibration=batches_digest(calibration), variants=ONNX_VARIANTS, shape=_model_shape(model))
+    key = reuse.key(
+        files=[model.program, model.params],
+        code=code,
+        versions=libraries,
+        calibration=batches_digest(calibration),
+        variants=ONNX_VARIANTS,
+        shape=_model_shape(model),
+    )
     if reuse.fresh(folder, key, "ONNX export and INT8 variants"):
         return json.loads((folder / reuse.MARKER).read_text(encoding="utf-8"))["made"]
     shutil.rmtree(folder, ignore_errors=True)
@@ -247,11 +271,20 @@ def export_onnx(model: ModelFiles, out_file: Path, opset: int = 13) -> Path:
     import onnx
     import paddle2onnx
 
-    from ..evaluate import quiet_native_output
+    from job.evaluate import quiet_native_output
 
     out_file.parent.mkdir(parents=True, exist_ok=True)
     with quiet_native_output():
-        raw = paddle2onnx.export(str(model.program), str(model.params), save_file=None, opset_version=opset, auto_upgrade_opset=True, verbose=False, enable_onnx_checker=True, deploy_backend="onnxruntime")
+        raw = paddle2onnx.export(
+            str(model.program),
+            str(model.params),
+            save_file=None,
+            opset_version=opset,
+            auto_upgrade_opset=True,
+            verbose=False,
+            enable_onnx_checker=True,
+            deploy_backend="onnxruntime",
+        )
     proto = onnx.load_from_string(raw)
     moved = constants_to_initializers(proto)
     log.info("benchmark: exported %s to ONNX (%d Constant nodes turned into initializers)", model.folder, moved)
@@ -318,7 +351,13 @@ def make_variant(name: str, source: Path, out: Path, calibration: list[dict[str,
 
     extra = {"DefaultTensorType": onnx.TensorProto.FLOAT}
     if name.startswith("int8-dynamic"):
-        quantize_dynamic(str(source), str(out), per_channel=name.endswith("per-channel"), weight_type=QuantType.QInt8, extra_options=dict(extra, MatMulConstBOnly=True))
+        quantize_dynamic(
+            str(source),
+            str(out),
+            per_channel=name.endswith("per-channel"),
+            weight_type=QuantType.QInt8,
+            extra_options=dict(extra, MatMulConstBOnly=True),
+        )
         return out
     fmt = QuantFormat.QDQ if "-qdq" in name else QuantFormat.QOperator
     quantize_static(
@@ -341,7 +380,9 @@ def _fuse(source: Path, out: Path, heads: int, hidden: int) -> tuple[Path, dict[
     from onnxruntime.transformers import optimizer
 
     with contextlib.redirect_stdout(sys.stderr):
-        model = optimizer.optimize_model(str(source), model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=0, only_onnxruntime=False)
+        model = optimizer.optimize_model(
+            str(source), model_type="bert", num_heads=heads, hidden_size=hidden, opt_level=0, only_onnxruntime=False
+        )
     fused = {k: v for k, v in model.get_fused_operator_statistics().items() if v}
     model.save_model_to_file(str(out))
     return out, fused

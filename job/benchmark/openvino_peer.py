@@ -20,7 +20,6 @@ installs ``requirements/extras/bench.txt``; the job itself never imports this mo
 Imports ``openvino`` lazily: a benchmark worker of another runtime never loads it.
 """
 
-
 from __future__ import annotations
 
 import json
@@ -33,22 +32,38 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .. import reuse
-from .measure import WorkerError, dispatch
-from .result import Context, best, failed, measure_into, skipped
-from .session import OpTimes
-from .spec import Measurement
-from .workload import batches_digest, calibration_batches
+from job import reuse
+from job.benchmark.measure import WorkerError, dispatch
+from job.benchmark.result import Context, best, failed, measure_into, skipped
+from job.benchmark.session import OpTimes
+from job.benchmark.spec import Measurement
+from job.benchmark.workload import batches_digest, calibration_batches
 
 if TYPE_CHECKING:
-    from ..model import ModelFiles
+    from job.model import ModelFiles
 
-__all__ = ["OPENVINO_VARIANTS", "Session", "available", "error_text", "nncf_int8", "peer", "quantize", "read", "refusal", "versions"]
+__all__ = [
+    "OPENVINO_VARIANTS",
+    "Session",
+    "available",
+    "error_text",
+    "nncf_int8",
+    "peer",
+    "quantize",
+    "read",
+    "refusal",
+    "versions",
+]
 
 log = logging.getLogger("job.openvino")
 
 # OpenVINO rows: variant -> (precision, precision hint; "" is OpenVINO's default on this CPU).
-OPENVINO_VARIANTS = {"f32": ("fp32", "f32"), "default": ("fp32", ""), "nncf-int8-f32": ("int8", "f32"), "nncf-int8-default": ("int8", "")}
+OPENVINO_VARIANTS = {
+    "f32": ("fp32", "f32"),
+    "default": ("fp32", ""),
+    "nncf-int8-f32": ("int8", "f32"),
+    "nncf-int8-default": ("int8", ""),
+}
 _CALIB = (16, 8)  # NNCF calibration: batches x examples, from the training split
 
 
@@ -58,7 +73,10 @@ def available() -> tuple[bool, str]:
         import nncf  # noqa: F401
         import openvino  # noqa: F401
     except ImportError as exc:
-        return False, f"{exc.name or 'openvino'} is not installed (make bench installs requirements/extras/bench.txt into .venv)"
+        return (
+            False,
+            f"{exc.name or 'openvino'} is not installed (make bench installs requirements/extras/bench.txt into .venv)",
+        )
     return True, ""
 
 
@@ -106,20 +124,30 @@ def quantize(source: str | Path, calibration: list[dict[str, np.ndarray]], out_x
     out_xml.parent.mkdir(parents=True, exist_ok=True)
     ov.save_model(quantized, str(out_xml), compress_to_fp16=False)
     fake_quantize = sum(1 for op in quantized.get_ops() if op.get_type_name() == "FakeQuantize")
-    return {"fake_quantize_nodes": fake_quantize, "calibration_batches": len(calibration), "calibration_examples": int(sum(len(next(iter(b.values()))) for b in calibration))}
+    return {
+        "fake_quantize_nodes": fake_quantize,
+        "calibration_batches": len(calibration),
+        "calibration_examples": int(sum(len(next(iter(b.values()))) for b in calibration)),
+    }
 
 
 class Session:
     """One OpenVINO model on CPU, called like the other runtimes' sessions: a batch of
     named arrays in, the outputs (copied out) back. ``static``: compile per input shape."""
 
-    def __init__(self, source: str | Path, threads: int, hint: str = "", *, static: bool = True, perf_count: bool = False):
+    def __init__(
+        self, source: str | Path, threads: int, hint: str = "", *, static: bool = True, perf_count: bool = False
+    ):
         import openvino as ov
 
         self.core = ov.Core()
         self.model = self.core.read_model(str(source))
         self.names = [i.get_any_name() for i in self.model.inputs]
-        self.config: dict[str, Any] = {"INFERENCE_NUM_THREADS": int(threads), "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}
+        self.config: dict[str, Any] = {
+            "INFERENCE_NUM_THREADS": int(threads),
+            "PERFORMANCE_HINT": "LATENCY",
+            "NUM_STREAMS": 1,
+        }
         if hint:
             self.config["INFERENCE_PRECISION_HINT"] = hint
         if perf_count:
@@ -152,14 +180,19 @@ class Session:
 
     @classmethod
     def open(cls, spec: Measurement) -> Session:
-        return cls(spec.source, spec.threads, spec.hint, static=not spec.dynamic_shapes, perf_count=spec.profile is not None)
+        return cls(
+            spec.source, spec.threads, spec.hint, static=not spec.dynamic_shapes, perf_count=spec.profile is not None
+        )
 
     @staticmethod
     def versions() -> dict[str, str]:
         return versions()
 
     def facts(self) -> dict[str, Any]:
-        return {"inference_precision": self.inference_precision, "shapes_compiled": "per batch shape" if self.static else "dynamic"}
+        return {
+            "inference_precision": self.inference_precision,
+            "shapes_compiled": "per batch shape" if self.static else "dynamic",
+        }
 
     def checks(self, batch: dict[str, np.ndarray], outputs: list[np.ndarray]) -> dict[str, Any]:
         return {}
@@ -206,14 +239,21 @@ def nncf_job(spec: dict[str, Any]) -> dict[str, Any]:
     return dict(info, made_in_s=round(time.perf_counter() - started, 1))
 
 
-def nncf_int8(model: ModelFiles, name: str, task: Any, workdir: Path, input_names: list[str], threads: int, isolate: bool = True) -> tuple[Path, dict[str, Any]]:
+def nncf_int8(
+    model: ModelFiles, name: str, task: Any, workdir: Path, input_names: list[str], threads: int, isolate: bool = True
+) -> tuple[Path, dict[str, Any]]:
     """NNCF INT8 of ``model`` as OpenVINO IR under workdir/openvino/NAME, made in a worker
     or reused under its reuse key; and what was made (``error`` when it failed)."""
     folder = workdir / "openvino" / name
     xml = folder / "nncf-int8.xml"
     count, size = _CALIB
     calibration = calibration_batches(task, input_names, count=count, size=size, split="train")
-    key = reuse.key(files=[model.program, model.params], code=reuse.code_text(quantize, nncf_job), versions=versions(), calibration=batches_digest(calibration))
+    key = reuse.key(
+        files=[model.program, model.params],
+        code=reuse.code_text(quantize, nncf_job),
+        versions=versions(),
+        calibration=batches_digest(calibration),
+    )
     if reuse.fresh(folder, key, "NNCF INT8"):
         return xml, json.loads((folder / reuse.MARKER).read_text(encoding="utf-8")).get("made", {})
     shutil.rmtree(folder, ignore_errors=True)
@@ -222,7 +262,12 @@ def nncf_int8(model: ModelFiles, name: str, task: Any, workdir: Path, input_name
     np.savez(calibration_file, **{f"{i:04d}/{n}": a for i, batch in enumerate(calibration) for n, a in batch.items()})
     log.info("benchmark: NNCF INT8 of %s (transformer preset, %d calibration batches of %d)", name, count, size)
     try:
-        made = dispatch("nncf-quantize", {"source": str(model.program), "calibration": str(calibration_file), "out": str(xml)}, threads=threads, isolate=isolate)
+        made = dispatch(
+            "nncf-quantize",
+            {"source": str(model.program), "calibration": str(calibration_file), "out": str(xml)},
+            threads=threads,
+            isolate=isolate,
+        )
     except WorkerError as exc:
         log.error("benchmark: NNCF quantization failed: %s", exc)
         return xml, {"error": f"NNCF quantization failed: {exc}"}
@@ -237,16 +282,34 @@ def peer(ctx: Context, model: ModelFiles, name: str, ours: dict[str, ModelFiles]
     spec0 = ctx.base.replace(runtime="openvino", model=name, device="cpu", backend="ov-cpu", paddings=("max",))
     rows: list[tuple[Measurement, dict[str, Any]]] = []
     for variant, (precision, hint) in OPENVINO_VARIANTS.items():
-        rows.append((spec0.replace(precision=precision, variant=variant, hint=hint, source=str(model.program)), {"hint": hint or "default", "source": "the FP32 Paddle program, read by OpenVINO's Paddle frontend"}))
+        rows.append(
+            (
+                spec0.replace(precision=precision, variant=variant, hint=hint, source=str(model.program)),
+                {"hint": hint or "default", "source": "the FP32 Paddle program, read by OpenVINO's Paddle frontend"},
+            )
+        )
     for ours_name, ours_model in ours.items():
-        rows.append((spec0.replace(model=ours_name, precision="int8", variant="paddle-quantized", hint="f32", source=str(ours_model.program)), {"hint": "f32", "source": "our quantized Paddle program, read by OpenVINO's Paddle frontend"}))
+        rows.append(
+            (
+                spec0.replace(
+                    model=ours_name,
+                    precision="int8",
+                    variant="paddle-quantized",
+                    hint="f32",
+                    source=str(ours_model.program),
+                ),
+                {"hint": "f32", "source": "our quantized Paddle program, read by OpenVINO's Paddle frontend"},
+            )
+        )
     ok, why = available()
     if not ok:
         for spec, extra in rows:
             skipped(ctx, spec, why, **extra)
         log.warning("benchmark: OpenVINO peer skipped: %s", why)
         return
-    xml, made = nncf_int8(model, name, ctx.task, ctx.workdir, list(ctx.base.input_names), ctx.base.threads, ctx.base.isolate)
+    xml, made = nncf_int8(
+        model, name, ctx.task, ctx.workdir, list(ctx.base.input_names), ctx.base.threads, ctx.base.isolate
+    )
     timed: dict[str, tuple[Measurement, dict[str, Any], list[dict[str, Any]]]] = {}
     for spec, extra in rows:
         if spec.variant.startswith("nncf"):
@@ -265,5 +328,9 @@ def peer(ctx: Context, model: ModelFiles, name: str, ours: dict[str, ModelFiles]
     for variant in (int8["variant"] if int8 else None, "default"):
         if variant in timed:
             spec, extra, _ = timed[variant]
-            chosen = "the faster NNCF INT8 hint on the latency batch" if variant != "default" else "OpenVINO's default precision"
+            chosen = (
+                "the faster NNCF INT8 hint on the latency batch"
+                if variant != "default"
+                else "OpenVINO's default precision"
+            )
             measure_into(ctx, spec.replace(paddings=ctx.text_paddings, dynamic_shapes=True), dict(extra, chosen=chosen))

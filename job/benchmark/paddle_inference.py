@@ -18,9 +18,9 @@ from typing import Any
 
 import numpy as np
 
-from ..config import BenchmarkConfig
-from .session import OpTimes
-from .spec import Measurement
+from job.benchmark.session import OpTimes
+from job.benchmark.spec import Measurement
+from job.config import BenchmarkConfig
 
 __all__ = ["BACKENDS", "Session", "gpu_available", "model_files", "precisions"]
 
@@ -31,7 +31,7 @@ BACKENDS = {"cpu": "onednn", "gpu": "tensorrt"}
 
 def gpu_available() -> tuple[bool, str]:
     """Whether Paddle can run on a GPU here, and why not."""
-    from ..runtime import paddle
+    from job.runtime import paddle
 
     if not paddle.is_compiled_with_cuda():
         return False, "this paddlepaddle build has no CUDA (install paddlepaddle-gpu on a GPU machine)"
@@ -59,7 +59,12 @@ def precisions(cfg: BenchmarkConfig, quantized: bool) -> list[str]:
         wanted = ["fp32", "fp16"] if cfg.device == "gpu" else ["fp32"]
     chosen = [p for p in wanted if p in cfg.precisions]
     if not chosen:
-        log.info("benchmark: a %s program is served in %s, which Benchmark.precisions (%s) leaves out", "quantized" if quantized else "float", "/".join(wanted), ", ".join(cfg.precisions))
+        log.info(
+            "benchmark: a %s program is served in %s, which Benchmark.precisions (%s) leaves out",
+            "quantized" if quantized else "float",
+            "/".join(wanted),
+            ", ".join(cfg.precisions),
+        )
     for precision in cfg.precisions:
         if precision not in wanted and precision == "fp16" and cfg.device == "cpu":
             log.info("benchmark: fp16 is a GPU (TensorRT) precision; not measured on CPU")
@@ -68,7 +73,7 @@ def precisions(cfg: BenchmarkConfig, quantized: bool) -> list[str]:
 
 def model_files(spec: Measurement):
     """The ``ModelFiles`` of a Paddle measurement."""
-    from ..model import ModelFiles
+    from job.model import ModelFiles
 
     program, params = Path(spec.source), Path(spec.params)
     return ModelFiles(program.parent, program.name, params.name)
@@ -87,8 +92,8 @@ class Session:
 
     @classmethod
     def open(cls, spec: Measurement) -> Session:
-        from ..evaluate import create_predictor
-        from ..runtime import set_threads
+        from job.evaluate import create_predictor
+        from job.runtime import set_threads
 
         if spec.device == "cpu":
             set_threads(spec.threads)
@@ -103,7 +108,7 @@ class Session:
 
     @staticmethod
     def versions() -> dict[str, str]:
-        from ..runtime import versions
+        from job.runtime import versions
 
         return versions()
 
@@ -121,12 +126,17 @@ class Session:
             reference = Session.open(self.spec.replace(precision="fp32"))(batch)
         except Exception as exc:  # the check must not lose the measurement
             return {"int8_check": {"error": f"{exc.__class__.__name__}: {exc}"}}
-        diffs = [np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)) for a, b in zip(outputs, reference, strict=False)]
-        return {"int8_check": {
-            "reference": "the quantized program run in FP32 (QDQ simulated), same max-padding batch",
-            "mean_abs_diff": float(np.mean([d.mean() for d in diffs])),
-            "max_abs_diff": float(max(d.max() for d in diffs)),
-        }}
+        diffs = [
+            np.abs(np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64))
+            for a, b in zip(outputs, reference, strict=False)
+        ]
+        return {
+            "int8_check": {
+                "reference": "the quantized program run in FP32 (QDQ simulated), same max-padding batch",
+                "mean_abs_diff": float(np.mean([d.mean() for d in diffs])),
+                "max_abs_diff": float(max(d.max() for d in diffs)),
+            }
+        }
 
     def profile(self, batch: dict[str, np.ndarray], runs: int) -> OpTimes:
         import paddle.profiler as profiler
@@ -134,7 +144,9 @@ class Session:
         totals: Counter[str] = Counter()
         counts: Counter[str] = Counter()
         trace = Path(self.spec.workload).parent / f"paddle-profile-{os.getpid()}.json"
-        prof = profiler.Profiler(targets=[profiler.ProfilerTarget.CPU], on_trace_ready=lambda prof: None)  # no ./profiler_log
+        prof = profiler.Profiler(
+            targets=[profiler.ProfilerTarget.CPU], on_trace_ready=lambda prof: None
+        )  # no ./profiler_log
         prof.start()
         started = time.perf_counter()
         for _ in range(runs):

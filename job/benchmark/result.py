@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .measure import WorkerError, dispatch
-from .spec import Measurement, Profile, record_base
+from job.benchmark.measure import WorkerError, dispatch
+from job.benchmark.spec import Measurement, Profile, record_base
 
 __all__ = ["BenchResult", "Context", "best", "failed", "measure_into", "skipped"]
 
@@ -32,12 +32,44 @@ class BenchResult:
 
     def summary(self) -> str:
         """A plain-text table of every record, then the environment and notes."""
-        header = ("model", "runtime", "backend", "precision", "variant", "padding", "batch", "seq", "threads", "median ms", "p90 ms", "p99 ms", "samples/s", "peak MB")
+        header = (
+            "model",
+            "runtime",
+            "backend",
+            "precision",
+            "variant",
+            "padding",
+            "batch",
+            "seq",
+            "threads",
+            "median ms",
+            "p90 ms",
+            "p99 ms",
+            "samples/s",
+            "peak MB",
+        )
         rows = [header]
         for r in self.records:
             if r.get("latency_ms") is None:
                 reason = r.get("skipped") or r.get("error") or "not measured"
-                rows.append((r["model"], r["runtime"], r["backend"], r["precision"], r.get("variant", ""), r["padding"], str(r["batch_size"]), "-", str(r.get("threads", "-")), ("skipped: " if r.get("skipped") else "failed: ") + reason, "", "", "", ""))
+                rows.append(
+                    (
+                        r["model"],
+                        r["runtime"],
+                        r["backend"],
+                        r["precision"],
+                        r.get("variant", ""),
+                        r["padding"],
+                        str(r["batch_size"]),
+                        "-",
+                        str(r.get("threads", "-")),
+                        ("skipped: " if r.get("skipped") else "failed: ") + reason,
+                        "",
+                        "",
+                        "",
+                        "",
+                    )
+                )
                 continue
             lat = r["latency_ms"]
             seq = f"{r['seq_len']:.0f}" if r["padding"] == "max" else f"{r['seq_len']:.1f}/{r['padded_len_mean']:.1f}"
@@ -45,20 +77,38 @@ class BenchResult:
                 precision_shown = f"{r['precision']} ({r['inference_precision']})"
             else:
                 precision_shown = r["precision"]
-            rows.append((
-                r["model"], r["runtime"], r["backend"], precision_shown, r.get("variant", ""), r["padding"], str(r["batch_size"]), seq, str(r["threads"]),
-                f"{lat['median']:.1f}", f"{lat['p90']:.1f}", f"{lat['p99']:.1f}", f"{r['throughput']:.1f}", _fmt_mb(r.get("peak_memory_mb")),
-            ))
+            rows.append(
+                (
+                    r["model"],
+                    r["runtime"],
+                    r["backend"],
+                    precision_shown,
+                    r.get("variant", ""),
+                    r["padding"],
+                    str(r["batch_size"]),
+                    seq,
+                    str(r["threads"]),
+                    f"{lat['median']:.1f}",
+                    f"{lat['p90']:.1f}",
+                    f"{lat['p99']:.1f}",
+                    f"{r['throughput']:.1f}",
+                    _fmt_mb(r.get("peak_memory_mb")),
+                )
+            )
         lines = _text_table(rows)
         first = next((r for r in self.records if r.get("hardware")), None)
         if first:
             hw, ver = first["hardware"], first.get("versions", {})
             lines.append("")
-            lines.append(f"hardware: {hw.get('cpu')} ({hw.get('cores')} cores; {' '.join(hw.get('isa') or []) or 'ISA not recorded'}), GPU {hw.get('gpu') or 'none'}")
+            lines.append(
+                f"hardware: {hw.get('cpu')} ({hw.get('cores')} cores; {' '.join(hw.get('isa') or []) or 'ISA not recorded'}), GPU {hw.get('gpu') or 'none'}"
+            )
             lines.append("versions: " + ", ".join(f"{k} {v}" for k, v in ver.items()))
             measured = [r for r in self.records if r.get("latency_ms") is not None]
             if measured:
-                lines.append(f"warm-up {measured[0]['warmup']} runs, {measured[0]['repeats']} timed runs per max-padding figure; padding comparison: seq = mean real / mean padded length of the same texts")
+                lines.append(
+                    f"warm-up {measured[0]['warmup']} runs, {measured[0]['repeats']} timed runs per max-padding figure; padding comparison: seq = mean real / mean padded length of the same texts"
+                )
         for note in self.notes:
             lines.append(f"note: {note}")
         return "\n".join(lines)
@@ -71,7 +121,9 @@ class BenchResult:
             raise ValueError("no measurement behind this record (skipped, or from another run)")
         if not Path(spec.workload).is_file():
             raise ValueError(f"{spec.workload}: the benchmark's workdir is gone; pass run(..., workdir=...) to keep it")
-        return dispatch(spec.replace(paddings=("max",), profile=Profile(runs, top), isolate=True, save_outputs=""))["profile"]
+        return dispatch(spec.replace(paddings=("max",), profile=Profile(runs, top), isolate=True, save_outputs=""))[
+            "profile"
+        ]
 
     def to_json(self) -> str:
         return json.dumps({"records": self.records, "notes": self.notes}, indent=1, ensure_ascii=False)
@@ -85,7 +137,11 @@ def _text_table(rows: list[tuple[str, ...]]) -> list[str]:
     widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
     out = []
     for index, row in enumerate(rows):
-        out.append("  ".join(str(cell).ljust(widths[i]) if i < 6 else str(cell).rjust(widths[i]) for i, cell in enumerate(row)).rstrip())
+        out.append(
+            "  ".join(
+                str(cell).ljust(widths[i]) if i < 6 else str(cell).rjust(widths[i]) for i, cell in enumerate(row)
+            ).rstrip()
+        )
         if index == 0:
             out.append("  ".join("-" * w for w in widths))
     return out
@@ -134,7 +190,16 @@ def measure_into(ctx: Context, spec: Measurement, extra: dict[str, Any] | None =
         ctx.result.records.append(record)
         records.append(record)
         lat = record["latency_ms"]
-        log.info("benchmark: %s %s %s%s %s: median %.1f ms, %.1f samples/s", record["model"], record["runtime"], record["precision"], f" {spec.variant}" if spec.variant else "", record["padding"], lat["median"], record["throughput"])
+        log.info(
+            "benchmark: %s %s %s%s %s: median %.1f ms, %.1f samples/s",
+            record["model"],
+            record["runtime"],
+            record["precision"],
+            f" {spec.variant}" if spec.variant else "",
+            record["padding"],
+            lat["median"],
+            record["throughput"],
+        )
     return records
 
 

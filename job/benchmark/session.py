@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 if TYPE_CHECKING:
     import numpy as np
 
-    from .spec import Measurement
+    from job.benchmark.spec import Measurement
 
 __all__ = ["RUNTIMES", "OpTimes", "Session", "session_class"]
 

@@ -86,9 +86,11 @@ class Measurement:
         if fields.get("profile"):
             fields["profile"] = Profile(**fields["profile"])
         if fields.get("serving") is not None:
-            from ..evaluate import Serving  # imports paddle: Paddle workers only
+            from job.evaluate import Serving  # imports paddle: Paddle workers only
 
-            fields["serving"] = Serving(**{k: tuple(v) if isinstance(v, list) else v for k, v in fields["serving"].items()})
+            fields["serving"] = Serving(
+                **{k: tuple(v) if isinstance(v, list) else v for k, v in fields["serving"].items()}
+            )
         return cls(**fields)
 
 

@@ -10,16 +10,23 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..config import BenchmarkConfig
-from ..machine import cpu_count
-from . import onnxruntime_peer, openvino_peer, paddle_inference
-from .result import BenchResult, Context, measure_into, skipped
-from .spec import Measurement
-from .workload import PAD_MULTIPLE, TEXT_PADDINGS, build_workload, calibration_batches, save_workload, shape_count
+from job.benchmark import onnxruntime_peer, openvino_peer, paddle_inference
+from job.benchmark.result import BenchResult, Context, measure_into, skipped
+from job.benchmark.spec import Measurement
+from job.benchmark.workload import (
+    PAD_MULTIPLE,
+    TEXT_PADDINGS,
+    build_workload,
+    calibration_batches,
+    save_workload,
+    shape_count,
+)
+from job.config import BenchmarkConfig
+from job.machine import cpu_count
 
 if TYPE_CHECKING:
-    from ..evaluate import Serving
-    from ..model import ModelFiles
+    from job.evaluate import Serving
+    from job.model import ModelFiles
 
 __all__ = ["prepare_peers", "run"]
 
@@ -51,8 +58,8 @@ def run(
     (variant name, model name, ``Serving`` fields such as ``{"benchmark_bf16": True}``). ``notes`` labels a model's records (``served_as``).
     ``openvino`` adds the OpenVINO peer; ``openvino_quantized`` (row name -> quantized
     model) hands our programs to it as well."""
-    from ..evaluate import Serving, is_quantized, program_inputs
-    from ..runtime import hardware, versions
+    from job.evaluate import Serving, is_quantized, program_inputs
+    from job.runtime import hardware, versions
 
     cfg.check()
     cfg = dataclasses.replace(cfg, device=cfg.device or "cpu")  # empty: follows Job.device, CPU when used alone
@@ -74,15 +81,30 @@ def run(
         save_workload(workload, workload_file)
         text_paddings = TEXT_PADDINGS if cfg.dynamic_padding else ()
         base = Measurement(
-            runtime="", model="", precision="", source="", workload=str(workload_file), input_names=input_names,
-            threads=threads, warmup=cfg.warmup, repeats=cfg.repeats, batch_size=cfg.batch_size, max_seq_len=cfg.max_seq_len,
-            device=cfg.device, paddings=("max",), pad_multiple=PAD_MULTIPLE, isolate=isolate,
+            runtime="",
+            model="",
+            precision="",
+            source="",
+            workload=str(workload_file),
+            input_names=input_names,
+            threads=threads,
+            warmup=cfg.warmup,
+            repeats=cfg.repeats,
+            batch_size=cfg.batch_size,
+            max_seq_len=cfg.max_seq_len,
+            device=cfg.device,
+            paddings=("max",),
+            pad_multiple=PAD_MULTIPLE,
+            isolate=isolate,
         )
         ctx = Context(BenchResult([]), env, base, workdir, task, text_paddings)
         if cfg.device == "gpu":
             ok, why = paddle_inference.gpu_available()
             if not ok:
-                log.warning("benchmark: device gpu asked for, but %s; GPU (TensorRT) measurements are skipped, no figures are made up", why)
+                log.warning(
+                    "benchmark: device gpu asked for, but %s; GPU (TensorRT) measurements are skipped, no figures are made up",
+                    why,
+                )
                 ctx.result.notes.append(f"GPU measurements skipped: {why}")
         else:
             ok, why = True, ""
@@ -91,10 +113,26 @@ def run(
         def paddle_spec(name: str, precision: str, **fields: Any) -> Measurement:
             model = models[name]
             served = dataclasses.replace(
-                serving or Serving(), device=cfg.device, precision=precision, threads=threads, cache_capacity=shape_count(workload), input_names=names_by_model[name],
-                max_batch_size=cfg.batch_size, max_seq_len=cfg.max_seq_len, **fields,
+                serving or Serving(),
+                device=cfg.device,
+                precision=precision,
+                threads=threads,
+                cache_capacity=shape_count(workload),
+                input_names=names_by_model[name],
+                max_batch_size=cfg.batch_size,
+                max_seq_len=cfg.max_seq_len,
+                **fields,
             )
-            return base.replace(runtime="paddle-inference", model=name, backend=backend, precision=precision, source=str(model.program), params=str(model.params), input_names=names_by_model[name], serving=served)
+            return base.replace(
+                runtime="paddle-inference",
+                model=name,
+                backend=backend,
+                precision=precision,
+                source=str(model.program),
+                params=str(model.params),
+                input_names=names_by_model[name],
+                serving=served,
+            )
 
         for name in models:
             for precision in paddle_inference.precisions(cfg, quantized[name]):
@@ -109,23 +147,39 @@ def run(
             if cfg.device == "gpu":
                 skipped(ctx, spec, "serving variants are CPU (oneDNN) settings")
                 continue
-            extra = {"served_as": f"benchmark only: what a user gets only with a predictor configured this way ({', '.join(f'{k}={v}' for k, v in options.items())})"}
+            extra = {
+                "served_as": f"benchmark only: what a user gets only with a predictor configured this way ({', '.join(f'{k}={v}' for k, v in options.items())})"
+            }
             log.info("benchmark: %s on paddle-inference/%s %s, variant %s", name, backend, spec.precision, variant)
             measure_into(ctx, spec, extra)
         peer_source = onnx_from or next((n for n in models if not quantized[n]), None)
-        for wanted, label, runtime in ((cfg.onnx_peer, "ONNX Runtime", "onnxruntime"), (openvino, "OpenVINO", "openvino")):
+        for wanted, label, runtime in (
+            (cfg.onnx_peer, "ONNX Runtime", "onnxruntime"),
+            (openvino, "OpenVINO", "openvino"),
+        ):
             if not wanted:
                 continue
             if peer_source is None:
-                note = f"{label} peer skipped: no float model to start from (the peer starts from the FP32 Paddle model)"
+                note = (
+                    f"{label} peer skipped: no float model to start from (the peer starts from the FP32 Paddle model)"
+                )
                 log.warning("benchmark: %s", note)
                 ctx.result.notes.append(note)
                 continue
             peer_ctx = dataclasses.replace(ctx, base=base.replace(input_names=names_by_model[peer_source]))
             if cfg.device == "gpu":
-                spec = peer_ctx.base.replace(runtime=runtime, model=peer_source, device="gpu", backend="ort-cpu" if runtime == "onnxruntime" else "ov-cpu")
+                spec = peer_ctx.base.replace(
+                    runtime=runtime,
+                    model=peer_source,
+                    device="gpu",
+                    backend="ort-cpu" if runtime == "onnxruntime" else "ov-cpu",
+                )
                 for precision in ("fp32", "int8"):
-                    skipped(ctx, spec.replace(precision=precision), f"the {label} peer runs on CPU only; compare it with a CPU benchmark")
+                    skipped(
+                        ctx,
+                        spec.replace(precision=precision),
+                        f"the {label} peer runs on CPU only; compare it with a CPU benchmark",
+                    )
             elif runtime == "onnxruntime":
                 onnxruntime_peer.peer(peer_ctx, models[peer_source], peer_source)
             else:
@@ -133,10 +187,12 @@ def run(
     return ctx.result
 
 
-def prepare_peers(model: ModelFiles, name: str, task: Any, workdir: Path, *, threads: int, onnx: bool = True, openvino: bool = True) -> None:
+def prepare_peers(
+    model: ModelFiles, name: str, task: Any, workdir: Path, *, threads: int, onnx: bool = True, openvino: bool = True
+) -> None:
     """Make (or find by reuse key) the peers' conversions of the float model ``model``
     under ``workdir``, as ``run`` would, without measuring anything."""
-    from ..evaluate import program_inputs
+    from job.evaluate import program_inputs
 
     names = program_inputs(model)
     if onnx:

@@ -21,9 +21,20 @@ from typing import Any
 
 import numpy as np
 
-from ..config import BenchmarkConfig
+from job.config import BenchmarkConfig
 
-__all__ = ["PAD_MULTIPLE", "TEXT_BATCHES", "TEXT_PADDINGS", "batches_digest", "build_workload", "calibration_batches", "load_workload", "save_workload", "shape_count", "text_sample"]
+__all__ = [
+    "PAD_MULTIPLE",
+    "TEXT_BATCHES",
+    "TEXT_PADDINGS",
+    "batches_digest",
+    "build_workload",
+    "calibration_batches",
+    "load_workload",
+    "save_workload",
+    "shape_count",
+    "text_sample",
+]
 
 PAD_MULTIPLE = 16
 # The padding comparison times TEXT_BATCHES x batch_size texts (fewer when the test split is smaller).
@@ -35,7 +46,7 @@ def build_workload(cfg: BenchmarkConfig, task: Any, names: list[str]) -> dict[st
     fixed = task.fixed_batch(cfg.batch_size, cfg.max_seq_len)
     missing = [n for n in names if n not in fixed]
     if missing:
-        from ..errors import InputError
+        from job.errors import InputError
 
         raise InputError(f"the model asks for inputs {missing} that task {task.name} does not provide")
     max_batch = {n: np.ascontiguousarray(fixed[n]) for n in names}
@@ -81,7 +92,12 @@ def save_workload(workload: dict[str, Any], path: Path) -> None:
 
 def load_workload(path: str) -> dict[str, Any]:
     with np.load(path) as data:
-        out: dict[str, Any] = {"max": {}, "texts": {mode: {} for mode in TEXT_PADDINGS}, "sample": data["sample"], "real_len": float(data["real_len"])}
+        out: dict[str, Any] = {
+            "max": {},
+            "texts": {mode: {} for mode in TEXT_PADDINGS},
+            "sample": data["sample"],
+            "real_len": float(data["real_len"]),
+        }
         for key in data.files:
             if key in ("sample", "real_len"):
                 continue
@@ -94,7 +110,9 @@ def load_workload(path: str) -> dict[str, Any]:
     return out
 
 
-def calibration_batches(task: Any, names: list[str], count: int = 8, size: int = 8, split: str = "") -> list[dict[str, np.ndarray]]:
+def calibration_batches(
+    task: Any, names: list[str], count: int = 8, size: int = 8, split: str = ""
+) -> list[dict[str, np.ndarray]]:
     splits = getattr(task, "splits", {})
     if split not in splits:
         split = "dev" if "dev" in splits else "test"
@@ -113,8 +131,6 @@ def batches_digest(batches: list[dict[str, np.ndarray]]) -> str:
             sha.update(name.encode())
             sha.update(np.ascontiguousarray(batch[name]).tobytes())
     return sha.hexdigest()
-
-
 
 
 def shape_count(workload: dict[str, Any]) -> int:

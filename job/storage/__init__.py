@@ -26,15 +26,15 @@ laptop without paddle. boto3 is imported inside the methods that need it.
 
 from __future__ import annotations
 
-from .base import Backend, FileDigest, NotFoundError, ObjectInfo, hash_file
-from .client import Storage
-from .download import download_verified
-from .inputs import fetch, input_identity, run_fingerprint
-from .locations import escape
-from .manifest import MANIFEST, MARKER, completion_state
-from .publish import PublishResult, format_size, publish
-from .registry import check_location
-from .results import PullResult, TaskStatus, list_runs, pull, task_prefix
+from job.storage.base import Backend, FileDigest, NotFoundError, ObjectInfo, hash_file
+from job.storage.client import Storage
+from job.storage.download import download_verified
+from job.storage.inputs import fetch, input_identity, run_fingerprint
+from job.storage.layout import PullResult, TaskStatus, list_runs, pull, task_prefix
+from job.storage.locations import escape
+from job.storage.manifest import MANIFEST, MARKER, completion_state
+from job.storage.publish import PublishResult, format_size, publish
+from job.storage.registry import check_location
 
 __all__ = [
     "MANIFEST",

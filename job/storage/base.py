@@ -18,12 +18,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InputError, StorageError
+from job.errors import InputError, StorageError
 
 if TYPE_CHECKING:
-    from .client import Storage
+    from job.storage.client import Storage
 
-__all__ = ["CHUNK", "Backend", "FileDigest", "LocalFile", "NotFoundError", "ObjectInfo", "Progress", "content_matches", "describe", "hash_file"]
+__all__ = [
+    "CHUNK",
+    "Backend",
+    "FileDigest",
+    "LocalFile",
+    "NotFoundError",
+    "ObjectInfo",
+    "Progress",
+    "content_matches",
+    "describe",
+    "hash_file",
+]
 
 CHUNK = 1024 * 1024
 
@@ -91,7 +102,11 @@ def describe(exc: BaseException) -> str:
     if isinstance(response, dict) and response.get("Error"):
         error = response["Error"]
         status = response.get("ResponseMetadata", {}).get("HTTPStatusCode")
-        text = f"{error.get('Code', 'error')}{f' (HTTP {status})' if status else ''}: {error.get('Message', '')}".rstrip(": ")
+        text = (
+            f"{error.get('Code', 'error')}{f' (HTTP {status})' if status else ''}: {error.get('Message', '')}".rstrip(
+                ": "
+            )
+        )
     else:
         text = str(exc) or type(exc).__name__
         if isinstance(exc, OSError) and exc.strerror:

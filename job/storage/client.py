@@ -10,15 +10,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import InputError, StorageError
-from . import scrub
-from .base import Backend, FileDigest, ObjectInfo, Progress, describe
-from .local import LocalBackend
-from .locations import as_uri
-from .registry import backend_class
+from job.errors import InputError, StorageError
+from job.storage import scrub
+from job.storage.base import Backend, FileDigest, ObjectInfo, Progress, describe
+from job.storage.local import LocalBackend
+from job.storage.locations import as_uri
+from job.storage.registry import backend_class
 
 if TYPE_CHECKING:
-    from ..config import StorageConfig
+    from job.config import StorageConfig
 
 __all__ = ["Storage"]
 
@@ -53,7 +53,7 @@ class Storage:
     """
 
     def __init__(self, config: StorageConfig | None = None, *, environ: Mapping[str, str] | None = None):
-        from ..config import StorageConfig
+        from job.config import StorageConfig
 
         env = os.environ if environ is None else environ
         cfg = config if config is not None else StorageConfig()

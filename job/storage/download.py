@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, JobError, StorageError
-from .base import ObjectInfo, Progress, content_matches, describe
-from .locations import escape, inside, safe_relpath
+from job.errors import InputError, JobError, StorageError
+from job.storage.base import ObjectInfo, Progress, content_matches, describe
+from job.storage.locations import escape, inside, safe_relpath
 
 __all__ = ["Expected", "check_listed", "download_verified"]
 
@@ -53,7 +53,9 @@ def check_listed(objects: dict[str, ObjectInfo], files: dict[str, dict[str, Any]
         if obj.refused:
             raise InputError(f"{escape(prefix)}: refusing {escape(obj.refused)}")
         if obj.size != entry["size"]:
-            raise StorageError(f"{escape(prefix)}/{escape(rel)}: {obj.size} bytes stored, {entry['size']} in {manifest}")
+            raise StorageError(
+                f"{escape(prefix)}/{escape(rel)}: {obj.size} bytes stored, {entry['size']} in {manifest}"
+            )
 
 
 def _local_error(exc: OSError, target: Path) -> InputError:
@@ -77,7 +79,12 @@ def _remove_leftovers(target: Path) -> None:
     """Temp folders of an earlier download of the same target that was killed."""
     with contextlib.suppress(OSError):
         for path in target.parent.iterdir():
-            if path.name.startswith(f".{target.name}.") and path.name.endswith((_PARTIAL, _OLD)) and path.is_dir() and not path.is_symlink():
+            if (
+                path.name.startswith(f".{target.name}.")
+                and path.name.endswith((_PARTIAL, _OLD))
+                and path.is_dir()
+                and not path.is_symlink()
+            ):
                 shutil.rmtree(path, ignore_errors=True)
                 log.info("removed %s, left by an interrupted download", path)
 
@@ -121,7 +128,9 @@ def download_verified(
             digest = storage.get_file(expected.uri, local, progress=progress)
             if expected.sha256 is not None:
                 if (digest.sha256, digest.size) != (expected.sha256, expected.size):
-                    raise StorageError(f"{escape(expected.uri)}: content does not match its manifest (SHA-256 or size differs)")
+                    raise StorageError(
+                        f"{escape(expected.uri)}: content does not match its manifest (SHA-256 or size differs)"
+                    )
             else:
                 _verify_by_store(storage, expected, local, digest.size)
             total += digest.size

@@ -10,12 +10,12 @@ import os
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, StorageError
-from .base import hash_file
-from .download import Expected, check_listed, download_verified
-from .local import LocalBackend
-from .locations import as_uri, escape, join, safe_relpath, split_s3
-from .manifest import MANIFEST, parse_manifest
+from job.errors import InputError, StorageError
+from job.storage.base import hash_file
+from job.storage.download import Expected, check_listed, download_verified
+from job.storage.local import LocalBackend
+from job.storage.locations import as_uri, escape, join, safe_relpath, split_s3
+from job.storage.manifest import MANIFEST, parse_manifest
 
 __all__ = ["fetch", "input_identity", "run_fingerprint"]
 
@@ -61,7 +61,11 @@ def fetch(storage: Any, uri: str, cache_dir: str | os.PathLike[str]) -> Path:
     target = cache / hashlib.sha256(canonical.encode()).hexdigest()[:16]
     kind, name, objects = _remote(storage, uri)
     result = target if kind == "folder" else target / name
-    signature = {"uri": canonical, "kind": kind, "objects": {rel: [o.size, o.etag] for rel, o in sorted(objects.items())}}
+    signature = {
+        "uri": canonical,
+        "kind": kind,
+        "objects": {rel: [o.size, o.etag] for rel, o in sorted(objects.items())},
+    }
     try:
         if json.loads((target / STAMP).read_text(encoding="utf-8")) == signature:
             log.debug("%s: cached in %s", uri, target)
@@ -81,7 +85,13 @@ def fetch(storage: Any, uri: str, cache_dir: str | os.PathLike[str]) -> Path:
         extra[MANIFEST] = raw
         skipped = sorted(set(objects) - set(files) - {MANIFEST})
         if skipped:
-            log.info("%s: %d objects not in %s left out (%s)", uri, len(skipped), MANIFEST, ", ".join(map(escape, skipped[:5])))
+            log.info(
+                "%s: %d objects not in %s left out (%s)",
+                uri,
+                len(skipped),
+                MANIFEST,
+                ", ".join(map(escape, skipped[:5])),
+            )
     else:
         expected = {rel: Expected(uri if kind == "file" else join(uri, rel), obj.size) for rel, obj in objects.items()}
     try:

@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, JobError, StorageError
-from .base import CHUNK, Backend, FileDigest, LocalFile, NotFoundError, ObjectInfo, Progress, hash_file
-from .locations import escape, scheme
+from job.errors import InputError, JobError, StorageError
+from job.storage.base import CHUNK, Backend, FileDigest, LocalFile, NotFoundError, ObjectInfo, Progress, hash_file
+from job.storage.locations import escape, scheme
 
 __all__ = ["LocalBackend"]
 

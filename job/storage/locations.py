@@ -15,8 +15,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
-from .scrub import scrub_url
+from job.errors import InputError
+from job.storage.scrub import scrub_url
 
 __all__ = [
     "UnsafePathError",
@@ -120,7 +120,9 @@ def safe_relpath(rel: str, where: str) -> str:
             f"{escape(where)}: refusing unsafe path {escape(repr(rel))} (absolute, '..', empty component or control character)"
         )
     if any(len(part.encode("utf-8", "surrogatepass")) > _MAX_COMPONENT for part in parts):
-        raise UnsafePathError(f"{escape(where)}: refusing {escape(repr(rel[:60]))}...: a name longer than {_MAX_COMPONENT} bytes")
+        raise UnsafePathError(
+            f"{escape(where)}: refusing {escape(repr(rel[:60]))}...: a name longer than {_MAX_COMPONENT} bytes"
+        )
     return "/".join(parts)
 
 

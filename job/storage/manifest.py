@@ -13,9 +13,9 @@ import logging
 import re
 from typing import Any
 
-from ..errors import InputError
-from .base import NotFoundError, ObjectInfo
-from .locations import UnsafePathError, escape, join, safe_relpath
+from job.errors import InputError
+from job.storage.base import NotFoundError, ObjectInfo
+from job.storage.locations import UnsafePathError, escape, join, safe_relpath
 
 __all__ = ["MANIFEST", "MARKER", "SCHEMA", "STATUSES", "UNSAFE", "completion_state", "parse_manifest", "task_state"]
 
@@ -36,7 +36,11 @@ def parse_manifest(data: bytes, where: str) -> dict[str, Any]:
         manifest = json.loads(data)
     except (UnicodeDecodeError, ValueError) as exc:
         raise InputError(f"{escape(where)}: not valid JSON ({escape(str(exc))})") from None
-    if not isinstance(manifest, dict) or manifest.get("schema") != SCHEMA or not isinstance(manifest.get("files"), dict):
+    if (
+        not isinstance(manifest, dict)
+        or manifest.get("schema") != SCHEMA
+        or not isinstance(manifest.get("files"), dict)
+    ):
         raise InputError(f"{escape(where)}: not a manifest of schema {SCHEMA} with a 'files' mapping")
     for rel, entry in manifest["files"].items():
         safe = safe_relpath(rel, where)
@@ -58,11 +62,15 @@ def parse_manifest(data: bytes, where: str) -> dict[str, Any]:
         parts = rel.split("/")
         for cut in range(1, len(parts)):
             if "/".join(parts[:cut]) in manifest["files"]:
-                raise UnsafePathError(f"{escape(where)}: {escape(repr('/'.join(parts[:cut])))} is listed as a file and as a folder")
+                raise UnsafePathError(
+                    f"{escape(where)}: {escape(repr('/'.join(parts[:cut])))} is listed as a file and as a folder"
+                )
     return manifest
 
 
-def task_state(storage: Any, prefix: str, objects: dict[str, ObjectInfo], deep: bool) -> tuple[str, dict[str, Any] | None]:
+def task_state(
+    storage: Any, prefix: str, objects: dict[str, ObjectInfo], deep: bool
+) -> tuple[str, dict[str, Any] | None]:
     """State of one task folder from its listing (fingerprint not compared): ``absent``,
     ``complete``, ``incomplete`` or ``unsafe``, and its manifest when readable."""
     if not objects:
@@ -91,7 +99,9 @@ def task_state(storage: Any, prefix: str, objects: dict[str, ObjectInfo], deep: 
             log.warning("%s: %s", escape(prefix), escape(obj.refused))
             return UNSAFE, manifest
         if obj is None or obj.size != entry["size"]:
-            log.info("%s: %s is %s", prefix, rel, "missing" if obj is None else "of another size than its manifest says")
+            log.info(
+                "%s: %s is %s", prefix, rel, "missing" if obj is None else "of another size than its manifest says"
+            )
             return "incomplete", manifest
         if entry.get("etag") and obj.etag and entry["etag"] != obj.etag:
             log.info("%s: %s was overwritten after publishing", prefix, rel)

@@ -13,11 +13,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, StorageError
-from .base import describe
-from .local import LocalBackend
-from .locations import as_uri, join, safe_relpath
-from .manifest import MANIFEST, MARKER, SCHEMA, STATUSES
+from job.errors import InputError, StorageError
+from job.storage.base import describe
+from job.storage.local import LocalBackend
+from job.storage.locations import as_uri, join, safe_relpath
+from job.storage.manifest import MANIFEST, MARKER, SCHEMA, STATUSES
 
 __all__ = ["PublishResult", "format_size", "progress_bar", "publish"]
 
@@ -33,7 +33,15 @@ def format_size(n: int) -> str:
 def progress_bar(total: int, desc: str, enabled: bool) -> Any:
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024, disable=None if enabled else True, leave=False)
+    return tqdm(
+        total=total,
+        desc=desc,
+        unit="B",
+        unit_scale=True,
+        unit_divisor=1024,
+        disable=None if enabled else True,
+        leave=False,
+    )
 
 
 def tail(prefix: str) -> str:
@@ -119,7 +127,9 @@ def publish(
         for rel, entry in entries.items():
             obj = stored.get(rel)
             if obj is None or obj.size != entry["size"]:
-                raise StorageError(f"upload to {join(prefix, rel)}: stored size differs from the {entry['size']} bytes sent")
+                raise StorageError(
+                    f"upload to {join(prefix, rel)}: stored size differs from the {entry['size']} bytes sent"
+                )
             if obj.etag:
                 entry["etag"] = obj.etag
         manifest = {
@@ -139,4 +149,6 @@ def publish(
         if isinstance(exc, OSError):
             raise StorageError(storage.clean(f"publish to {prefix}: {describe(exc)}")) from exc
         raise
-    return PublishResult(prefix, len(entries), sum(e["size"] for e in entries.values()), round(time.monotonic() - start, 2), marker)
+    return PublishResult(
+        prefix, len(entries), sum(e["size"] for e in entries.values()), round(time.monotonic() - start, 2), marker
+    )

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from ..errors import InputError
-from .base import Backend
-from .local import LocalBackend
-from .locations import escape, scheme
-from .s3 import S3Backend
+from job.errors import InputError
+from job.storage.base import Backend
+from job.storage.local import LocalBackend
+from job.storage.locations import escape, scheme
+from job.storage.s3 import S3Backend
 
 __all__ = ["BACKENDS", "backend_class", "check_location"]
 
@@ -32,7 +32,7 @@ def check_location(uri: str, *, remote: bool = False) -> str:
 
     ``remote``: only object storage will do (a pod keeps nothing of its own file system).
     """
-    from .locations import as_uri
+    from job.storage.locations import as_uri
 
     uri = as_uri(uri)
     cls = backend_class(uri)

@@ -19,9 +19,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, JobError, StorageError
-from .base import CHUNK, Backend, FileDigest, LocalFile, NotFoundError, ObjectInfo, Progress, describe, hash_file
-from .locations import escape, split_s3
+from job.errors import InputError, JobError, StorageError
+from job.storage.base import (
+    CHUNK,
+    Backend,
+    FileDigest,
+    LocalFile,
+    NotFoundError,
+    ObjectInfo,
+    Progress,
+    describe,
+    hash_file,
+)
+from job.storage.locations import escape, split_s3
 
 __all__ = ["S3Backend"]
 
@@ -254,4 +264,3 @@ class S3Backend(Backend):
                         client.abort_multipart_upload(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
                         aborted += 1
         return aborted
-

@@ -16,7 +16,7 @@ import sys
 import traceback
 from collections.abc import Iterable
 
-from ..logs import BOTO_LOGGERS
+from job.logs import BOTO_LOGGERS
 
 __all__ = ["ScrubFilter", "add_secrets", "install", "install_excepthook", "scrub", "scrub_url"]
 

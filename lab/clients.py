@@ -35,13 +35,22 @@ def read_gold(test_file: Path, sentences: int = 0) -> dict[str, dict[str, set[tu
     return gold
 
 
-def taskflow_span_f1(folder: Path, test_file: Path, *, sentences: int = 0, batch_size: int = 32, **taskflow_kwargs) -> dict[str, float]:
+def taskflow_span_f1(
+    folder: Path, test_file: Path, *, sentences: int = 0, batch_size: int = 32, **taskflow_kwargs
+) -> dict[str, float]:
     """Span precision, recall and F1 of Taskflow's extraction from ``folder``."""
     from paddlenlp import Taskflow
 
     gold = read_gold(test_file, sentences)
     prompts = sorted({prompt for by_prompt in gold.values() for prompt in by_prompt})
-    extract = Taskflow("information_extraction", schema=prompts, task_path=str(folder), is_static_model=True, batch_size=batch_size, **taskflow_kwargs)
+    extract = Taskflow(
+        "information_extraction",
+        schema=prompts,
+        task_path=str(folder),
+        is_static_model=True,
+        batch_size=batch_size,
+        **taskflow_kwargs,
+    )
     contents = list(gold)
     predictions = extract(contents)
     correct = inferred = expected = 0
@@ -55,7 +64,14 @@ def taskflow_span_f1(folder: Path, test_file: Path, *, sentences: int = 0, batch
     precision = correct / inferred if inferred else 0.0
     recall = correct / expected if expected else 0.0
     f1 = 2 * precision * recall / (precision + recall) if correct else 0.0
-    return {"precision": precision, "recall": recall, "f1": f1, "examples": len(contents) * len(prompts), "sentences": len(contents), "int8": getattr(extract.task_instance, "_infer_precision", "") == "int8"}
+    return {
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "examples": len(contents) * len(prompts),
+        "sentences": len(contents),
+        "int8": getattr(extract.task_instance, "_infer_precision", "") == "int8",
+    }
 
 
 def default_int8_predictor(folder: Path, threads: int = 2):

@@ -15,7 +15,17 @@ import datetime
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ACCURACY_TOLERANCE", "SCHEMA", "TARGETS", "Target", "accuracy_key", "make_record", "ratios", "render_table", "target_lines"]
+__all__ = [
+    "ACCURACY_TOLERANCE",
+    "SCHEMA",
+    "TARGETS",
+    "Target",
+    "accuracy_key",
+    "make_record",
+    "ratios",
+    "render_table",
+    "target_lines",
+]
 
 SCHEMA = 1
 ACCURACY_TOLERANCE = 1.0  # F1 points an INT8 model may lose against its own FP32 model
@@ -34,10 +44,18 @@ class Target:
 
 
 TARGETS = (
-    Target("peer", "Paddle's best INT8 vs OpenVINO's best INT8, same network, both within 1 F1 point of their FP32 on the demo teacher (latency)", 1.2),
+    Target(
+        "peer",
+        "Paddle's best INT8 vs OpenVINO's best INT8, same network, both within 1 F1 point of their FP32 on the demo teacher (latency)",
+        1.2,
+    ),
     Target("peer_default", "Paddle's best INT8 vs OpenVINO at its default precision on this CPU (latency)", 1.0),
     Target("prune_ptq", "Paddle pruned + INT8 vs Paddle FP32 (latency; 4x without AMX, 6x with AMX)", 4.0, 6.0),
-    Target("padding", "padding to each batch's longest, original order, vs padding to max_seq_len, same texts (throughput, worst Paddle model)", 1.5),
+    Target(
+        "padding",
+        "padding to each batch's longest, original order, vs padding to max_seq_len, same texts (throughput, worst Paddle model)",
+        1.5,
+    ),
     Target("ptq", "Paddle PTQ INT8 vs Paddle FP32 (latency; earlier target)", 3.5),
     Target("ort_peer", "Paddle PTQ INT8 vs ONNX Runtime's best INT8 (latency; earlier target)", 1.3),
 )
@@ -66,7 +84,11 @@ def accuracy_key(record: dict[str, Any], int8_scope: str) -> str:
         return f"paddle-int8-{scope}{bf16}"
     if record["runtime"] == "openvino":
         # Our own programs handed to OpenVINO are named by model (ptq, ptq-all), its own by variant.
-        return f"openvino-{record['model']}" if record.get("variant") == "paddle-quantized" else f"openvino-{record.get('variant')}"
+        return (
+            f"openvino-{record['model']}"
+            if record.get("variant") == "paddle-quantized"
+            else f"openvino-{record.get('variant')}"
+        )
     return f"{record['runtime']}-{record['precision']}"
 
 
@@ -75,10 +97,19 @@ def _accurate(key: str, fp32_key: str, accuracy: dict[str, float]) -> tuple[bool
     if key not in accuracy or fp32_key not in accuracy:
         return None, f"{key}: accuracy not measured"
     drop = accuracy[fp32_key] - accuracy[key]
-    return drop <= ACCURACY_TOLERANCE, f"{key} F1 {accuracy[key]:.2f} vs {fp32_key} {accuracy[fp32_key]:.2f} ({-drop:+.2f})"
+    return (
+        drop <= ACCURACY_TOLERANCE,
+        f"{key} F1 {accuracy[key]:.2f} vs {fp32_key} {accuracy[fp32_key]:.2f} ({-drop:+.2f})",
+    )
 
 
-def _entry(target: Target, hardware: dict[str, Any], value: float | None, detail: str, condition: tuple[bool | None, str] | None = None) -> dict[str, Any]:
+def _entry(
+    target: Target,
+    hardware: dict[str, Any],
+    value: float | None,
+    detail: str,
+    condition: tuple[bool | None, str] | None = None,
+) -> dict[str, Any]:
     wanted = target.wanted(hardware)
     entry: dict[str, Any] = {"description": target.description, "threshold": wanted, "value": value, "detail": detail}
     if value is None:
@@ -93,14 +124,23 @@ def _entry(target: Target, hardware: dict[str, Any], value: float | None, detail
         entry["accuracy"] = why
         if ok is None:
             entry["verdict"] = "MISS" if not fast else "n/a"
-            entry["distance"] = entry.get("distance", "") + ("; " if entry.get("distance") else "") + "accuracy condition not checked"
+            entry["distance"] = (
+                entry.get("distance", "") + ("; " if entry.get("distance") else "") + "accuracy condition not checked"
+            )
         elif not ok:
             entry["verdict"] = "MISS"
-            entry["distance"] = entry.get("distance", "") + ("; " if entry.get("distance") else "") + "accuracy condition not met: " + why
+            entry["distance"] = (
+                entry.get("distance", "")
+                + ("; " if entry.get("distance") else "")
+                + "accuracy condition not met: "
+                + why
+            )
     return entry
 
 
-def ratios(records: list[dict[str, Any]], accuracy: dict[str, float], hardware: dict[str, Any], int8_scope: str) -> dict[str, dict[str, Any]]:
+def ratios(
+    records: list[dict[str, Any]], accuracy: dict[str, float], hardware: dict[str, Any], int8_scope: str
+) -> dict[str, dict[str, Any]]:
     """Every target's ratio from one run's records: value, threshold, verdict, detail
     and, when missed, the distance. ``accuracy``: F1 (points) by ``accuracy_key``."""
     targets = {t.key: t for t in TARGETS}
@@ -112,7 +152,15 @@ def ratios(records: list[dict[str, Any]], accuracy: dict[str, float], hardware: 
     ours = [r for r in _find(records, precision="int8", **_PI) if r["model"] in ("ptq", "ptq-pv")]
     best_ours = min(ours, key=_median, default=None)
     # OpenVINO's own INT8 (NNCF); our programs run by OpenVINO are not the peer's quantization.
-    ov_int8 = min((r for r in _find(records, runtime="openvino", precision="int8", padding="max") if str(r.get("variant", "")).startswith("nncf")), key=_median, default=None)
+    ov_int8 = min(
+        (
+            r
+            for r in _find(records, runtime="openvino", precision="int8", padding="max")
+            if str(r.get("variant", "")).startswith("nncf")
+        ),
+        key=_median,
+        default=None,
+    )
     ov_default = next(iter(_find(records, runtime="openvino", variant="default", padding="max")), None)
     ort_int8 = next(iter(_find(records, runtime="onnxruntime", precision="int8", padding="max")), None)
 
@@ -120,19 +168,50 @@ def ratios(records: list[dict[str, Any]], accuracy: dict[str, float], hardware: 
         return f"{r['model']}{'/' + r['variant'] if r.get('variant') else ''} {_median(r):.1f} ms"
 
     if best_ours and ov_int8:
-        ours_ok = _accurate(accuracy_key(best_ours, int8_scope), accuracy_key(fp32, int8_scope) if fp32 else "paddle-fp32", accuracy)
+        ours_ok = _accurate(
+            accuracy_key(best_ours, int8_scope), accuracy_key(fp32, int8_scope) if fp32 else "paddle-fp32", accuracy
+        )
         peer_ok = _accurate(accuracy_key(ov_int8, int8_scope), "openvino-f32", accuracy)
-        both = (None if ours_ok[0] is None or peer_ok[0] is None else ours_ok[0] and peer_ok[0], f"Paddle {ours_ok[1]}; OpenVINO {peer_ok[1]}")
-        out["peer"] = _entry(targets["peer"], hardware, _median(ov_int8) / _median(best_ours), f"OpenVINO {label(ov_int8)} / Paddle {label(best_ours)}", both)
+        both = (
+            None if ours_ok[0] is None or peer_ok[0] is None else ours_ok[0] and peer_ok[0],
+            f"Paddle {ours_ok[1]}; OpenVINO {peer_ok[1]}",
+        )
+        out["peer"] = _entry(
+            targets["peer"],
+            hardware,
+            _median(ov_int8) / _median(best_ours),
+            f"OpenVINO {label(ov_int8)} / Paddle {label(best_ours)}",
+            both,
+        )
     else:
         out["peer"] = _entry(targets["peer"], hardware, None, "not measured")
     if best_ours and ov_default:
-        out["peer_default"] = _entry(targets["peer_default"], hardware, _median(ov_default) / _median(best_ours), f"OpenVINO default ({ov_default.get('inference_precision') or '?'}) {_median(ov_default):.1f} ms / Paddle {label(best_ours)}")
+        out["peer_default"] = _entry(
+            targets["peer_default"],
+            hardware,
+            _median(ov_default) / _median(best_ours),
+            f"OpenVINO default ({ov_default.get('inference_precision') or '?'}) {_median(ov_default):.1f} ms / Paddle {label(best_ours)}",
+        )
     else:
         out["peer_default"] = _entry(targets["peer_default"], hardware, None, "not measured")
-    out["prune_ptq"] = _entry(targets["prune_ptq"], hardware, _median(fp32) / _median(pruned) if fp32 and pruned else None, f"{_median(fp32) or 0:.1f} ms / {_median(pruned) or 0:.1f} ms")
-    out["ptq"] = _entry(targets["ptq"], hardware, _median(fp32) / _median(ptq) if fp32 and ptq else None, f"{_median(fp32) or 0:.1f} ms / {_median(ptq) or 0:.1f} ms")
-    out["ort_peer"] = _entry(targets["ort_peer"], hardware, _median(ort_int8) / _median(ptq) if ort_int8 and ptq else None, f"{_median(ort_int8) or 0:.1f} ms / {_median(ptq) or 0:.1f} ms")
+    out["prune_ptq"] = _entry(
+        targets["prune_ptq"],
+        hardware,
+        _median(fp32) / _median(pruned) if fp32 and pruned else None,
+        f"{_median(fp32) or 0:.1f} ms / {_median(pruned) or 0:.1f} ms",
+    )
+    out["ptq"] = _entry(
+        targets["ptq"],
+        hardware,
+        _median(fp32) / _median(ptq) if fp32 and ptq else None,
+        f"{_median(fp32) or 0:.1f} ms / {_median(ptq) or 0:.1f} ms",
+    )
+    out["ort_peer"] = _entry(
+        targets["ort_peer"],
+        hardware,
+        _median(ort_int8) / _median(ptq) if ort_int8 and ptq else None,
+        f"{_median(ort_int8) or 0:.1f} ms / {_median(ptq) or 0:.1f} ms",
+    )
     gains = []
     for model in ("fp32", "ptq", "ptq-pv", "prune_ptq"):
         longest = next(iter(_find(records, model=model, runtime="paddle-inference", padding="to-longest")), None)
@@ -141,13 +220,34 @@ def ratios(records: list[dict[str, Any]], accuracy: dict[str, float], hardware: 
             gains.append((longest["throughput"] / padded["throughput"], model))
     if gains:
         worst = min(gains)
-        out["padding"] = _entry(targets["padding"], hardware, worst[0], "; ".join(f"{model} {gain:.2f}x" for gain, model in gains) + f" (worst: {worst[1]})")
+        out["padding"] = _entry(
+            targets["padding"],
+            hardware,
+            worst[0],
+            "; ".join(f"{model} {gain:.2f}x" for gain, model in gains) + f" (worst: {worst[1]})",
+        )
     else:
         out["padding"] = _entry(targets["padding"], hardware, None, "not measured")
     return out
 
 
-def make_record(*, records: list[dict[str, Any]], notes: list[str], hardware: dict[str, Any], versions: dict[str, str], threads: int, settings: dict[str, Any], int8_scope: str, params: dict[str, int], accuracy: dict[str, Any], profiles: dict[str, list[dict[str, Any]]], phases: dict[str, float], command: str, quick: bool, compression: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+def make_record(
+    *,
+    records: list[dict[str, Any]],
+    notes: list[str],
+    hardware: dict[str, Any],
+    versions: dict[str, str],
+    threads: int,
+    settings: dict[str, Any],
+    int8_scope: str,
+    params: dict[str, int],
+    accuracy: dict[str, Any],
+    profiles: dict[str, list[dict[str, Any]]],
+    phases: dict[str, float],
+    command: str,
+    quick: bool,
+    compression: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     """The JSON record of one run (see the module docstring). ``compression``: per strategy,
     ``seconds`` of the ``job.compress.run`` that built the model, ``reused`` (true when this
     run took it from the cache, built by an earlier run) and ``act_strategies``."""
@@ -180,7 +280,9 @@ def target_lines(record: dict[str, Any]) -> list[str]:
     for key, entry in record["targets"].items():
         value = entry.get("value")
         shown = "   -  " if value is None else f"{value:5.2f}x"
-        lines.append(f"{entry['verdict']:<4}  {shown} (target >= {entry['threshold']}x)  [{key}] {entry['description']}: {entry['detail']}")
+        lines.append(
+            f"{entry['verdict']:<4}  {shown} (target >= {entry['threshold']}x)  [{key}] {entry['description']}: {entry['detail']}"
+        )
         if entry.get("accuracy"):
             lines.append(f"        accuracy: {entry['accuracy']}")
         if entry.get("distance"):
@@ -197,7 +299,13 @@ def _compression_lines(record: dict[str, Any]) -> list[str]:
     compression = record.get("compression") or {}
     if not compression:
         return []
-    lines = ["", f"Compression time (job.compress.run, {record['threads']} threads, on the machine that built the model):", "", "| strategy | ACT steps | seconds | in this run |", "|---|---|---|---|"]
+    lines = [
+        "",
+        f"Compression time (job.compress.run, {record['threads']} threads, on the machine that built the model):",
+        "",
+        "| strategy | ACT steps | seconds | in this run |",
+        "|---|---|---|---|",
+    ]
     for strategy, entry in compression.items():
         seconds = entry.get("seconds")
         shown = "–" if seconds is None else f"{seconds:.0f}"
@@ -210,14 +318,28 @@ def _row_label(r: dict[str, Any], params: dict[str, int]) -> str:
     names = {"fp32": "FP32", "ptq": "PTQ", "ptq-pv": "PTQ, INT8 scope linear+pv", "prune_ptq": "prune 0.25 + PTQ"}
     label = names.get(r["model"], r["model"])
     if r["runtime"] == "openvino":
-        label = {"f32": "FP32 program", "default": "FP32 program, default precision", "nncf-int8-f32": "NNCF INT8", "nncf-int8-default": "NNCF INT8, default precision"}.get(r.get("variant"), r.get("variant", ""))
+        label = {
+            "f32": "FP32 program",
+            "default": "FP32 program, default precision",
+            "nncf-int8-f32": "NNCF INT8",
+            "nncf-int8-default": "NNCF INT8, default precision",
+        }.get(r.get("variant"), r.get("variant", ""))
         if r.get("variant") == "paddle-quantized":
-            label = "our PTQ program, INT8 scope all (unrestricted)" if r["model"] == "ptq-all" else "our published PTQ program"
+            label = (
+                "our PTQ program, INT8 scope all (unrestricted)"
+                if r["model"] == "ptq-all"
+                else "our published PTQ program"
+            )
     elif r["runtime"] == "onnxruntime":
         label = f"{r.get('variant', '')} (best of its variants)"
     elif r.get("variant"):
         label += f" + {r['variant']} (benchmark only)"
-    if r["runtime"] == "paddle-inference" and r["model"] in params and not r.get("variant") and r["model"] in ("fp32", "prune_ptq"):
+    if (
+        r["runtime"] == "paddle-inference"
+        and r["model"] in params
+        and not r.get("variant")
+        and r["model"] in ("fp32", "prune_ptq")
+    ):
         label += f" ({params[r['model']] / 1e6:.1f} M params)"
     return label
 
@@ -225,7 +347,11 @@ def _row_label(r: dict[str, Any], params: dict[str, int]) -> str:
 def _precision(r: dict[str, Any]) -> str:
     text = r["precision"].upper()
     if r.get("inference_precision") and r["inference_precision"] not in ("f32", "float32"):
-        text += f" ({r['inference_precision']} for the rest)" if r["precision"] == "int8" else f" → {r['inference_precision']}"
+        text += (
+            f" ({r['inference_precision']} for the rest)"
+            if r["precision"] == "int8"
+            else f" → {r['inference_precision']}"
+        )
     if r.get("variant") == "bf16":
         text += " + BF16"
     return text
@@ -273,11 +399,25 @@ def render_table(record: dict[str, Any]) -> str:
             "|---|---|---|---|---|---|",
         ]
         # One line per served configuration: Paddle's models, and each peer's best rows (same model name, other runtime).
-        keys = sorted(dict.fromkeys((r["runtime"], r["model"], r.get("variant")) for r in padding), key=lambda k: order.get(k[0], 9))
+        keys = sorted(
+            dict.fromkeys((r["runtime"], r["model"], r.get("variant")) for r in padding),
+            key=lambda k: order.get(k[0], 9),
+        )
         for runtime, model, variant in keys:
-            by = {r["padding"]: r for r in padding if (r["runtime"], r["model"], r.get("variant")) == (runtime, model, variant)}
-            cells = [f"{by[m]['throughput']:.1f} (pad {by[m]['padded_len_mean']:.1f})" if m in by else "–" for m in ("to-max", "to-longest", "bucketed")]
-            gain = f"{by['to-longest']['throughput'] / by['to-max']['throughput']:.2f}×" if "to-longest" in by and "to-max" in by else "–"
+            by = {
+                r["padding"]: r
+                for r in padding
+                if (r["runtime"], r["model"], r.get("variant")) == (runtime, model, variant)
+            }
+            cells = [
+                f"{by[m]['throughput']:.1f} (pad {by[m]['padded_len_mean']:.1f})" if m in by else "–"
+                for m in ("to-max", "to-longest", "bucketed")
+            ]
+            gain = (
+                f"{by['to-longest']['throughput'] / by['to-max']['throughput']:.2f}×"
+                if "to-longest" in by and "to-max" in by
+                else "–"
+            )
             sample = next(iter(by.values()))
             label = _row_label(sample, {})
             if runtime == "openvino" and sample.get("inference_precision"):
@@ -287,5 +427,7 @@ def render_table(record: dict[str, Any]) -> str:
     for entry in record["targets"].values():
         value = "–" if entry.get("value") is None else f"{entry['value']:.2f}×"
         extra = f" Missed by: {entry['distance']}." if entry.get("distance") else ""
-        lines.append(f"- **{entry['verdict']}** {value} (≥ {entry['threshold']}×) {entry['description']}: {entry['detail']}.{extra}")
+        lines.append(
+            f"- **{entry['verdict']}** {value} (≥ {entry['threshold']}×) {entry['description']}: {entry['detail']}.{extra}"
+        )
     return "\n".join(lines) + "\n"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import DataError
+from job.errors import DataError
 
 __all__ = ["utf8_lines"]
 
@@ -31,4 +31,6 @@ def utf8_lines(path: str | Path) -> Iterator[tuple[int, str]]:
             try:
                 yield lineno, raw.decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise DataError(f"{source}:{lineno}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start} of the line); save the file as UTF-8") from None
+                raise DataError(
+                    f"{source}:{lineno}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start} of the line); save the file as UTF-8"
+                ) from None

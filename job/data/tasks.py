@@ -13,8 +13,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .metrics import SpanCounts, span_counts
-from .uie_data import UIEFeatures
+from job.data.metrics import SpanCounts, span_counts
+from job.data.uie import UIEFeatures
 
 __all__ = ["ClassificationTask", "ClsFeatures", "Task", "UIETask"]
 
@@ -33,7 +33,9 @@ class Task(Protocol):
 
     def size(self, split: str) -> int: ...
 
-    def batches(self, split: str, batch_size: int, *, shuffle: bool = False, seed: int = 0) -> Iterator[dict[str, np.ndarray]]: ...
+    def batches(
+        self, split: str, batch_size: int, *, shuffle: bool = False, seed: int = 0
+    ) -> Iterator[dict[str, np.ndarray]]: ...
 
     def new_score(self) -> Any: ...
 
@@ -41,7 +43,14 @@ class Task(Protocol):
 
     def score_values(self, state: Any) -> dict[str, float]: ...
 
-    def score(self, split: str, batch_size: int, run: Callable[[_Batch], list[np.ndarray]], *, wrap: Callable[[Iterator[_Batch]], Iterable[_Batch]] = iter) -> dict[str, float]: ...
+    def score(
+        self,
+        split: str,
+        batch_size: int,
+        run: Callable[[_Batch], list[np.ndarray]],
+        *,
+        wrap: Callable[[Iterator[_Batch]], Iterable[_Batch]] = iter,
+    ) -> dict[str, float]: ...
 
     def fixed_batch(self, batch_size: int, seq_len: int) -> dict[str, np.ndarray]: ...
 
@@ -74,7 +83,12 @@ def _pad_inputs(sequences: list[np.ndarray], types: list[np.ndarray], pad_to: in
         token_type_ids[row, : len(ids)] = tt
         attention_mask[row, : len(ids)] = 1
     position_ids = np.broadcast_to(np.arange(width, dtype=np.int64), (size, width)).copy()
-    return {"input_ids": input_ids, "token_type_ids": token_type_ids, "position_ids": position_ids, "attention_mask": attention_mask}
+    return {
+        "input_ids": input_ids,
+        "token_type_ids": token_type_ids,
+        "position_ids": position_ids,
+        "attention_mask": attention_mask,
+    }
 
 
 class _SplitBatches:
@@ -89,7 +103,9 @@ class _SplitBatches:
     def lengths(self, split: str) -> np.ndarray:
         return self.splits[split].lengths()
 
-    def batches(self, split: str, batch_size: int, *, shuffle: bool = False, seed: int = 0, pad_to: int = 0) -> Iterator[dict[str, np.ndarray]]:
+    def batches(
+        self, split: str, batch_size: int, *, shuffle: bool = False, seed: int = 0, pad_to: int = 0
+    ) -> Iterator[dict[str, np.ndarray]]:
         features = self.splits[split]
         for group in _bucketed(features.lengths(), batch_size, shuffle=shuffle, seed=seed):
             yield self.collate(split, group, pad_to=pad_to)
@@ -97,7 +113,14 @@ class _SplitBatches:
     def collate(self, split: str, indices: np.ndarray, pad_to: int = 0) -> dict[str, np.ndarray]:
         raise NotImplementedError
 
-    def score(self, split: str, batch_size: int, run: Callable[[_Batch], list[np.ndarray]], *, wrap: Callable[[Iterator[_Batch]], Iterable[_Batch]] = iter) -> dict[str, float]:
+    def score(
+        self,
+        split: str,
+        batch_size: int,
+        run: Callable[[_Batch], list[np.ndarray]],
+        *,
+        wrap: Callable[[Iterator[_Batch]], Iterable[_Batch]] = iter,
+    ) -> dict[str, float]:
         """The task's metric on one split: ``run`` gives a model's outputs for a batch;
         ``wrap`` wraps the batches (e.g. in a progress bar)."""
         state = self.new_score()
@@ -127,7 +150,9 @@ class UIETask(_SplitBatches):
 
     def collate(self, split: str, indices: np.ndarray, pad_to: int = 0) -> dict[str, np.ndarray]:
         features = self.splits[split]
-        batch = _pad_inputs([features.input_ids[i] for i in indices], [features.token_type_ids[i] for i in indices], pad_to)
+        batch = _pad_inputs(
+            [features.input_ids[i] for i in indices], [features.token_type_ids[i] for i in indices], pad_to
+        )
         width = batch["input_ids"].shape[1]
         start_ids = np.zeros((len(indices), width), dtype=np.float32)
         end_ids = np.zeros((len(indices), width), dtype=np.float32)
@@ -140,14 +165,20 @@ class UIETask(_SplitBatches):
     def new_score(self) -> SpanCounts:
         return SpanCounts()
 
-    def update_score(self, state: SpanCounts, split: str, batch: dict[str, np.ndarray], outputs: list[np.ndarray]) -> None:
+    def update_score(
+        self, state: SpanCounts, split: str, batch: dict[str, np.ndarray], outputs: list[np.ndarray]
+    ) -> None:
         if len(outputs) < 2:
             raise ValueError(f"a UIE model outputs start and end probabilities; this one has {len(outputs)} output(s)")
         features = self.splits[split]
         start_prob, end_prob = outputs[0], outputs[1]
         for row, i in enumerate(batch["index"]):
             n = len(features.input_ids[i])
-            state.add(span_counts(start_prob[row, :n], end_prob[row, :n], features.start_positions[i], features.end_positions[i]))
+            state.add(
+                span_counts(
+                    start_prob[row, :n], end_prob[row, :n], features.start_positions[i], features.end_positions[i]
+                )
+            )
 
     def score_values(self, state: SpanCounts) -> dict[str, float]:
         return state.as_dict()
@@ -181,7 +212,9 @@ class ClassificationTask(_SplitBatches):
 
     def collate(self, split: str, indices: np.ndarray, pad_to: int = 0) -> dict[str, np.ndarray]:
         features = self.splits[split]
-        batch = _pad_inputs([features.input_ids[i] for i in indices], [features.token_type_ids[i] for i in indices], pad_to)
+        batch = _pad_inputs(
+            [features.input_ids[i] for i in indices], [features.token_type_ids[i] for i in indices], pad_to
+        )
         batch["labels"] = features.labels[indices].reshape(-1, 1).astype(np.int64)
         batch["index"] = np.asarray(indices)
         return batch
@@ -189,7 +222,9 @@ class ClassificationTask(_SplitBatches):
     def new_score(self) -> list[int]:
         return [0, 0]
 
-    def update_score(self, state: list[int], split: str, batch: dict[str, np.ndarray], outputs: list[np.ndarray]) -> None:
+    def update_score(
+        self, state: list[int], split: str, batch: dict[str, np.ndarray], outputs: list[np.ndarray]
+    ) -> None:
         predicted = np.argmax(outputs[0], axis=-1)
         state[0] += int((predicted == batch["labels"].reshape(-1)).sum())
         state[1] += len(predicted)

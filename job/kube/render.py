@@ -29,8 +29,8 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from .config import CLUE_TASKS, STRATEGIES
-from .errors import NON_RETRYABLE, InputError
+from job.config import CLUE_TASKS, STRATEGIES
+from job.errors import NON_RETRYABLE, InputError
 
 __all__ = [
     "CONTAINER_NAME",
@@ -79,7 +79,12 @@ _IMAGE = re.compile(
 )
 _OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+=")
 # Keys the launcher sets itself; use the flags instead.
-_RESERVED = {"Job.strategy": "--strategy", "Job.output": "--output", "Job.run_id": "--run-id", "Job.device": "--gpu-product (every Job runs on one GPU)"}
+_RESERVED = {
+    "Job.strategy": "--strategy",
+    "Job.output": "--output",
+    "Job.run_id": "--run-id",
+    "Job.device": "--gpu-product (every Job runs on one GPU)",
+}
 
 
 @dataclass(frozen=True)

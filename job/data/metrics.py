@@ -42,7 +42,14 @@ class SpanCounts:
         return 2 * p * r / (p + r) if self.correct else 0.0
 
     def as_dict(self) -> dict[str, float | int]:
-        return {"precision": self.precision, "recall": self.recall, "f1": self.f1, "correct": self.correct, "inferred": self.inferred, "gold": self.gold}
+        return {
+            "precision": self.precision,
+            "recall": self.recall,
+            "f1": self.f1,
+            "correct": self.correct,
+            "inferred": self.inferred,
+            "gold": self.gold,
+        }
 
 
 def pair_spans(starts: list[int] | np.ndarray, ends: list[int] | np.ndarray) -> set[tuple[int, int]]:
@@ -61,7 +68,9 @@ def pair_spans(starts: list[int] | np.ndarray, ends: list[int] | np.ndarray) -> 
     return {(start, end) for end, start in pairs.items()}
 
 
-def span_counts(start_prob: np.ndarray, end_prob: np.ndarray, gold_starts: np.ndarray, gold_ends: np.ndarray, limit: float = 0.5) -> SpanCounts:
+def span_counts(
+    start_prob: np.ndarray, end_prob: np.ndarray, gold_starts: np.ndarray, gold_ends: np.ndarray, limit: float = 0.5
+) -> SpanCounts:
     """Counts for one example. ``*_prob`` are its per-token probabilities (unpadded)."""
     pred_starts = np.flatnonzero(start_prob > limit)
     pred_ends = np.flatnonzero(end_prob > limit)
@@ -69,4 +78,6 @@ def span_counts(start_prob: np.ndarray, end_prob: np.ndarray, gold_starts: np.nd
     gold_ends = np.unique(gold_ends)
     predicted = pair_spans(pred_starts, pred_ends)
     gold = pair_spans(gold_starts, gold_ends)
-    return SpanCounts(correct=len(predicted & gold), inferred=len(predicted), gold=max(len(gold_starts), len(gold_ends)))
+    return SpanCounts(
+        correct=len(predicted & gold), inferred=len(predicted), gold=max(len(gold_starts), len(gold_ends))
+    )

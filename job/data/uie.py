@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DataError
-from .lines import utf8_lines
+from job.data.lines import utf8_lines
+from job.errors import DataError
 
 __all__ = ["Span", "UIEData", "UIEExample", "UIEFeatures", "encode", "read_doccano", "split_long"]
 
@@ -74,7 +74,12 @@ class UIEFeatures:
         return np.array([len(ids) for ids in self.input_ids])
 
     def select(self, indices: list[int]) -> UIEFeatures:
-        return UIEFeatures(*([getattr(self, name)[i] for i in indices] for name in ("input_ids", "start_positions", "end_positions", "token_type_ids", "where")))
+        return UIEFeatures(
+            *(
+                [getattr(self, name)[i] for i in indices]
+                for name in ("input_ids", "start_positions", "end_positions", "token_type_ids", "where")
+            )
+        )
 
 
 class _BadRecord(ValueError):
@@ -118,7 +123,9 @@ def read_doccano(path: str | Path, max_seq_len: int, *, skip_bad: bool = False, 
 def _check_prompt_fits(prompt: str, max_seq_len: int, where: str) -> None:
     # [CLS] prompt [SEP] content [SEP]: at least one content character must fit.
     if max_seq_len <= len(prompt) + 3:
-        raise DataError(f"{where}: max_seq_len {max_seq_len} is too small for the prompt {prompt!r} ({len(prompt)} characters + 3 special tokens); raise Global.max_seq_length")
+        raise DataError(
+            f"{where}: max_seq_len {max_seq_len} is too small for the prompt {prompt!r} ({len(prompt)} characters + 3 special tokens); raise Global.max_seq_length"
+        )
 
 
 def _parse_record(line: str) -> tuple[str, str, list[Span]]:
@@ -146,10 +153,16 @@ def _parse_record(line: str) -> tuple[str, str, list[Span]]:
         if not (isinstance(start, int) and isinstance(end, int)) or isinstance(start, bool) or isinstance(end, bool):
             raise _BadRecord("wrong_type", f"result_list[{i}] needs integer 'start' and 'end'")
         if not 0 <= start < end <= len(content):
-            raise _BadRecord("span_outside", f"result_list[{i}] span [{start}, {end}) lies outside its content of {len(content)} characters")
+            raise _BadRecord(
+                "span_outside",
+                f"result_list[{i}] span [{start}, {end}) lies outside its content of {len(content)} characters",
+            )
         text = item.get("text")
         if text is not None and content[start:end] != text:
-            raise _BadRecord("span_mismatch", f"result_list[{i}] text {text!r} differs from content[{start}:{end}] = {content[start:end]!r}")
+            raise _BadRecord(
+                "span_mismatch",
+                f"result_list[{i}] text {text!r} differs from content[{start}:{end}] = {content[start:end]!r}",
+            )
         spans.append((start, end))
     return content, prompt, sorted(set(spans))
 
@@ -165,7 +178,10 @@ def split_long(content: str, prompt: str, spans: list[Span], max_seq_len: int) -
         return [(content, list(spans))]
     for start, end in spans:
         if end - start > window:
-            raise _BadRecord("span_too_long", f"span [{start}, {end}) is longer than the {window} characters that fit beside the prompt; raise Global.max_seq_length")
+            raise _BadRecord(
+                "span_too_long",
+                f"span [{start}, {end}) is longer than the {window} characters that fit beside the prompt; raise Global.max_seq_length",
+            )
     pieces = []
     offset = 0
     while offset < len(content):
@@ -194,7 +210,13 @@ def encode(data: UIEData, tokenizer: Any, max_seq_len: int, *, skip_bad: bool = 
 
     def tokens_of(text: str) -> tuple[list[int], list[tuple[int, int]]]:
         if text not in cache:
-            encoded = tokenizer(text=text, add_special_tokens=False, return_offsets_mapping=True, return_token_type_ids=False, return_attention_mask=False)
+            encoded = tokenizer(
+                text=text,
+                add_special_tokens=False,
+                return_offsets_mapping=True,
+                return_token_type_ids=False,
+                return_attention_mask=False,
+            )
             cache[text] = (encoded["input_ids"], [tuple(o) for o in encoded["offset_mapping"]])
         return cache[text]
 
@@ -239,10 +261,16 @@ def _map_spans(example: UIEExample, offsets: list[tuple[int, int]], head: int) -
         first = _token_at(offsets, start)
         last = _token_at(offsets, end - 1)
         if first is None or last is None:
-            raise _BadRecord("span_untokenizable", f"span {example.content[start:end]!r} at [{start}, {end}) starts or ends on characters the tokenizer drops")
+            raise _BadRecord(
+                "span_untokenizable",
+                f"span {example.content[start:end]!r} at [{start}, {end}) starts or ends on characters the tokenizer drops",
+            )
         if offsets[first][0] != start or offsets[last][1] != end:
             token_text = example.content[offsets[first][0] : offsets[last][1]]
-            raise _BadRecord("span_inside_token", f"span {example.content[start:end]!r} at [{start}, {end}) does not start and end on token boundaries (the tokens cover {token_text!r})")
+            raise _BadRecord(
+                "span_inside_token",
+                f"span {example.content[start:end]!r} at [{start}, {end}) does not start and end on token boundaries (the tokens cover {token_text!r})",
+            )
         starts.append(head + first)
         ends.append(head + last)
     return starts, ends

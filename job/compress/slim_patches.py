@@ -36,7 +36,7 @@ import functools
 import logging
 import os
 
-from . import logs
+from job import logs
 
 __all__ = ["applied", "apply"]
 
@@ -199,7 +199,11 @@ def drop_duplicate_output_scales(program_file) -> int:
         inputs = {v.parameter: list(v.arguments) for v in op.inputs}
         outputs = {v.parameter: list(v.arguments) for v in op.outputs}
         attrs = {a.name: a for a in op.attrs}
-        identity = attrs.get("scale") is not None and attrs["scale"].f == 1.0 and (attrs.get("bias") is None or attrs["bias"].f == 0.0)
+        identity = (
+            attrs.get("scale") is not None
+            and attrs["scale"].f == 1.0
+            and (attrs.get("bias") is None or attrs["bias"].f == 0.0)
+        )
         source, target = (inputs.get("X") or [""])[0], (outputs.get("Out") or [""])[0]
         if identity and not inputs.get("ScaleTensor") and source.startswith(saved) and target.startswith(saved):
             doomed.append(index)

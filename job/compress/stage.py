@@ -22,12 +22,12 @@ from typing import Any
 
 import numpy as np
 
-from . import int8, slim_patches
-from .config import JobConfig
-from .errors import InputError
-from .evaluate import ModelFiles, is_quantized, program_inputs
-from .runtime import paddle
-from .tasks import Task
+from job.compress import int8, slim_patches
+from job.config import JobConfig
+from job.data.tasks import Task
+from job.errors import InputError
+from job.evaluate import ModelFiles, is_quantized, program_inputs
+from job.runtime import paddle
 
 __all__ = ["Calibration", "CompressResult", "act_config", "calibration", "run"]
 
@@ -100,16 +100,20 @@ def act_config(cfg: JobConfig) -> dict[str, Any]:
 class _Batches(paddle.io.BatchSampler):
     """Length-bucketed index batches of one split, reshuffled every epoch."""
 
-    def __init__(self, task: Task, split: str, batch_size: int, shuffle: bool, seed: int, limit: int = 0, fixed: bool = False):
+    def __init__(
+        self, task: Task, split: str, batch_size: int, shuffle: bool, seed: int, limit: int = 0, fixed: bool = False
+    ):
         self.task, self.split, self.batch_size, self.shuffle, self.seed = task, split, batch_size, shuffle, seed
         self.limit = limit
         self.fixed = fixed  # the same batches every pass: a calibration sample, not training epochs
         self.epoch = 0
 
     def __iter__(self):
-        from .tasks import _bucketed
+        from job.data.tasks import _bucketed
 
-        groups = _bucketed(self.task.lengths(self.split), self.batch_size, shuffle=self.shuffle, seed=self.seed + self.epoch)
+        groups = _bucketed(
+            self.task.lengths(self.split), self.batch_size, shuffle=self.shuffle, seed=self.seed + self.epoch
+        )
         if not self.fixed:
             self.epoch += 1
         if self.limit:
@@ -133,7 +137,17 @@ class _Indices(paddle.io.Dataset):
         return self.size
 
 
-def _loader(task: Task, split: str, names: list[str], batch_size: int, *, shuffle: bool, seed: int, limit: int = 0, fixed: bool = False):
+def _loader(
+    task: Task,
+    split: str,
+    names: list[str],
+    batch_size: int,
+    *,
+    shuffle: bool,
+    seed: int,
+    limit: int = 0,
+    fixed: bool = False,
+):
     """A DataLoader that yields ``[{name: tensor}]`` for the given feed names."""
     feeds = []
     for name in names:
@@ -173,11 +187,15 @@ def run(cfg: JobConfig, model: ModelFiles, task: Task, workdir: Path) -> Compres
         feed_names = program_inputs(model)
         missing = [name for name in feed_names if name not in task.input_names]
         if missing:
-            raise InputError(f"{model.folder}: the model's inputs {missing} are not inputs of task {task.name} ({', '.join(task.input_names)})")
+            raise InputError(
+                f"{model.folder}: the model's inputs {missing} are not inputs of task {task.name} ({', '.join(task.input_names)})"
+            )
         batch_size = cfg.Global.batch_size
         calib = calibration(cfg, task.size("train"))
         if calib and calib.fixed:
-            train_loader = _loader(task, "train", feed_names, batch_size, shuffle=True, seed=cfg.Job.seed, limit=calib.batches, fixed=True)
+            train_loader = _loader(
+                task, "train", feed_names, batch_size, shuffle=True, seed=cfg.Job.seed, limit=calib.batches, fixed=True
+            )
         else:
             train_loader = _loader(task, "train", feed_names, batch_size, shuffle=True, seed=cfg.Job.seed)
         if calib:
@@ -187,7 +205,12 @@ def run(cfg: JobConfig, model: ModelFiles, task: Task, workdir: Path) -> Compres
 
         def eval_callback(exe, program, feed_target_names, fetch_targets) -> float:
             def outputs(batch):
-                return [np.asarray(o) for o in exe.run(program, feed={name: batch[name] for name in feed_target_names}, fetch_list=fetch_targets)]
+                return [
+                    np.asarray(o)
+                    for o in exe.run(
+                        program, feed={name: batch[name] for name in feed_target_names}, fetch_list=fetch_targets
+                    )
+                ]
 
             values = task.score("dev", batch_size, outputs)
             dev_metric["last"] = float(values[task.metric])
@@ -223,7 +246,16 @@ def run(cfg: JobConfig, model: ModelFiles, task: Task, workdir: Path) -> Compres
         scope = int8.restrict(result_model.program, cfg.Job.int8_scope)
     log.info("ACT %s done in %.1f s: %s", "+".join(act_strategies), seconds, result_model.folder)
     selection_metric = final_metric if final_metric is not None and final_metric >= 0 else dev_metric.get("last")
-    return CompressResult(result_model, strategy, act_strategies, seconds, selection_metric, slim_patches.applied(), int8_scope=scope, calibration=calib)
+    return CompressResult(
+        result_model,
+        strategy,
+        act_strategies,
+        seconds,
+        selection_metric,
+        slim_patches.applied(),
+        int8_scope=scope,
+        calibration=calib,
+    )
 
 
 def _require_smac() -> None:
@@ -234,7 +266,9 @@ def _require_smac() -> None:
     except Exception:
         found = None
     if found != "1.4.0":
-        raise InputError(f"HyperParameterOptimization needs smac==1.4.0 (found {found or 'none'}); scripts/setup.sh installs it where a C++ compiler is available")
+        raise InputError(
+            f"HyperParameterOptimization needs smac==1.4.0 (found {found or 'none'}); scripts/setup.sh installs it where a C++ compiler is available"
+        )
 
 
 @contextlib.contextmanager

@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from .config import GlobalConfig, JobConfig
-from .errors import DataError
+from job.config import GlobalConfig, JobConfig
+from job.errors import DataError
 
 __all__ = ["RawData", "embedded_dir", "encode", "hold_out", "read", "split_sources"]
 
@@ -43,18 +43,21 @@ class RawData:
     roles: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def summary(self) -> str:
-        return "; ".join(f"{split}: {len(data.examples)} examples" + (f" ({data.skipped} skipped)" if data.skipped else "") for split, data in self.splits.items())
+        return "; ".join(
+            f"{split}: {len(data.examples)} examples" + (f" ({data.skipped} skipped)" if data.skipped else "")
+            for split, data in self.splits.items()
+        )
 
 
 def embedded_dir(cache: Path, task: str, seed: int) -> Path:
     """Build (once) and return the folder of an embedded benchmark."""
     if task == "uie":
-        from .benchmark_data import BENCHMARK_VERSION, build_pd_benchmark
+        from job.data.embedded import BENCHMARK_VERSION, build_pd_benchmark
 
         folder = cache / "data" / f"uie-pd199801-v{BENCHMARK_VERSION}-seed{seed}"
         build = build_pd_benchmark
     else:
-        from .clue import SENTIMENT_VERSION, build_sentiment
+        from job.data.clue import SENTIMENT_VERSION, build_sentiment
 
         folder = cache / "data" / f"sentiment-v{SENTIMENT_VERSION}-seed{seed}"
         build = build_sentiment
@@ -102,10 +105,10 @@ def read(cfg: JobConfig, cache: Path, local_files: dict[str, str] | None = None)
 
     def read_file(path: str):
         if task == "uie":
-            from .uie_data import read_doccano
+            from job.data.uie import read_doccano
 
             return read_doccano(path, g.max_seq_length, skip_bad=g.skip_bad_records)
-        from .clue import read_clue
+        from job.data.clue import read_clue
 
         return read_clue(task, path, skip_bad=g.skip_bad_records)
 
@@ -160,7 +163,9 @@ def _with_roles(raw: RawData, seed: int) -> RawData:
     if dev is not None and dev is test:
         selection, gate = hold_out(dev, seed)
         if not selection.examples or not gate.examples:
-            raise DataError(f"{source}: the dev data ({len(dev.examples)} examples) serves as test and is too small to hold out a gate part; give Global.test_data")
+            raise DataError(
+                f"{source}: the dev data ({len(dev.examples)} examples) serves as test and is too small to hold out a gate part; give Global.test_data"
+            )
         raw.splits["dev"], raw.splits["test"] = selection, gate
         how = f"{source} held out by text (seed {seed}): disjoint halves"
         raw.roles = {
@@ -169,8 +174,16 @@ def _with_roles(raw: RawData, seed: int) -> RawData:
         }
     else:
         raw.roles = {
-            "selection": {"split": "dev", "source": raw.files.get("dev", ""), "examples": len(dev.examples) if dev is not None else 0},
-            "gate": {"split": "test", "source": raw.files.get("test", ""), "examples": len(test.examples) if test is not None else 0},
+            "selection": {
+                "split": "dev",
+                "source": raw.files.get("dev", ""),
+                "examples": len(dev.examples) if dev is not None else 0,
+            },
+            "gate": {
+                "split": "test",
+                "source": raw.files.get("test", ""),
+                "examples": len(test.examples) if test is not None else 0,
+            },
         }
     return raw
 
@@ -180,7 +193,7 @@ def _read_clue_hub(cfg: JobConfig) -> RawData:
     labels upstream, so the dev split serves as test."""
     from paddlenlp.datasets import load_dataset
 
-    from .clue import LABELS, ClueData, ClueExample, example_from_record
+    from job.data.clue import LABELS, ClueData, ClueExample, example_from_record
 
     task = cfg.task
 
@@ -199,27 +212,40 @@ def _read_clue_hub(cfg: JobConfig) -> RawData:
                 examples.append(example)
         return ClueData(task=task, examples=examples, skipped=0, skipped_reasons={})
 
-    return _with_roles(RawData(task, _once(split_sources(cfg.Global), load), {split: f"clue:{task}/{hub}" for split, hub in split_sources(cfg.Global).items()}), cfg.Job.seed)
+    return _with_roles(
+        RawData(
+            task,
+            _once(split_sources(cfg.Global), load),
+            {split: f"clue:{task}/{hub}" for split, hub in split_sources(cfg.Global).items()},
+        ),
+        cfg.Job.seed,
+    )
 
 
 def encode(raw: RawData, tokenizer: Any, max_seq_len: int, *, skip_bad: bool = False):
     """Tokenize every split for the model (once per distinct split object: dev serving as
-    test is encoded once); returns a ``job.tasks`` task."""
+    test is encoded once); returns a ``job.data.tasks`` task."""
     by_id = {id(data): data for data in raw.splits.values()}
     sources = {split: id(data) for split, data in raw.splits.items()}
     if raw.task == "uie":
-        from .tasks import UIETask
-        from .uie_data import encode as encode_uie
+        from job.data.tasks import UIETask
+        from job.data.uie import encode as encode_uie
 
         return UIETask(_once(sources, lambda key: encode_uie(by_id[key], tokenizer, max_seq_len, skip_bad=skip_bad)))
-    from .clue import num_labels
-    from .tasks import ClassificationTask, ClsFeatures
+    from job.data.clue import num_labels
+    from job.data.tasks import ClassificationTask, ClsFeatures
 
     def encode_cls(key: int) -> ClsFeatures:
         data = by_id[key]
         ids, types, labels, where = [], [], [], []
         for example in data.examples:
-            encoded = tokenizer(text=example.text_a, text_pair=example.text_b, max_seq_len=max_seq_len, truncation=True, return_attention_mask=False)
+            encoded = tokenizer(
+                text=example.text_a,
+                text_pair=example.text_b,
+                max_seq_len=max_seq_len,
+                truncation=True,
+                return_attention_mask=False,
+            )
             ids.append(np.asarray(encoded["input_ids"], dtype=np.int64))
             types.append(np.asarray(encoded["token_type_ids"], dtype=np.int64))
             labels.append(-1 if example.label is None else example.label)

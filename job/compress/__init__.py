@@ -1,0 +1,13 @@
+"""Compression: PaddleSlim's AutoCompression driven by the typed config, and what the
+published program runs in INT8.
+
+* ``stage``: the compression stage (ACT's sections from the strategy, the data loaders,
+  calibration); its public names are re-exported here;
+* ``int8``: the INT8 scope of a quantized program and the ops a predictor really runs
+  in INT8;
+* ``slim_patches``: narrow fixes for PaddleSlim 2.6.0, each naming its cause.
+"""
+
+from job.compress.stage import Calibration, CompressResult, act_config, calibration, run
+
+__all__ = ["Calibration", "CompressResult", "act_config", "calibration", "run"]

@@ -1,0 +1,795 @@
+#!/usr/bin/env python3
+"""UIE-base latency on this machine, against the project's targets (issue 13).
+
+    .venv/bin/python scripts/bench_uie_base.py            # full run (batch 40, length 128)
+    .venv/bin/python scripts/bench_uie_base.py --quick    # smoke test: small shape, few repeats
+    .venv/bin/python scripts/bench_uie_base.py --table bench/records/RECORD.json   # README table only
+
+Builds a UIE with the shape of PaddleNLP's uie-base (12 layers, 768 hidden, 12 heads,
+vocabulary 40,000; random weights: latency does not depend on them) and its tokenizer
+(the embedded People's Daily benchmark's characters plus ``[unusedN]`` fillers), exports
+it, compresses it with the project's own ``job.compress.run`` (strategy ``ptq``, and
+``prune_ptq``: 25 % of heads and FFN width pruned with distillation, then PTQ) and then
+measures in one run, through ``job.benchmark``, each figure in its own worker process:
+
+* Paddle Inference (oneDNN), as the job publishes and Taskflow serves: FP32, PTQ INT8,
+  pruned + INT8; benchmark-only rows labelled as such: the PTQ program with INT8 scope
+  linear+pv, and FP32 / PTQ INT8 with ``enable_mkldnn_bfloat16()``;
+* OpenVINO (optional extra, ``make bench`` installs it): the FP32 program read directly,
+  at FP32 and at its default precision (BF16 where the CPU has it), NNCF INT8 at both, and
+  our own PTQ program (its Paddle frontend may refuse it: the refusal is the row);
+* ONNX Runtime: the FP32 model exported by paddle2onnx, at FP32 and at its best INT8;
+* padding: the same test texts padded to 128, to each batch's longest in the original
+  order, and length-bucketed.
+
+Accuracy (not timed): the demo teacher (``teachers/uie-pico-pd199801``) through the
+embedded test split with the job's span metric, for every served configuration above
+(Paddle FP32 and PTQ INT8 per scope, OpenVINO FP32 and NNCF INT8), so that speed is
+compared between models of comparable accuracy.
+
+Prints a table, every target with PASS or MISS (the distance and the dominant op types
+when missed) and writes one JSON record (``--record``, default ``--out``/bench.json) from
+which ``--table`` renders the README's table. Built, compressed and converted models and
+the accuracy results are kept under ``--out``/work and reused only while their reuse key
+(inputs, code, settings, versions) is unchanged (``--rebuild`` to redo them anyway).
+Timings are only as good as the machine is quiet: run it with nothing else running.
+
+Exit codes: 0 done (targets may be missed: see the output); 1 the run failed (e.g.
+pruning pruned nothing); 2 bad arguments or an unreadable ``--table`` record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+log = logging.getLogger("job.bench")
+
+VOCAB_SIZE = 40000
+TEACHER_CONFIG = ROOT / "configs" / "uie_demo.yaml"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    shape: str
+    batch_size: int
+    seq_len: int
+    warmup: int
+    repeats: int
+    test_examples: int  # 0: the whole test split
+    train_examples: int
+    dev_examples: int
+    calib_batches: int
+    train_iter: int
+    teacher_calib_batches: int  # PTQ and NNCF calibration of the demo teacher: batches of 32 training examples
+
+
+FULL = Settings(
+    "uie-base",
+    40,
+    128,
+    warmup=3,
+    repeats=10,
+    test_examples=0,
+    train_examples=256,
+    dev_examples=64,
+    calib_batches=8,
+    train_iter=4,
+    teacher_calib_batches=8,
+)
+QUICK = Settings(
+    "uie-micro",
+    16,
+    128,
+    warmup=1,
+    repeats=3,
+    test_examples=800,
+    train_examples=64,
+    dev_examples=32,
+    calib_batches=2,
+    train_iter=2,
+    teacher_calib_batches=2,
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from job.config import INT8_SCOPES
+
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"smoke test: {QUICK.shape}, batch {QUICK.batch_size}, {QUICK.repeats} repeats",
+    )
+    parser.add_argument("--out", default="bench-out", help="output folder (default: ./bench-out)")
+    parser.add_argument(
+        "--record", help="where to write the run's JSON record (default: OUT/bench.json, quick: OUT/bench-quick.json)"
+    )
+    parser.add_argument("--table", metavar="RECORD", help="print the README table of a saved record and exit")
+    parser.add_argument("--threads", type=int, default=0, help="CPU threads (default 0: every core)")
+    parser.add_argument("--repeats", type=int, help="timed runs per figure (default: 10, quick 3)")
+    parser.add_argument("--warmup", type=int, help="warm-up runs (default: 3, quick 1)")
+    parser.add_argument("--no-onnx", action="store_true", help="leave out the ONNX Runtime peer")
+    parser.add_argument("--no-openvino", action="store_true", help="leave out the OpenVINO peer")
+    parser.add_argument(
+        "--no-accuracy", action="store_true", help="leave out the accuracy of each configuration on the demo teacher"
+    )
+    parser.add_argument(
+        "--prepare",
+        action="store_true",
+        help="build, compress and convert everything (and the accuracy results), measure nothing",
+    )
+    parser.add_argument(
+        "--rebuild",
+        action="store_true",
+        help="rebuild models, conversions and accuracy results even when their reuse key matches",
+    )
+    parser.add_argument("--no-profile", action="store_true", help="do not profile ops when a target is missed")
+    parser.add_argument(
+        "--int8-scope",
+        choices=INT8_SCOPES,
+        default="linear",
+        help="what the quantized programs run in INT8 (Job.int8_scope; default: linear, as the job publishes them)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    args = parser.parse_args(argv)
+    if (
+        args.threads < 0
+        or (args.repeats is not None and args.repeats < 1)
+        or (args.warmup is not None and args.warmup < 0)
+    ):
+        parser.error("--threads and --warmup must be >= 0, --repeats >= 1")
+    if args.table:
+        return _print_table(Path(args.table))
+
+    from job import logs, reuse
+
+    # The code every reuse key names, as this run loads it (an edit during the run is not keyed as used).
+    reuse.snapshot(*sorted((ROOT / "job").rglob("*.py")), __file__)
+    logs.setup(verbose=args.verbose)
+    settings = QUICK if args.quick else FULL
+    if args.repeats:
+        settings = dataclasses.replace(settings, repeats=args.repeats)
+    if args.warmup is not None:
+        settings = dataclasses.replace(settings, warmup=args.warmup)
+    out = Path(args.out).resolve()  # job.compress.run works inside its folder: relative paths would break
+    work = out / "work" / ("quick" if args.quick else "full")
+    work.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    phases: dict[str, float] = {}
+
+    from job.runtime import set_threads
+
+    threads = set_threads(args.threads)
+    scope = args.int8_scope
+    compression: dict[str, dict] = {}
+    with logs.phase("data and tokenizer", phases):
+        task, vocab_dir, data_key = _data(work, settings, args.rebuild)
+    with logs.phase("build and export", phases):
+        fp32, fp32_key = _build(work, settings, vocab_dir, data_key, args.rebuild)
+    with logs.phase("PTQ (job.compress, strategy ptq)", phases):
+        ptq_all, ptq_key, compression["ptq"] = _compress(
+            work, settings, "ptq", fp32, fp32_key, task, threads, args.rebuild, "all"
+        )
+        ptq = _scoped(ptq_all, ptq_key, work / f"ptq-{_slug(scope)}", scope, args.rebuild)
+        ptq_pv = (
+            _scoped(ptq_all, ptq_key, work / "ptq-linear-pv", "linear+pv", args.rebuild)
+            if scope != "linear+pv"
+            else None
+        )
+    with logs.phase("prune + PTQ (job.compress, strategy prune_ptq)", phases):
+        pruned, _, compression["prune_ptq"] = _compress(
+            work, settings, "prune_ptq", fp32, fp32_key, task, threads, args.rebuild, scope
+        )
+    accuracy: dict = {}
+    if not args.no_accuracy:
+        with logs.phase("accuracy on the demo teacher", phases):
+            accuracy = _accuracy(work, settings, threads, args.rebuild, scope, openvino=not args.no_openvino)
+
+    from job.evaluate import model_params
+
+    params = {name: model_params(m) for name, m in (("fp32", fp32), ("ptq", ptq), ("prune_ptq", pruned))}
+    if params["prune_ptq"] >= params["fp32"]:
+        print(
+            f"error: the pruned model is not smaller ({params['prune_ptq']:,} >= {params['fp32']:,} parameters): pruning pruned nothing",
+            file=sys.stderr,
+        )
+        return 1
+
+    from job import benchmark
+    from job.config import BenchmarkConfig
+    from lab import bench_record
+
+    models = {"fp32": fp32, "ptq": ptq, **({"ptq-pv": ptq_pv} if ptq_pv else {}), "prune_ptq": pruned}
+    notes = (
+        {
+            "ptq-pv": "benchmark only: the PTQ program with Job.int8_scope=linear+pv (what the job publishes with that setting)"
+        }
+        if ptq_pv
+        else {}
+    )
+    cfg = BenchmarkConfig(
+        enabled=True,
+        device="cpu",
+        batch_size=settings.batch_size,
+        max_seq_len=settings.seq_len,
+        threads=args.threads,
+        warmup=settings.warmup,
+        repeats=settings.repeats,
+        precisions=["fp32", "int8"],
+        dynamic_padding=True,
+        onnx_peer=not args.no_onnx,
+    )
+    run_args = {
+        "workdir": work / "bench",
+        "onnx_from": "fp32",
+        "notes": notes,
+        "openvino": not args.no_openvino,
+        "openvino_quantized": {"ptq": ptq, "ptq-all": ptq_all},
+        "paddle_variants": [("bf16", "fp32", {"benchmark_bf16": True}), ("bf16", "ptq", {"benchmark_bf16": True})],
+    }
+    if args.prepare:
+        with logs.phase("peer conversions", phases):
+            benchmark.prepare_peers(
+                fp32,
+                "fp32",
+                task,
+                work / "bench",
+                threads=threads,
+                onnx=not args.no_onnx,
+                openvino=not args.no_openvino,
+            )
+        print(
+            f"prepared {work}: models, compressed models, peer conversions and accuracy results, each under its reuse key; nothing measured"
+        )
+        return 0
+    with logs.phase("benchmark", phases):
+        result = benchmark.run(cfg, models, task, **run_args)
+    from job.runtime import hardware, versions
+
+    env_versions = dict(versions())
+    for record in result.records:
+        env_versions.update(record.get("versions") or {})
+    record = bench_record.make_record(
+        records=result.records,
+        notes=result.notes,
+        hardware=hardware(),
+        versions=env_versions,
+        threads=threads,
+        settings=dataclasses.asdict(settings),
+        int8_scope=scope,
+        params=params,
+        accuracy=accuracy,
+        profiles={},
+        phases=phases,
+        command="scripts/bench_uie_base.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        quick=args.quick,
+        compression=compression,
+    )
+    missed = [key for key, entry in record["targets"].items() if entry["verdict"] == "MISS"]
+    if missed and not args.no_profile:
+        with logs.phase("profiles", phases):
+            record["profiles"] = _profiles(result, missed, scope)
+    total = time.perf_counter() - started
+    record["phases"] = dict(phases, total=total)
+
+    lines = [
+        f"# UIE latency benchmark ({'quick' if args.quick else 'full'}): shape {settings.shape}, vocabulary {VOCAB_SIZE}, random weights",
+        f"# batch {settings.batch_size}, sequence {settings.seq_len}, {threads} threads, warm-up {settings.warmup}, {settings.repeats} timed runs",
+        f"# INT8 scope of the published programs: {scope} (served by oneDNN with its defaults, as Taskflow serves them)",
+        f"# parameters: FP32 {params['fp32']:,}; PTQ {params['ptq']:,}; pruned+PTQ {params['prune_ptq']:,} ({params['prune_ptq'] / params['fp32']:.1%} of FP32)",
+        "# compression: "
+        + "; ".join(
+            f"{name} {_seconds(entry.get('seconds'))}{' (reused from the cache: seconds of the run that built it)' if entry['reused'] else ''}"
+            for name, entry in compression.items()
+        ),
+        "",
+        result.summary(),
+        "",
+        "## targets",
+        "",
+        *bench_record.target_lines(record),
+        *_accuracy_lines(accuracy),
+        *_check_lines(result),
+        *_peer_lines(result),
+        *_profile_lines(record["profiles"], missed),
+        "",
+        "phases: "
+        + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in phases.items())
+        + f"; total {total:.0f} s",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    stem = "bench-quick" if args.quick else "bench"
+    (out / f"{stem}.txt").write_text(text + "\n", encoding="utf-8")
+    record_path = Path(args.record) if args.record else out / f"{stem}.json"
+    record_path.parent.mkdir(parents=True, exist_ok=True)
+    record_path.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    table_path = out / f"{stem}-table.md"
+    table_path.write_text(bench_record.render_table(record), encoding="utf-8")
+    print(f"\nsaved {out / (stem + '.txt')}, the record {record_path} and its README table {table_path}")
+    return 0
+
+
+def _print_table(path: Path) -> int:
+    from lab import bench_record
+
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+        if record.get("schema") != bench_record.SCHEMA:
+            raise ValueError(f"schema {record.get('schema')!r}, expected {bench_record.SCHEMA}")
+        print(bench_record.render_table(record), end="")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        print(f"error: {path}: not a benchmark record ({exc.__class__.__name__}: {exc})", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _seconds(value) -> str:
+    return "?" if value is None else f"{value:.0f} s"
+
+
+def _slug(scope: str) -> str:
+    return scope.replace("+", "-")
+
+
+# --------------------------------------------------------------------------------------
+# Inputs: data, tokenizer, models (each reused only under the same reuse key)
+# --------------------------------------------------------------------------------------
+
+
+def _versions(*names: str) -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in names:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def data_key(settings: Settings) -> str:
+    """Reuse key of the benchmark data and tokenizer: the builder's code and the vocabulary size."""
+    from job import reuse
+
+    code = reuse.code_text(ROOT / "job" / "data" / "embedded.py", ROOT / "job" / "data" / "uie.py", _data)
+    return reuse.key(
+        code=code, vocab_size=VOCAB_SIZE, seq_len=settings.seq_len, versions=_versions("snownlp", "paddlenlp")
+    )
+
+
+def build_key(settings: Settings, vocab_dir: Path, data: str) -> str:
+    """Reuse key of the FP32 export: shape, vocabulary, seed, tokenizer files, model code, Paddle."""
+    from job import reuse
+
+    return reuse.key(
+        files=[vocab_dir / "vocab.txt"],
+        code=reuse.code_text(ROOT / "job" / "model.py", _build),
+        shape=settings.shape,
+        vocab=VOCAB_SIZE,
+        seed=42,
+        data=data,
+        versions=_versions("paddlepaddle", "paddlenlp"),
+    )
+
+
+def compress_key(text: str, source_key: str) -> str:
+    """Reuse key of a compressed model: its config, the source model's key, and the code
+    and libraries that compress (job/compress/: stage, int8, slim_patches; PaddleSlim)."""
+    from job import reuse
+
+    code = reuse.code_text(
+        *(
+            ROOT / "job" / name
+            for name in ("compress/stage.py", "compress/int8.py", "compress/slim_patches.py", "data/tasks.py")
+        )
+    )
+    return reuse.key(code=code, config=text, source=source_key, versions=_versions("paddlepaddle", "paddleslim"))
+
+
+def _data(work: Path, settings: Settings, rebuild: bool = False):
+    from job import reuse
+    from job.data.embedded import build_pd_benchmark
+    from job.data.tasks import UIETask
+    from job.data.uie import encode, read_doccano
+    from job.model import build_vocab, load_tokenizer, save_tokenizer
+
+    key = data_key(settings)
+    data_dir = work.parent / "data"
+    vocab_dir = work.parent / f"tokenizer-{VOCAB_SIZE}"
+    if rebuild or not reuse.fresh(data_dir, key, "benchmark data and tokenizer"):
+        shutil.rmtree(data_dir, ignore_errors=True)
+        shutil.rmtree(vocab_dir, ignore_errors=True)
+        build_pd_benchmark(data_dir)
+        texts: set[str] = set()
+        for split in ("train", "dev", "test"):
+            for example in read_doccano(data_dir / f"{split}.txt", settings.seq_len).examples:
+                texts.update((example.content, example.prompt))
+        vocab = build_vocab(sorted(texts))
+        if len(vocab) > VOCAB_SIZE:
+            raise SystemExit(
+                f"the benchmark has {len(vocab)} distinct tokens, more than the vocabulary of {VOCAB_SIZE}"
+            )
+        vocab += [f"[unused{i}]" for i in range(1, VOCAB_SIZE - len(vocab) + 1)]
+        save_tokenizer(vocab, vocab_dir)
+        reuse.mark(data_dir, key)
+    tokenizer = load_tokenizer(vocab_dir)
+    limits = {"train": settings.train_examples, "dev": settings.dev_examples, "test": settings.test_examples}
+    splits = {
+        split: encode(
+            read_doccano(data_dir / f"{split}.txt", settings.seq_len, limit=limit), tokenizer, settings.seq_len
+        )
+        for split, limit in limits.items()
+    }
+    task = UIETask(splits)
+    log.info("data: %s", ", ".join(f"{s} {len(f)} examples" for s, f in splits.items()))
+    return task, vocab_dir, key
+
+
+def _build(work: Path, settings: Settings, vocab_dir: Path, data: str, rebuild: bool):
+    from job import reuse
+    from job.model import ModelFiles, build_uie, export_uie
+
+    folder = work / f"{settings.shape}-fp32"
+    key = build_key(settings, vocab_dir, data)
+    if not rebuild and reuse.fresh(folder, key, "FP32 export"):
+        return ModelFiles(folder).check(), key
+    shutil.rmtree(folder, ignore_errors=True)
+    model = build_uie(settings.shape, VOCAB_SIZE, seed=42)
+    export_uie(model, vocab_dir, folder)
+    reuse.mark(folder, key)
+    return ModelFiles(folder).check(), key
+
+
+_GLOBAL = "Global: {{task_name: uie, dataset: embedded, batch_size: 8, max_seq_length: {seq}}}\n"
+_PRUNE = """\
+TrainConfig: {{train_iter: {train_iter}, eval_iter: 1000, logging_iter: 1, learning_rate: 2.0e-5}}
+TransformerPrune: {{pruned_ratio: 0.25}}
+Distillation: {{loss: l2}}
+"""
+_PTQ = """\
+QuantPost:
+  batch_size: 8
+  batch_nums: {calib}
+  algo: hist
+  onnx_format: true
+  weight_quantize_type: channel_wise_abs_max
+  quantize_op_types: [mul, matmul, matmul_v2]
+"""
+
+
+def _template(strategy: str, title: str, *sections: str) -> str:
+    job = "Job: {{strategy: " + strategy + ", threads: {threads}, seed: 42, int8_scope: {int8_scope}}}\n"
+    return f"# {title} (written by scripts/bench_uie_base.py)\n" + _GLOBAL + "".join(sections) + job
+
+
+_PRUNED = "Pruning (25 % of heads and FFN width) with distillation"
+# Config templates per strategy (str.format fields: seq, calib, train_iter, threads, int8_scope).
+_YAML = {
+    "ptq": _template("ptq", "PTQ of the benchmark's UIE", _PTQ),
+    "prune_dis": _template("prune_dis", _PRUNED, _PRUNE),
+    "prune_ptq": _template("prune_ptq", f"{_PRUNED}, then PTQ", _PRUNE, _PTQ),
+}
+
+
+def _compress(
+    work: Path,
+    settings: Settings,
+    strategy: str,
+    source,
+    source_key: str,
+    task,
+    threads: int,
+    rebuild: bool,
+    int8_scope: str,
+):
+    """``source`` compressed by ``job.compress.run`` with ``strategy``, cached in work and
+    reused only while the config, the source model and the code that compresses are the same;
+    its reuse key; and how long compressing took (``seconds`` of the run that built it,
+    ``reused`` when this run took it from the cache, ``act_strategies``)."""
+    from job import compress, reuse
+    from job.config import load_config
+    from job.model import ModelFiles
+
+    folder = work / (strategy if int8_scope != "all" else f"{strategy}-all")
+    text = _YAML[strategy].format(
+        seq=settings.seq_len,
+        calib=settings.calib_batches,
+        threads=threads,
+        train_iter=settings.train_iter,
+        int8_scope=int8_scope,
+    )
+    key = compress_key(text, source_key)
+    if not rebuild and reuse.fresh(folder, key, f"strategy {strategy}"):
+        built = json.loads((folder / reuse.MARKER).read_text(encoding="utf-8"))
+        return (
+            ModelFiles(folder / "compressed").check(),
+            key,
+            {"seconds": built.get("seconds"), "reused": True, "act_strategies": built.get("act_strategies") or []},
+        )
+    shutil.rmtree(folder, ignore_errors=True)
+    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False, encoding="utf-8") as handle:
+        handle.write(text)
+    cfg = load_config(handle.name)
+    Path(handle.name).unlink()
+    folder.mkdir(parents=True, exist_ok=True)
+    result = compress.run(cfg, source, task, folder)
+    reuse.mark(folder, key, act_strategies=result.act_strategies, seconds=result.seconds)
+    return (
+        result.model,
+        key,
+        {"seconds": round(result.seconds, 1), "reused": False, "act_strategies": list(result.act_strategies)},
+    )
+
+
+def _scoped(source, source_key: str, folder: Path, scope: str, rebuild: bool):
+    """A copy of a quantized model whose program keeps INT8 only where ``scope`` says
+    (``job.compress.int8.restrict``, the last step of ``job.compress.run``): one PTQ serves every scope."""
+    from job import reuse
+    from job.compress import int8
+    from job.model import ModelFiles
+
+    key = reuse.key(source=source_key, scope=scope, code=reuse.code_text(ROOT / "job" / "compress" / "int8.py"))
+    if not rebuild and reuse.fresh(folder, key, f"INT8 scope {scope}"):
+        return ModelFiles(folder, source.model_filename, source.params_filename).check()
+    shutil.rmtree(folder, ignore_errors=True)
+    shutil.copytree(source.folder, folder)
+    copy = ModelFiles(folder, source.model_filename, source.params_filename).check()
+    int8.restrict(copy.program, scope)
+    reuse.mark(folder, key)
+    return copy
+
+
+# --------------------------------------------------------------------------------------
+# Accuracy of every served configuration on the demo teacher (not timed)
+# --------------------------------------------------------------------------------------
+
+
+def _accuracy(work: Path, settings: Settings, threads: int, rebuild: bool, scope: str, *, openvino: bool) -> dict:
+    """F1 (points) of the demo teacher on the embedded test split, served each way the
+    benchmark times: Paddle FP32 and PTQ INT8 per scope (and with BF16), OpenVINO FP32 at
+    both precision hints and NNCF INT8 at both. Cached under work/accuracy by reuse key."""
+    import functools
+
+    from job import benchmark, compress, evaluate, pipeline, reuse
+    from job.config import load_config
+    from job.evaluate import Serving, create_predictor, run_batch
+
+    batches = settings.teacher_calib_batches
+    overrides = ["Job.strategy=ptq", "Job.int8_scope=all", f"QuantPost.batch_nums={batches}", f"Job.threads={threads}"]
+    cfg = load_config(TEACHER_CONFIG, overrides)
+    teacher = ROOT / "teachers" / "uie-pico-pd199801"
+    folder = work / "accuracy"
+    from job.benchmark import openvino_peer
+
+    ov_ok, ov_why = openvino_peer.available() if openvino else (False, "left out (--no-openvino)")
+    code = reuse.code_text(
+        ROOT / "job" / "compress" / "stage.py",
+        ROOT / "job" / "compress" / "int8.py",
+        ROOT / "job" / "evaluate.py",
+        ROOT / "job" / "data" / "tasks.py",
+        ROOT / "job" / "benchmark" / "openvino_peer.py",
+        ROOT / "job" / "benchmark" / "workload.py",
+        _accuracy,
+    )
+    key = reuse.key(
+        files=sorted(p for p in teacher.iterdir() if p.is_file()),
+        code=code,
+        config=TEACHER_CONFIG.read_text(encoding="utf-8"),
+        overrides=overrides,
+        scope=scope,
+        openvino=ov_ok,
+        versions=_versions("paddlepaddle", "paddleslim", "openvino", "nncf"),
+    )
+    if not rebuild and reuse.fresh(folder, key, "accuracy results"):
+        return json.loads((folder / "accuracy.json").read_text(encoding="utf-8"))
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    prepared = pipeline.prepare(cfg, {})  # the job's own path to the teacher and its encoded data
+    model, task = prepared.built.model, prepared.task
+    (folder / "ptq").mkdir()
+    compressed = compress.run(cfg, model, task, folder / "ptq").model
+    scoped = {
+        name: _scoped(compressed, key, folder / f"ptq-{_slug(name)}", name, True)
+        for name in dict.fromkeys(("linear", "linear+pv", scope))
+    }
+    f1: dict[str, float] = {}
+    bs = cfg.Global.batch_size
+
+    def paddle_f1(files, precision: str, bf16: bool = False) -> float:
+        serving = Serving(threads=threads, benchmark_bf16=bf16)
+        predictor, _, _ = create_predictor(files, serving, precision)
+        return 100.0 * task.score("test", bs, functools.partial(run_batch, predictor))[task.metric]
+
+    f1["paddle-fp32"] = 100.0 * evaluate.evaluate(model, task, serving=Serving(threads=threads), batch_size=bs).score
+    f1["paddle-fp32-bf16"] = paddle_f1(model, "fp32", bf16=True)
+    for name, files in scoped.items():
+        f1[f"paddle-int8-{name}"] = (
+            100.0 * evaluate.evaluate(files, task, serving=Serving(threads=threads), batch_size=bs).score
+        )
+        f1[f"paddle-int8-{name}-bf16"] = paddle_f1(files, "int8", bf16=True)
+    notes = []
+    if ov_ok:
+        calibration = benchmark.calibration_batches(task, list(task.input_names), count=batches, size=bs, split="train")
+        xml = folder / "openvino" / "nncf-int8.xml"
+        made = openvino_peer.quantize(model.program, calibration, xml)
+        for variant, (precision, hint) in benchmark.OPENVINO_VARIANTS.items():
+            session = openvino_peer.Session(xml if precision == "int8" else model.program, threads, hint, static=False)
+            f1[f"openvino-{variant}"] = 100.0 * task.score("test", bs, session)[task.metric]
+            log.info(
+                "accuracy: openvino %s (%s): F1 %.2f", variant, session.inference_precision, f1[f"openvino-{variant}"]
+            )
+        try:  # our published PTQ program, run by OpenVINO (its frontend refuses some QDQ programs)
+            f1["openvino-ptq"] = (
+                100.0
+                * task.score("test", bs, openvino_peer.Session(scoped[scope].program, threads, "f32", static=False))[
+                    task.metric
+                ]
+            )
+        except RuntimeError as exc:
+            notes.append(f"OpenVINO could not run our {scope} PTQ program: {openvino_peer.refusal(str(exc))}")
+        notes.append(f"OpenVINO NNCF INT8: {made}")
+    else:
+        notes.append(f"OpenVINO accuracy not measured: {ov_why}")
+    result = {
+        "model": f"{teacher.relative_to(ROOT)} (the demo teacher, {cfg.Teacher.shape})",
+        "split": "test",
+        "examples": task.size("test"),
+        "metric": "f1 (points)",
+        "calibration": f"{batches} batches of {bs} training examples for both ACT PTQ (hist) and NNCF (transformer preset)",
+        "f1": {k: round(v, 2) for k, v in f1.items()},
+        "notes": notes,
+    }
+    (folder / "accuracy.json").write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    reuse.mark(folder, key)
+    return result
+
+
+# --------------------------------------------------------------------------------------
+# Report lines and profiles
+# --------------------------------------------------------------------------------------
+
+
+def _accuracy_lines(accuracy: dict) -> list[str]:
+    if not accuracy:
+        return ["", "accuracy on the demo teacher: not measured (--no-accuracy)"]
+    lines = [
+        "",
+        f"accuracy on {accuracy['model']}, {accuracy['split']} split ({accuracy['examples']} examples), F1 points; calibration: {accuracy['calibration']}:",
+    ]
+    lines += [f"  {name:<28} {score:6.2f}" for name, score in accuracy["f1"].items()]
+    lines += [f"  note: {note}" for note in accuracy.get("notes", [])]
+    return lines
+
+
+def _check_lines(result) -> list[str]:
+    """Whether each INT8 run computes what its program says (see job.benchmark.paddle_inference.Session.checks)."""
+    lines = ["", "INT8 outputs against the quantized program run in FP32 (QDQ simulated), max-padding batch:"]
+    for record in result.find(runtime="paddle-inference", precision="int8", padding="max"):
+        check = record.get("int8_check") or {}
+        name = record["model"] + (f"/{record['variant']}" if record.get("variant") else "")
+        ops = ", ".join(f"{k} {v}" for k, v in (record.get("int8_ops") or {}).items())
+        if "mean_abs_diff" in check:
+            lines.append(
+                f"  {name:<14} mean abs diff {check['mean_abs_diff']:.4f}, max {check['max_abs_diff']:.4f}; INT8 ops: {ops}"
+            )
+        else:
+            lines.append(f"  {name:<14} not checked: {check.get('error', 'no check')}; INT8 ops: {ops}")
+    return lines if len(lines) > 2 else []
+
+
+def _peer_lines(result) -> list[str]:
+    lines = []
+    for record in result.find(runtime="openvino", padding="max"):
+        if record.get("error") or record.get("skipped"):
+            lines += [
+                "",
+                f"OpenVINO {record.get('variant')}: {'failed' if record.get('error') else 'skipped'}: {record.get('error') or record.get('skipped')}",
+            ]
+    for record in result.find(runtime="onnxruntime", padding="max"):
+        tried = record.get("variants_tried") or []
+        if not tried:
+            continue
+        lines.append("")
+        lines.append(f"ONNX Runtime {record['precision']} variants tried (winner: {record.get('variant', 'none')}):")
+        for entry in tried:
+            if "error" in entry:
+                lines.append(f"  {entry['variant']:<36} failed: {entry['error'][:120]}")
+            else:
+                extra = ", ".join(f"{k} {v}" for k, v in entry.items() if k not in ("variant", "median_ms"))
+                lines.append(f"  {entry['variant']:<36} {entry['median_ms']:9.1f} ms  {extra}")
+    return lines
+
+
+def _profiles(result, missed: list[str], scope: str) -> dict[str, list[dict]]:
+    """Op profiles of the rows behind each missed target (their max-padding batch)."""
+    from lab import bench_record
+
+    pi = {"runtime": "paddle-inference", "padding": "max"}
+
+    def best(**match):
+        rows = [r for r in result.find(**match) if r.get("latency_ms")]
+        return min(rows, key=lambda r: r["latency_ms"]["median"], default=None)
+
+    ours = min(
+        (r for r in result.find(precision="int8", **pi) if r["model"] in ("ptq", "ptq-pv") and r.get("latency_ms")),
+        key=lambda r: r["latency_ms"]["median"],
+        default=None,
+    )
+    picks = {
+        "peer": [
+            ("Paddle best INT8", ours),
+            (
+                "OpenVINO best INT8",
+                min(
+                    (
+                        r
+                        for r in result.find(runtime="openvino", precision="int8", padding="max")
+                        if r.get("latency_ms") and r.get("variant", "").startswith("nncf")
+                    ),
+                    key=lambda r: r["latency_ms"]["median"],
+                    default=None,
+                ),
+            ),
+        ],
+        "peer_default": [
+            ("Paddle best INT8", ours),
+            ("OpenVINO default precision", best(runtime="openvino", variant="default", padding="max")),
+        ],
+        "prune_ptq": [
+            ("Paddle FP32", best(model="fp32", variant=None, **pi)),
+            ("Paddle pruned+INT8", best(model="prune_ptq", variant=None, **pi)),
+        ],
+        "ptq": [
+            ("Paddle FP32", best(model="fp32", variant=None, **pi)),
+            ("Paddle PTQ INT8", best(model="ptq", variant=None, **pi)),
+        ],
+        "ort_peer": [
+            ("ONNX Runtime INT8", best(runtime="onnxruntime", precision="int8", padding="max")),
+            ("Paddle PTQ INT8", best(model="ptq", variant=None, **pi)),
+        ],
+    }
+    out: dict[str, list[dict]] = {}
+    for key in missed:
+        for label, record in picks.get(key, []):
+            if record is None or label in out:
+                continue
+            try:
+                rows = result.profile(record, runs=3, top=8)
+            except Exception as exc:  # a profiler failure must not lose the benchmark
+                rows = [{"op": f"profile failed: {exc}", "ms_per_run": 0.0, "calls_per_run": 0, "share": 0.0}]
+            out[label] = [dict(row, row=bench_record.accuracy_key(record, scope)) for row in rows]
+    return out
+
+
+def _profile_lines(profiles: dict[str, list[dict]], missed: list[str]) -> list[str]:
+    if not missed:
+        return []
+    lines = ["", "## where the time goes (missed targets: " + ", ".join(missed) + ")"]
+    if "padding" in missed:
+        lines.append("padding: the gain is bounded by max_seq_len / mean padded length (see the padding rows)")
+    for label, rows in profiles.items():
+        lines += ["", f"{label} (op type, ms per batch, calls per batch, share of the profiled wall time):"]
+        for row in rows:
+            lines.append(
+                f"  {row['op']:<40} {row['ms_per_run']:9.1f} ms  {row['calls_per_run']:6.0f}  {row['share']:6.1%}"
+            )
+    return lines
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,178 @@
+#!/usr/bin/env python3
+"""The README's "Measured on the demo teacher" table, measured: every strategy of the demo
+run through the job, then each published folder scored again through PaddleNLP's Taskflow
+(the client users load it with) on the whole embedded test split.
+
+    .venv/bin/python scripts/demo_table.py [--out runs/demo-table] [--strategies qat_dis ptq ...]
+
+Each row is one ``python -m job run --config configs/uie_demo.yaml Job.strategy=S ...``
+(printed beside it). Runs already complete under --out are reused by the job itself (same
+run id, same resolved config). Writes ``table.md`` and ``table.json`` (with the CPU, its
+instruction sets and the versions) into --out and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+DEMO = "configs/uie_demo.yaml"
+# Extra overrides per strategy (the demo config's own sections otherwise).
+STRATEGIES = {
+    "qat_dis": (),
+    "ptq": (),  # calibrates on QuantPost.batch_nums (default 10) batches of the train split
+    "ptq_hpo": ("HyperParameterOptimization.max_quant_count=8", "HyperParameterOptimization.ptq_algo=[hist,avg]"),
+    "prune_dis": (),
+    "prune_ptq": (),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--out", default="runs/demo-table", help="output root of the runs and the table (default: runs/demo-table)"
+    )
+    parser.add_argument(
+        "--strategies",
+        nargs="+",
+        choices=list(STRATEGIES),
+        default=list(STRATEGIES),
+        help="strategies to run (default: all)",
+    )
+    parser.add_argument("--cache", default="", help="Job.cache_dir for the runs (default: the job's)")
+    args = parser.parse_args(argv)
+
+    import zlib  # noqa: F401  (before paddle: see job/runtime.py)
+
+    from job.runtime import hardware, versions
+    from lab.clients import taskflow_span_f1
+
+    out = Path(args.out)
+    rows = []
+    teacher = None
+    for strategy in args.strategies:
+        overrides = [f"Job.strategy={strategy}", f"Job.output={out}", *STRATEGIES[strategy]]
+        if args.cache:
+            overrides.append(f"Job.cache_dir={args.cache}")
+        command = ["python", "-m", "job", "run", "--config", DEMO, *overrides]
+        print(f"--> {' '.join(command)}", flush=True)
+        started = time.perf_counter()
+        done = subprocess.run([sys.executable, *command[1:]], cwd=ROOT)
+        folder = out / "demo" / "uie" / strategy
+        results_file = folder / "results.json"
+        if done.returncode not in (0, 3) or not results_file.is_file():
+            print(f"error: {strategy}: the job exited with {done.returncode}", file=sys.stderr)
+            return 1
+        results = json.loads(results_file.read_text(encoding="utf-8"))
+        test_file = Path(results["evaluation"]["source"])
+        served = taskflow_span_f1(folder, test_file, max_seq_len=results["config"]["Global"]["max_seq_length"])
+        if teacher is None:
+            source = _teacher_folder(results, args.cache)
+            teacher = {
+                "job_f1": results["before"]["f1"],
+                "taskflow": taskflow_span_f1(
+                    source, test_file, max_seq_len=results["config"]["Global"]["max_seq_length"]
+                )
+                if source
+                else None,
+                "results": results,
+            }
+        rows.append(
+            {
+                "strategy": strategy,
+                "command": " ".join(command),
+                "exit_code": done.returncode,
+                "seconds": round(time.perf_counter() - started, 1),
+                "results": results,
+                "taskflow": served,
+            }
+        )
+
+    text = _table(teacher, rows)
+    print(text)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "table.md").write_text(text + "\n", encoding="utf-8")
+    record = {
+        "hardware": hardware(),
+        "versions": versions(),
+        "teacher": {"job_f1": teacher["job_f1"], "taskflow": teacher["taskflow"]},
+        "rows": [{k: v for k, v in row.items() if k != "results"} | {"job": _summary(row["results"])} for row in rows],
+    }
+    (out / "table.json").write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    print(f"\nsaved {out / 'table.md'} and {out / 'table.json'}")
+    return 0
+
+
+def _teacher_folder(results: dict, cache: str) -> Path | None:
+    """The exported FP32 teacher the job compressed (in the job's cache)."""
+    from job.config import load_config
+    from job.pipeline import cache_dir
+
+    overrides = [f"Job.cache_dir={cache}"] if cache else []
+    root = cache_dir(load_config(ROOT / DEMO, overrides)) / "teachers"
+    found = sorted(root.glob(f"{results['model_name']}-*/inference.pdmodel"), key=lambda p: p.stat().st_mtime)
+    return found[-1].parent if found else None
+
+
+def _summary(results: dict) -> dict:
+    compressed = results["models"]["compressed"]
+    return {
+        "f1": results["after"]["f1"],
+        "delta_points": results["delta_points"],
+        "gate": results["gate"],
+        "precision": compressed["precision"],
+        "int8_ops": compressed.get("int8_ops", {}),
+        "params": compressed["params"],
+        "size_bytes": compressed["size_bytes"],
+        "evaluation": results["evaluation"],
+        "compress_seconds": results["durations"].get("compress"),
+        "calibration": compressed.get("calibration"),
+    }
+
+
+def _table(teacher: dict, rows: list[dict]) -> str:
+    original = teacher["results"]["models"]["original"]
+    lines = [
+        "| strategy | command (after `bash scripts/setup.sh`) | served as | job F1 | Taskflow F1 | change | gate (1.0) | parameters | model size | compression time |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    tf = teacher["taskflow"]["f1"] * 100 if teacher["taskflow"] else float("nan")
+    lines.append(
+        f"| original (teacher) | – | FP32 | {teacher['job_f1'] * 100:.2f} | {tf:.2f} | – | – | {original['params']:,} | {original['size_bytes'] / 1e6:.2f} MB | – |"
+    )
+    for row in rows:
+        results = row["results"]
+        compressed = results["models"]["compressed"]
+        gate = "passed" if results["gate"]["passed"] else "failed"
+        precision = compressed["precision"].upper()
+        if compressed.get("int8_ops"):
+            precision += f" ({sum(compressed['int8_ops'].values())} ops)"
+        # As a user types it: the demo script, without where this run kept its outputs and cache.
+        words = [w for w in row["command"].split() if not w.startswith(("Job.output=", "Job.cache_dir="))]
+        command = " ".join(words).replace("python -m job run --config configs/uie_demo.yaml", "bash scripts/demo.sh")
+        lines.append(
+            f"| `{row['strategy']}` | `{command}` | {precision} | {results['after']['f1'] * 100:.2f} | {row['taskflow']['f1'] * 100:.2f} | "
+            f"{results['delta_points']:+.2f} | {gate} | {compressed['params']:,} | {compressed['size_bytes'] / 1e6:.2f} MB | {_minutes(results['durations'].get('compress'))} |"
+        )
+    return "\n".join(lines)
+
+
+def _minutes(seconds: float | None) -> str:
+    """ACT's own time (the job's compress phase), as the demo ran it on this machine."""
+    if seconds is None:
+        return "–"
+    minutes, secs = divmod(round(seconds), 60)
+    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
