@@ -65,16 +65,20 @@ class phase:
             self.log.error("phase %s: failed after %.1f s: %s", self.name, seconds, exc)
 
 
+_REDRAW_SECONDS_TERMINAL = 2.0
+_REDRAW_SECONDS_LOG = 30.0  # a pod's log would otherwise fill with redraws
+
+
 def _bar_defaults(kwargs: dict) -> dict:
     interactive = sys.stderr.isatty()
-    kwargs.setdefault("mininterval", 2.0 if interactive else 30.0)
+    kwargs.setdefault("mininterval", _REDRAW_SECONDS_TERMINAL if interactive else _REDRAW_SECONDS_LOG)
     kwargs.setdefault("dynamic_ncols", interactive)
     return kwargs
 
 
 def progress(iterable=None, **kwargs):
-    """A tqdm progress bar: lively on a terminal, a line every 30 s in a log file (a pod's
-    log would otherwise fill with redraws)."""
+    """A tqdm progress bar: lively on a terminal, one line every ``_REDRAW_SECONDS_LOG`` in a
+    log file."""
     from tqdm import tqdm
 
     return tqdm(iterable, **_bar_defaults(kwargs))

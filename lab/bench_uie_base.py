@@ -9,7 +9,7 @@ Builds a UIE with the shape of PaddleNLP's uie-base (12 layers, 768 hidden, 12 h
 vocabulary 40,000; random weights: latency does not depend on them) and its tokenizer
 (the embedded People's Daily benchmark's characters plus ``[unusedN]`` fillers), exports
 it, compresses it with the project's own ``job.compress.run`` (strategy ``ptq``, and
-``prune_ptq``: 25 % of heads and FFN width pruned with distillation, then PTQ) and then
+``prune_ptq``: a quarter of heads and FFN width pruned with distillation, then PTQ) and then
 measures in one run, through ``job.benchmark``, each figure in its own worker process:
 
 * Paddle Inference (oneDNN), as the job publishes and Taskflow serves: FP32, PTQ INT8,

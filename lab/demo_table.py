@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from job.runtime import hardware, versions
     from lab.clients import taskflow_span_f1
+    from lab.readme_tables import render_demo_table
 
     out = Path(args.out)
     rows = []
@@ -97,16 +98,11 @@ def main(argv: list[str] | None = None) -> int:
             }
         )
 
-    text = _table(teacher, rows)
+    record = make_record(teacher, rows, hardware(), versions())
+    text = render_demo_table(record)
     print(text)
     out.mkdir(parents=True, exist_ok=True)
     (out / "table.md").write_text(text + "\n", encoding="utf-8")
-    record = {
-        "hardware": hardware(),
-        "versions": versions(),
-        "teacher": {"job_f1": teacher["job_f1"], "taskflow": teacher["taskflow"]},
-        "rows": [{k: v for k, v in row.items() if k != "results"} | {"job": _summary(row["results"])} for row in rows],
-    }
     (out / "table.json").write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     print(f"\nsaved {out / 'table.md'} and {out / 'table.json'}")
     return 0
@@ -139,39 +135,25 @@ def _summary(results: dict) -> dict:
     }
 
 
-def _table(teacher: dict, rows: list[dict]) -> str:
+SCHEMA = 2  # 2: the record holds every figure its table shows (the original's size and parameters)
+
+
+def make_record(teacher: dict, rows: list[dict], hardware: dict, versions: dict) -> dict:
+    """The committed form of one run of the table: everything ``lab.readme_tables.render_demo_table`` shows, and
+    the machine and versions it was measured on."""
     original = teacher["results"]["models"]["original"]
-    lines = [
-        "| strategy | command (after `bash scripts/setup.sh`) | served as | job F1 | Taskflow F1 | change | gate (1.0) | parameters | model size | compression time |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
-    tf = teacher["taskflow"]["f1"] * 100 if teacher["taskflow"] else float("nan")
-    lines.append(
-        f"| original (teacher) | – | FP32 | {teacher['job_f1'] * 100:.2f} | {tf:.2f} | – | – | {original['params']:,} | {original['size_bytes'] / 1e6:.2f} MB | – |"
-    )
-    for row in rows:
-        results = row["results"]
-        compressed = results["models"]["compressed"]
-        gate = "passed" if results["gate"]["passed"] else "failed"
-        precision = compressed["precision"].upper()
-        if compressed.get("int8_ops"):
-            precision += f" ({sum(compressed['int8_ops'].values())} ops)"
-        # As a user types it: the demo script, without where this run kept its outputs and cache.
-        words = [w for w in row["command"].split() if not w.startswith(("Job.output=", "Job.cache_dir="))]
-        command = " ".join(words).replace("python -m job run --config configs/uie_demo.yaml", "bash scripts/demo.sh")
-        lines.append(
-            f"| `{row['strategy']}` | `{command}` | {precision} | {results['after']['f1'] * 100:.2f} | {row['taskflow']['f1'] * 100:.2f} | "
-            f"{results['delta_points']:+.2f} | {gate} | {compressed['params']:,} | {compressed['size_bytes'] / 1e6:.2f} MB | {_minutes(results['durations'].get('compress'))} |"
-        )
-    return "\n".join(lines)
-
-
-def _minutes(seconds: float | None) -> str:
-    """ACT's own time (the job's compress phase), as the demo ran it on this machine."""
-    if seconds is None:
-        return "–"
-    minutes, secs = divmod(round(seconds), 60)
-    return f"{minutes} min {secs:02d} s" if minutes else f"{secs} s"
+    return {
+        "schema": SCHEMA,
+        "hardware": hardware,
+        "versions": versions,
+        "teacher": {
+            "job_f1": teacher["job_f1"],
+            "taskflow": teacher["taskflow"],
+            "params": original["params"],
+            "size_bytes": original["size_bytes"],
+        },
+        "rows": [{k: v for k, v in row.items() if k != "results"} | {"job": _summary(row["results"])} for row in rows],
+    }
 
 
 if __name__ == "__main__":

@@ -526,3 +526,12 @@ def test_records_from_the_dataset_hub_convert_like_file_records():
     assert example_from_record("cmnli", {"sentence1": "a", "sentence2": "b", "label": "-"}, "clue/cmnli/dev:2") is None
     with pytest.raises(DataError, match=r"^clue/afqmc/dev:3: missing field 'sentence2'$"):
         example_from_record("afqmc", {"sentence1": "a", "label": "1"}, "clue/afqmc/dev:3")
+
+
+def test_the_readme_states_the_sentiment_task_as_built(sentiment):
+    """The Data section's sentiment counts are the builder's (built by the fixture, compared here)."""
+    _, counts = sentiment
+    sizes = [sum(counts.splits[split].values()) for split in ("train", "dev", "test")]
+    stated = f"{counts.total:,} distinct texts, stratified split {sizes[0]:,} / {sizes[1]:,} / {sizes[2]:,}."
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert stated in readme, stated

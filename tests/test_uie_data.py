@@ -325,3 +325,15 @@ def test_span_counts_match_paddlenlp_span_evaluator():
     )
     assert ours.precision == pytest.approx(p) and ours.recall == pytest.approx(r) and ours.f1 == pytest.approx(f)
     assert 0 < f < 1
+
+
+def test_the_readme_states_the_benchmark_as_built(benchmark_dir):
+    """The Data section's counts are the builder's, not typed: built here, compared here."""
+    counts = json.loads((benchmark_dir / "counts.json").read_text(encoding="utf-8"))
+    sentences, examples = counts["sentences"], counts["examples"]
+    stated = (
+        f"{sentences['train']:,} sentences ({examples['train']:,} examples), dev {sentences['dev']:,} "
+        f"({examples['dev']:,}), test {sentences['test']:,} ({examples['test']:,})."
+    )
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    assert stated in readme, stated

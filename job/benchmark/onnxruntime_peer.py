@@ -313,7 +313,7 @@ def constants_to_initializers(proto) -> int:
 class Calibration:
     """ONNX Runtime's CalibrationDataReader over real batches. ``set_range`` serves
     ``CalibStridedMinMax``, which merges the ranges of a few batches at a time (the
-    memory-bounded path: ``CalibMaxIntermediateOutputs`` of onnxruntime 1.20 drops the
+    memory-bounded path: ``CalibMaxIntermediateOutputs`` of the pinned onnxruntime drops the
     data it collected instead of merging it)."""
 
     def __init__(self, batches: list[dict[str, np.ndarray]]):

@@ -9,22 +9,20 @@ removes the rest, and every consumer then serves the same thing the job measured
 
 The weights too: Paddle 2.6's oneDNN INT8 passes mis-scale ACT's per-channel linear
 weights (``_per_tensor_weights`` says how), so ``restrict`` hands every linear weight to
-them as a float32 weight behind a per-tensor pair. Measured on the demo teacher (test
-F1, FP32 83.07, PTQ hist over 8 batches, default INT8 predictor): the linear layers in
-INT8 gave 81.65 with ACT's weights and 83.13 per tensor.
+them as a float32 weight behind a per-tensor pair (the slow tests hold the demo
+teacher's PTQ within a point of FP32 through a default INT8 predictor; the probe record
+under ``records/`` has the F1 of each scope).
 
-Why not every tensor: measured before that weight fix, oneDNN INT8 on every tensor PTQ
-marked gave F1 4.99; the linear layers plus attention's probabilities x V matmul
-(softmax output times V) 81.27; the attention scores matmul Q x K^T in INT8 is what
-collapses it (oneDNN ``fused_matmul``; all six attention matmuls in INT8 gave 2.73, the
-nine adds 81.72), and it still does with the weight fix (scope 'all': 1.6 to 30, varying
-from run to run). Its operands are right (Q at its own scale, 1/sqrt(d) as the matmul's
+Why not every tensor: the attention scores matmul Q x K^T in INT8 is what collapses the
+accuracy (oneDNN ``fused_matmul``; a slow test expects the gate to fail scope 'all').
+Its operands are right (Q at its own scale, 1/sqrt(d) as the matmul's
 alpha, K^T's scale); the attention mask is not: Paddle fuses the mask add into the matmul
 as ``ResidualData`` quantized to INT8 (scale 127/1e4, the mask's -1e4 sets the range),
 and Paddle 2.6's fused_matmul kernel adds those raw INT8 values (masked scores came out
--128, not -1e4) and also appends a oneDNN ``sum`` post-op scaled 1/Scale_in_eltwise
-(x79 here), which adds whatever the output buffer held. Without that fusion the mask add
-runs in INT8 at the same 1e4 range, a step of ~79 that erases the scores. So Q x K^T
+-128, not -1e4) and also appends a oneDNN ``sum`` post-op scaled 1/Scale_in_eltwise,
+which adds whatever the output buffer held. Without that fusion the mask add runs in
+INT8 at the same 1e4 range, a quantization step far larger than the scores' spread,
+which erases them. So Q x K^T
 stays in float; OpenVINO's NNCF transformer preset makes the opposite choice (Q x K^T in
 INT8, probabilities x V in float) for its own kernels.
 
@@ -197,10 +195,10 @@ def _per_tensor_weights(block, params: Path) -> int:
     the weight is stored dequantized (exactly as ``quant_axis`` says, float32) and read
     through a per-tensor pair whose scale is its absolute maximum: oneDNN then quantizes
     it with that one scale, and every other consumer (FP32 Paddle, OpenVINO) computes the
-    same per-tensor INT8 weight. Measured on the demo teacher (test F1, FP32 83.07): every
-    linear layer in INT8 gave 81.65 as ACT saved them, 82.47 with only the square weights
-    stored dequantized, 83.13 with this. Costs: these weights are stored in float32 (4x
-    their INT8 size), and INT8 weights per tensor instead of per output column."""
+    same per-tensor INT8 weight (tests/test_int8_scope.py builds square and non-square
+    per-channel weights and checks the served result). Costs: these weights are stored in
+    float32 (four times their INT8 size), and INT8 weights per tensor instead of per output
+    column."""
     if not params.is_file():
         return 0
     persistable = {v.name: v for v in block.vars if v.persistable}
