@@ -593,14 +593,18 @@ def test_settings_from_config_and_environment(s3_server, monkeypatch):
         "legacy",
         7,
     )
-    client = storage.client()  # built once, offline
-    assert client is storage.client()
+    s3 = storage.backend("s3://bucket/key")
+    client = s3.client()  # built once, offline
+    assert client is s3.client()
     assert client.meta.endpoint_url == "http://cfg:9000" and client.meta.region_name == "eu-west-1"
     assert client.meta.config.retries == {"mode": "legacy", "total_max_attempts": 7}
     assert client.meta.config.request_checksum_calculation == "when_required"
     assert client.meta.config.response_checksum_validation == "when_required"
     assert (
-        Storage(StorageConfig(endpoint_url="http://x:1")).client().meta.config.request_checksum_calculation
+        Storage(StorageConfig(endpoint_url="http://x:1"))
+        .backend("s3://bucket/k")
+        .client()
+        .meta.config.request_checksum_calculation
         != "when_required"
     )
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from job.errors import InputError, StorageError
 
 if TYPE_CHECKING:
-    from job.storage.client import Storage
+    from job.storage.settings import StoreSettings
 
 __all__ = [
     "CHUNK",
@@ -117,8 +117,8 @@ def describe(exc: BaseException) -> str:
 class Backend(abc.ABC):
     """Storage of one URI scheme. ``uri`` arguments are already of this scheme."""
 
-    def __init__(self, storage: Storage):
-        self.storage = storage
+    def __init__(self, settings: StoreSettings):
+        self.settings = settings
 
     @classmethod
     def check_uri(cls, uri: str) -> None:

@@ -15,11 +15,13 @@ import contextlib
 import hashlib
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from job.errors import InputError, JobError, StorageError
+from job.storage import scrub
 from job.storage.base import (
     CHUNK,
     Backend,
@@ -32,6 +34,7 @@ from job.storage.base import (
     hash_file,
 )
 from job.storage.locations import escape, split_s3
+from job.storage.settings import StoreSettings
 
 __all__ = ["S3Backend"]
 
@@ -100,7 +103,67 @@ class _HashingReader:
 
 
 class S3Backend(Backend):
-    """S3-compatible object storage."""
+    """S3-compatible object storage, through one boto3 client built on first use from the
+    settings (thread-safe: transfers run in threads)."""
+
+    def __init__(self, settings: StoreSettings):
+        super().__init__(settings)
+        self._client: Any = None
+        self._transfer: Any = None
+        self._lock = threading.Lock()
+
+    def client(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                self._client = self._make_client()
+            return self._client
+
+    def _make_client(self) -> Any:
+        import boto3
+        from botocore.config import Config
+        from botocore.exceptions import BotoCoreError
+
+        settings = self.settings
+        options: dict[str, Any] = {
+            "retries": {"mode": settings.retry_mode, "total_max_attempts": settings.max_attempts},
+            "connect_timeout": 10,
+            "read_timeout": 60,
+            "max_pool_connections": 16,
+        }
+        if settings.checksum_when_required:
+            options["request_checksum_calculation"] = "when_required"
+            options["response_checksum_validation"] = "when_required"
+        creds = settings.credentials
+        try:
+            session = boto3.session.Session(
+                aws_access_key_id=creds.key_id,
+                aws_secret_access_key=creds.secret,
+                aws_session_token=creds.token,
+                region_name=settings.region,
+            )
+            client = session.client("s3", endpoint_url=settings.endpoint_url, config=Config(**options))
+        except BotoCoreError as exc:
+            raise StorageError(scrub.clean(f"cannot set up the S3 client: {describe(exc)}")) from exc
+        scrub.install(excepthook=False)
+        return client
+
+    def transfer_config(self) -> Any:
+        """The transfer settings, built once (like the client)."""
+        with self._lock:
+            if self._transfer is None:
+                from boto3.s3.transfer import TransferConfig
+
+                self._transfer = TransferConfig(
+                    multipart_threshold=self.settings.multipart_threshold,
+                    multipart_chunksize=self.settings.multipart_chunksize,
+                    max_concurrency=4,
+                    use_threads=True,
+                    preferred_transfer_client="classic",
+                )
+        # s3transfer's loggers exist from here on; cheap, and it also catches any logger
+        # created during an earlier transfer.
+        scrub.install(excepthook=False)
+        return self._transfer
 
     @classmethod
     def check_uri(cls, uri: str) -> None:
@@ -120,7 +183,7 @@ class S3Backend(Backend):
             if not_found and isinstance(exc, ClientError) and _error_code(exc) in ("404", "NoSuchKey", "NotFound"):
                 raise NotFoundError(f"{action} {escape(uri)}: not found") from exc
             if isinstance(exc, (BotoCoreError, ClientError, Boto3Error, OSError)):
-                raise StorageError(self.storage.clean(f"{action} {escape(uri)}: {describe(exc)}")) from exc
+                raise StorageError(scrub.clean(f"{action} {escape(uri)}: {describe(exc)}")) from exc
             raise
 
     @staticmethod
@@ -132,7 +195,7 @@ class S3Backend(Backend):
 
     @property
     def _checksums(self) -> bool:
-        return not self.storage.checksum_when_required
+        return not self.settings.checksum_when_required
 
     def exists(self, uri: str) -> bool:
         return self.stat(uri) is not None
@@ -142,7 +205,7 @@ class S3Backend(Backend):
         extra = {"ChecksumMode": "ENABLED"} if checksums and self._checksums else {}
         try:
             with self._errors("stat", uri):
-                return self.storage.client().head_object(Bucket=bucket, Key=key, **extra)
+                return self.client().head_object(Bucket=bucket, Key=key, **extra)
         except NotFoundError:
             return None
 
@@ -155,7 +218,7 @@ class S3Backend(Backend):
         prefix = f"{key}/" if key else ""
         out: dict[str, ObjectInfo] = {}
         with self._errors("list", uri, not_found=False):
-            pages = self.storage.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
             for page in pages:
                 for item in page.get("Contents", []):
                     rel = item["Key"][len(prefix) :]
@@ -165,7 +228,7 @@ class S3Backend(Backend):
 
     def put_file(self, local_path: Path, uri: str, progress: Progress | None) -> FileDigest:
         bucket, key = self._object(uri)
-        client, transfer = self.storage.client(), self.storage.transfer_config()
+        client, transfer = self.client(), self.transfer_config()
         extra = {"ChecksumAlgorithm": "SHA256"} if self._checksums else {}
         try:
             fh = open(local_path, "rb")
@@ -198,13 +261,13 @@ class S3Backend(Backend):
             return
         from s3transfer.utils import ChunksizeAdjuster
 
-        part = ChunksizeAdjuster().adjust_chunksize(self.storage.multipart_chunksize, digest.size)
+        part = ChunksizeAdjuster().adjust_chunksize(self.settings.multipart_chunksize, digest.size)
         if stored != _sha256_checksums(local_path, part)[1]:
             raise StorageError(f"upload to {escape(uri)}: the store's SHA-256 checksum differs from the bytes sent")
 
     def get_file(self, uri: str, local_path: Path, progress: Progress | None) -> FileDigest:
         bucket, key = self._object(uri)
-        client, transfer = self.storage.client(), self.storage.transfer_config()
+        client, transfer = self.client(), self.transfer_config()
         with LocalFile(local_path) as out, self._errors("download", uri):
             client.download_fileobj(bucket, key, out, Config=transfer, Callback=progress)
         # Parts arrive out of order: the file is hashed once it is complete.
@@ -230,23 +293,23 @@ class S3Backend(Backend):
         bucket, key = self._object(uri)
         extra = {"ChecksumAlgorithm": "SHA256"} if self._checksums else {}
         with self._errors("write", uri, not_found=False):
-            self.storage.client().put_object(Bucket=bucket, Key=key, Body=data, **extra)
+            self.client().put_object(Bucket=bucket, Key=key, Body=data, **extra)
 
     def get_bytes(self, uri: str) -> bytes:
         bucket, key = self._object(uri)
         with self._errors("read", uri):
-            return self.storage.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+            return self.client().get_object(Bucket=bucket, Key=key)["Body"].read()
 
     def delete(self, uri: str) -> None:
         bucket, key = self._object(uri)
         with self._errors("delete", uri, not_found=False):
-            self.storage.client().delete_object(Bucket=bucket, Key=key)
+            self.client().delete_object(Bucket=bucket, Key=key)
 
     def sha256(self, uri: str) -> str:
         bucket, key = self._object(uri)
         sha = hashlib.sha256()
         with self._errors("read", uri):
-            body = self.storage.client().get_object(Bucket=bucket, Key=key)["Body"]
+            body = self.client().get_object(Bucket=bucket, Key=key)["Body"]
             for chunk in body.iter_chunks(CHUNK):
                 sha.update(chunk)
         return sha.hexdigest()
@@ -255,7 +318,7 @@ class S3Backend(Backend):
         """Abort unfinished multipart uploads under a prefix (they cost storage until aborted)."""
         bucket, key = split_s3(uri)
         prefix = f"{key}/" if key else ""
-        client = self.storage.client()
+        client = self.client()
         aborted = 0
         with self._errors("abort uploads under", uri, not_found=False):
             for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket, Prefix=prefix):

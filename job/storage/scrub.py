@@ -18,7 +18,7 @@ from collections.abc import Iterable
 
 from job.logs import BOTO_LOGGERS
 
-__all__ = ["ScrubFilter", "add_secrets", "install", "install_excepthook", "scrub", "scrub_url"]
+__all__ = ["ScrubFilter", "add_secrets", "clean", "install", "install_excepthook", "scrub", "scrub_url"]
 
 # scheme://userinfo@ : userinfo holds no '/', '@' or whitespace.
 _USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/@\s\"']+@")
@@ -67,6 +67,11 @@ class ScrubFilter(logging.Filter):
 
 
 _FILTER = ScrubFilter()
+
+
+def clean(message: str) -> str:
+    """A message as one line, without credentials or URL passwords."""
+    return scrub(" ".join(message.split()))
 
 
 def install(excepthook: bool = True) -> None:
