@@ -11,7 +11,10 @@ Everything is validated before any heavy work. A mistake raises ``ConfigError`` 
 one line naming the file, the line and the key path, e.g.
 ``configs/uie.yaml:12: TrainConfig.epochs: expected an integer, got 'ten'``.
 
-This module needs only PyYAML: the launcher and the pull script import it too.
+This module needs only PyYAML: the launcher and the pull script import it too. It is
+long on purpose: it is the schema, one dataclass per section with a docstring per key
+(``python -m job config`` prints them), and one reader that checks every key against it;
+split by section, the sections and their checks would drift apart.
 """
 
 from __future__ import annotations

@@ -109,9 +109,9 @@ class _Batches(paddle.io.BatchSampler):
         self.epoch = 0
 
     def __iter__(self):
-        from job.data.tasks import _bucketed
+        from job.data.tasks import bucketed
 
-        groups = _bucketed(
+        groups = bucketed(
             self.task.lengths(self.split), self.batch_size, shuffle=self.shuffle, seed=self.seed + self.epoch
         )
         if not self.fixed:

@@ -16,7 +16,7 @@ import numpy as np
 from job.data.metrics import SpanCounts, span_counts
 from job.data.uie import UIEFeatures
 
-__all__ = ["ClassificationTask", "ClsFeatures", "Task", "UIETask"]
+__all__ = ["ClassificationTask", "ClsFeatures", "Task", "UIETask", "bucketed"]
 
 UIE_INPUTS = ("input_ids", "token_type_ids", "position_ids", "attention_mask")
 CLASSIFIER_INPUTS = ("input_ids", "token_type_ids")
@@ -55,7 +55,7 @@ class Task(Protocol):
     def fixed_batch(self, batch_size: int, seq_len: int) -> dict[str, np.ndarray]: ...
 
 
-def _bucketed(lengths: np.ndarray, batch_size: int, *, shuffle: bool, seed: int, bucket: int = 64) -> list[np.ndarray]:
+def bucketed(lengths: np.ndarray, batch_size: int, *, shuffle: bool, seed: int, bucket: int = 64) -> list[np.ndarray]:
     """Index groups of similar length (little padding), optionally shuffled."""
     order = np.arange(len(lengths))
     rng = np.random.default_rng(seed)
@@ -107,7 +107,7 @@ class _SplitBatches:
         self, split: str, batch_size: int, *, shuffle: bool = False, seed: int = 0, pad_to: int = 0
     ) -> Iterator[dict[str, np.ndarray]]:
         features = self.splits[split]
-        for group in _bucketed(features.lengths(), batch_size, shuffle=shuffle, seed=seed):
+        for group in bucketed(features.lengths(), batch_size, shuffle=shuffle, seed=seed):
             yield self.collate(split, group, pad_to=pad_to)
 
     def collate(self, split: str, indices: np.ndarray, pad_to: int = 0) -> dict[str, np.ndarray]:
