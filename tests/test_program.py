@@ -121,6 +121,9 @@ def test_a_parameter_file_reads_and_writes_back_byte_for_byte(tmp_path):
     assert tensors[1].lod != tensors[0].lod, "the LoD level is kept"
     write_params(copy, tensors)
     assert copy.read_bytes() == source.read_bytes()
+    tensors[0].version = 7  # Paddle writes 0; whatever was read is written back
+    write_params(copy, tensors)
+    assert read_params(copy)[0].version == 7
 
 
 def test_tensors_made_here_are_read_by_paddle_in_name_order(tmp_path):
