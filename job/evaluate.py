@@ -18,7 +18,6 @@ import functools
 import logging
 import os
 import time
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +28,7 @@ from job.errors import InputError, JobError
 from job.logs import progress
 from job.machine import cpu_count
 from job.model import ModelFiles
+from job.program import is_quantized, program_inputs
 from job.runtime import paddle
 
 __all__ = [
@@ -38,26 +38,10 @@ __all__ = [
     "Serving",
     "create_predictor",
     "evaluate",
-    "is_quantized",
-    "program_inputs",
-    "program_ops",
     "run_batch",
 ]
 
 log = logging.getLogger("job.evaluate")
-
-_QUANT_OPS = (
-    "quantize_linear",
-    "dequantize_linear",
-    "fake_quantize_abs_max",
-    "fake_quantize_moving_average_abs_max",
-    "fake_channel_wise_quantize_abs_max",
-    "fake_quantize_dequantize_moving_average_abs_max",
-    "fake_channel_wise_quantize_dequantize_abs_max",
-    "fake_quantize_range_abs_max",
-    "fake_dequantize_max_abs",
-    "fake_channel_wise_dequantize_max_abs",
-)
 
 
 @dataclass
@@ -72,47 +56,6 @@ class EvalResult:
     @property
     def score(self) -> float:
         return float(self.values[self.metric])
-
-
-def _program_desc(model: ModelFiles):
-    """The parsed ``ProgramDesc`` of an inference program (no executor). Cached per file
-    version: treat it as read-only."""
-    try:
-        stat = model.program.stat()
-        return _parse_program(str(model.program), stat.st_mtime_ns, stat.st_size)
-    except Exception as exc:  # a missing file; protobuf raises DecodeError and friends
-        raise InputError(f"{model.program}: not a Paddle inference program ({exc.__class__.__name__})") from None
-
-
-@functools.lru_cache(maxsize=8)
-def _parse_program(path: str, mtime_ns: int, size: int):
-    from paddle.base.proto import framework_pb2
-
-    desc = framework_pb2.ProgramDesc()
-    with open(path, "rb") as handle:
-        desc.ParseFromString(handle.read())
-    return desc
-
-
-def program_ops(model: ModelFiles) -> Counter[str]:
-    """Op types of an inference program."""
-    return Counter(op.type for block in _program_desc(model).blocks for op in block.ops)
-
-
-def program_inputs(model: ModelFiles) -> list[str]:
-    """Names of the program's inputs, in feed order."""
-    feeds = []
-    for op in _program_desc(model).blocks[0].ops:
-        if op.type == "feed":
-            column = next((a.i for a in op.attrs if a.name == "col"), 0)
-            name = next(v.arguments[0] for v in op.outputs if v.parameter == "Out")
-            feeds.append((column, name))
-    return [name for _, name in sorted(feeds)]
-
-
-def is_quantized(model: ModelFiles) -> bool:
-    ops = program_ops(model)
-    return any(op in ops for op in _QUANT_OPS)
 
 
 @dataclass(frozen=True)
@@ -296,27 +239,3 @@ def evaluate(
         "%s (%s, %s split, %d examples): %s in %.1f s", model.folder, used, split, task.size(split), shown, seconds
     )
     return EvalResult(task.metric, values, task.size(split), used, seconds, int8_ops)
-
-
-def model_params(model: ModelFiles) -> int:
-    """Weights in an inference program: elements of its persistable float tensors,
-    quantization scales and zero points left out (so quantized and float programs of the
-    same network count the same)."""
-    total = 0
-    seen = set()
-    for block in _program_desc(model).blocks:
-        for var in block.vars:
-            if not var.persistable or var.name in seen or var.name in ("feed", "fetch"):
-                continue
-            if "scale" in var.name or "zero_point" in var.name or var.name.endswith("@state"):
-                continue
-            tensor = var.type.lod_tensor.tensor
-            dims = list(tensor.dims)
-            if not dims or any(d < 0 for d in dims):
-                continue
-            seen.add(var.name)
-            count = 1
-            for d in dims:
-                count *= d
-            total += count
-    return total

@@ -32,7 +32,7 @@ def build(
     total_seconds: float,
     roles: dict[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    from job.evaluate import model_params
+    from job.program import model_params
     from job.runtime import hardware, versions
 
     passed = gate_passed(before.score, after.score, cfg.Job.gate_tolerance)

@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         with logs.phase("accuracy on the demo teacher", phases):
             accuracy = _accuracy(work, settings, threads, args.rebuild, scope, openvino=not args.no_openvino)
 
-    from job.evaluate import model_params
+    from job.program import model_params
 
     params = {name: model_params(m) for name, m in (("fp32", fp32), ("ptq", ptq), ("prune_ptq", pruned))}
     if params["prune_ptq"] >= params["fp32"]:

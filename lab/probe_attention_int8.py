@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from job.compress.int8 import _args  # noqa: E402  (light: paddle is imported inside its functions)
+from job.program import read_program, write_program  # noqa: E402
 
 TEACHER_CONFIG = ROOT / "configs" / "uie_demo.yaml"
 SCOPES = ("linear", "linear+pv", "linear+qk")
@@ -55,10 +56,7 @@ def _is_scores_matmul(op, weights: set[str]) -> bool:
 
 
 def _load(program: Path):
-    from paddle.base.proto import framework_pb2
-
-    desc = framework_pb2.ProgramDesc()
-    desc.ParseFromString(program.read_bytes())
+    desc = read_program(program)
     block = desc.blocks[0]
     persistable = {v.name for v in block.vars if v.persistable}
     dequantized = {
@@ -102,8 +100,6 @@ def scores_chain_keeper(program: Path):
 def guard_scores(program: Path) -> int:
     """Put a shape-preserving ``reshape2`` after every Q x K^T, so that no oneDNN pass can
     fuse the mask add into it; returns how many."""
-    from paddle.base.proto import framework_pb2
-
     desc, block, weights = _load(program)
     template = next(op for op in block.ops if op.type == "reshape2")
     variables = {v.name: v for v in block.vars}
@@ -122,7 +118,7 @@ def guard_scores(program: Path) -> int:
             shape_var.CopyFrom(xshape)
             shape_var.name = f"{name}.xshape"
             out.arguments[0] = raw.name
-            reshape = framework_pb2.OpDesc()
+            reshape = type(template)()  # an OpDesc
             reshape.CopyFrom(template)
             for v in reshape.inputs:
                 v.arguments[:] = [raw.name] if v.parameter == "X" else []
@@ -135,7 +131,7 @@ def guard_scores(program: Path) -> int:
             guarded += 1
             index += 1
         index += 1
-    program.write_bytes(desc.SerializeToString())
+    write_program(program, desc)
     return guarded
 
 

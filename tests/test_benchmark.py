@@ -470,8 +470,9 @@ def test_a_quantized_program_served_without_int8_ops_is_an_error(tiny, tmp_path,
     import shutil
 
     from job.compress import int8
-    from job.evaluate import NoInt8Error, create_predictor, is_quantized
+    from job.evaluate import NoInt8Error, create_predictor
     from job.model import ModelFiles
+    from job.program import is_quantized
 
     folder = tmp_path / "no-int8"
     shutil.copytree(tiny["int8"].folder, folder)

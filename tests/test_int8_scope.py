@@ -45,10 +45,9 @@ def _program(path):
 
 
 def _ops(path) -> list[tuple[str, dict[str, list[str]]]]:
-    from paddle.base.proto import framework_pb2
+    from job.program import read_program
 
-    desc = framework_pb2.ProgramDesc()
-    desc.ParseFromString(path.read_bytes())
+    desc = read_program(path)
     return [(op.type, {v.parameter: list(v.arguments) for v in op.inputs}) for op in desc.blocks[0].ops]
 
 
@@ -262,10 +261,9 @@ def test_per_channel_linear_weights_become_per_tensor_pairs_on_float_weights(tmp
     )
     assert _consumer(ops, "matmul_v2", 2) == {"X": ["a"], "Y": ["pt.dq"]}
 
-    from paddle.base.proto import framework_pb2
+    from job.program import read_program
 
-    desc = framework_pb2.ProgramDesc()
-    desc.ParseFromString(program.read_bytes())
+    desc = read_program(program)
     axes = [
         next(a.i for a in op.attrs if a.name == "quant_axis")
         for op in desc.blocks[0].ops

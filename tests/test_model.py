@@ -44,8 +44,8 @@ def test_vocabulary_splits_non_cjk_runs_into_characters(tmp_path):
 
 
 def test_the_built_teacher_is_exported_with_paddlenlps_uie_signature(tiny):
-    from job.evaluate import program_inputs
     from job.model import ModelFiles
+    from job.program import program_inputs
 
     folder = teacher_folder(tiny)
     model = ModelFiles(folder).check()

@@ -58,7 +58,8 @@ def run(
     (variant name, model name, ``Serving`` fields such as ``{"benchmark_bf16": True}``). ``notes`` labels a model's records (``served_as``).
     ``openvino`` adds the OpenVINO peer; ``openvino_quantized`` (row name -> quantized
     model) hands our programs to it as well."""
-    from job.evaluate import Serving, is_quantized, program_inputs
+    from job.evaluate import Serving
+    from job.program import is_quantized, program_inputs
     from job.runtime import hardware, versions
 
     cfg.check()
@@ -192,7 +193,7 @@ def prepare_peers(
 ) -> None:
     """Make (or find by reuse key) the peers' conversions of the float model ``model``
     under ``workdir``, as ``run`` would, without measuring anything."""
-    from job.evaluate import program_inputs
+    from job.program import program_inputs
 
     names = program_inputs(model)
     if onnx:

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from job.config import INT8_SCOPES
+from job.program import ParamsMismatchError, ParamTensor, program_params, read_program, write_params, write_program
 
 __all__ = ["RestrictResult", "restrict", "served_int8_ops"]
 
@@ -123,54 +124,7 @@ def _bindings(block) -> list[dict[str, int]]:
     return bound
 
 
-# Bytes per element of Paddle's VarType data types (framework.proto), for the parameter file.
-_DTYPE_BYTES = {0: 1, 1: 2, 2: 4, 3: 8, 4: 2, 5: 4, 6: 8, 20: 1, 21: 1, 22: 2, 23: 8, 24: 16}
-_NUMPY_DTYPES = {2: "<i4", 3: "<i8", 5: "<f4", 6: "<f8", 21: "i1", 20: "u1"}
-
-
-def _read_params(path: Path) -> list[tuple[bytes, object, bytes]]:
-    """A combined parameter file (Paddle's ``save_combine``) as (LoD header, TensorDesc,
-    data) per tensor, in file order."""
-    import struct
-
-    from paddle.base.proto import framework_pb2
-
-    raw = path.read_bytes()
-    tensors, at = [], 0
-    while at < len(raw):
-        start = at
-        at += 4  # LoDTensor version
-        (levels,) = struct.unpack_from("<Q", raw, at)
-        at += 8
-        for _ in range(levels):
-            (size,) = struct.unpack_from("<Q", raw, at)
-            at += 8 + size
-        at += 4  # Tensor version
-        (desc_size,) = struct.unpack_from("<i", raw, at)
-        at += 4
-        desc = framework_pb2.VarType.TensorDesc()
-        desc.ParseFromString(raw[at : at + desc_size])
-        at += desc_size
-        count = 1
-        for dim in desc.dims:
-            count *= dim
-        size = count * _DTYPE_BYTES[desc.data_type]
-        tensors.append((raw[start : at - desc_size - 8], desc, raw[at : at + size]))
-        at += size
-    return tensors
-
-
-def _write_params(path: Path, tensors) -> None:
-    import struct
-
-    out = bytearray()
-    for header, desc, data in tensors:
-        text = desc.SerializeToString()
-        out += header + struct.pack("<I", 0) + struct.pack("<i", len(text)) + text + data
-    path.write_bytes(bytes(out))
-
-
-def _per_tensor_weights(block, params: Path) -> int:
+def _per_tensor_weights(desc, params: Path) -> int:
     """Re-express every per-channel linear weight (a ``dequantize_linear`` along
     ``quant_axis`` feeding matmul/mul) as a float32 weight behind a per-tensor
     ``quantize_linear``/``dequantize_linear`` pair. Returns how many.
@@ -201,6 +155,7 @@ def _per_tensor_weights(block, params: Path) -> int:
     column."""
     if not params.is_file():
         return 0
+    block = desc.blocks[0]
     persistable = {v.name: v for v in block.vars if v.persistable}
     readers: dict[str, list] = {}
     for op in block.ops:
@@ -226,32 +181,13 @@ def _per_tensor_weights(block, params: Path) -> int:
         return 0
     import numpy as np
 
-    names = sorted(
-        v.name for v in block.vars if v.persistable and v.type.type not in (9, 10, 17)
-    )  # not FEED_MINIBATCH, FETCH_LIST, RAW
-    tensors = _read_params(params)
-
-    def numel(dims) -> int:
-        count = 1
-        for dim in dims:
-            count *= dim
-        return count
-
-    # The loader reads the file in sorted-name order; check that it holds these tensors.
-    declared = [list(persistable[n].type.lod_tensor.tensor.dims) for n in names]
-    if len(tensors) != len(names) or any(
-        all(d > 0 for d in dims) and numel(dims) != numel(t[1].dims) for dims, t in zip(declared, tensors, strict=True)
-    ):
+    try:
+        entries = program_params(desc, params)
+    except ParamsMismatchError as exc:  # (a file that is no parameter file at all raises InputError)
         log.warning(
-            "%s does not match the program's parameters; per-channel weights left as ACT saved them (oneDNN INT8 scales them wrongly)",
-            params,
+            "%s; per-channel weights left as ACT saved them (oneDNN INT8 scales them wrongly)", str(exc).rstrip(".")
         )
         return 0
-    entries = dict(zip(names, tensors, strict=True))
-
-    def array(name):
-        _, desc, data = entries[name]
-        return np.frombuffer(data, dtype=_NUMPY_DTYPES[desc.data_type]).reshape(list(desc.dims))
 
     def add(name, data_type, values):
         var = block.vars.add()
@@ -262,17 +198,14 @@ def _per_tensor_weights(block, params: Path) -> int:
             [1] if values is not None else list(persistable[weight].type.lod_tensor.tensor.dims)
         )
         if values is not None:
-            from paddle.base.proto import framework_pb2
-
-            desc = framework_pb2.VarType.TensorDesc(data_type=data_type, dims=[1])
-            entries[name] = (b"\0" * 12, desc, values.tobytes())  # LoDTensor version 0, no LoD
+            entries[name] = ParamTensor.from_array(values)
 
     done, before = 0, {}
     for op, weight, scale, axis, bits in candidates:
-        if entries[weight][1].data_type not in _NUMPY_DTYPES:
+        if entries[weight].numpy_dtype is None or entries[scale].numpy_dtype is None:
             continue
-        values = array(weight).astype(np.float64)
-        scales = array(scale).astype(np.float64).reshape(-1)
+        values = entries[weight].array().astype(np.float64)
+        scales = entries[scale].array().astype(np.float64).reshape(-1)
         if scales.size < 2 or scales.size != values.shape[axis]:
             continue
         shape = [1, 1]
@@ -281,9 +214,8 @@ def _per_tensor_weights(block, params: Path) -> int:
         limit = float(np.abs(dequantized).max())
         if not limit > 0:
             continue
-        header, desc, _ = entries[weight]
-        desc.data_type = 5  # FP32
-        entries[weight] = (header, desc, dequantized.tobytes())
+        entries[weight].desc.data_type = 5  # FP32
+        entries[weight].data = dequantized.tobytes()
         persistable[weight].type.lod_tensor.tensor.data_type = 5
         tensor_scale, zero_point, quantized = (
             f"{weight}@tensor_scale",
@@ -319,7 +251,7 @@ def _per_tensor_weights(block, params: Path) -> int:
             ops.append(copy)
         del block.ops[:]
         block.ops.extend(ops)
-        _write_params(params, [entries[n] for n in sorted(entries)])
+        write_params(params, entries)  # sorted by name, as the loader reads them
     return done
 
 
@@ -341,11 +273,8 @@ def restrict(
     ``scripts/probe_attention_int8.py``, not a published setting."""
     if scope not in INT8_SCOPES:
         raise ValueError(f"unknown INT8 scope {scope!r}; choose one of {', '.join(INT8_SCOPES)}")
-    from paddle.base.proto import framework_pb2
-
     path = Path(program_file)
-    desc = framework_pb2.ProgramDesc()
-    desc.ParseFromString(path.read_bytes())
+    desc = read_program(path)
     block = desc.blocks[0]
     persistable = {v.name for v in block.vars if v.persistable}
     # Dequantized weights count as weights (QDQ programs dequantize them in the graph).
@@ -407,9 +336,9 @@ def restrict(
     for index in sorted(doomed, reverse=True):
         del block.ops[index]
     params = Path(params_file) if params_file is not None else path.with_suffix(".pdiparams")
-    folded = _per_tensor_weights(block, params)
+    folded = _per_tensor_weights(desc, params)
     if doomed or rewired or folded:
-        path.write_bytes(desc.SerializeToString())
+        write_program(path, desc)
     result = RestrictResult(scope, kept, removed, rewired, folded)
     log.info("%s: %s", path, result.summary())
     return result
@@ -419,10 +348,7 @@ def served_int8_ops(optimized_program: str | Path) -> Counter[str]:
     """Ops a predictor runs in INT8, by type, read from the optimized program it saved:
     oneDNN ops marked ``mkldnn_data_type: int8`` (the quantize pass resets the mark to
     float32 where it could not quantize), and TensorRT engines built with INT8 enabled."""
-    from paddle.base.proto import framework_pb2
-
-    desc = framework_pb2.ProgramDesc()
-    desc.ParseFromString(Path(optimized_program).read_bytes())
+    desc = read_program(optimized_program)
     counts: Counter[str] = Counter()
     for block in desc.blocks:
         for op in block.ops:

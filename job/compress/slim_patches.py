@@ -37,6 +37,7 @@ import logging
 import os
 
 from job import logs
+from job.program import read_program, write_program
 
 __all__ = ["applied", "apply"]
 
@@ -178,13 +179,7 @@ def drop_duplicate_output_scales(program_file) -> int:
        nothing, so it is dropped and its readers read its input. Returns how many ops
        were removed.
     """
-    from pathlib import Path
-
-    from paddle.base.proto import framework_pb2
-
-    path = Path(program_file)
-    desc = framework_pb2.ProgramDesc()
-    desc.ParseFromString(path.read_bytes())
+    desc = read_program(program_file)
     block = desc.blocks[0]
     saved = "save_infer_model/scale_"
     doomed = []
@@ -212,5 +207,5 @@ def drop_duplicate_output_scales(program_file) -> int:
     for index in reversed(doomed):
         del block.ops[index]
     if doomed:
-        path.write_bytes(desc.SerializeToString())
+        write_program(program_file, desc)
     return len(doomed)

@@ -26,7 +26,8 @@ from job.compress import int8, slim_patches
 from job.config import JobConfig
 from job.data.tasks import Task
 from job.errors import InputError
-from job.evaluate import ModelFiles, is_quantized, program_inputs
+from job.evaluate import ModelFiles
+from job.program import is_quantized, program_inputs
 from job.runtime import paddle
 
 __all__ = ["Calibration", "CompressResult", "act_config", "calibration", "run"]
