@@ -198,6 +198,7 @@ def test_embedded_data_is_built_once_and_rebuilt_when_its_builder_changes(tmp_pa
     assert embedded_dir(tmp_path, "uie", 42) == first and len(calls) == 1, "reused"
     assert embedded_dir(tmp_path, "uie", 7) != first and len(calls) == 2, "the seed is in the key"
     source = str(Path(embedded.__file__).resolve())
+    cache.snapshot(source)
     monkeypatch.setitem(cache._SOURCES, source, cache._SOURCES[source] + "\n# the builder changed\n")
     changed = embedded_dir(tmp_path, "uie", 42)
     assert changed != first and len(calls) == 3, "a change to the builder's code is a new key (no version to bump)"
