@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from job.cache import build_once, code_text, versions
+from job.cache import key as cache_key
 from job.config import TeacherConfig
 from job.data.tasks import CLASSIFIER_INPUTS, UIE_INPUTS, Task
 from job.errors import InputError
@@ -383,9 +385,6 @@ def check_model_dir(
 # The model stage: the model to compress, given or built
 # --------------------------------------------------------------------------------------
 
-# Bump when training or export changes in a way that invalidates cached teachers.
-TEACHER_VERSION = 1
-
 
 @dataclass
 class ModelResult:
@@ -402,65 +401,79 @@ class ModelResult:
 
 
 def teacher_key(cfg, raw) -> str:
-    """Cache key of a built teacher: everything its weights depend on."""
+    """Cache key of a built teacher: everything its weights and its export depend on (the
+    data, the teacher settings, the seed, the checkpoint, the code that reads, encodes,
+    trains and exports, and the versions of Paddle and PaddleNLP)."""
     import dataclasses
-    import hashlib
 
-    parts = {
-        "version": TEACHER_VERSION,
-        "task": cfg.task,
-        "teacher": dataclasses.asdict(cfg.Teacher),
-        "max_seq_length": cfg.Global.max_seq_length,
-        "seed": cfg.Job.seed,
-        "data": {
-            split: _hash_file(Path(path)).sha256
-            for split, path in raw.files.items()
-            if split in ("train", "dev") and Path(path).is_file()
-        },
-    }
-    if cfg.Teacher.checkpoint:
-        parts["checkpoint"] = _hash_file(Path(cfg.Teacher.checkpoint) / "model_state.pdparams").sha256
-    blob = json.dumps(parts, sort_keys=True, ensure_ascii=False).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
+    job_dir = Path(__file__).resolve().parent
+    reader = "uie.py" if cfg.task == "uie" else "clue.py"
+    code = code_text(
+        __file__,
+        *(job_dir / "data" / name for name in ("stage.py", "tasks.py", "metrics.py", "lines.py", reader)),
+        job_dir / "runtime.py",
+    )
+    data = [Path(path) for split, path in sorted(raw.files.items()) if split in ("train", "dev")]
+    checkpoint = Path(cfg.Teacher.checkpoint) if cfg.Teacher.checkpoint else None
+    weights = (
+        [checkpoint / name for name in ("model_state.pdparams", "config.json", *TOKENIZER_FILES)] if checkpoint else []
+    )
+    return cache_key(
+        files=[path for path in (*data, *weights) if path.is_file()],
+        code=code,
+        task=cfg.task,
+        teacher=dataclasses.asdict(cfg.Teacher),
+        shape=dataclasses.asdict(SHAPES[cfg.Teacher.shape]) if cfg.Teacher.shape in SHAPES else cfg.Teacher.shape,
+        max_seq_length=cfg.Global.max_seq_length,
+        seed=cfg.Job.seed,
+        # Data that is not a local file (the CLUE hub's splits) is named by its source.
+        sources={split: path for split, path in raw.files.items() if not Path(path).is_file()},
+        versions=versions("paddlepaddle", "paddlepaddle-gpu", "paddlenlp"),
+    )
 
 
 def run(cfg, raw, cache: Path, given: Path | None = None) -> ModelResult:
     """The model to compress: ``given`` (Global.model_dir, already pulled), else the
     teacher from ``Teacher.checkpoint``, else a teacher trained on the task's data.
-    Built teachers are cached by everything they depend on and reused."""
+    Built teachers are kept in the cache (``job.cache.build_once``) and reused while
+    ``teacher_key`` holds."""
     if given is not None:
         files = ModelFiles(given, cfg.Global.model_filename, cfg.Global.params_filename).check()
         tokenizer = load_tokenizer(given)  # fails early if the tokenizer files are missing
         return ModelResult(files, "given", tokenizer=tokenizer)
-    folder = cache / "teachers" / f"{cfg.Teacher.shape}-{teacher_key(cfg, raw)}"
-    files = ModelFiles(folder)
-    if (folder / ".complete").is_file():
-        log.info("reusing the teacher built earlier: %s", folder)
-        meta = json.loads((folder / "teacher.json").read_text(encoding="utf-8"))
-        return ModelResult(files.check(), "cache", meta.get("params"))
-    tmp = folder.with_name(folder.name + ".tmp")
-    if tmp.exists():
-        import shutil
+    key = teacher_key(cfg, raw)
+    folder = cache / "teachers" / f"{cfg.Teacher.shape}-{key[:16]}"
+    trained: list[TrainResult | None] = []  # the training result of a build made in this run
 
-        shutil.rmtree(tmp)
-    vocab_dir = tmp / "tokenizer"
-    if cfg.Teacher.checkpoint:
-        checkpoint = Path(cfg.Teacher.checkpoint)
-        model = load_checkpoint(checkpoint)
-        vocab_dir = checkpoint
-        source, train_result = "checkpoint", None
-        log.info("teacher from checkpoint %s", checkpoint)
-    else:
-        model, train_result = _train_teacher(cfg, raw, vocab_dir)
-        source = "trained"
-        save_checkpoint(model, vocab_dir, tmp / "checkpoint", train_result, cfg)
-    export_model(model, vocab_dir, tmp)
-    params = count_params(model)
-    meta = {"source": source, "params": params, "shape": cfg.Teacher.shape, "train": dataclasses_asdict(train_result)}
-    (tmp / "teacher.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    (tmp / ".complete").write_text("ok\n")
-    tmp.replace(folder)
-    return ModelResult(files.check(), source, params, train_result)
+    def build(tmp: Path) -> dict[str, Any]:
+        vocab_dir = tmp / "tokenizer"
+        if cfg.Teacher.checkpoint:
+            checkpoint = Path(cfg.Teacher.checkpoint)
+            model = load_checkpoint(checkpoint)
+            vocab_dir = checkpoint
+            source, train_result = "checkpoint", None
+            log.info("teacher from checkpoint %s", checkpoint)
+        else:
+            model, train_result = _train_teacher(cfg, raw, vocab_dir)
+            source = "trained"
+            save_checkpoint(model, vocab_dir, tmp / "checkpoint", train_result, cfg)
+        export_model(model, vocab_dir, tmp)
+        params = count_params(model)
+        meta = {
+            "source": source,
+            "params": params,
+            "shape": cfg.Teacher.shape,
+            "train": dataclasses_asdict(train_result),
+        }
+        (tmp / "teacher.json").write_text(json.dumps(meta, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        trained.append(train_result)
+        return {"source": source, "params": params}
+
+    built = build_once(folder, key, build, what=f"teacher {cfg.Teacher.shape}")
+    files = ModelFiles(folder).check()
+    if built.reused:
+        return ModelResult(files, "cache", built.info.get("params"))
+    return ModelResult(files, built.info["source"], built.info["params"], trained[0])
 
 
 def _train_teacher(cfg, raw, vocab_dir: Path):

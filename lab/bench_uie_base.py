@@ -30,8 +30,8 @@ compared between models of comparable accuracy.
 Prints a table, every target with PASS or MISS (the distance and the dominant op types
 when missed) and writes one JSON record (``--record``, default ``--out``/bench.json) from
 which ``--table`` renders the README's table. Built, compressed and converted models and
-the accuracy results are kept under ``--out``/work and reused only while their reuse key
-(inputs, code, settings, versions) is unchanged (``--rebuild`` to redo them anyway).
+the accuracy results are kept under ``--out``/work and reused only while their cache key
+(``job.cache``: inputs, code, settings, versions) is unchanged (``--rebuild`` to redo them anyway).
 Timings are only as good as the machine is quiet: run it with nothing else running.
 
 Exit codes: 0 done (targets may be missed: see the output); 1 the run failed (e.g.
@@ -134,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--rebuild",
         action="store_true",
-        help="rebuild models, conversions and accuracy results even when their reuse key matches",
+        help="rebuild models, conversions and accuracy results even when their cache key matches",
     )
     parser.add_argument("--no-profile", action="store_true", help="do not profile ops when a target is missed")
     parser.add_argument(
@@ -154,10 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.table:
         return _print_table(Path(args.table))
 
-    from job import logs, reuse
+    from job import cache, logs
 
-    # The code every reuse key names, as this run loads it (an edit during the run is not keyed as used).
-    reuse.snapshot(*sorted((ROOT / "job").rglob("*.py")), __file__)
+    # The code every cache key names, as this run loads it (an edit during the run is not keyed as used).
+    cache.snapshot(*sorted((ROOT / "job").rglob("*.py")), __file__)
     logs.setup(verbose=args.verbose)
     settings = QUICK if args.quick else FULL
     if args.repeats:
@@ -252,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
                 openvino=not args.no_openvino,
             )
         print(
-            f"prepared {work}: models, compressed models, peer conversions and accuracy results, each under its reuse key; nothing measured"
+            f"prepared {work}: models, compressed models, peer conversions and accuracy results, each under its cache key; nothing measured"
         )
         return 0
     with logs.phase("benchmark", phases):
@@ -346,63 +346,52 @@ def _slug(scope: str) -> str:
 
 
 # --------------------------------------------------------------------------------------
-# Inputs: data, tokenizer, models (each reused only under the same reuse key)
+# Inputs: data, tokenizer, models (each reused only under the same cache key, job.cache)
 # --------------------------------------------------------------------------------------
 
 
-def _versions(*names: str) -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {}
-    for name in names:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
 def data_key(settings: Settings) -> str:
-    """Reuse key of the benchmark data and tokenizer: the builder's code and the vocabulary size."""
-    from job import reuse
+    """Cache key of the benchmark data and tokenizer: the builder's code and the vocabulary size."""
+    from job import cache
 
-    code = reuse.code_text(ROOT / "job" / "data" / "embedded.py", ROOT / "job" / "data" / "uie.py", _data)
-    return reuse.key(
-        code=code, vocab_size=VOCAB_SIZE, seq_len=settings.seq_len, versions=_versions("snownlp", "paddlenlp")
+    code = cache.code_text(ROOT / "job" / "data" / "embedded.py", ROOT / "job" / "data" / "uie.py", _data)
+    return cache.key(
+        code=code, vocab_size=VOCAB_SIZE, seq_len=settings.seq_len, versions=cache.versions("snownlp", "paddlenlp")
     )
 
 
 def build_key(settings: Settings, vocab_dir: Path, data: str) -> str:
-    """Reuse key of the FP32 export: shape, vocabulary, seed, tokenizer files, model code, Paddle."""
-    from job import reuse
+    """Cache key of the FP32 export: shape, vocabulary, seed, tokenizer files, model code, Paddle."""
+    from job import cache
 
-    return reuse.key(
+    return cache.key(
         files=[vocab_dir / "vocab.txt"],
-        code=reuse.code_text(ROOT / "job" / "model.py", _build),
+        code=cache.code_text(ROOT / "job" / "model.py", _build),
         shape=settings.shape,
         vocab=VOCAB_SIZE,
         seed=42,
         data=data,
-        versions=_versions("paddlepaddle", "paddlenlp"),
+        versions=cache.versions("paddlepaddle", "paddlenlp"),
     )
 
 
 def compress_key(text: str, source_key: str) -> str:
-    """Reuse key of a compressed model: its config, the source model's key, and the code
+    """Cache key of a compressed model: its config, the source model's key, and the code
     and libraries that compress (job/compress/: stage, int8, slim_patches; PaddleSlim)."""
-    from job import reuse
+    from job import cache
 
-    code = reuse.code_text(
+    code = cache.code_text(
         *(
             ROOT / "job" / name
             for name in ("compress/stage.py", "compress/int8.py", "compress/slim_patches.py", "data/tasks.py")
         )
     )
-    return reuse.key(code=code, config=text, source=source_key, versions=_versions("paddlepaddle", "paddleslim"))
+    return cache.key(code=code, config=text, source=source_key, versions=cache.versions("paddlepaddle", "paddleslim"))
 
 
 def _data(work: Path, settings: Settings, rebuild: bool = False):
-    from job import reuse
+    """The benchmark data and its tokenizer (one folder, under ``data_key``), encoded."""
+    from job import cache
     from job.data.embedded import build_pd_benchmark
     from job.data.tasks import UIETask
     from job.data.uie import encode, read_doccano
@@ -410,14 +399,13 @@ def _data(work: Path, settings: Settings, rebuild: bool = False):
 
     key = data_key(settings)
     data_dir = work.parent / "data"
-    vocab_dir = work.parent / f"tokenizer-{VOCAB_SIZE}"
-    if rebuild or not reuse.fresh(data_dir, key, "benchmark data and tokenizer"):
-        shutil.rmtree(data_dir, ignore_errors=True)
-        shutil.rmtree(vocab_dir, ignore_errors=True)
-        build_pd_benchmark(data_dir)
+    tokenizer_name = f"tokenizer-{VOCAB_SIZE}"
+
+    def build(folder: Path) -> None:
+        build_pd_benchmark(folder)
         texts: set[str] = set()
         for split in ("train", "dev", "test"):
-            for example in read_doccano(data_dir / f"{split}.txt", settings.seq_len).examples:
+            for example in read_doccano(folder / f"{split}.txt", settings.seq_len).examples:
                 texts.update((example.content, example.prompt))
         vocab = build_vocab(sorted(texts))
         if len(vocab) > VOCAB_SIZE:
@@ -425,8 +413,10 @@ def _data(work: Path, settings: Settings, rebuild: bool = False):
                 f"the benchmark has {len(vocab)} distinct tokens, more than the vocabulary of {VOCAB_SIZE}"
             )
         vocab += [f"[unused{i}]" for i in range(1, VOCAB_SIZE - len(vocab) + 1)]
-        save_tokenizer(vocab, vocab_dir)
-        reuse.mark(data_dir, key)
+        save_tokenizer(vocab, folder / tokenizer_name)
+
+    cache.build_once(data_dir, key, build, what="benchmark data and tokenizer", rebuild=rebuild)
+    vocab_dir = data_dir / tokenizer_name
     tokenizer = load_tokenizer(vocab_dir)
     limits = {"train": settings.train_examples, "dev": settings.dev_examples, "test": settings.test_examples}
     splits = {
@@ -441,17 +431,16 @@ def _data(work: Path, settings: Settings, rebuild: bool = False):
 
 
 def _build(work: Path, settings: Settings, vocab_dir: Path, data: str, rebuild: bool):
-    from job import reuse
+    from job import cache
     from job.model import ModelFiles, build_uie, export_uie
 
     folder = work / f"{settings.shape}-fp32"
     key = build_key(settings, vocab_dir, data)
-    if not rebuild and reuse.fresh(folder, key, "FP32 export"):
-        return ModelFiles(folder).check(), key
-    shutil.rmtree(folder, ignore_errors=True)
-    model = build_uie(settings.shape, VOCAB_SIZE, seed=42)
-    export_uie(model, vocab_dir, folder)
-    reuse.mark(folder, key)
+
+    def build(tmp: Path) -> None:
+        export_uie(build_uie(settings.shape, VOCAB_SIZE, seed=42), vocab_dir, tmp)
+
+    cache.build_once(folder, key, build, what="FP32 export", rebuild=rebuild)
     return ModelFiles(folder).check(), key
 
 
@@ -499,9 +488,9 @@ def _compress(
 ):
     """``source`` compressed by ``job.compress.run`` with ``strategy``, cached in work and
     reused only while the config, the source model and the code that compresses are the same;
-    its reuse key; and how long compressing took (``seconds`` of the run that built it,
+    its cache key; and how long compressing took (``seconds`` of the run that built it,
     ``reused`` when this run took it from the cache, ``act_strategies``)."""
-    from job import compress, reuse
+    from job import cache, compress
     from job.config import load_config
     from job.model import ModelFiles
 
@@ -514,44 +503,42 @@ def _compress(
         int8_scope=int8_scope,
     )
     key = compress_key(text, source_key)
-    if not rebuild and reuse.fresh(folder, key, f"strategy {strategy}"):
-        built = json.loads((folder / reuse.MARKER).read_text(encoding="utf-8"))
-        return (
-            ModelFiles(folder / "compressed").check(),
-            key,
-            {"seconds": built.get("seconds"), "reused": True, "act_strategies": built.get("act_strategies") or []},
-        )
-    shutil.rmtree(folder, ignore_errors=True)
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False, encoding="utf-8") as handle:
-        handle.write(text)
-    cfg = load_config(handle.name)
-    Path(handle.name).unlink()
-    folder.mkdir(parents=True, exist_ok=True)
-    result = compress.run(cfg, source, task, folder)
-    reuse.mark(folder, key, act_strategies=result.act_strategies, seconds=result.seconds)
+
+    def build(tmp: Path) -> dict:
+        with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False, encoding="utf-8") as handle:
+            handle.write(text)
+        cfg = load_config(handle.name)
+        Path(handle.name).unlink()
+        result = compress.run(cfg, source, task, tmp)
+        return {"act_strategies": list(result.act_strategies), "seconds": round(result.seconds, 1)}
+
+    built = cache.build_once(folder, key, build, what=f"strategy {strategy}", rebuild=rebuild)
     return (
-        result.model,
+        ModelFiles(folder / "compressed", source.model_filename, source.params_filename).check(),
         key,
-        {"seconds": round(result.seconds, 1), "reused": False, "act_strategies": list(result.act_strategies)},
+        {
+            "seconds": built.info.get("seconds"),
+            "reused": built.reused,
+            "act_strategies": built.info.get("act_strategies") or [],
+        },
     )
 
 
 def _scoped(source, source_key: str, folder: Path, scope: str, rebuild: bool):
     """A copy of a quantized model whose program keeps INT8 only where ``scope`` says
     (``job.compress.int8.restrict``, the last step of ``job.compress.run``): one PTQ serves every scope."""
-    from job import reuse
+    from job import cache
     from job.compress import int8
     from job.model import ModelFiles
 
-    key = reuse.key(source=source_key, scope=scope, code=reuse.code_text(ROOT / "job" / "compress" / "int8.py"))
-    if not rebuild and reuse.fresh(folder, key, f"INT8 scope {scope}"):
-        return ModelFiles(folder, source.model_filename, source.params_filename).check()
-    shutil.rmtree(folder, ignore_errors=True)
-    shutil.copytree(source.folder, folder)
-    copy = ModelFiles(folder, source.model_filename, source.params_filename).check()
-    int8.restrict(copy.program, scope)
-    reuse.mark(folder, key)
-    return copy
+    key = cache.key(source=source_key, scope=scope, code=cache.code_text(ROOT / "job" / "compress" / "int8.py"))
+
+    def build(tmp: Path) -> None:
+        shutil.copytree(source.folder, tmp, dirs_exist_ok=True)
+        int8.restrict(ModelFiles(tmp, source.model_filename, source.params_filename).check().program, scope)
+
+    cache.build_once(folder, key, build, what=f"INT8 scope {scope}", rebuild=rebuild)
+    return ModelFiles(folder, source.model_filename, source.params_filename).check()
 
 
 # --------------------------------------------------------------------------------------
@@ -562,12 +549,9 @@ def _scoped(source, source_key: str, folder: Path, scope: str, rebuild: bool):
 def _accuracy(work: Path, settings: Settings, threads: int, rebuild: bool, scope: str, *, openvino: bool) -> dict:
     """F1 (points) of the demo teacher on the embedded test split, served each way the
     benchmark times: Paddle FP32 and PTQ INT8 per scope (and with BF16), OpenVINO FP32 at
-    both precision hints and NNCF INT8 at both. Cached under work/accuracy by reuse key."""
-    import functools
-
-    from job import benchmark, compress, evaluate, pipeline, reuse
+    both precision hints and NNCF INT8 at both. Cached under work/accuracy by cache key."""
+    from job import cache
     from job.config import load_config
-    from job.evaluate import Serving, create_predictor, run_batch
 
     batches = settings.teacher_calib_batches
     overrides = ["Job.strategy=ptq", "Job.int8_scope=all", f"QuantPost.batch_nums={batches}", f"Job.threads={threads}"]
@@ -577,7 +561,7 @@ def _accuracy(work: Path, settings: Settings, threads: int, rebuild: bool, scope
     from job.benchmark import openvino_peer
 
     ov_ok, ov_why = openvino_peer.available() if openvino else (False, "left out (--no-openvino)")
-    code = reuse.code_text(
+    code = cache.code_text(
         ROOT / "job" / "compress" / "stage.py",
         ROOT / "job" / "compress" / "int8.py",
         ROOT / "job" / "evaluate.py",
@@ -585,20 +569,38 @@ def _accuracy(work: Path, settings: Settings, threads: int, rebuild: bool, scope
         ROOT / "job" / "benchmark" / "openvino_peer.py",
         ROOT / "job" / "benchmark" / "workload.py",
         _accuracy,
+        _measure_accuracy,
+        _scoped,
     )
-    key = reuse.key(
+    key = cache.key(
         files=sorted(p for p in teacher.iterdir() if p.is_file()),
         code=code,
         config=TEACHER_CONFIG.read_text(encoding="utf-8"),
         overrides=overrides,
         scope=scope,
         openvino=ov_ok,
-        versions=_versions("paddlepaddle", "paddleslim", "openvino", "nncf"),
+        versions=cache.versions("paddlepaddle", "paddleslim", "openvino", "nncf"),
     )
-    if not rebuild and reuse.fresh(folder, key, "accuracy results"):
-        return json.loads((folder / "accuracy.json").read_text(encoding="utf-8"))
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
+    cache.build_once(
+        folder,
+        key,
+        lambda tmp: _measure_accuracy(tmp, cfg, threads, batches, scope, teacher, key, ov_ok, ov_why),
+        what="accuracy results",
+        rebuild=rebuild,
+    )
+    return json.loads((folder / "accuracy.json").read_text(encoding="utf-8"))
+
+
+def _measure_accuracy(
+    folder: Path, cfg, threads: int, batches: int, scope: str, teacher: Path, key: str, ov_ok: bool, ov_why: str
+) -> None:
+    """``_accuracy``'s build, in the (temporary) ``folder``: writes accuracy.json."""
+    import functools
+
+    from job import benchmark, compress, evaluate, pipeline
+    from job.benchmark import openvino_peer
+    from job.evaluate import Serving, create_predictor, run_batch
+
     prepared = pipeline.prepare(cfg, {})  # the job's own path to the teacher and its encoded data
     model, task = prepared.built.model, prepared.task
     (folder / "ptq").mkdir()
@@ -655,8 +657,6 @@ def _accuracy(work: Path, settings: Settings, threads: int, rebuild: bool, scope
         "notes": notes,
     }
     (folder / "accuracy.json").write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    reuse.mark(folder, key)
-    return result
 
 
 # --------------------------------------------------------------------------------------

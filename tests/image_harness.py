@@ -209,7 +209,7 @@ class Stage:
         s3.create_bucket(Bucket=BUCKET)
         tiny = tiny_inputs()
         for file in sorted((tiny / "model").rglob("*")):
-            # Hidden files are the job's own cache markers (.complete), not part of the model.
+            # Hidden files are the job's own cache markers (.cache-key), not part of the model.
             if file.is_file() and not any(part.startswith(".") for part in file.relative_to(tiny).parts):
                 s3.upload_file(str(file), BUCKET, f"models/uie/{file.relative_to(tiny / 'model').as_posix()}")
         for split in ("train", "dev", "test"):

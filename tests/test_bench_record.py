@@ -1,20 +1,20 @@
 """The benchmark run's record (lab/bench_record.py): targets and ratios from one run's
-rows, the README table as a pure function of the record; and the reuse keys that keep
-stale artifacts from being reused (job/reuse.py, lab/bench_uie_base.py). No timing."""
+rows, the README table as a pure function of the record; and the bench script's cache
+keys that keep stale artifacts from being reused (lab/bench_uie_base.py; the cache
+itself is tested in tests/test_cache.py). No timing."""
 
 from __future__ import annotations
 
 import copy
 import importlib.util
 import json
-import logging
 import re
 import sys
 from pathlib import Path
 
 import pytest
 
-from job import reuse
+from job import cache
 from lab import bench_record
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -270,28 +270,8 @@ def test_peers_padding_rows_are_lines_of_their_own():
 
 
 # --------------------------------------------------------------------------------------
-# Reuse keys
+# The bench script's cache keys
 # --------------------------------------------------------------------------------------
-
-
-def test_reuse_key_follows_content_code_and_settings(tmp_path):
-    program = tmp_path / "inference.pdmodel"
-    program.write_bytes(b"one")
-    first = reuse.key(files=[program], code="def build(): pass", batch=8)
-    assert reuse.key(files=[program], code="def build(): pass", batch=8) == first
-    assert reuse.key(files=[program], code="def build(): return 1", batch=8) != first
-    assert reuse.key(files=[program], code="def build(): pass", batch=16) != first
-    program.write_bytes(b"two")  # same name, other content
-    assert reuse.key(files=[program], code="def build(): pass", batch=8) != first
-
-
-def test_a_folder_is_reused_only_under_its_key_and_a_rebuild_is_said(tmp_path, caplog):
-    assert not reuse.fresh(tmp_path, "abc")
-    reuse.mark(tmp_path, "abc", seconds=1.0)
-    assert reuse.fresh(tmp_path, "abc")
-    with caplog.at_level(logging.INFO, logger="job.reuse"):
-        assert not reuse.fresh(tmp_path, "def", "FP32 export")
-    assert any("rebuilding" in m and "FP32 export" in m for m in caplog.messages)
 
 
 @pytest.fixture()
@@ -317,7 +297,7 @@ def test_the_bench_scripts_keys_cover_code_and_settings(bench, tmp_path, monkeyp
     with open(root / "job" / "compress" / "int8.py", "a", encoding="utf-8") as handle:
         handle.write("\n# changed\n")
     assert bench.compress_key(text, "source-1") == key, "within one run, the code it loaded is what is keyed"
-    monkeypatch.setattr(reuse, "_SOURCES", {})  # the next run reads the code again
+    monkeypatch.setattr(cache, "_SOURCES", {})  # the next run reads the code again
     assert bench.compress_key(text, "source-1") != key, "a change to the INT8 restriction invalidates compressed models"
     vocab = tmp_path / "tok"
     vocab.mkdir()
@@ -326,7 +306,7 @@ def test_the_bench_scripts_keys_cover_code_and_settings(bench, tmp_path, monkeyp
     assert bench.build_key(bench.QUICK, vocab, "data-1") != built
     with open(root / "job" / "model.py", "a", encoding="utf-8") as handle:
         handle.write("\n# changed\n")
-    monkeypatch.setattr(reuse, "_SOURCES", {})
+    monkeypatch.setattr(cache, "_SOURCES", {})
     assert bench.build_key(bench.FULL, vocab, "data-1") != built
 
 
@@ -341,16 +321,6 @@ def test_table_of_an_unreadable_record_is_one_line_and_exit_2(bench, tmp_path, c
     good.write_text(json.dumps(_record()), encoding="utf-8")
     assert bench.main(["--table", str(good)]) == 0
     assert capsys.readouterr().out == bench_record.render_table(_record())
-
-
-def test_a_run_keys_the_code_it_loaded_not_a_later_edit(tmp_path, monkeypatch):
-    monkeypatch.setattr(reuse, "_SOURCES", {})
-    module = tmp_path / "builder.py"
-    module.write_text("def build():\n    return 1\n", encoding="utf-8")
-    reuse.snapshot(module)  # a run starts
-    first = reuse.key(code=reuse.code_text(module))
-    module.write_text("def build():\n    return 2\n", encoding="utf-8")  # someone edits the file mid-run
-    assert reuse.key(code=reuse.code_text(module)) == first
 
 
 def test_the_readme_holds_the_table_of_the_committed_record():

@@ -38,7 +38,7 @@ def _script(name: str):
 
 
 def _test_file(cache) -> object:
-    return next((cache / "data").glob("uie-pd199801-v*-seed42")) / "test.txt"
+    return next((cache / "data").glob("uie-pd199801-seed42-*")) / "test.txt"
 
 
 @pytest.mark.slow

@@ -7,6 +7,7 @@ import json
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from jobrun import TINY, run_job
@@ -15,9 +16,7 @@ UIE_INPUTS = ["input_ids", "token_type_ids", "position_ids", "attention_mask"]
 
 
 def teacher_folder(tiny):
-    return next(
-        p for p in (tiny["root"] / "cache" / "teachers").iterdir() if p.is_dir() and not p.name.endswith(".tmp")
-    )
+    return next(p for p in (tiny["root"] / "cache" / "teachers").iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
 def test_named_shapes():
@@ -134,3 +133,32 @@ def test_a_model_folder_made_by_paddlenlp_itself_is_accepted(tiny, tmp_path):
     assert theirs.returncode == 0, theirs.stderr[-3000:]
     assert ours.returncode == 0, ours.stderr[-3000:]
     assert theirs.stdout.split(":", 1)[1] == ours.stdout.split(":", 1)[1]
+
+
+def test_the_teacher_key_follows_its_data_settings_code_and_versions(tmp_path, monkeypatch):
+    """No hand-bumped version: a change to the code that trains and exports, to the data,
+    to the settings or to Paddle's version is a new key (a new teacher folder)."""
+    from types import SimpleNamespace
+
+    from job import cache, model
+    from job.config import load_config
+
+    train, dev = tmp_path / "train.txt", tmp_path / "dev.txt"
+    train.write_text("one\n", encoding="utf-8")
+    dev.write_text("dev\n", encoding="utf-8")
+    raw = SimpleNamespace(files={"train": str(train), "dev": str(dev), "test": str(dev)})
+    cfg = load_config(TINY)
+    monkeypatch.setattr(cache, "_SOURCES", {})
+    first = model.teacher_key(cfg, raw)
+    assert model.teacher_key(cfg, raw) == first
+    assert model.teacher_key(load_config(TINY, ["Teacher.steps=61"]), raw) != first
+    train.write_text("other\n", encoding="utf-8")
+    assert model.teacher_key(cfg, raw) != first, "the data's content"
+    train.write_text("one\n", encoding="utf-8")
+    assert model.teacher_key(cfg, raw) == first
+    source = str(Path(model.__file__).resolve())
+    monkeypatch.setitem(cache._SOURCES, source, cache._SOURCES[source] + "\n# training changed\n")
+    edited = model.teacher_key(cfg, raw)
+    assert edited != first, "the code that trains and exports"
+    monkeypatch.setattr(model, "versions", lambda *names: {"paddlepaddle": "0.0-test"})
+    assert model.teacher_key(cfg, raw) not in (first, edited), "Paddle's version"

@@ -51,7 +51,7 @@ runtimes do not share thread pools, caches or memory. Warm-up: ``warmup`` untime
 the ``max`` batch, and one untimed pass over every batch of a padding mode (every shape
 primed); then as many passes over the sample as ``repeats`` batches need (at least one).
 Conversions (ONNX exports and quantized variants, NNCF INT8) are cached under the workdir
-and reused only while their reuse key (``job.reuse``: input files' content, the code
+and reused only while their cache key (``job.cache``: input files' content, the code
 that makes them, settings and library versions) is unchanged.
 Each timed run is ``time.perf_counter`` around copying the inputs in, running, and copying
 the outputs out: the same work for every runtime. ``latency_ms`` holds the median, p90,

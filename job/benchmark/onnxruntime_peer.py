@@ -9,7 +9,7 @@ calibrated on real batches (QDQ and QOperator, per channel, U8S8). Every variant
 the same way on the latency batch; the fastest FP32 and the fastest INT8 that load, run
 and quantized something are reported, with every variant tried (``variants_tried``), and
 the best INT8 is timed in the padding modes too. Picking the fastest of several noisy
-timings favours the peer. Conversions are cached under the workdir by reuse key.
+timings favours the peer. Conversions are cached under the workdir (``job.cache``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import shutil
 import sys
 import time
 from collections import Counter
@@ -26,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from job import reuse
+from job import cache
 from job.benchmark.measure import WorkerError, dispatch
 from job.benchmark.result import Context, failed, measure_into
 from job.benchmark.session import OpTimes
@@ -186,13 +185,15 @@ def peer(ctx: Context, model: ModelFiles, name: str) -> None:
 
 def candidates(model: ModelFiles, folder: Path, calibration: list[dict[str, np.ndarray]]) -> dict[str, Any]:
     """The ONNX files to time (export, fused graph, INT8 variants), made in ``folder`` or
-    reused from it while their reuse key holds: candidates as (precision, variant, file
+    reused from it while their cache key holds: candidates as (precision, variant, file
     name, info), what failed to be made, and the file INT8 starts from."""
     from importlib.metadata import version
 
-    code = reuse.code_text(export_onnx, constants_to_initializers, _fuse, make_variant, Calibration, candidates)
+    code = cache.code_text(
+        export_onnx, constants_to_initializers, _fuse, make_variant, Calibration, candidates, _convert
+    )
     libraries = {dist: version(dist) for dist in ("paddle2onnx", "onnxruntime", "onnx")}
-    key = reuse.key(
+    key = cache.key(
         files=[model.program, model.params],
         code=code,
         versions=libraries,
@@ -200,10 +201,14 @@ def candidates(model: ModelFiles, folder: Path, calibration: list[dict[str, np.n
         variants=ONNX_VARIANTS,
         shape=_model_shape(model),
     )
-    if reuse.fresh(folder, key, "ONNX export and INT8 variants"):
-        return json.loads((folder / reuse.MARKER).read_text(encoding="utf-8"))["made"]
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
+    built = cache.build_once(
+        folder, key, lambda tmp: _convert(model, tmp, calibration), what="ONNX export and INT8 variants"
+    )
+    return built.info
+
+
+def _convert(model: ModelFiles, folder: Path, calibration: list[dict[str, np.ndarray]]) -> dict[str, Any]:
+    """``candidates``' build, in the (temporary) ``folder``."""
     fp32 = export_onnx(model, folder / "fp32.onnx")
     files: list[tuple[str, str, str, dict[str, Any]]] = [("fp32", "fp32", fp32.name, {})]
     heads, hidden = _model_shape(model)
@@ -242,9 +247,7 @@ def candidates(model: ModelFiles, folder: Path, calibration: list[dict[str, np.n
             tried.append({"variant": variant, "error": "nothing was quantized", **info})
             continue
         files.append(("int8", variant, target.name, info))
-    made = {"candidates": files, "tried": tried, "int8_source": int8_source.name}
-    reuse.mark(folder, key, made=made)
-    return made
+    return {"candidates": files, "tried": tried, "int8_source": int8_source.name}
 
 
 def _load_outputs(path: Path) -> list[np.ndarray] | None:

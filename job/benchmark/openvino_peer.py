@@ -22,9 +22,7 @@ Imports ``openvino`` lazily: a benchmark worker of another runtime never loads i
 
 from __future__ import annotations
 
-import json
 import logging
-import shutil
 import time
 from collections import Counter
 from pathlib import Path
@@ -32,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from job import reuse
+from job import cache
 from job.benchmark.measure import WorkerError, dispatch
 from job.benchmark.result import Context, best, failed, measure_into, skipped
 from job.benchmark.session import OpTimes
@@ -65,6 +63,7 @@ OPENVINO_VARIANTS = {
     "nncf-int8-default": ("int8", ""),
 }
 _CALIB = (16, 8)  # NNCF calibration: batches x examples, from the training split
+_XML_NAME = "nncf-int8.xml"  # the NNCF INT8 IR in its folder (beside its .bin)
 
 
 def available() -> tuple[bool, str]:
@@ -243,36 +242,45 @@ def nncf_int8(
     model: ModelFiles, name: str, task: Any, workdir: Path, input_names: list[str], threads: int, isolate: bool = True
 ) -> tuple[Path, dict[str, Any]]:
     """NNCF INT8 of ``model`` as OpenVINO IR under workdir/openvino/NAME, made in a worker
-    or reused under its reuse key; and what was made (``error`` when it failed)."""
+    or reused under its cache key (``job.cache``); and what was made (``error`` when it failed)."""
     folder = workdir / "openvino" / name
-    xml = folder / "nncf-int8.xml"
+    xml = folder / _XML_NAME
     count, size = _CALIB
     calibration = calibration_batches(task, input_names, count=count, size=size, split="train")
-    key = reuse.key(
+    key = cache.key(
         files=[model.program, model.params],
-        code=reuse.code_text(quantize, nncf_job),
+        code=cache.code_text(quantize, nncf_job, _nncf_build),
         versions=versions(),
         calibration=batches_digest(calibration),
     )
-    if reuse.fresh(folder, key, "NNCF INT8"):
-        return xml, json.loads((folder / reuse.MARKER).read_text(encoding="utf-8")).get("made", {})
-    shutil.rmtree(folder, ignore_errors=True)
-    folder.mkdir(parents=True)
-    calibration_file = folder / "calibration.npz"
-    np.savez(calibration_file, **{f"{i:04d}/{n}": a for i, batch in enumerate(calibration) for n, a in batch.items()})
-    log.info("benchmark: NNCF INT8 of %s (transformer preset, %d calibration batches of %d)", name, count, size)
     try:
-        made = dispatch(
-            "nncf-quantize",
-            {"source": str(model.program), "calibration": str(calibration_file), "out": str(xml)},
-            threads=threads,
-            isolate=isolate,
+        built = cache.build_once(
+            folder,
+            key,
+            lambda tmp: _nncf_build(model, name, tmp, calibration, threads, isolate),
+            what="NNCF INT8",
         )
     except WorkerError as exc:
         log.error("benchmark: NNCF quantization failed: %s", exc)
         return xml, {"error": f"NNCF quantization failed: {exc}"}
-    reuse.mark(folder, key, made=made)
-    return xml, made
+    return xml, built.info
+
+
+def _nncf_build(
+    model: ModelFiles, name: str, folder: Path, calibration: list[dict[str, np.ndarray]], threads: int, isolate: bool
+) -> dict[str, Any]:
+    """``nncf_int8``'s build, in the (temporary) ``folder``: the calibration batches saved,
+    then NNCF in a worker; what the worker made."""
+    count, size = _CALIB
+    calibration_file = folder / "calibration.npz"
+    np.savez(calibration_file, **{f"{i:04d}/{n}": a for i, batch in enumerate(calibration) for n, a in batch.items()})
+    log.info("benchmark: NNCF INT8 of %s (transformer preset, %d calibration batches of %d)", name, count, size)
+    return dispatch(
+        "nncf-quantize",
+        {"source": str(model.program), "calibration": str(calibration_file), "out": str(folder / _XML_NAME)},
+        threads=threads,
+        isolate=isolate,
+    )
 
 
 def peer(ctx: Context, model: ModelFiles, name: str, ours: dict[str, ModelFiles]) -> None:

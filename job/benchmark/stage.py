@@ -191,7 +191,7 @@ def run(
 def prepare_peers(
     model: ModelFiles, name: str, task: Any, workdir: Path, *, threads: int, onnx: bool = True, openvino: bool = True
 ) -> None:
-    """Make (or find by reuse key) the peers' conversions of the float model ``model``
+    """Make (or find in the cache, ``job.cache``) the peers' conversions of the float model ``model``
     under ``workdir``, as ``run`` would, without measuring anything."""
     from job.program import program_inputs
 

@@ -57,7 +57,6 @@ from job.errors import DataError
 
 __all__ = [
     "LABELS",
-    "SENTIMENT_VERSION",
     "ClueData",
     "ClueExample",
     "SentimentCounts",
@@ -69,9 +68,6 @@ __all__ = [
 ]
 
 log = logging.getLogger("job.data.clue")
-
-# Bump when build_sentiment's output changes, so caches rebuild.
-SENTIMENT_VERSION = 1
 
 # Task -> ordered label set; a label's id is its index (PaddleNLP's get_labels() order).
 LABELS: dict[str, tuple[str, ...]] = {
@@ -467,7 +463,7 @@ exact duplicates within a class dropped; {counts.conflicting} texts found in bot
 dropped from both.
 
 Split: stratified by label, ordered by SHA-256 of seed, label and text; seed {seed},
-dev fraction {dev_fraction}, test fraction {test_fraction}, builder version {SENTIMENT_VERSION}.
+dev fraction {dev_fraction}, test fraction {test_fraction}.
 
 | split | negative (0) | positive (1) | total |
 |---|---|---|---|

