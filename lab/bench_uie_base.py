@@ -366,7 +366,7 @@ def build_key(settings: Settings, vocab_dir: Path, data: str) -> str:
 
     return cache.key(
         files=[vocab_dir / "vocab.txt"],
-        code=cache.code_text(ROOT / "job" / "model.py", _build),
+        code=cache.code_text(ROOT / "job" / "model" / "build.py", _build),
         shape=settings.shape,
         vocab=VOCAB_SIZE,
         seed=42,

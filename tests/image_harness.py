@@ -151,7 +151,10 @@ def tiny_inputs() -> Path:
     """The tiny UIE teacher and a slice of the benchmark (tests/jobrun.py), made once and
     cached by the files that decide them."""
     inputs = [ROOT / "tests" / "jobrun.py", ROOT / "tests" / "fixtures" / "configs" / "uie_tiny.yaml"]
-    inputs += [ROOT / "job" / name for name in ("data/embedded.py", "data/uie.py", "model.py")]
+    inputs += [
+        ROOT / "job" / name
+        for name in ("data/embedded.py", "data/uie.py", "model/build.py", "model/train.py", "model/stage.py")
+    ]
     key = hashlib.sha256(b"".join(p.read_bytes() for p in inputs)).hexdigest()[:12]
     folder = CACHE / f"tiny-{key}"
     if not (folder / "ready").exists():

@@ -304,7 +304,7 @@ def test_the_bench_scripts_keys_cover_code_and_settings(bench, tmp_path, monkeyp
     (vocab / "vocab.txt").write_text("a\nb\n", encoding="utf-8")
     built = bench.build_key(bench.FULL, vocab, "data-1")
     assert bench.build_key(bench.QUICK, vocab, "data-1") != built
-    with open(root / "job" / "model.py", "a", encoding="utf-8") as handle:
+    with open(root / "job" / "model" / "build.py", "a", encoding="utf-8") as handle:
         handle.write("\n# changed\n")
     monkeypatch.setattr(cache, "_SOURCES", {})
     assert bench.build_key(bench.FULL, vocab, "data-1") != built

@@ -142,6 +142,7 @@ def test_the_teacher_key_follows_its_data_settings_code_and_versions(tmp_path, m
 
     from job import cache, model
     from job.config import load_config
+    from job.model import stage as model_stage
 
     train, dev = tmp_path / "train.txt", tmp_path / "dev.txt"
     train.write_text("one\n", encoding="utf-8")
@@ -156,9 +157,9 @@ def test_the_teacher_key_follows_its_data_settings_code_and_versions(tmp_path, m
     assert model.teacher_key(cfg, raw) != first, "the data's content"
     train.write_text("one\n", encoding="utf-8")
     assert model.teacher_key(cfg, raw) == first
-    source = str(Path(model.__file__).resolve())
+    source = str((Path(model.__file__).parent / "train.py").resolve())
     monkeypatch.setitem(cache._SOURCES, source, cache._SOURCES[source] + "\n# training changed\n")
     edited = model.teacher_key(cfg, raw)
     assert edited != first, "the code that trains and exports"
-    monkeypatch.setattr(model, "versions", lambda *names: {"paddlepaddle": "0.0-test"})
+    monkeypatch.setattr(model_stage, "versions", lambda *names: {"paddlepaddle": "0.0-test"})
     assert model.teacher_key(cfg, raw) not in (first, edited), "Paddle's version"
