@@ -13,6 +13,7 @@ import pytest
 from jobrun import run_job
 
 from job import report
+from job.results import TaskResult
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures" / "results"
@@ -247,7 +248,10 @@ def test_cli_exit_codes(clue_dir: Path, tmp_path: Path):
 
 
 def test_summary_table_still_there():
-    results = [json.loads((FIXTURES / n).read_text(encoding="utf-8")) for n in ("uie_ptq.json", "ocnli_failed.json")]
+    results = [
+        TaskResult.from_dict(json.loads((FIXTURES / n).read_text(encoding="utf-8")))
+        for n in ("uie_ptq.json", "ocnli_failed.json")
+    ]
     lines = report.summary_table(results).splitlines()
     assert (
         lines[0]
