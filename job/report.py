@@ -26,8 +26,10 @@ file, runtime, device, padding and batch is flagged in its rows ("⚠ INT8 not f
 than FP32") and listed under "Flags". Metric values are fractions in results.json; the
 tables show points (x100) with 2 decimals.
 
-This module is light (stdlib only at import; matplotlib and storage are imported when
-used): scripts/pull imports ``summary_table`` on machines without paddle.
+This module is light (stdlib, ``job.results`` and ``job.tables`` at import; matplotlib and
+storage are imported when used): scripts/pull imports ``summary_table`` on machines without
+paddle. It is one module of about 650 lines because gather, build and the renderers share
+the row dicts of report.json; a split would pass those shapes between modules.
 """
 
 from __future__ import annotations
