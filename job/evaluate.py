@@ -52,6 +52,8 @@ class EvalResult:
     precision: str
     seconds: float
     int8_ops: dict[str, int] = dataclasses.field(default_factory=dict)  # ops the predictor ran in INT8, by type
+    split: str = ""  # the task split scored (test, dev)
+    serving: str = ""  # how the predictor served the model (``Serving.describe()``)
 
     @property
     def score(self) -> float:
@@ -125,6 +127,19 @@ class Serving:
         for name in self.delete_passes:
             config.delete_pass(name)
         return config
+
+    def describe(self) -> str:
+        """How ``config()`` serves a model, in one line for results.json: the precision and
+        how it is enabled (from the same fields ``config()`` reads)."""
+        precision = self.precision.upper()
+        if self.device == "gpu":
+            how = " (scales from the quantized program, no calibration)" if self.precision == "int8" else ""
+            return f"TensorRT {precision}{how}"
+        if self.precision == "int8":
+            text = "INT8 oneDNN: enable_mkldnn() then enable_mkldnn_int8() with no op set (as Taskflow)"
+        else:
+            text = f"{precision} oneDNN: enable_mkldnn() (as Taskflow)"
+        return text + ("; float ops in BF16 (enable_mkldnn_bfloat16(), benchmark only)" if self.benchmark_bf16 else "")
 
 
 class NoInt8Error(JobError):
@@ -226,6 +241,7 @@ def evaluate(
     """The task's metric on one split, through Paddle Inference served as ``serving``
     says (its precision decided by the program unless ``precision`` is given)."""
     predictor, used, int8_ops = create_predictor(model, serving, precision)
+    served = dataclasses.replace(serving or Serving(), precision=used)  # as create_predictor configured it
     started = time.perf_counter()
     total = (task.size(split) + batch_size - 1) // batch_size
     bar = functools.partial(progress, total=total, desc=f"{desc} ({used})", unit="batch")
@@ -238,4 +254,4 @@ def evaluate(
     log.info(
         "%s (%s, %s split, %d examples): %s in %.1f s", model.folder, used, split, task.size(split), shown, seconds
     )
-    return EvalResult(task.metric, values, task.size(split), used, seconds, int8_ops)
+    return EvalResult(task.metric, values, task.size(split), used, seconds, int8_ops, split, served.describe())

@@ -229,16 +229,24 @@ def main(cfg: JobConfig) -> int:
                 )
         out = workdir / "out"
         outcome = results.build(
-            cfg, built, compressed, before, after, durations, bench, time.perf_counter() - started, prepared.roles
+            cfg=cfg,
+            built=built,
+            compressed=compressed,
+            before=before,
+            after=after,
+            durations=durations,
+            bench=bench,
+            total_seconds=time.perf_counter() - started,
+            roles=prepared.roles,
         )
         _write_output(out, compressed.model, built.model, outcome)
         with phase("publish", durations):
-            published = storage.publish(prepared.store, out, dest, fingerprint=fingerprint, status=outcome["status"])
+            published = storage.publish(prepared.store, out, dest, fingerprint=fingerprint, status=outcome.status)
         log.info("published: %s", published.summary())
     print(results.summary(outcome, dest))
-    if outcome["status"] != "complete":
+    if outcome.status != "complete":
         raise GateError(
-            f"the compressed model changed {outcome['metric']} by {outcome['delta_points']:+.2f} points, beyond the tolerance of "
+            f"the compressed model changed {outcome.metric} by {outcome.delta_points:+.2f} points, beyond the tolerance of "
             f"{cfg.Job.gate_tolerance:.2f} (Job.gate_tolerance); results are in {dest} without _SUCCESS"
         )
     return int(ExitCode.OK)
@@ -274,7 +282,7 @@ def _check_search_can_run(cfg: JobConfig, built, task) -> None:
         )
 
 
-def _write_output(out: Path, compressed, original, outcome: dict) -> None:
+def _write_output(out: Path, compressed, original, outcome) -> None:
     """The folder published for a task: the compressed inference model with the files
     PaddleNLP's Taskflow needs beside it, and results.json."""
     from job.model import TOKENIZER_FILES
@@ -285,4 +293,4 @@ def _write_output(out: Path, compressed, original, outcome: dict) -> None:
     for name in ("config.json", *TOKENIZER_FILES):
         if (original.folder / name).is_file():
             shutil.copy2(original.folder / name, out / name)
-    (out / "results.json").write_text(json.dumps(outcome, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out / "results.json").write_text(outcome.to_json(), encoding="utf-8")  # a results.TaskResult

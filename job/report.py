@@ -1,12 +1,14 @@
-"""Tables of results: pure functions over results.json dicts, and the ``report`` command.
+"""Tables of results: pure functions over typed results (``job.results.TaskResult``), and
+the ``report`` command.
 
 ``summary_table`` renders one Markdown row per task: metric before and after compression
 (in points, i.e. the 0-1 fraction x 100), the change, and the model sizes in MB
 (10^6 bytes). Missing values show as ``-`` (a failed task may have no ``after``).
 
 ``cli`` (``python -m job report DIR_OR_S3 --out DIR``) gathers every results.json under
-a folder (recursively) or an ``s3://`` prefix, skipping unreadable ones with a warning,
-and writes ``report.md``, ``report.json`` and ``report.png``:
+a folder (recursively) or an ``s3://`` prefix, each read through ``TaskResult.from_dict``
+(a file that is not JSON or fails its checks is skipped with a one-line warning naming
+it), and writes ``report.md``, ``report.json`` and ``report.png``:
 
 * (a) accuracy per model and strategy, with the reference example's columns
   ``| 模型 | 策略 | AFQMC | TNEWS | IFLYTEK | CMNLI | OCNLI | CLUEWSC2020 | CSL | AVG |``,
@@ -24,8 +26,10 @@ file, runtime, device, padding and batch is flagged in its rows ("⚠ INT8 not f
 than FP32") and listed under "Flags". Metric values are fractions in results.json; the
 tables show points (x100) with 2 decimals.
 
-This module is light (stdlib only at import; matplotlib and storage are imported when
-used): scripts/pull imports ``summary_table`` on machines without paddle.
+This module is light (stdlib, ``job.results`` and ``job.tables`` at import; matplotlib and
+storage are imported when used): scripts/pull imports ``summary_table`` on machines without
+paddle. It is one module of about 650 lines because gather, build and the renderers share
+the row dicts of report.json; a split would pass those shapes between modules.
 """
 
 from __future__ import annotations
@@ -35,6 +39,9 @@ import logging
 import statistics
 from pathlib import Path
 from typing import Any
+
+from job import tables
+from job.results import CompressedFigures, OriginalFigures, TaskResult
 
 # tests/test_pull.py pins the public surface to summary_table; cli, gather, build and the
 # renderers are reached as attributes (job.__main__ calls report.cli).
@@ -55,26 +62,25 @@ _COLUMNS = (
 )
 
 
-def summary_table(results: list[dict[str, Any]]) -> str:
-    """A Markdown table of results.json dicts, in the order given."""
+def summary_table(results: list[TaskResult]) -> str:
+    """A Markdown table of results, in the order given."""
     header = [name for name, _ in _COLUMNS]
     aligns = [align for _, align in _COLUMNS]
-    return "\n".join(_table(header, [_row(result) for result in results], aligns))
+    return "\n".join(tables.markdown(header, [_row(result) for result in results], aligns))
 
 
-def _row(result: dict[str, Any]) -> list[str]:
-    metric = result.get("metric")
-    models = result.get("models") or {}
+def _row(result: TaskResult) -> list[str]:
+    metric = result.metric
     return [
-        _text(result.get("task")),
-        _text(result.get("strategy")),
-        _text(result.get("status")),
+        _text(result.task),
+        _text(result.strategy),
+        _text(result.status),
         _text(metric),
-        _points(result.get("before"), metric),
-        _points(result.get("after"), metric),
-        _fmt(result.get("delta_points"), "{:+.2f}"),
-        _megabytes(models.get("original")),
-        _megabytes(models.get("compressed")),
+        _points(result.before, metric),
+        _points(result.after, metric),
+        _fmt(result.delta_points, "{:+.2f}"),
+        _megabytes(result.models.original),
+        _megabytes(result.models.compressed),
     ]
 
 
@@ -104,19 +110,9 @@ def _points(metrics: Any, metric: Any) -> str:
     return _fmt(None if value is None else value * 100)
 
 
-def _megabytes(model: Any) -> str:
-    if not isinstance(model, dict):
-        return "-"
-    size = model.get("size_bytes")
+def _megabytes(model: OriginalFigures | CompressedFigures | None) -> str:
+    size = model.size_bytes if model is not None else None
     return _fmt(size / 1e6 if _is_number(size) else None, "{:.1f}")
-
-
-def _cell(text: str) -> str:
-    """Keep a cell on one line, its pipes from splitting the row and its control characters
-    (results.json comes from a store) from reaching a terminal raw."""
-    from job.storage.locations import escape
-
-    return escape(" ".join(text.split())).replace("|", "\\|")
 
 
 # --------------------------------------------------------------------------------------
@@ -159,12 +155,12 @@ def strategy_label(key: str) -> str:
     return f"{name} ({key})" if name else key
 
 
-def gather(source: str) -> tuple[list[tuple[str, dict[str, Any]]], list[str]]:
+def gather(source: str) -> tuple[list[tuple[str, TaskResult]], list[str]]:
     """Every readable results.json under a folder (recursively), or under an s3:// prefix.
-    Returns ``[(where, dict)]`` and warnings about the files skipped."""
+    Returns ``[(where, result)]`` and warnings about the files skipped."""
     from job.errors import InputError
 
-    found: list[tuple[str, dict[str, Any]]] = []
+    found: list[tuple[str, TaskResult]] = []
     warnings: list[str] = []
     if source.lower().startswith("s3://"):
         from job.storage import Storage
@@ -193,24 +189,16 @@ def _parse(where: str, read: Any, found: list, warnings: list[str]) -> None:
         log.warning(message)
         warnings.append(message)
         return
-    if not isinstance(data, dict) or not isinstance(data.get("task"), str) or not isinstance(data.get("strategy"), str):
-        message = f"{where}: skipped, not a results.json of this job (no task and strategy)"
+    try:
+        result = TaskResult.from_dict(data)
+    except ValueError as exc:  # a key's type, a missing task or strategy, an unknown schema
+        from job.storage.locations import escape  # the key named may come from the file
+
+        message = f"{where}: skipped, not a results.json of this job ({escape(str(exc))})"
         log.warning(message)
         warnings.append(message)
         return
-    found.append((where, data))
-
-
-def _model_name(result: dict[str, Any]) -> str:
-    name = result.get("model_name")
-    if isinstance(name, str) and name:
-        return name
-    config = result.get("config") or {}
-    model_dir = ((config.get("Global") or {}).get("model_dir") or "").rstrip("/")
-    if model_dir:
-        return model_dir.rsplit("/", 1)[-1]
-    shape = (config.get("Teacher") or {}).get("shape")
-    return shape or "unknown model"
+    found.append((where, result))
 
 
 def _metric_points(metrics: Any, metric: Any) -> float | None:
@@ -238,17 +226,15 @@ def _measured(record: dict[str, Any]) -> bool:
     return isinstance(latency, dict) and _is_number(latency.get("median"))
 
 
-def build(results: list[tuple[str, dict[str, Any]]], warnings: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+def build(results: list[tuple[str, TaskResult]], warnings: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
     """The whole report as a dict (written as report.json, rendered as Markdown)."""
     warnings = list(warnings)
     # One result per (model, strategy, task): the newest when a task ran several times.
-    chosen: dict[tuple[str, str, str], tuple[str, dict[str, Any]]] = {}
+    chosen: dict[tuple[str, str, str], tuple[str, TaskResult]] = {}
     for where, result in results:
-        key = (_model_name(result), result["strategy"], result["task"])
+        key = (result.model_name or "unknown model", result.strategy, result.task)
         if key in chosen:
-            older, newer = sorted(
-                [chosen[key], (where, result)], key=lambda item: (str(item[1].get("created") or ""), item[0])
-            )
+            older, newer = sorted([chosen[key], (where, result)], key=lambda item: (item[1].created, item[0]))
             warnings.append(f"{older[0]}: skipped, {newer[0]} holds a newer result for {key[0]} / {key[1]} / {key[2]}")
             chosen[key] = newer
         else:
@@ -275,21 +261,20 @@ def build(results: list[tuple[str, dict[str, Any]]], warnings: list[str] | tuple
 
     failed: list[str] = []
     for (model, strategy, task), (where, result) in chosen.items():
-        metric = result.get("metric")
+        metric = result.metric
         base = row(model, "base")
-        before = _metric_points(result.get("before"), metric)
+        before = _metric_points(result.before, metric)
         if before is not None and task not in base["tasks"]:
             base["tasks"][task] = before
             base["status"][task] = "complete"
             base["sources"].append(where)
         target = row(model, strategy)
-        target["tasks"][task] = _metric_points(result.get("after"), metric)
-        target["status"][task] = str(result.get("status") or "unknown")
+        target["tasks"][task] = _metric_points(result.after, metric)
+        target["status"][task] = result.status
         target["sources"].append(where)
-        if result.get("status") == "failed" or target["tasks"][task] is None:
+        if result.status == "failed" or target["tasks"][task] is None:
             failed.append(
-                f"{model} / {strategy} / {task}: {result.get('status') or 'no result'}"
-                + (f" ({result['error']})" if result.get("error") else "")
+                f"{model} / {strategy} / {task}: {result.status}" + (f" ({result.error})" if result.error else "")
             )
     for item in rows.values():
         clue = [item["tasks"][t] for t, _ in CLUE_COLUMNS if item["tasks"].get(t) is not None]
@@ -317,8 +302,7 @@ def build(results: list[tuple[str, dict[str, Any]]], warnings: list[str] | tuple
     benchmarks: list[dict[str, Any]] = []
     flags: list[dict[str, Any]] = []
     for (model, strategy, task), (where, result) in chosen.items():
-        records = [r for r in (result.get("benchmark") or []) if isinstance(r, dict)]
-        for record in records:
+        for record in result.benchmark:
             env = _env_key(record)
             env_id = environments.setdefault(env, f"E{len(environments) + 1}")
             row_strategy = "base" if record.get("model") == "original" else strategy
@@ -467,13 +451,6 @@ def _latency_rows(accuracy_rows: list[dict[str, Any]], benchmarks: list[dict[str
 # --------------------------------------------------------------------------------------
 
 
-def _table(header: list[str] | tuple[str, ...], rows: list[list[str]], align: list[str] | None = None) -> list[str]:
-    align = align or [":---:"] * len(header)
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(align) + "|"]
-    lines += ["| " + " | ".join(_cell(c) for c in r) + " |" for r in rows]
-    return lines
-
-
 def _accuracy_cell(item: dict[str, Any], task: str) -> str:
     value = item["tasks"].get(task)
     if task not in item["tasks"]:
@@ -499,7 +476,7 @@ def render_markdown(report: dict[str, Any]) -> str:
         cells.append(item["accuracy_label"] if item["clue_avg"] is not None else "-")
         cells += [_accuracy_cell(item, task) for task in acc["extra_tasks"]]
         table.append(cells)
-    lines += _table(acc["columns"], table)
+    lines += tables.markdown(acc["columns"], table)
     lines += [
         "",
         "AVG: mean over the CLUE tasks; (n/7) when only n of the seven were run. † the accuracy gate failed for this task (status gated).",
@@ -530,7 +507,7 @@ def render_markdown(report: dict[str, Any]) -> str:
                 "; ".join(notes) or "",
             ]
         )
-    lines += _table(lat["columns"], table)
+    lines += tables.markdown(lat["columns"], table)
     lines += [
         "",
         "Paddle Inference, inputs padded to the maximum length. 时延(ms): the precision the model is served in; "
@@ -598,7 +575,7 @@ def render_markdown(report: dict[str, Any]) -> str:
                     "; ".join(note),
                 ]
             )
-        lines += _table(header, table)
+        lines += tables.markdown(header, table)
 
     if report["environments"]:
         lines += ["", "## 测试环境 (benchmark environments)", ""]

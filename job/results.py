@@ -1,19 +1,54 @@
-"""results.json: what one task's run produced, and its terminal summary.
+"""results.json: the typed schema of what one task's run produced, how the pipeline builds
+it from the stage results, and its terminal summary.
 
-Pure functions over the stage results; the pipeline writes the dict next to the model.
-Metrics are fractions (0-1); ``delta_points`` is (after - before) x 100.
+``TaskResult`` (with ``Models``, ``ModelFigures``, ``Evaluation`` and ``Gate``) is the
+schema, version ``SCHEMA``: the pipeline writes ``to_json()``, the report and the pull
+read files back through ``from_dict``, which checks every key's type and raises a
+``ValueError`` naming the bad key (results.json files come from a shared bucket). Schema 1
+files (before per-model splits and serving) are read too, missing keys taking defaults.
+
+Metrics are fractions (0-1); ``delta_points`` is (after - before) x 100. Benchmark records
+stay the benchmark's own dicts (``job.benchmark`` owns their shape).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
-from dataclasses import asdict
+import json
+import types
+import typing
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["SCHEMA", "build", "gate_passed", "summary"]
+from job import tables
 
-SCHEMA = 1
+if TYPE_CHECKING:  # the types build() takes; importing them needs paddle
+    from job.benchmark import BenchResult
+    from job.compress.stage import CompressResult
+    from job.config import JobConfig
+    from job.evaluate import EvalResult
+    from job.model import ModelResult
+
+__all__ = [
+    "SCHEMA",
+    "STATUSES",
+    "CompressedFigures",
+    "Evaluation",
+    "Gate",
+    "ModelFigures",
+    "Models",
+    "OriginalFigures",
+    "TaskResult",
+    "build",
+    "gate_passed",
+    "summary",
+]
+
+SCHEMA = 2  # 2: split, examples and serving per model; evaluation.serving gone
+STATUSES = ("complete", "gated", "failed")
+_READS = (1, 2)
 
 
 def gate_passed(before: float, after: float, tolerance_points: float) -> bool:
@@ -21,62 +56,295 @@ def gate_passed(before: float, after: float, tolerance_points: float) -> bool:
     return (before - after) * 100 <= tolerance_points + 1e-9
 
 
+# --------------------------------------------------------------------------------------
+# The schema
+# --------------------------------------------------------------------------------------
+
+
+@dataclass(kw_only=True)
+class ModelFigures:
+    """One model as measured: size, weights, and the evaluation that scored it."""
+
+    size_bytes: int | None = None
+    params: int | None = None  # weights in the program (quantization scales left out)
+    precision: str = ""  # fp32, fp16 or int8: what the predictor served
+    split: str = ""  # the data it was scored on (test, dev-holdout...); "" in schema 1
+    examples: int | None = None  # how many examples of it; None in schema 1
+    serving: str = ""  # how Paddle Inference served it (``Serving.describe()``); "" in schema 1
+
+
+@dataclass(kw_only=True)
+class OriginalFigures(ModelFigures):
+    source: str = ""  # given, checkpoint, trained or cache
+
+
+@dataclass(kw_only=True)
+class CompressedFigures(ModelFigures):
+    int8_ops: dict[str, int] = field(default_factory=dict)  # ops the predictor ran in INT8, from its optimized program
+    int8_scope: dict[str, Any] | None = None  # job.compress.int8.RestrictResult
+    calibration: dict[str, Any] | None = None  # what PTQ read (job.compress.stage.Calibration)
+    compress_seconds: float | None = None
+
+
+@dataclass(kw_only=True)
+class Models:
+    original: OriginalFigures | None = None
+    compressed: CompressedFigures | None = None  # None when the task failed before compressing
+
+
+@dataclass(kw_only=True)
+class Gate:
+    tolerance: float = 1.0  # points the metric may lose
+    passed: bool = False
+
+
+@dataclass(kw_only=True)
+class Evaluation:
+    """Where the gate was measured, beside the data that selected (``data.RawData.roles``)."""
+
+    split: str = "test"
+    examples: int | None = None
+    source: str = ""
+    selection: dict[str, Any] = field(default_factory=dict)
+    held_out: str = ""
+    runtime: str = "paddle-inference"
+    device: str = "cpu"
+
+
+@dataclass(kw_only=True)
+class TaskResult:
+    """One task's results.json (``to_dict`` adds ``schema``)."""
+
+    run_id: str = ""
+    task: str = ""
+    strategy: str = ""
+    act_strategies: list[str] = field(default_factory=list)
+    status: str = "complete"  # one of STATUSES
+    metric: str = ""
+    before: dict[str, int | float] | None = None
+    after: dict[str, int | float] | None = None  # None when the task failed
+    delta_points: float | None = None
+    gate: Gate | None = None
+    model_name: str = ""
+    models: Models = field(default_factory=Models)
+    evaluation: Evaluation | None = None
+    durations: dict[str, float] = field(default_factory=dict)
+    total_seconds: float | None = None
+    patches: list[str] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)
+    hardware: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    config_fingerprint: str = ""
+    benchmark: list[dict[str, Any]] = field(default_factory=list)  # job.benchmark's records, as they are
+    created: str = ""
+    error: str = ""  # why a failed task failed
+
+    def score(self, which: str) -> float | None:
+        """The metric of ``before`` or ``after`` as a 0-1 fraction, or None if not recorded."""
+        values = self.before if which == "before" else self.after
+        value = (values or {}).get(self.metric)
+        return None if value is None else float(value)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"schema": SCHEMA, **asdict(self)}
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, ensure_ascii=False) + "\n"
+
+    @classmethod
+    def from_dict(cls, data: Any) -> TaskResult:
+        """A results.json object, type-checked: ``ValueError`` names the first bad key.
+        Schema 2 must hold every key and no other; schema 1 (or none) takes defaults for
+        missing keys and ignores unknown ones (older writers)."""
+        if not isinstance(data, dict):
+            raise ValueError(f"not a JSON object but {_kind(data)}")
+        schema = data.get("schema", 1)
+        if not _is_int(schema) or schema not in _READS:
+            raise ValueError(f"schema: {schema!r} is not a results.json schema this job reads ({_READS})")
+        body = {key: value for key, value in data.items() if key != "schema"}
+        if schema == 1 and not body.get("model_name"):
+            body["model_name"] = _v1_model_name(body)
+        result = _object(cls, body, "", strict=schema >= 2)
+        for key in ("task", "strategy"):
+            if not getattr(result, key):
+                raise ValueError(f"{key}: missing or empty")
+        if result.status not in STATUSES:
+            raise ValueError(f"status: {result.status!r} is not one of {', '.join(STATUSES)}")
+        return result
+
+
+def _v1_model_name(data: dict[str, Any]) -> str:
+    """Schema 1 files written before ``model_name``: the model folder's name, else the teacher's shape."""
+    config = data.get("config") if isinstance(data.get("config"), dict) else {}
+    model_dir = (config.get("Global") or {}).get("model_dir") if isinstance(config.get("Global"), dict) else ""
+    if isinstance(model_dir, str) and model_dir.rstrip("/"):
+        return model_dir.rstrip("/").rsplit("/", 1)[-1]
+    shape = (config.get("Teacher") or {}).get("shape") if isinstance(config.get("Teacher"), dict) else None
+    return shape if isinstance(shape, str) and shape else "unknown model"
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _kind(value: Any) -> str:
+    names = {bool: "a boolean", int: "a number", float: "a number", str: "text", list: "a list", dict: "an object"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def _object(cls: type, data: Any, path: str, *, strict: bool) -> Any:
+    """``cls`` (a dataclass of this schema) from a JSON object, each field checked."""
+    if not isinstance(data, dict):
+        raise ValueError(f"{path or 'results.json'}: expected an object, got {_kind(data)}")
+    if strict:
+        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"{_join(path, unknown[0])}: not a key of results.json schema {SCHEMA}")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for item in dataclasses.fields(cls):
+        where = _join(path, item.name)
+        if item.name not in data:
+            if strict:
+                raise ValueError(f"{where}: missing")
+            continue
+        values[item.name] = _value(data[item.name], hints[item.name], where, strict=strict)
+    return cls(**values)
+
+
+def _value(value: Any, hint: Any, path: str, *, strict: bool) -> Any:
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if hint is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        others = [a for a in args if a is not type(None)]
+        if len(others) == 1:  # X | None: X's own message names the bad key inside
+            return _value(value, others[0], path, strict=strict)
+        for arg in others:
+            try:
+                return _value(value, arg, path, strict=strict)
+            except ValueError:
+                continue
+        raise ValueError(f"{path}: expected {_expected(hint)}, got {_kind(value)}")
+    if dataclasses.is_dataclass(hint):
+        return _object(hint, value, path, strict=strict)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ValueError(f"{path}: expected a list, got {_kind(value)}")
+        return [_value(item, args[0], f"{path}[{i}]", strict=strict) for i, item in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ValueError(f"{path}: expected an object, got {_kind(value)}")
+        return {key: _value(item, args[1], _join(path, key), strict=strict) for key, item in value.items()}
+    if hint is float and (_is_int(value) or isinstance(value, float)):
+        return float(value)
+    if (hint is int and _is_int(value)) or (hint in (str, bool) and isinstance(value, hint)):
+        return value
+    raise ValueError(f"{path}: expected {_expected(hint)}, got {_kind(value)}")
+
+
+def _expected(hint: Any) -> str:
+    args = [a for a in typing.get_args(hint) if a is not type(None)] or [hint]
+    if float in args:  # an int is a number too
+        args = [a for a in args if a is not int]
+    names = {int: "an integer", float: "a number", str: "text", bool: "a boolean"}
+    return " or ".join(dict.fromkeys(names.get(a, getattr(a, "__name__", "an object")) for a in args))
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+# --------------------------------------------------------------------------------------
+# Built by the pipeline
+# --------------------------------------------------------------------------------------
+
+
 def build(
-    cfg,
-    built,
-    compressed,
-    before,
-    after,
+    *,
+    cfg: JobConfig,
+    built: ModelResult,
+    compressed: CompressResult,
+    before: EvalResult,
+    after: EvalResult,
     durations: dict[str, float],
-    bench,
+    bench: BenchResult | None,
     total_seconds: float,
     roles: dict[str, dict[str, Any]] | None = None,
-) -> dict[str, Any]:
+) -> TaskResult:
+    """The task's result from the stage results. ``ValueError`` (an internal error) when the
+    original and the compressed model were not scored on the same split and examples, or
+    the gate's data is not what the evaluation saw."""
     from job.program import model_params
     from job.runtime import hardware, versions
 
+    roles = roles or {}
+    if (before.split, before.examples) != (after.split, after.examples):
+        raise ValueError(
+            f"the original was scored on {before.split} ({before.examples} examples) but the compressed model on "
+            f"{after.split} ({after.examples} examples): the gate compares like with like only"
+        )
+    gate = roles.get("gate", {"split": "test"})
+    if gate.get("examples") not in (None, after.examples):
+        raise ValueError(f"the gate split has {gate['examples']} examples but the evaluation saw {after.examples}")
     passed = gate_passed(before.score, after.score, cfg.Job.gate_tolerance)
-    return {
-        "schema": SCHEMA,
-        "run_id": cfg.Job.run_id,
-        "task": cfg.task,
-        "strategy": cfg.strategy,
-        "act_strategies": compressed.act_strategies,
-        "status": "complete" if passed else "gated",
-        "metric": before.metric,
-        "before": before.values,
-        "after": after.values,
-        "delta_points": round((after.score - before.score) * 100, 4),
-        "gate": {"tolerance": cfg.Job.gate_tolerance, "passed": passed},
-        "model_name": model_name(cfg, built),
-        "models": {
-            "original": {
-                "size_bytes": built.model.size_bytes(),
-                "params": model_params(built.model),
-                "precision": before.precision,
-                "source": built.source,
-            },
-            "compressed": {
-                "size_bytes": compressed.model.size_bytes(),
-                "params": model_params(compressed.model),
-                "precision": after.precision,
-                "int8_ops": dict(after.int8_ops),  # ops the predictor ran in INT8, read from its optimized program
-                "int8_scope": asdict(compressed.int8_scope) if compressed.int8_scope else None,
-                "calibration": asdict(compressed.calibration) if compressed.calibration else None,  # what PTQ read
-                "compress_seconds": round(compressed.seconds, 1),
-            },
-        },
-        "evaluation": _evaluation(cfg, after, roles or {}),
-        "durations": dict(durations),
-        "total_seconds": round(total_seconds, 1),
-        "patches": list(compressed.patches),
-        "versions": versions(),
-        "hardware": hardware(),
-        "config": _without_url_credentials(cfg.to_dict()),
-        "config_fingerprint": cfg.fingerprint(),
-        "benchmark": [record for record in (bench.records if bench else [])],
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),  # noqa: UP017 - 3.10 image
-    }
+    return TaskResult(
+        run_id=cfg.Job.run_id,
+        task=cfg.task,
+        strategy=cfg.strategy,
+        act_strategies=list(compressed.act_strategies),
+        status="complete" if passed else "gated",
+        metric=before.metric,
+        before=dict(before.values),
+        after=dict(after.values),
+        delta_points=round((after.score - before.score) * 100, 4),
+        gate=Gate(tolerance=float(cfg.Job.gate_tolerance), passed=passed),
+        model_name=model_name(cfg, built),
+        models=Models(
+            original=OriginalFigures(
+                size_bytes=built.model.size_bytes(),
+                params=model_params(built.model),
+                **_measured(before, roles),
+                source=built.source,
+            ),
+            compressed=CompressedFigures(
+                size_bytes=compressed.model.size_bytes(),
+                params=model_params(compressed.model),
+                **_measured(after, roles),
+                int8_ops=dict(after.int8_ops),
+                int8_scope=asdict(compressed.int8_scope) if compressed.int8_scope else None,
+                calibration=asdict(compressed.calibration) if compressed.calibration else None,
+                compress_seconds=round(compressed.seconds, 1),
+            ),
+        ),
+        evaluation=Evaluation(
+            split=gate["split"],
+            examples=after.examples,
+            source=gate.get("source", ""),
+            selection=dict(roles.get("selection", {})),
+            held_out=gate.get("held_out", ""),
+            device=cfg.Job.device,
+        ),
+        durations=dict(durations),
+        total_seconds=round(total_seconds, 1),
+        patches=list(compressed.patches),
+        versions=versions(),
+        hardware=hardware(),
+        config=_without_url_credentials(cfg.to_dict()),
+        config_fingerprint=cfg.fingerprint(),
+        benchmark=list(bench.records if bench else []),
+        created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),  # noqa: UP017 - 3.10 image
+    )
+
+
+def _measured(result: EvalResult, roles: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """A model's evaluation figures: the precision and serving its predictor used, and the
+    data it scored, named as the data stage names its role (test may be dev-holdout)."""
+    role = {"test": "gate", "dev": "selection"}.get(result.split)
+    split = roles.get(role, {}).get("split", result.split) if role else result.split
+    return {"precision": result.precision, "split": split, "examples": result.examples, "serving": result.serving}
 
 
 def _without_url_credentials(value: Any) -> Any:
@@ -91,30 +359,16 @@ def _without_url_credentials(value: Any) -> Any:
     return scrub_url(value) if isinstance(value, str) else value
 
 
-def _evaluation(cfg, after, roles: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Where the gate was measured (and on what), beside the data that selected."""
-    gate = roles.get("gate", {"split": "test"})
-    if gate.get("examples") not in (None, after.examples):
-        raise ValueError(f"the gate split has {gate['examples']} examples but the evaluation saw {after.examples}")
-    return {
-        "split": gate["split"],
-        "examples": after.examples,
-        "source": gate.get("source", ""),
-        "selection": roles.get("selection", {}),
-        "held_out": gate.get("held_out", ""),
-        "runtime": "paddle-inference",
-        "device": cfg.Job.device,
-        "serving": "oneDNN, enable_mkldnn_int8() with no op set (as Taskflow)"
-        if cfg.Job.device == "cpu"
-        else "TensorRT",
-    }
-
-
-def model_name(cfg, built) -> str:
+def model_name(cfg: JobConfig, built: ModelResult) -> str:
     """What the reports call the model: the teacher's shape, else the model folder's name."""
     if built.source != "given":
         return cfg.Teacher.shape
     return Path(cfg.Global.model_dir.rstrip("/")).name or cfg.Global.model_dir
+
+
+# --------------------------------------------------------------------------------------
+# The terminal summary
+# --------------------------------------------------------------------------------------
 
 
 def _fmt_seconds(seconds: float) -> str:
@@ -122,48 +376,39 @@ def _fmt_seconds(seconds: float) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
-def _gate_split(outcome: dict[str, Any]) -> str:
-    evaluation = outcome.get("evaluation") or {}
-    return f"{evaluation.get('split', 'test')} ({evaluation.get('examples', 0):,} examples)"
-
-
-def summary(outcome: dict[str, Any], dest: str) -> str:
+def summary(result: TaskResult, dest: str) -> str:
     """A short table for the terminal: metric, size and precision before and after."""
-    before, after = outcome["before"], outcome["after"]
-    models = outcome["models"]
-    metric = outcome["metric"]
-    keys = [metric] + [k for k in ("precision", "recall") if k in before]
+    before, after = result.before or {}, result.after or {}
+    original, compressed = result.models.original, result.models.compressed
+    if original is None or compressed is None or result.gate is None or result.evaluation is None:
+        raise ValueError("summary() is for a task that ran to the gate (both models measured)")
+    keys = [result.metric] + [k for k in ("precision", "recall") if k in before]
     rows = [("", "original", "compressed")]
     for key in keys:
         rows.append((key, f"{before[key] * 100:.2f}", f"{after[key] * 100:.2f}"))
     rows.append(
-        (
-            "model size",
-            f"{models['original']['size_bytes'] / 1e6:.2f} MB",
-            f"{models['compressed']['size_bytes'] / 1e6:.2f} MB",
-        )
+        ("model size", f"{(original.size_bytes or 0) / 1e6:.2f} MB", f"{(compressed.size_bytes or 0) / 1e6:.2f} MB")
     )
-    if models["original"].get("params") and models["compressed"].get("params"):
-        rows.append(("parameters", f"{models['original']['params']:,}", f"{models['compressed']['params']:,}"))
-    int8_ops = sum((models["compressed"].get("int8_ops") or {}).values())
-    served = models["compressed"]["precision"] + (f" ({int8_ops} INT8 ops)" if int8_ops else "")
-    rows.append(("served as", models["original"]["precision"], served))
-    for record in outcome.get("benchmark") or []:
+    if original.params and compressed.params:
+        rows.append(("parameters", f"{original.params:,}", f"{compressed.params:,}"))
+    int8_ops = sum(compressed.int8_ops.values())
+    rows.append(
+        ("served as", original.precision, compressed.precision + (f" ({int8_ops} INT8 ops)" if int8_ops else ""))
+    )
+    for record in result.benchmark:
         if record.get("padding") == "max" and record.get("latency_ms"):
             label = f"latency {record['runtime']} {record['precision']} ({record['model']})"
             rows.append((label, f"{record['latency_ms']['median']:.1f} ms", ""))
-    calibration = models["compressed"].get("calibration")
-    if calibration:
-        rows.append(("PTQ calibration", "", f"{calibration['examples']:,} examples"))
-    width = [max(len(r[i]) for r in rows) for i in range(3)]
-    table = "\n".join(f"  {r[0]:<{width[0]}}  {r[1]:>{width[1]}}  {r[2]:>{width[2]}}" for r in rows)
-    gate = outcome["gate"]
-    verdict = "PASSED" if gate["passed"] else "FAILED"
-    phases = ", ".join(f"{name} {_fmt_seconds(sec)}" for name, sec in outcome["durations"].items())
+    if compressed.calibration:
+        rows.append(("PTQ calibration", "", f"{compressed.calibration['examples']:,} examples"))
+    table = "\n".join(tables.text(rows, "<>>", indent="  "))
+    verdict = "PASSED" if result.gate.passed else "FAILED"
+    phases = ", ".join(f"{name} {_fmt_seconds(sec)}" for name, sec in result.durations.items())
+    measured = f"{result.evaluation.split} ({result.evaluation.examples or 0:,} examples)"
     return (
-        f"\n== {outcome['task']} / {outcome['strategy']} ({'+'.join(outcome.get('act_strategies', []))}): {outcome['status']} ==\n"
+        f"\n== {result.task} / {result.strategy} ({'+'.join(result.act_strategies)}): {result.status} ==\n"
         f"{table}\n"
-        f"  {metric} change {outcome['delta_points']:+.2f} points on {_gate_split(outcome)}; accuracy gate (tolerance {gate['tolerance']:.2f}) {verdict}\n"
-        f"  time {_fmt_seconds(outcome['total_seconds'])}: {phases}\n"
+        f"  {result.metric} change {result.delta_points or 0:+.2f} points on {measured}; accuracy gate (tolerance {result.gate.tolerance:.2f}) {verdict}\n"
+        f"  time {_fmt_seconds(result.total_seconds or 0)}: {phases}\n"
         f"  results: {dest}\n"
     )

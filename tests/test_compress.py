@@ -56,6 +56,24 @@ def assert_int8_served(results: dict) -> None:
     assert compressed["int8_scope"]["scope"] == "linear" and compressed["int8_scope"]["kept"] > 0
 
 
+def assert_measured_alike(results: dict, compressed: str) -> None:
+    """The published results.json: both models scored on the same split and examples (the
+    gate's), each labelled with the serving its own predictor used (FP32 oneDNN for the
+    original; ``compressed`` for the compressed model: INT8 or FP32)."""
+    assert results["schema"] == 2
+    models, evaluation = results["models"], results["evaluation"]
+    assert models["original"]["split"] == models["compressed"]["split"] == evaluation["split"] == "test"
+    assert models["original"]["examples"] == models["compressed"]["examples"] == evaluation["examples"] > 0
+    assert models["original"]["precision"] == "fp32"
+    assert models["original"]["serving"].startswith("FP32 oneDNN"), models["original"]["serving"]
+    assert models["compressed"]["precision"] == compressed.lower()
+    assert models["compressed"]["serving"].startswith(f"{compressed} oneDNN"), models["compressed"]["serving"]
+    if compressed == "INT8":
+        assert "enable_mkldnn_int8()" in models["compressed"]["serving"]
+    else:
+        assert "int8" not in models["compressed"]["serving"].lower()
+
+
 def test_qat_with_distillation_keeps_f1_and_gives_an_int8_model_taskflow_loads(tiny):
     done, folder = compress(tiny, "qat_dis", *PICO, "Job.gate_tolerance=2.0", output=tiny["root"] / "out-qat-pico")
     assert done.returncode == 0, done.stderr[-3000:]
@@ -69,6 +87,7 @@ def test_qat_with_distillation_keeps_f1_and_gives_an_int8_model_taskflow_loads(t
     assert {"precision", "recall", "f1"} <= set(results["before"]) and results["metric"] == "f1"
     assert set(results["patches"]) == {"dropout_mask", "xshape", "scalar_mean", "ptq_after_prune"}
     assert results["versions"]["paddleslim"] == "2.6.0"
+    assert_measured_alike(results, "INT8")
     assert results["evaluation"]["split"] == "test" and results["evaluation"]["selection"]["split"] == "dev"
     assert (folder / "_SUCCESS").is_file()
     for name in (
@@ -111,6 +130,7 @@ def test_pruning_with_distillation_removes_parameters(tiny):
     assert pruned < original
     assert original - pruned >= 2 * (64 * 16 * 3 + 64 * 16 + 64 * 64 * 2 // 4)
     assert results["models"]["compressed"]["precision"] == "fp32"
+    assert_measured_alike(results, "FP32")
     assert load_in_real_clients(folder)["precision"] == "fp32"
 
 
@@ -126,6 +146,7 @@ def test_pruning_then_quantization(tiny):
     assert calibration["batches"] == 2 and calibration["fixed"] is False
     assert re.search(rf"PTQ calibration\s+{calibration['examples']} examples", done.stdout), done.stdout[-2000:]
     assert results["models"]["compressed"]["compress_seconds"] > 0
+    assert_measured_alike(results, "INT8")
     assert load_in_real_clients(folder)["precision"] == "int8"
 
 
@@ -157,6 +178,7 @@ def test_rerun_with_the_same_config_is_skipped_and_a_changed_one_refused(tiny):
     out = tiny["root"] / "out-rerun"
     done, folder = compress(tiny, "ptq", "QuantPost.batch_nums=1", output=out)
     assert done.returncode == 0, done.stderr[-3000:]
+    assert_measured_alike(json.loads((folder / "results.json").read_text(encoding="utf-8")), "INT8")
     assert load_in_real_clients(folder)["precision"] == "int8"
     stamp = (folder / "_SUCCESS").stat().st_mtime_ns
     again, _ = compress(tiny, "ptq", "QuantPost.batch_nums=1", output=out)

@@ -14,6 +14,7 @@ import pytest
 
 from job.config import StorageConfig
 from job.report import summary_table
+from job.results import TaskResult
 from job.storage import Storage, publish, task_prefix
 
 REPO = Path(__file__).resolve().parent.parent
@@ -232,7 +233,7 @@ def test_pull_from_a_local_output(tmp_path, light_python):
 
 def test_summary_table_from_fixtures():
     results = [
-        fixture_result(n)
+        TaskResult.from_dict(fixture_result(n))
         for n in ("uie_ptq.json", "tnews_qat_dis.json", "sentiment_ptq_gated.json", "ocnli_failed.json")
     ]
     lines = summary_table(results).splitlines()
@@ -248,10 +249,11 @@ def test_summary_table_from_fixtures():
 
 def test_summary_table_edge_cases():
     assert summary_table([]).count("\n") == 1
-    row = summary_table([{"task": "a|b", "strategy": "x\ny", "metric": "f1", "before": {"f1": True}}]).splitlines()[2]
-    assert row == "| a\\|b | x y | - | f1 | - | - | - | - | - |"
-    original = fixture_result("uie_ptq.json")
-    copy = json.loads(json.dumps(original))
+    result = TaskResult.from_dict({"task": "a|b", "strategy": "x\ny\x1b", "status": "failed", "metric": "f1"})
+    row = summary_table([result]).splitlines()[2]
+    assert row == "| a\\|b | x y\\x1b | failed | f1 | - | - | - | - | - |"
+    original = TaskResult.from_dict(fixture_result("uie_ptq.json"))
+    copy = TaskResult.from_dict(original.to_dict())
     summary_table([copy])
     assert copy == original, "pure: the input is not modified"
 

@@ -13,6 +13,7 @@ import pytest
 from jobrun import run_job
 
 from job import report
+from job.results import TaskResult
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures" / "results"
@@ -247,7 +248,10 @@ def test_cli_exit_codes(clue_dir: Path, tmp_path: Path):
 
 
 def test_summary_table_still_there():
-    results = [json.loads((FIXTURES / n).read_text(encoding="utf-8")) for n in ("uie_ptq.json", "ocnli_failed.json")]
+    results = [
+        TaskResult.from_dict(json.loads((FIXTURES / n).read_text(encoding="utf-8")))
+        for n in ("uie_ptq.json", "ocnli_failed.json")
+    ]
     lines = report.summary_table(results).splitlines()
     assert (
         lines[0]
@@ -269,3 +273,23 @@ def test_published_config_hides_url_passwords():
         "Global": {"model_dir": "s3://m/x", "batch": [1, "http://***@h/x"]},
     }
     assert "secret" not in repr(clean)
+
+
+def test_a_file_failing_the_schema_is_skipped_naming_the_file_and_the_key(clue_dir: Path, tmp_path: Path):
+    typed = clue_dir / "typed" / "tnews" / "ptq" / "results.json"
+    typed.parent.mkdir(parents=True)
+    upgraded = TaskResult.from_dict(json.loads((FIXTURES / "tnews_qat_dis.json").read_text(encoding="utf-8")))
+    upgraded.model_name, upgraded.strategy = "schema-two", "ptq"
+    typed.write_text(upgraded.to_json(), encoding="utf-8")  # a schema 2 file reads beside schema 1 ones
+    bad = json.loads((FIXTURES / "uie_ptq.json").read_text(encoding="utf-8"))
+    bad["models"]["compressed"]["size_bytes"] = "120456789"
+    target = clue_dir / "bad" / "uie" / "ptq" / "results.json"
+    target.parent.mkdir(parents=True)
+    target.write_text(json.dumps(bad), encoding="utf-8")
+    found, warnings = report.gather(str(clue_dir))
+    assert sorted(where for where, _ in found) == sorted(str(p) for p in clue_dir.rglob("results.json") if p != target)
+    assert warnings == [
+        f"{target}: skipped, not a results.json of this job (models.compressed.size_bytes: expected an integer, got text)"
+    ]
+    built = report.build(found, warnings)
+    assert any(row["model"] == "schema-two" and row["tasks"] == {"tnews": 57.52} for row in built["accuracy"]["rows"])

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import yaml
 
+from job import tables
 from job.cli import Parser
 from job.config import STRATEGIES
 from job.errors import ConfigError, ExitCode, InputError
@@ -558,10 +559,7 @@ def format_table(rows: list[_Row]) -> str:
     cells = [header] + [
         (r.task, r.name, str(r.active), str(r.succeeded), str(r.failed), r.state, r.reason) for r in rows
     ]
-    widths = [max(len(c[i]) for c in cells) for i in range(len(header) - 1)]
-    return "\n".join(
-        "  ".join(c[i].ljust(widths[i]) for i in range(len(header) - 1)) + "  " + c[-1] for c in cells
-    ).rstrip()
+    return "\n".join(tables.text(cells))
 
 
 def watch(cluster: _Cluster, jobs: list[dict], namespace: str, run_id: str, interval: float) -> int:

@@ -18,6 +18,7 @@ import signal
 import sys
 from pathlib import Path
 
+from job import tables
 from job.cli import Parser
 from job.config import StorageConfig
 from job.errors import ExitCode, InputError, JobError
@@ -149,9 +150,8 @@ def _list(storage: Storage, args: argparse.Namespace) -> int:
         print(f"no tasks under {escape(where)}", file=sys.stderr)
         return 0
     rows = [("run", "task", "strategy", "state"), *((t.run_id, t.task, t.strategy, t.state) for t in tasks)]
-    widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    for line in tables.text(rows):
+        print(line)
     complete = sum(t.state == "complete" for t in tasks)
     print(f"{len(tasks)} tasks, {complete} complete")
     return 0

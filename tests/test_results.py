@@ -1,0 +1,249 @@
+"""results.json as a typed schema (``job.results.TaskResult``): round trips, the checks of
+``from_dict`` on untrusted files, schema 1 files, ``build``'s refusal of figures measured
+on different data, the serving each model is labelled with, and the terminal summary."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+from jobrun import TINY
+
+from job import tables
+from job.results import (
+    SCHEMA,
+    CompressedFigures,
+    Evaluation,
+    Gate,
+    Models,
+    OriginalFigures,
+    TaskResult,
+    summary,
+)
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "results"
+
+
+def a_result() -> TaskResult:
+    """A schema 2 result as ``build`` makes one (every part filled)."""
+    return TaskResult(
+        run_id="demo",
+        task="uie",
+        strategy="ptq",
+        act_strategies=["quant_post"],
+        status="complete",
+        metric="f1",
+        before={"f1": 0.8512, "precision": 0.8604, "recall": 0.8422},
+        after={"f1": 0.8477, "precision": 0.8561, "recall": 0.8395},
+        delta_points=-0.35,
+        gate=Gate(tolerance=1.0, passed=True),
+        model_name="uie-tiny",
+        models=Models(
+            original=OriginalFigures(
+                size_bytes=470_123_456,
+                params=117_940_000,
+                precision="fp32",
+                split="test",
+                examples=400,
+                serving="FP32 oneDNN: enable_mkldnn() (as Taskflow)",
+                source="trained",
+            ),
+            compressed=CompressedFigures(
+                size_bytes=120_456_789,
+                params=117_940_000,
+                precision="int8",
+                split="test",
+                examples=400,
+                serving="INT8 oneDNN: enable_mkldnn() then enable_mkldnn_int8() with no op set (as Taskflow)",
+                int8_ops={"fc": 12},
+                int8_scope={"scope": "linear", "kept": 12, "removed": 4, "rewired": 4, "folded": 0},
+                calibration={"batches": 2, "batch_size": 16, "fixed": True, "examples": 32},
+                compress_seconds=61.5,
+            ),
+        ),
+        evaluation=Evaluation(split="test", examples=400, selection={"split": "dev", "examples": 400}),
+        durations={"compress": 61.5, "evaluate compressed": 3.0},
+        total_seconds=75.0,
+        patches=["dropout_mask"],
+        versions={"paddleslim": "2.6.0"},
+        hardware={"cpu": "x86_64", "cores": 2, "gpu": None},
+        config={"Job": {"strategy": "ptq"}},
+        config_fingerprint="f" * 64,
+        benchmark=[
+            {
+                "model": "compressed",
+                "runtime": "paddle-inference",
+                "precision": "int8",
+                "padding": "max",
+                "latency_ms": {"median": 12.34},
+            }
+        ],
+        created="2026-12-06T10:00:00+00:00",
+    )
+
+
+def test_round_trip_keeps_the_field_names_users_read():
+    result = a_result()
+    data = json.loads(result.to_json())
+    assert data["schema"] == SCHEMA == 2
+    for key in ("status", "metric", "before", "after", "delta_points", "gate", "models", "evaluation", "benchmark"):
+        assert key in data, key
+    for key in ("versions", "hardware", "config", "config_fingerprint"):
+        assert key in data, key
+    assert data["gate"] == {"tolerance": 1.0, "passed": True}
+    for role in ("original", "compressed"):
+        assert {"size_bytes", "params", "precision", "split", "examples", "serving"} <= set(data["models"][role])
+    assert "serving" not in data["evaluation"], "serving is recorded per model"
+    assert TaskResult.from_dict(data) == result
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "message"),
+    [
+        (("status",), "ok", "status: 'ok' is not one of"),
+        (("before", "f1"), True, "before.f1: expected a number, got a boolean"),
+        (("after",), [0.8], "after: expected an object, got a list"),
+        (("gate", "passed"), "yes", "gate.passed: expected a boolean, got text"),
+        (("models", "original", "examples"), 4.5, "models.original.examples: expected an integer, got a number"),
+        (("models", "compressed", "split"), 1, "models.compressed.split: expected text, got a number"),
+        (("models", "compressed", "int8_ops", "fc"), "12", "models.compressed.int8_ops.fc: expected an integer"),
+        (("evaluation", "examples"), "400", "evaluation.examples: expected an integer, got text"),
+        (("benchmark", 0), "a record", "benchmark[0]: expected an object, got text"),
+        (("task",), "", "task: missing or empty"),
+        (("schema",), 3, "schema: 3 is not a results.json schema this job reads"),
+        (("models", "original", "surprise"), 1, "models.original.surprise: not a key of results.json schema 2"),
+    ],
+)
+def test_from_dict_names_the_bad_key(path: tuple, value, message: str):
+    data = a_result().to_dict()
+    target = data
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    with pytest.raises(ValueError) as caught:
+        TaskResult.from_dict(data)
+    assert str(caught.value).startswith(message), str(caught.value)
+
+
+def test_schema_2_must_hold_every_key():
+    data = a_result().to_dict()
+    del data["models"]["original"]["serving"]
+    with pytest.raises(ValueError, match=r"^models\.original\.serving: missing$"):
+        TaskResult.from_dict(data)
+
+
+def test_schema_1_files_are_read_with_defaults():
+    for path in sorted(FIXTURES.glob("*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        assert data["schema"] == 1
+        result = TaskResult.from_dict(data)
+        assert (result.task, result.strategy, result.status) == (data["task"], data["strategy"], data["status"])
+        assert result.to_dict()["schema"] == 2
+        assert TaskResult.from_dict(result.to_dict()) == result, path.name
+    csl = TaskResult.from_dict(json.loads((FIXTURES / "clue_csl_qat_dis_gpu.json").read_text(encoding="utf-8")))
+    assert csl.models.compressed is not None and csl.models.compressed.serving == "", "not recorded in schema 1"
+    assert csl.evaluation is not None and csl.evaluation.examples == 4316
+    old = {"task": "tnews", "strategy": "ptq", "evaluation": {"split": "test", "serving": "oneDNN"}, "extra": 1}
+    assert TaskResult.from_dict(old).evaluation == Evaluation(split="test"), "schema 1's unknown keys are dropped"
+    named = {"task": "t", "strategy": "s", "config": {"Global": {"model_dir": "s3://m/ernie-3.0-medium/"}}}
+    assert TaskResult.from_dict(named).model_name == "ernie-3.0-medium"
+
+
+def test_from_dict_does_not_modify_its_input():
+    data = a_result().to_dict()
+    kept = copy.deepcopy(data)
+    TaskResult.from_dict(data).models.compressed.int8_ops["fc"] = 0
+    assert data == kept
+
+
+# --------------------------------------------------------------------------------------
+# build: both models measured alike, each labelled with its own serving
+# --------------------------------------------------------------------------------------
+
+
+def build_inputs(tmp_path: Path, before_split: str, before_examples: int) -> dict:
+    from job.compress.stage import CompressResult
+    from job.config import load_config
+    from job.evaluate import EvalResult
+    from job.model import ModelFiles, ModelResult
+
+    cfg = load_config(TINY)
+    values = {"f1": 0.8, "precision": 0.8, "recall": 0.8}
+    return {
+        "cfg": cfg,
+        "built": ModelResult(ModelFiles(tmp_path / "original"), "given"),
+        "compressed": CompressResult(ModelFiles(tmp_path / "compressed"), "ptq", ["quant_post"], 1.0, None),
+        "before": EvalResult("f1", values, before_examples, "fp32", 1.0, {}, before_split, "FP32 oneDNN"),
+        "after": EvalResult("f1", values, 400, "int8", 1.0, {"fc": 2}, "test", "INT8 oneDNN"),
+        "durations": {},
+        "bench": None,
+        "total_seconds": 1.0,
+    }
+
+
+@pytest.mark.parametrize(("split", "examples"), [("dev", 400), ("test", 399)])
+def test_build_refuses_models_scored_on_different_data(tmp_path: Path, split: str, examples: int):
+    from job import results
+
+    with pytest.raises(ValueError, match="the gate compares like with like only"):
+        results.build(**build_inputs(tmp_path, split, examples))
+
+
+def test_build_takes_named_inputs_only(tmp_path: Path):
+    from job import results
+
+    inputs = build_inputs(tmp_path, "test", 400)
+    with pytest.raises(TypeError):
+        results.build(*inputs.values())
+
+
+def test_serving_says_what_each_precision_is():
+    from job.evaluate import Serving
+
+    fp32, int8 = Serving(precision="fp32"), Serving(precision="int8")
+    assert fp32.describe().startswith("FP32 oneDNN") and "INT8" not in fp32.describe()
+    assert "int8" not in fp32.describe().lower()
+    assert int8.describe().startswith("INT8 oneDNN") and "enable_mkldnn_int8()" in int8.describe()
+    assert Serving(device="gpu", precision="fp32").describe() == "TensorRT FP32"
+    assert Serving(device="gpu", precision="int8").describe().startswith("TensorRT INT8")
+    assert "BF16" in Serving(benchmark_bf16=True).describe()
+
+
+# --------------------------------------------------------------------------------------
+# The terminal summary and the table formatter
+# --------------------------------------------------------------------------------------
+
+
+def test_summary_reads_the_typed_result():
+    text = summary(a_result(), "runs/demo/uie/ptq")
+    lines = text.splitlines()
+    assert lines[1] == "== uie / ptq (quant_post): complete =="
+    assert lines[2:12] == [
+        "                                                 original          compressed",
+        "  f1                                                85.12               84.77",
+        "  precision                                         86.04               85.61",
+        "  recall                                            84.22               83.95",
+        "  model size                                    470.12 MB           120.46 MB",
+        "  parameters                                  117,940,000         117,940,000",
+        "  served as                                          fp32  int8 (12 INT8 ops)",
+        "  latency paddle-inference int8 (compressed)      12.3 ms",
+        "  PTQ calibration                                                 32 examples",
+        "  f1 change -0.35 points on test (400 examples); accuracy gate (tolerance 1.00) PASSED",
+    ]
+    assert all(line == line.rstrip() for line in lines)
+
+
+def test_tables():
+    assert tables.markdown(["a", "b"], [["x|y", "1\n2"]], ["---", "---:"]) == [
+        "| a | b |",
+        "|---|---:|",
+        "| x\\|y | 1 2 |",
+    ]
+    assert tables.markdown(["a"], [["\x1b[31m"]])[2] == "| \\x1b[31m |"
+    with pytest.raises(ValueError):
+        tables.markdown(["a", "b"], [], ["---"])
+    assert tables.text([("name", "n"), ("a", "100")], "<>", indent="  ") == ["  name    n", "  a     100"]
+    assert tables.text([("TASK", "REASON"), ("uie", "")]) == ["TASK  REASON", "uie"]
+    assert tables.text([]) == []
