@@ -69,10 +69,12 @@ def _load(program: Path):
     return desc, block, persistable | dequantized
 
 
-def scores_chain_keeper(program: Path):
-    """An ``also_keep`` for ``job.compress.int8.restrict``: Q x K^T and the scale/reshape/transpose
-    ops its operands come through (their input pairs carry the scales oneDNN reads once
-    those ops are fused into the matmul)."""
+def linear_qk(program: Path):
+    """The ``linear+qk`` INT8 scope of ``program`` (a ``job.compress.int8.Scope``): the job's
+    ``linear`` plus Q x K^T and the scale/reshape/transpose ops its operands come through
+    (their input pairs carry the scales oneDNN reads once those ops are fused into the matmul)."""
+    from job.compress import int8
+
     _, block, weights = _load(program)
     made_by = {name: op for op in block.ops for v in op.outputs for name in v.arguments}
     chain: set[str] = set()
@@ -91,12 +93,12 @@ def scores_chain_keeper(program: Path):
             walk(_args(op.inputs)["X"][0])
             walk(_args(op.inputs)["Y"][0])
 
-    def keep(op) -> bool:
+    def keep(op, _weights: set[str], _origins: dict[str, str]) -> bool:
         if _is_scores_matmul(op, weights):
             return True
         return op.type in _CHAIN_OPS and any(name in chain for v in op.outputs for name in v.arguments)
 
-    return keep
+    return int8.SCOPES["linear"].also("linear+qk", keep)
 
 
 def guard_scores(program: Path) -> int:
@@ -147,7 +149,7 @@ def build(source: Path, folder: Path, scope: str) -> Path:
     shutil.copytree(source, folder)
     program = folder / "inference.pdmodel"
     if scope == "linear+qk":
-        int8.restrict(program, "linear", also_keep=scores_chain_keeper(program))
+        int8.restrict(program, linear_qk(program))
         if guard_scores(program) == 0:
             raise RuntimeError(f"{source}: no Q x K^T matmul found")
     else:

@@ -42,9 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from job.config import INT8_SCOPES
-
-__all__ = ["RestrictResult", "restrict", "served_int8_ops"]
+__all__ = ["SCOPES", "Keeps", "RestrictResult", "Scope", "restrict", "served_int8_ops"]
 
 log = logging.getLogger("job.compress.int8")
 
@@ -94,20 +92,51 @@ def _origins(block) -> dict[str, str]:
     return {name: origin(name) for name in made_by}
 
 
-def _keeps_int8(op, weights: set[str], produced_by: dict[str, str], scope: str) -> bool:
-    """Whether ``op`` is served in INT8 under ``scope`` (so its inputs keep their pairs)."""
-    if scope == "all":
-        return True
+def _linear(op, weights: set[str], origins: dict[str, str]) -> bool:
+    """A weight-bearing op: its second input is a weight (persistable or dequantized)."""
     if op.type not in _WEIGHT_OPS:
         return False
     inputs = _args(op.inputs)
     second = (inputs.get("Y") or inputs.get("Filter") or [None])[0]
-    if second in weights:
-        return True
-    if scope == "linear+pv" and op.type in ("matmul_v2", "matmul"):
-        first = (inputs.get("X") or [None])[0]
-        return produced_by.get(first) == "softmax"
-    return False
+    return second in weights
+
+
+def _probs_times_v(op, weights: set[str], origins: dict[str, str]) -> bool:
+    """Attention's probabilities x V: a matmul whose first input comes from a softmax."""
+    if op.type not in ("matmul_v2", "matmul"):
+        return False
+    first = (_args(op.inputs).get("X") or [None])[0]
+    return origins.get(first) == "softmax"
+
+
+# What a scope's predicate is asked: (op, weights, origins), an ``OpDesc``, the names of the
+# weight tensors (persistable, or dequantized from one) and variable -> the type of the op
+# that made it, looked through ``_PASS_THROUGH`` ops (``_origins``).
+Keeps = Callable[[Any, set[str], dict[str, str]], bool]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which ops a restricted program serves in INT8: the inputs of the ops ``keeps``
+    accepts keep their quantize/dequantize pairs. The job's named scopes (``SCOPES``,
+    ``Job.int8_scope``) are built from it; experiments build their own with ``also``."""
+
+    name: str
+    """What the results and the logs call the scope."""
+    keeps: Keeps
+
+    def also(self, name: str, keeps: Keeps) -> Scope:
+        """This scope plus the ops ``keeps`` accepts, named ``name``."""
+        return Scope(name, lambda op, weights, origins: self.keeps(op, weights, origins) or keeps(op, weights, origins))
+
+
+_LINEAR = Scope("linear", _linear)
+# Job.int8_scope's values (job.config.INT8_SCOPES), as scopes.
+SCOPES: dict[str, Scope] = {
+    "linear": _LINEAR,
+    "linear+pv": _LINEAR.also("linear+pv", _probs_times_v),
+    "all": Scope("all", lambda op, weights, origins: True),
+}
 
 
 def _bindings(block) -> list[dict[str, int]]:
@@ -327,9 +356,8 @@ def _per_tensor_weights(block, params: Path) -> int:
 
 def restrict(
     program_file: str | Path,
-    scope: str = "linear",
+    scope: str | Scope = "linear",
     params_file: str | Path | None = None,
-    also_keep: Callable[[Any], bool] | None = None,
 ) -> RestrictResult:
     """Keep activation quantize/dequantize pairs only in front of the ops ``scope`` serves
     in INT8 ('linear': weight-bearing ops; 'linear+pv': also matmuls whose first input
@@ -338,11 +366,12 @@ def restrict(
     weights become float32 weights behind a per-tensor pair (``_per_tensor_weights``:
     Paddle's oneDNN INT8 passes scale per-channel ones wrongly). Rewrites ``program_file`` and its parameter file
     (``params_file``, default: the program's name with ``.pdiparams``) in place; the scale
-    variables stay declared, so the two still match. ``also_keep`` (an ``OpDesc`` -> bool)
-    keeps the pairs in front of more ops than ``scope`` does: for experiments such as
-    ``scripts/probe_attention_int8.py``, not a published setting."""
-    if scope not in INT8_SCOPES:
-        raise ValueError(f"unknown INT8 scope {scope!r}; choose one of {', '.join(INT8_SCOPES)}")
+    variables stay declared, so the two still match. ``scope`` is a name of ``SCOPES`` or a
+    ``Scope`` of one's own (experiments, e.g. the lab's attention probe; not a published setting)."""
+    if isinstance(scope, str):
+        if scope not in SCOPES:
+            raise ValueError(f"unknown INT8 scope {scope!r}; choose one of {', '.join(SCOPES)}")
+        scope = SCOPES[scope]
     from paddle.base.proto import framework_pb2
 
     path = Path(program_file)
@@ -381,14 +410,7 @@ def restrict(
         dequant = dequants[0]
         dequantized = _args(block.ops[dequant].outputs)["Y"][0]
         users = readers.get(dequant, [])
-        moved = [
-            u
-            for u in users
-            if not (
-                _keeps_int8(block.ops[u], weights, produced_by, scope)
-                or (also_keep is not None and also_keep(block.ops[u]))
-            )
-        ]
+        moved = [u for u in users if not scope.keeps(block.ops[u], weights, produced_by)]
         for user in moved:
             for var in block.ops[user].inputs:
                 for k, name in enumerate(var.arguments):
@@ -400,7 +422,7 @@ def restrict(
             removed += 1
         else:
             kept += 1
-    if scope != "all" and any(op.type.startswith("fake_") and "quantize" in op.type for op in block.ops):
+    if scope.name != "all" and any(op.type.startswith("fake_") and "quantize" in op.type for op in block.ops):
         # The older format fuses quantize and dequantize into one op; only QDQ pairs are restricted.
         log.warning(
             "%s uses the older fake-quant format (onnx_format: false): Job.int8_scope applies to QDQ pairs only, the rest is published as ACT saved it",
@@ -412,7 +434,7 @@ def restrict(
     folded = _per_tensor_weights(block, params)
     if doomed or rewired or folded:
         path.write_bytes(desc.SerializeToString())
-    result = RestrictResult(scope, kept, removed, rewired, folded)
+    result = RestrictResult(scope.name, kept, removed, rewired, folded)
     log.info("%s: %s", path, result.summary())
     return result
 
