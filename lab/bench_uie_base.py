@@ -213,13 +213,6 @@ def main(argv: list[str] | None = None) -> int:
     from lab import bench_record
 
     models = {"fp32": fp32, "ptq": ptq, **({"ptq-pv": ptq_pv} if ptq_pv else {}), "prune_ptq": pruned}
-    notes = (
-        {
-            "ptq-pv": "benchmark only: the PTQ program with Job.int8_scope=linear+pv (what the job publishes with that setting)"
-        }
-        if ptq_pv
-        else {}
-    )
     cfg = BenchmarkConfig(
         enabled=True,
         device="cpu",
@@ -232,14 +225,6 @@ def main(argv: list[str] | None = None) -> int:
         dynamic_padding=True,
         onnx_peer=not args.no_onnx,
     )
-    run_args = {
-        "workdir": work / "bench",
-        "onnx_from": "fp32",
-        "notes": notes,
-        "openvino": not args.no_openvino,
-        "openvino_quantized": {"ptq": ptq, "ptq-all": ptq_all},
-        "paddle_variants": [("bf16", "fp32", {"benchmark_bf16": True}), ("bf16", "ptq", {"benchmark_bf16": True})],
-    }
     if args.prepare:
         with logs.phase("peer conversions", phases):
             benchmark.prepare_peers(
@@ -256,7 +241,13 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
     with logs.phase("benchmark", phases):
-        result = benchmark.run(cfg, models, task, **run_args)
+        result = benchmark.run(
+            cfg,
+            {**models, "ptq-all": ptq_all},
+            task,
+            bench_plan(cfg, models, openvino=not args.no_openvino),
+            workdir=work / "bench",
+        )
     from job.runtime import hardware, versions
 
     env_versions = dict(versions())
@@ -321,6 +312,31 @@ def main(argv: list[str] | None = None) -> int:
     table_path.write_text(bench_record.render_table(record), encoding="utf-8")
     print(f"\nsaved {out / (stem + '.txt')}, the record {record_path} and its README table {table_path}")
     return 0
+
+
+_PV_LABEL = "benchmark only: the PTQ program with Job.int8_scope=linear+pv (what the job publishes with that setting)"
+_BF16_LABEL = "benchmark only: what a user gets only with a predictor configured this way (bf16=True)"
+
+
+def bench_plan(cfg, models: dict, *, openvino: bool) -> list:
+    """The job's own plan for ``models`` (``job.benchmark.plan``), extended with the lab's
+    rows: the linear+pv program labelled as such, FP32 and PTQ INT8 with oneDNN BF16 (after
+    the job's Paddle rows, latency batch only), and the OpenVINO peer from the FP32 model,
+    handed our PTQ programs (``ptq``, and ``ptq-all``: the unrestricted one) as well."""
+    from job import benchmark
+
+    job_plan = [
+        dataclasses.replace(entry, label=_PV_LABEL) if entry.model == "ptq-pv" else entry
+        for entry in benchmark.plan(cfg, models)
+    ]
+    paddle = [entry for entry in job_plan if entry.runtime == "paddle-inference"]
+    peers = [entry for entry in job_plan if entry.runtime != "paddle-inference"]
+    bf16 = [
+        benchmark.Planned(name, variant="bf16", options={"bf16": True}, label=_BF16_LABEL, padding=False)
+        for name in ("fp32", "ptq")
+    ]
+    ov = [benchmark.Planned("fp32", "openvino", options={"quantized": ("ptq", "ptq-all")})] if openvino else []
+    return [*paddle, *bf16, *peers, *ov]
 
 
 def _print_table(path: Path) -> int:
@@ -611,8 +627,8 @@ def _accuracy(work: Path, settings: Settings, threads: int, rebuild: bool, scope
     bs = cfg.Global.batch_size
 
     def paddle_f1(files, precision: str, bf16: bool = False) -> float:
-        serving = Serving(threads=threads, benchmark_bf16=bf16)
-        predictor, _, _ = create_predictor(files, serving, precision)
+        configure = benchmark.paddle_inference.enable_bf16 if bf16 else None
+        predictor, _, _ = create_predictor(files, Serving(threads=threads), precision, configure=configure)
         return 100.0 * task.score("test", bs, functools.partial(run_batch, predictor))[task.metric]
 
     f1["paddle-fp32"] = 100.0 * evaluate.evaluate(model, task, serving=Serving(threads=threads), batch_size=bs).score
