@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Does INT8 attention pay in the predictor users run? (issue 13, the Q·Kᵀ question)
 
-    .venv/bin/python scripts/probe_attention_int8.py    # after `make bench` (it reuses its models)
+    python -m job lab probe_attention_int8    # after `make bench` (it reuses its models)
 
 From the unrestricted PTQ programs `make bench` keeps (UIE-base, ``ptq-all``; the demo
 teacher, ``accuracy/ptq``) it builds the published program at three INT8 scopes:
@@ -13,7 +13,7 @@ teacher, ``accuracy/ptq``) it builds the published program at three INT8 scopes:
   the scale is folded into the matmul, and a shape-preserving ``reshape2`` between the
   scores and the attention-mask add. Without that reshape Paddle 2.6 fuses the mask add
   into the INT8 matmul as residual data and the scores collapse (see ``job/compress/int8.py``);
-  with it the add stays in float. Not a published scope: this script is its only user.
+  with it the add stays in float. Not a published scope: this probe is its only user.
 
 Each is scored on the demo teacher (test split, span F1, a default oneDNN INT8 predictor,
 as Taskflow serves it), then timed on UIE-base (batch 40 x 128) through the benchmark's
@@ -27,6 +27,7 @@ Exit codes: 0 done; 1 a measurement failed; 2 bad arguments or `make bench`'s mo
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import shutil
@@ -37,12 +38,46 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from job.compress.int8 import _args  # noqa: E402  (light: paddle is imported inside its functions)
 
 TEACHER_CONFIG = ROOT / "configs" / "uie_demo.yaml"
 SCOPES = ("linear", "linear+pv", "linear+qk")
 INPUT_NAMES = ("input_ids", "token_type_ids", "position_ids", "attention_mask")
 _CHAIN_OPS = ("scale", "transpose2", "reshape2")
+DEFAULT_CONFIG = "configs/lab/probe_attention_int8.yaml"
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """``python -m job lab probe_attention_int8``: where `make bench`'s models are, how long to time."""
+
+    bench: str = "bench-out/work/full"
+    """`make bench`'s work folder: its unrestricted PTQ programs and its workload (``--bench``)."""
+    out: str = "bench-out/probe-attention-int8"
+    """Where the variants are built (``--out``)."""
+    record: str = ""
+    """The JSON record (empty: OUT/record.json; ``--record``)."""
+    rounds: int = 3
+    """Timing rounds, the variants interleaved (``--rounds``)."""
+    repeats: int = 10
+    """Timed runs per measurement (``--repeats``)."""
+    warmup: int = 3
+    """Warm-up runs per measurement (``--warmup``)."""
+    threads: int = 2
+    """CPU threads (``--threads``)."""
+
+    def check(self) -> None:
+        from job.config import require
+
+        for name in ("rounds", "repeats", "threads"):
+            require(getattr(self, name) >= 1, name, "must be >= 1")
+        require(self.warmup >= 0, "warmup", "must be >= 0")
+
+
+def _args(params) -> dict[str, list[str]]:
+    """An op's arguments by parameter (``job.compress.int8``'s parser, imported when a program is read: it loads paddle)."""
+    from job.compress.int8 import _args as args
+
+    return args(params)
 
 
 def _is_scores_matmul(op, weights: set[str]) -> bool:
@@ -211,33 +246,58 @@ def _spec(folder: Path, workload: Path, threads: int, warmup: int, repeats: int,
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+def parser():
+    """The probe's flags; each overrides its config (``--config``) for this run."""
+    from job.cli import Parser
+
+    parser = Parser(
+        prog="python -m job lab probe_attention_int8",
+        description=__doc__.split("\n\n")[0],
+        epilog=f"Settings: {DEFAULT_CONFIG} (every key documented there).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--bench", default="bench-out/work/full", help="`make bench`'s work folder (default: bench-out/work/full)"
+        "--config",
+        default=str(ROOT / DEFAULT_CONFIG),
+        metavar="FILE",
+        help=f"the experiment (default: {DEFAULT_CONFIG})",
     )
-    parser.add_argument(
-        "--out",
-        default="bench-out/probe-attention-int8",
-        help="where the variants are built (default: bench-out/probe-attention-int8)",
-    )
+    parser.add_argument("--bench", help="`make bench`'s work folder (default: bench-out/work/full)")
+    parser.add_argument("--out", help="where the variants are built (default: bench-out/probe-attention-int8)")
     parser.add_argument("--record", help="the JSON record (default: OUT/record.json)")
-    parser.add_argument("--rounds", type=int, default=3, help="timing rounds, variants interleaved (default 3)")
-    parser.add_argument("--repeats", type=int, default=10, help="timed runs per measurement (default 10)")
-    parser.add_argument("--warmup", type=int, default=3, help="warm-up runs per measurement (default 3)")
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
-    args = parser.parse_args(argv)
-    if args.rounds < 1 or args.repeats < 1 or args.warmup < 0 or args.threads < 1:
-        parser.error("--rounds, --repeats and --threads must be >= 1, --warmup >= 0")
+    parser.add_argument("--rounds", type=int, help="timing rounds, variants interleaved (default 3)")
+    parser.add_argument("--repeats", type=int, help="timed runs per measurement (default 10)")
+    parser.add_argument("--warmup", type=int, help="warm-up runs per measurement (default 3)")
+    parser.add_argument("--threads", type=int, help="CPU threads (default 2)")
+    return parser
+
+
+def configure(argv: list[str]) -> Experiment:
+    """The experiment: its config with the flags applied, checked."""
+    from job.config import load_dataclass
+    from job.errors import InputError
+
+    args = parser().parse_args(argv)
+    experiment = load_dataclass(args.config, Experiment)
+    flags = {k: getattr(args, k) for k in ("bench", "out", "record", "rounds", "repeats", "warmup", "threads")}
+    experiment = dataclasses.replace(experiment, **{k: v for k, v in flags.items() if v is not None})
+    if experiment.rounds < 1 or experiment.repeats < 1 or experiment.warmup < 0 or experiment.threads < 1:
+        raise InputError(
+            "python -m job lab probe_attention_int8: --rounds, --repeats and --threads must be >= 1, --warmup >= 0"
+        )
+    return experiment
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = configure(argv)
     bench = Path(args.bench).resolve()
     sources = {"uie-base": bench / "ptq-all" / "compressed", "teacher": bench / "accuracy" / "ptq" / "compressed"}
     workload = bench / "bench" / "workload.npz"
     for path in (*(p / "inference.pdmodel" for p in sources.values()), workload):
         if not path.is_file():
             print(
-                f"error: {path} is missing: run `make bench` (or scripts/bench_uie_base.py --prepare) first",
+                f"error: {path} is missing: run `make bench` (or python -m job lab bench_uie_base --prepare) first",
                 file=sys.stderr,
             )
             return 2
@@ -295,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         "schema": "probe-attention-int8/1",
         "what": "INT8 attention in Paddle 2.6's default oneDNN INT8 predictor: UIE-base latency (batch 40 x 128) and demo-teacher F1 per INT8 scope",
         "date": datetime.date.today().isoformat(),
-        "command": "scripts/probe_attention_int8.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": " ".join(["python -m job lab probe_attention_int8", *argv]),
         "hardware": hardware(),
         "threads": args.threads,
         "versions": versions(),

@@ -472,8 +472,8 @@ def test_a_quantized_program_served_without_int8_ops_is_an_error(tiny, tmp_path,
 
     folder = tmp_path / "no-int8"
     shutil.copytree(tiny["int8"].folder, folder)
-    monkeypatch.setattr(int8, "_keeps_int8", lambda *args: False)  # every activation pair goes
-    assert int8.restrict(folder / "inference.pdmodel", "linear").kept == 0
+    nothing = int8.Scope("none", lambda op, weights, origins: False)  # every activation pair goes
+    assert int8.restrict(folder / "inference.pdmodel", nothing).kept == 0
     model = ModelFiles(folder).check()
     assert is_quantized(model)
     with pytest.raises(NoInt8Error, match="runs no op in INT8"):
