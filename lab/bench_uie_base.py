@@ -1,9 +1,14 @@
 #!/usr/bin/env python3
 """UIE-base latency on this machine, against the project's targets (issue 13).
 
-    .venv/bin/python scripts/bench_uie_base.py            # full run (batch 40, length 128)
-    .venv/bin/python scripts/bench_uie_base.py --quick    # smoke test: small shape, few repeats
-    .venv/bin/python scripts/bench_uie_base.py --table bench/records/RECORD.json   # README table only
+    python -m job lab bench_uie_base            # full run (batch 40, length 128); make bench
+    python -m job lab bench_uie_base --quick    # smoke test: small shape, few repeats
+    python -m job lab bench_uie_base --table records/RECORD.json   # README table only
+
+Settings: ``configs/lab/bench_uie_base.yaml`` (``Experiment``; each flag overrides one key);
+compression configs: ``configs/lab/compress/*.yaml``. Report lines and profiles of missed
+targets: ``lab.bench_report``. Over 500 lines: the builds keyed for reuse (data, export,
+compression, INT8 scopes, accuracy) stay beside the run that calls them.
 
 Builds a UIE with the shape of PaddleNLP's uie-base (12 layers, 768 hidden, 12 heads,
 vocabulary 40,000; random weights: latency does not depend on them) and its tokenizer
@@ -368,10 +373,12 @@ def main(argv: list[str] | None = None) -> int:
         quick=args.quick,
         compression=compression,
     )
+    from lab.bench_report import accuracy_lines, check_lines, peer_lines, profile_lines, profiles
+
     missed = [key for key, entry in record["targets"].items() if entry["verdict"] == "MISS"]
     if missed and experiment.profile:
         with logs.phase("profiles", phases):
-            record["profiles"] = _profiles(result, missed, scope)
+            record["profiles"] = profiles(result, missed, scope)
     total = time.perf_counter() - started
     record["phases"] = dict(phases, total=total)
 
@@ -391,10 +398,10 @@ def main(argv: list[str] | None = None) -> int:
         "## targets",
         "",
         *bench_record.target_lines(record),
-        *_accuracy_lines(accuracy),
-        *_check_lines(result),
-        *_peer_lines(result),
-        *_profile_lines(record["profiles"], missed),
+        *accuracy_lines(accuracy),
+        *check_lines(result),
+        *peer_lines(result),
+        *profile_lines(record["profiles"], missed),
         "",
         "phases: "
         + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in phases.items())
@@ -754,138 +761,6 @@ def _accuracy(work: Path, settings: Settings, threads: int, rebuild: bool, scope
     (folder / "accuracy.json").write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     reuse.mark(folder, key)
     return result
-
-
-# --------------------------------------------------------------------------------------
-# Report lines and profiles
-# --------------------------------------------------------------------------------------
-
-
-def _accuracy_lines(accuracy: dict) -> list[str]:
-    if not accuracy:
-        return ["", "accuracy on the demo teacher: not measured (--no-accuracy)"]
-    lines = [
-        "",
-        f"accuracy on {accuracy['model']}, {accuracy['split']} split ({accuracy['examples']} examples), F1 points; calibration: {accuracy['calibration']}:",
-    ]
-    lines += [f"  {name:<28} {score:6.2f}" for name, score in accuracy["f1"].items()]
-    lines += [f"  note: {note}" for note in accuracy.get("notes", [])]
-    return lines
-
-
-def _check_lines(result) -> list[str]:
-    """Whether each INT8 run computes what its program says (see job.benchmark.paddle_inference.Session.checks)."""
-    lines = ["", "INT8 outputs against the quantized program run in FP32 (QDQ simulated), max-padding batch:"]
-    for record in result.find(runtime="paddle-inference", precision="int8", padding="max"):
-        check = record.get("int8_check") or {}
-        name = record["model"] + (f"/{record['variant']}" if record.get("variant") else "")
-        ops = ", ".join(f"{k} {v}" for k, v in (record.get("int8_ops") or {}).items())
-        if "mean_abs_diff" in check:
-            lines.append(
-                f"  {name:<14} mean abs diff {check['mean_abs_diff']:.4f}, max {check['max_abs_diff']:.4f}; INT8 ops: {ops}"
-            )
-        else:
-            lines.append(f"  {name:<14} not checked: {check.get('error', 'no check')}; INT8 ops: {ops}")
-    return lines if len(lines) > 2 else []
-
-
-def _peer_lines(result) -> list[str]:
-    lines = []
-    for record in result.find(runtime="openvino", padding="max"):
-        if record.get("error") or record.get("skipped"):
-            lines += [
-                "",
-                f"OpenVINO {record.get('variant')}: {'failed' if record.get('error') else 'skipped'}: {record.get('error') or record.get('skipped')}",
-            ]
-    for record in result.find(runtime="onnxruntime", padding="max"):
-        tried = record.get("variants_tried") or []
-        if not tried:
-            continue
-        lines.append("")
-        lines.append(f"ONNX Runtime {record['precision']} variants tried (winner: {record.get('variant', 'none')}):")
-        for entry in tried:
-            if "error" in entry:
-                lines.append(f"  {entry['variant']:<36} failed: {entry['error'][:120]}")
-            else:
-                extra = ", ".join(f"{k} {v}" for k, v in entry.items() if k not in ("variant", "median_ms"))
-                lines.append(f"  {entry['variant']:<36} {entry['median_ms']:9.1f} ms  {extra}")
-    return lines
-
-
-def _profiles(result, missed: list[str], scope: str) -> dict[str, list[dict]]:
-    """Op profiles of the rows behind each missed target (their max-padding batch)."""
-    from lab import bench_record
-
-    pi = {"runtime": "paddle-inference", "padding": "max"}
-
-    def best(**match):
-        rows = [r for r in result.find(**match) if r.get("latency_ms")]
-        return min(rows, key=lambda r: r["latency_ms"]["median"], default=None)
-
-    ours = min(
-        (r for r in result.find(precision="int8", **pi) if r["model"] in ("ptq", "ptq-pv") and r.get("latency_ms")),
-        key=lambda r: r["latency_ms"]["median"],
-        default=None,
-    )
-    picks = {
-        "peer": [
-            ("Paddle best INT8", ours),
-            (
-                "OpenVINO best INT8",
-                min(
-                    (
-                        r
-                        for r in result.find(runtime="openvino", precision="int8", padding="max")
-                        if r.get("latency_ms") and r.get("variant", "").startswith("nncf")
-                    ),
-                    key=lambda r: r["latency_ms"]["median"],
-                    default=None,
-                ),
-            ),
-        ],
-        "peer_default": [
-            ("Paddle best INT8", ours),
-            ("OpenVINO default precision", best(runtime="openvino", variant="default", padding="max")),
-        ],
-        "prune_ptq": [
-            ("Paddle FP32", best(model="fp32", variant=None, **pi)),
-            ("Paddle pruned+INT8", best(model="prune_ptq", variant=None, **pi)),
-        ],
-        "ptq": [
-            ("Paddle FP32", best(model="fp32", variant=None, **pi)),
-            ("Paddle PTQ INT8", best(model="ptq", variant=None, **pi)),
-        ],
-        "ort_peer": [
-            ("ONNX Runtime INT8", best(runtime="onnxruntime", precision="int8", padding="max")),
-            ("Paddle PTQ INT8", best(model="ptq", variant=None, **pi)),
-        ],
-    }
-    out: dict[str, list[dict]] = {}
-    for key in missed:
-        for label, record in picks.get(key, []):
-            if record is None or label in out:
-                continue
-            try:
-                rows = result.profile(record, runs=3, top=8)
-            except Exception as exc:  # a profiler failure must not lose the benchmark
-                rows = [{"op": f"profile failed: {exc}", "ms_per_run": 0.0, "calls_per_run": 0, "share": 0.0}]
-            out[label] = [dict(row, row=bench_record.accuracy_key(record, scope)) for row in rows]
-    return out
-
-
-def _profile_lines(profiles: dict[str, list[dict]], missed: list[str]) -> list[str]:
-    if not missed:
-        return []
-    lines = ["", "## where the time goes (missed targets: " + ", ".join(missed) + ")"]
-    if "padding" in missed:
-        lines.append("padding: the gain is bounded by max_seq_len / mean padded length (see the padding rows)")
-    for label, rows in profiles.items():
-        lines += ["", f"{label} (op type, ms per batch, calls per batch, share of the profiled wall time):"]
-        for row in rows:
-            lines.append(
-                f"  {row['op']:<40} {row['ms_per_run']:9.1f} ms  {row['calls_per_run']:6.0f}  {row['share']:6.1%}"
-            )
-    return lines
 
 
 if __name__ == "__main__":
