@@ -142,7 +142,37 @@ def build_parser() -> argparse.ArgumentParser:
     teacher.add_argument("overrides", nargs="*", metavar="Section.key=value", help="config overrides")
 
     sub.add_parser("config", help="print every config key with its default and meaning")
+
+    lab = sub.add_parser(
+        "lab",
+        help="run a lab experiment (benchmarks, probes; a source checkout only)",
+        description="Run an experiment of the lab (lab/, configs/lab/): python -m job lab EXPERIMENT [--config FILE] [flags].",
+        add_help=False,  # the help lists the lab's experiments, so it imports the lab: _LabHelp
+    )
+    lab.add_argument("-h", "--help", action=_LabHelp, nargs=0, help="list the experiments and what each measures")
+    lab.add_argument("experiment", nargs="?", metavar="EXPERIMENT", help="bench_uie_base, probe_attention_int8, ...")
+    lab.add_argument("args", nargs=argparse.REMAINDER, metavar="...", help="the experiment's flags (EXPERIMENT --help)")
     return parser
+
+
+def _lab_cli():
+    """``lab.cli``, imported only here: the image ships ``job/`` without the lab."""
+    import importlib
+
+    try:
+        return importlib.import_module("lab.cli")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("lab", "lab.cli"):
+            raise
+        raise InputError(
+            "python -m job lab: the lab is not installed here (it lives in lab/ of a source checkout, beside job/; run from there)"
+        ) from None
+
+
+class _LabHelp(argparse.Action):
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(_lab_cli().usage())
+        parser.exit()
 
 
 def load_run_config(args: argparse.Namespace, config_file: str | None = None):
@@ -166,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command is None:
             build_parser().print_help(sys.stderr)
-            raise InputError("a command is required: run, eval, data, report, teacher or config")
+            raise InputError("a command is required: run, eval, data, report, teacher, config or lab")
         return _dispatch(args)
     except JobError as exc:
         log.debug("failed", exc_info=True)
@@ -215,6 +245,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         from job import report
 
         return report.cli(source=args.source, out=args.out)
+    if args.command == "lab":
+        return _lab_cli().main(args.experiment, list(args.args))
     raise InputError(f"unknown command {args.command!r}")
 
 

@@ -54,7 +54,9 @@ __all__ = [
     "TransformerPruneConfig",
     "describe",
     "load_config",
+    "load_dataclass",
     "parse_overrides",
+    "require",
 ]
 
 CLUE_TASKS = ("afqmc", "tnews", "iflytek", "ocnli", "cmnli", "cluewsc2020", "csl")
@@ -658,35 +660,7 @@ class _Locator:
 
 def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> JobConfig:
     """Read, override and validate a config file. Raises ``ConfigError`` (exit code 2)."""
-    source = str(path) if path is not None else "<defaults>"
-    text = None
-    data: Any = {}
-    if path is not None:
-        try:
-            raw = Path(path).read_bytes()
-        except FileNotFoundError:
-            raise ConfigError(f"{source}: config file not found") from None
-        except IsADirectoryError:
-            raise ConfigError(f"{source}: is a folder, not a config file") from None
-        except OSError as exc:
-            raise ConfigError(f"{source}: cannot read config file ({exc.strerror})") from None
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError as exc:
-            line = raw.count(b"\n", 0, exc.start) + 1
-            column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-            raise ConfigError(
-                f"{source}:{line}: not UTF-8 text (byte {raw[exc.start]:#04x} at column {column})"
-            ) from None
-        try:
-            data = yaml.load(text, Loader=_StrictLoader)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            line = f":{mark.line + 1}" if mark is not None else ""
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise ConfigError(f"{source}{line}: malformed YAML: {problem}") from None
-        if data is None:
-            data = {}
+    source, text, data = _read(path)
     locator = _Locator(source, text)
     if not isinstance(data, dict):
         raise locator.error((), f"the top level must be a mapping of sections, got {_kind(data)}")
@@ -696,6 +670,56 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
     config.source = source
     _check_whole(config, locator)
     return config
+
+
+_T = typing.TypeVar("_T")
+
+
+def load_dataclass(path: str | Path, cls: type[_T]) -> _T:
+    """Read and validate a YAML file into the dataclass ``cls`` (e.g. a lab experiment):
+    the same reader, type checks and one-line ``file:line: key: message`` errors as
+    ``load_config``; unknown keys are errors; ``cls.check()``, when it has one, rejects
+    values with ``require``. Raises ``ConfigError`` (exit code 2)."""
+    source, text, data = _read(path)
+    locator = _Locator(source, text)
+    if not isinstance(data, dict):
+        raise locator.error((), f"the top level must be a mapping of keys, got {_kind(data)}")
+    return _build(cls, data, (), locator)
+
+
+def require(condition: bool, key: str, message: str) -> None:
+    """In a ``check()`` of a dataclass loaded by ``load_dataclass``: a false ``condition``
+    is an error of ``key`` (dotted, relative to the dataclass), reported at its line."""
+    _require(condition, key, message)
+
+
+def _read(path: str | Path | None) -> tuple[str, str | None, Any]:
+    """The source name, text and parsed YAML of a config file (``None``: no file, empty)."""
+    source = str(path) if path is not None else "<defaults>"
+    if path is None:
+        return source, None, {}
+    try:
+        raw = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise ConfigError(f"{source}: config file not found") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{source}: is a folder, not a config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{source}: cannot read config file ({exc.strerror})") from None
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise ConfigError(f"{source}:{line}: not UTF-8 text (byte {raw[exc.start]:#04x} at column {column})") from None
+    try:
+        data = yaml.load(text, Loader=_StrictLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f":{mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"{source}{line}: malformed YAML: {problem}") from None
+    return source, text, {} if data is None else data
 
 
 def parse_overrides(items: list[str]) -> list[str]:

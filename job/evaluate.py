@@ -18,8 +18,10 @@ import functools
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -78,10 +80,6 @@ class Serving:
     max_seq_len: int = 512
     trt_workspace_mb: int = 1024
     trt_min_subgraph: int = 5
-    # Benchmark only: oneDNN BF16 for the float ops (``enable_mkldnn_bfloat16()``, CPUs with
-    # AVX-512 BF16 or AMX). Taskflow does not enable it, so the job never serves with it; the
-    # benchmark's rows that set it are labelled as served otherwise than the job serves.
-    benchmark_bf16: bool = False
 
     def config(self, model: ModelFiles):
         from paddle import inference
@@ -122,8 +120,6 @@ class Serving:
             if self.precision == "int8":
                 # No op set: every type oneDNN supports, as Taskflow does; the program says which tensors.
                 config.enable_mkldnn_int8()
-            if self.benchmark_bf16:
-                config.enable_mkldnn_bfloat16()
         for name in self.delete_passes:
             config.delete_pass(name)
         return config
@@ -146,9 +142,17 @@ class NoInt8Error(JobError):
     """A quantized program that the predictor runs without a single INT8 op."""
 
 
-def create_predictor(model: ModelFiles, serving: Serving | None = None, precision: str = "auto"):
+def create_predictor(
+    model: ModelFiles,
+    serving: Serving | None = None,
+    precision: str = "auto",
+    *,
+    configure: Callable[[Any], None] | None = None,
+):
     """A Paddle Inference predictor served as ``serving`` says, at ``precision``: auto
-    (INT8 for quantized programs), fp32, fp16 (GPU) or int8. Returns the predictor, the
+    (INT8 for quantized programs), fp32, fp16 (GPU) or int8; ``configure``, when given, is
+    called with the Paddle ``Config`` before the predictor is built (settings the job never
+    serves with, e.g. the benchmark's BF16 option). Returns the predictor, the
     precision used and, for INT8, the ops it runs in INT8 by type (from the optimized
     program it saves); an INT8 predictor with none raises ``NoInt8Error``."""
     import tempfile
@@ -162,6 +166,8 @@ def create_predictor(model: ModelFiles, serving: Serving | None = None, precisio
         precision = "int8" if is_quantized(model) else "fp32"
     serving = dataclasses.replace(serving or Serving(), precision=precision)
     config = serving.config(model)
+    if configure is not None:
+        configure(config)
     int8_ops: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="act-job-optim-") as optimized:
         if precision == "int8":

@@ -46,6 +46,7 @@ __all__ = [
     "ParamsMismatchError",
     "is_quantized",
     "model_params",
+    "op_args",
     "param_names",
     "program_desc",
     "program_inputs",
@@ -174,6 +175,11 @@ def write_program(path: str | os.PathLike, desc) -> None:
 def _desc(program: Any):
     """A ``ProgramDesc`` given as itself, a path or a model folder."""
     return program if hasattr(program, "blocks") else program_desc(program)
+
+
+def op_args(params) -> dict[str, list[str]]:
+    """An op's inputs or outputs (``op.inputs``/``op.outputs`` of an ``OpDesc``) by parameter name."""
+    return {v.parameter: list(v.arguments) for v in params}
 
 
 def program_ops(program: Any) -> Counter[str]:

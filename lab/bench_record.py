@@ -1,4 +1,4 @@
-"""The record of one UIE-base benchmark run (``scripts/bench_uie_base.py``): its targets,
+"""The record of one UIE-base benchmark run (``python -m job lab bench_uie_base``): its targets,
 the ratios measured side by side, and the README table generated from it.
 
 One JSON document per run holds the hardware with its instruction sets, threads,
@@ -254,7 +254,7 @@ def make_record(
     scores = accuracy.get("f1", {}) if accuracy else {}
     return {
         "schema": SCHEMA,
-        "what": "UIE-base-shaped latency benchmark (scripts/bench_uie_base.py)",
+        "what": "UIE-base-shaped latency benchmark (python -m job lab bench_uie_base)",
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "command": command,
         "quick": quick,

@@ -1,9 +1,14 @@
 #!/usr/bin/env python3
 """UIE-base latency on this machine, against the project's targets (issue 13).
 
-    .venv/bin/python scripts/bench_uie_base.py            # full run (batch 40, length 128)
-    .venv/bin/python scripts/bench_uie_base.py --quick    # smoke test: small shape, few repeats
-    .venv/bin/python scripts/bench_uie_base.py --table bench/records/RECORD.json   # README table only
+    python -m job lab bench_uie_base            # full run (batch 40, length 128); make bench
+    python -m job lab bench_uie_base --quick    # smoke test: small shape, few repeats
+    python -m job lab bench_uie_base --table records/RECORD.json   # README table only
+
+Settings: ``configs/lab/bench_uie_base.yaml`` (``Experiment``; each flag overrides one key);
+compression configs: ``configs/lab/compress/*.yaml``. Report lines and profiles of missed
+targets: ``lab.bench_report``. Over 500 lines: the builds keyed for reuse (data, export,
+compression, INT8 scopes, accuracy) stay beside the run that calls them.
 
 Builds a UIE with the shape of PaddleNLP's uie-base (12 layers, 768 hidden, 12 heads,
 vocabulary 40,000; random weights: latency does not depend on them) and its tokenizer
@@ -46,7 +51,6 @@ import json
 import logging
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -61,32 +65,43 @@ TEACHER_CONFIG = ROOT / "configs" / "uie_demo.yaml"
 
 @dataclasses.dataclass(frozen=True)
 class Settings:
-    shape: str
-    batch_size: int
-    seq_len: int
-    warmup: int
-    repeats: int
-    test_examples: int  # 0: the whole test split
-    train_examples: int
-    dev_examples: int
-    calib_batches: int
-    train_iter: int
-    teacher_calib_batches: int  # PTQ and NNCF calibration of the demo teacher: batches of 32 training examples
+    """One shape of the run (``full``, or ``quick`` with ``--quick``); the record's ``settings``."""
+
+    shape: str = "uie-base"
+    """Model shape (``job.model.build_uie``), random weights: latency does not depend on them."""
+    batch_size: int = 40
+    """Benchmark batch (the reference example's test batch)."""
+    seq_len: int = 128
+    """Sequence length every text is padded to on the latency batch; ``Global.max_seq_length``."""
+    warmup: int = 3
+    """Untimed runs before each figure (``--warmup``)."""
+    repeats: int = 10
+    """Timed runs per figure (``--repeats``)."""
+    test_examples: int = 0
+    """Test texts of the embedded People's Daily benchmark (0: the whole test split)."""
+    train_examples: int = 256
+    """Training texts (calibration and the pruning's distillation)."""
+    dev_examples: int = 64
+    """Dev texts (the pruning's evaluation)."""
+    calib_batches: int = 8
+    """PTQ calibration batches of 8 (``QuantPost.batch_nums`` of the compression configs)."""
+    train_iter: int = 4
+    """Pruning + distillation steps (``TrainConfig.train_iter`` of prune_ptq)."""
+    teacher_calib_batches: int = 8
+    """PTQ and NNCF calibration of the demo teacher: batches of 32 training examples."""
+
+    def check(self) -> None:
+        from job.config import require
+
+        for name in ("batch_size", "seq_len", "repeats"):
+            require(getattr(self, name) >= 1, name, "must be >= 1")
+        for name in ("warmup", "test_examples", "train_examples", "dev_examples"):
+            require(getattr(self, name) >= 0, name, "must be >= 0")
+        for name in ("calib_batches", "train_iter", "teacher_calib_batches"):
+            require(getattr(self, name) >= 1, name, "must be >= 1")
 
 
-FULL = Settings(
-    "uie-base",
-    40,
-    128,
-    warmup=3,
-    repeats=10,
-    test_examples=0,
-    train_examples=256,
-    dev_examples=64,
-    calib_batches=8,
-    train_iter=4,
-    teacher_calib_batches=8,
-)
+FULL = Settings()
 QUICK = Settings(
     "uie-micro",
     16,
@@ -102,23 +117,87 @@ QUICK = Settings(
 )
 
 
-def main(argv: list[str] | None = None) -> int:
+@dataclasses.dataclass(frozen=True)
+class Compression:
+    """The job configs the benchmark's models are compressed with (``job.compress.run``),
+    loaded by ``job.config.load_config`` with the run's settings as overrides."""
+
+    ptq: str = "configs/lab/compress/uie_base_ptq.yaml"
+    """Strategy ptq (relative paths: to the repository root)."""
+    prune_ptq: str = "configs/lab/compress/uie_base_prune_ptq.yaml"
+    """Strategy prune_ptq: 25 % of heads and FFN width pruned with distillation, then PTQ."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """``python -m job lab bench_uie_base``: what the run measures and where it writes."""
+
+    out: str = "bench-out"
+    """Output folder: the work under OUT/work (reused by key), the text, the record and its table (``--out``)."""
+    record: str = ""
+    """Where to write the JSON record (empty: OUT/bench.json, quick: OUT/bench-quick.json; ``--record``)."""
+    threads: int = 0
+    """CPU threads (0: every core; ``--threads``)."""
+    int8_scope: str = "linear"
+    """What the quantized programs run in INT8 (``Job.int8_scope``; linear as the job publishes them; ``--int8-scope``)."""
+    onnx: bool = True
+    """The ONNX Runtime peer (``--no-onnx``)."""
+    openvino: bool = True
+    """The OpenVINO peer and its accuracy (``--no-openvino``)."""
+    accuracy: bool = True
+    """Accuracy of each served configuration on the demo teacher (``--no-accuracy``)."""
+    profile: bool = True
+    """Profile op types when a target is missed (``--no-profile``)."""
+    bf16_rows: list[str] = dataclasses.field(default_factory=lambda: ["fp32", "ptq"])
+    """Models also timed with oneDNN BF16 (benchmark-only rows, latency batch only)."""
+    compression: Compression = dataclasses.field(default_factory=Compression)
+    """The compression configs."""
+    full: Settings = dataclasses.field(default_factory=Settings)
+    """The full run's shape and sizes."""
+    quick: Settings = dataclasses.field(default_factory=lambda: QUICK)
+    """The smoke test's (``--quick``)."""
+
+    def check(self) -> None:
+        from job.config import INT8_SCOPES, require
+
+        require(self.threads >= 0, "threads", "must be >= 0 (0: every core)")
+        require(self.int8_scope in INT8_SCOPES, "int8_scope", f"must be one of {list(INT8_SCOPES)}")
+        require(bool(self.out), "out", "must not be empty")
+        for i, name in enumerate(self.bf16_rows):
+            require(name in ("fp32", "ptq"), f"bf16_rows[{i}]", "must be fp32 or ptq")
+
+
+DEFAULT_CONFIG = "configs/lab/bench_uie_base.yaml"
+
+
+def parser():
+    """The experiment's flags; each overrides its config (``--config``) for this run."""
+    from job.cli import Parser
     from job.config import INT8_SCOPES
 
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    parser = Parser(
+        prog="python -m job lab bench_uie_base",
+        description=__doc__.split("\n\n")[0],
+        epilog=f"Settings: {DEFAULT_CONFIG} (every key documented there).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--config",
+        default=str(ROOT / DEFAULT_CONFIG),
+        metavar="FILE",
+        help=f"the experiment (default: {DEFAULT_CONFIG})",
     )
     parser.add_argument(
         "--quick",
         action="store_true",
-        help=f"smoke test: {QUICK.shape}, batch {QUICK.batch_size}, {QUICK.repeats} repeats",
+        help=f"smoke test: the config's quick settings ({QUICK.shape}, batch {QUICK.batch_size}, {QUICK.repeats} repeats)",
     )
-    parser.add_argument("--out", default="bench-out", help="output folder (default: ./bench-out)")
+    parser.add_argument("--out", help="output folder (default: the config's out, ./bench-out)")
     parser.add_argument(
         "--record", help="where to write the run's JSON record (default: OUT/bench.json, quick: OUT/bench-quick.json)"
     )
     parser.add_argument("--table", metavar="RECORD", help="print the README table of a saved record and exit")
-    parser.add_argument("--threads", type=int, default=0, help="CPU threads (default 0: every core)")
+    parser.add_argument("--threads", type=int, help="CPU threads (default: the config's, 0: every core)")
     parser.add_argument("--repeats", type=int, help="timed runs per figure (default: 10, quick 3)")
     parser.add_argument("--warmup", type=int, help="warm-up runs (default: 3, quick 1)")
     parser.add_argument("--no-onnx", action="store_true", help="leave out the ONNX Runtime peer")
@@ -140,17 +219,47 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--int8-scope",
         choices=INT8_SCOPES,
-        default="linear",
-        help="what the quantized programs run in INT8 (Job.int8_scope; default: linear, as the job publishes them)",
+        help="what the quantized programs run in INT8 (Job.int8_scope; default: the config's, linear, as the job publishes them)",
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def configure(argv: list[str]) -> tuple[argparse.Namespace, Experiment, Settings]:
+    """The parsed flags, the experiment (its config with the flags applied) and the settings of this run."""
+    from job.config import load_dataclass
+    from job.errors import InputError
+
+    args = parser().parse_args(argv)
     if (
-        args.threads < 0
+        (args.threads is not None and args.threads < 0)
         or (args.repeats is not None and args.repeats < 1)
         or (args.warmup is not None and args.warmup < 0)
     ):
-        parser.error("--threads and --warmup must be >= 0, --repeats >= 1")
+        raise InputError("python -m job lab bench_uie_base: --threads and --warmup must be >= 0, --repeats >= 1")
+    experiment = load_dataclass(args.config, Experiment)
+    flags = {"out": args.out, "record": args.record, "threads": args.threads, "int8_scope": args.int8_scope}
+    changes = {key: value for key, value in flags.items() if value is not None}
+    for flag, key in (
+        ("no_onnx", "onnx"),
+        ("no_openvino", "openvino"),
+        ("no_accuracy", "accuracy"),
+        ("no_profile", "profile"),
+    ):
+        if getattr(args, flag):
+            changes[key] = False
+    experiment = dataclasses.replace(experiment, **changes)
+    settings = experiment.quick if args.quick else experiment.full
+    if args.repeats:
+        settings = dataclasses.replace(settings, repeats=args.repeats)
+    if args.warmup is not None:
+        settings = dataclasses.replace(settings, warmup=args.warmup)
+    return args, experiment, settings
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args, experiment, settings = configure(argv)
     if args.table:
         return _print_table(Path(args.table))
 
@@ -159,12 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     # The code every cache key names, as this run loads it (an edit during the run is not keyed as used).
     cache.snapshot(*sorted((ROOT / "job").rglob("*.py")), __file__)
     logs.setup(verbose=args.verbose)
-    settings = QUICK if args.quick else FULL
-    if args.repeats:
-        settings = dataclasses.replace(settings, repeats=args.repeats)
-    if args.warmup is not None:
-        settings = dataclasses.replace(settings, warmup=args.warmup)
-    out = Path(args.out).resolve()  # job.compress.run works inside its folder: relative paths would break
+    out = Path(experiment.out).resolve()  # job.compress.run works inside its folder: relative paths would break
     work = out / "work" / ("quick" if args.quick else "full")
     work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -172,8 +276,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from job.runtime import set_threads
 
-    threads = set_threads(args.threads)
-    scope = args.int8_scope
+    threads = set_threads(experiment.threads)
+    scope = experiment.int8_scope
     compression: dict[str, dict] = {}
     with logs.phase("data and tokenizer", phases):
         task, vocab_dir, data_key = _data(work, settings, args.rebuild)
@@ -181,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
         fp32, fp32_key = _build(work, settings, vocab_dir, data_key, args.rebuild)
     with logs.phase("PTQ (job.compress, strategy ptq)", phases):
         ptq_all, ptq_key, compression["ptq"] = _compress(
-            work, settings, "ptq", fp32, fp32_key, task, threads, args.rebuild, "all"
+            work, settings, "ptq", fp32, fp32_key, task, threads, args.rebuild, "all", experiment.compression
         )
         ptq = _scoped(ptq_all, ptq_key, work / f"ptq-{_slug(scope)}", scope, args.rebuild)
         ptq_pv = (
@@ -191,12 +295,12 @@ def main(argv: list[str] | None = None) -> int:
         )
     with logs.phase("prune + PTQ (job.compress, strategy prune_ptq)", phases):
         pruned, _, compression["prune_ptq"] = _compress(
-            work, settings, "prune_ptq", fp32, fp32_key, task, threads, args.rebuild, scope
+            work, settings, "prune_ptq", fp32, fp32_key, task, threads, args.rebuild, scope, experiment.compression
         )
     accuracy: dict = {}
-    if not args.no_accuracy:
+    if experiment.accuracy:
         with logs.phase("accuracy on the demo teacher", phases):
-            accuracy = _accuracy(work, settings, threads, args.rebuild, scope, openvino=not args.no_openvino)
+            accuracy = _accuracy(work, settings, threads, args.rebuild, scope, openvino=experiment.openvino)
 
     from job.program import model_params
 
@@ -213,33 +317,18 @@ def main(argv: list[str] | None = None) -> int:
     from lab import bench_record
 
     models = {"fp32": fp32, "ptq": ptq, **({"ptq-pv": ptq_pv} if ptq_pv else {}), "prune_ptq": pruned}
-    notes = (
-        {
-            "ptq-pv": "benchmark only: the PTQ program with Job.int8_scope=linear+pv (what the job publishes with that setting)"
-        }
-        if ptq_pv
-        else {}
-    )
     cfg = BenchmarkConfig(
         enabled=True,
         device="cpu",
         batch_size=settings.batch_size,
         max_seq_len=settings.seq_len,
-        threads=args.threads,
+        threads=experiment.threads,
         warmup=settings.warmup,
         repeats=settings.repeats,
         precisions=["fp32", "int8"],
         dynamic_padding=True,
-        onnx_peer=not args.no_onnx,
+        onnx_peer=experiment.onnx,
     )
-    run_args = {
-        "workdir": work / "bench",
-        "onnx_from": "fp32",
-        "notes": notes,
-        "openvino": not args.no_openvino,
-        "openvino_quantized": {"ptq": ptq, "ptq-all": ptq_all},
-        "paddle_variants": [("bf16", "fp32", {"benchmark_bf16": True}), ("bf16", "ptq", {"benchmark_bf16": True})],
-    }
     if args.prepare:
         with logs.phase("peer conversions", phases):
             benchmark.prepare_peers(
@@ -248,15 +337,21 @@ def main(argv: list[str] | None = None) -> int:
                 task,
                 work / "bench",
                 threads=threads,
-                onnx=not args.no_onnx,
-                openvino=not args.no_openvino,
+                onnx=experiment.onnx,
+                openvino=experiment.openvino,
             )
         print(
             f"prepared {work}: models, compressed models, peer conversions and accuracy results, each under its cache key; nothing measured"
         )
         return 0
     with logs.phase("benchmark", phases):
-        result = benchmark.run(cfg, models, task, **run_args)
+        result = benchmark.run(
+            cfg,
+            {**models, "ptq-all": ptq_all},
+            task,
+            bench_plan(cfg, models, openvino=experiment.openvino, bf16_rows=experiment.bf16_rows),
+            workdir=work / "bench",
+        )
     from job.runtime import hardware, versions
 
     env_versions = dict(versions())
@@ -274,14 +369,16 @@ def main(argv: list[str] | None = None) -> int:
         accuracy=accuracy,
         profiles={},
         phases=phases,
-        command="scripts/bench_uie_base.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        command=" ".join(["python -m job lab bench_uie_base", *argv]),
         quick=args.quick,
         compression=compression,
     )
+    from lab.bench_report import accuracy_lines, check_lines, peer_lines, profile_lines, profiles
+
     missed = [key for key, entry in record["targets"].items() if entry["verdict"] == "MISS"]
-    if missed and not args.no_profile:
+    if missed and experiment.profile:
         with logs.phase("profiles", phases):
-            record["profiles"] = _profiles(result, missed, scope)
+            record["profiles"] = profiles(result, missed, scope)
     total = time.perf_counter() - started
     record["phases"] = dict(phases, total=total)
 
@@ -301,10 +398,10 @@ def main(argv: list[str] | None = None) -> int:
         "## targets",
         "",
         *bench_record.target_lines(record),
-        *_accuracy_lines(accuracy),
-        *_check_lines(result),
-        *_peer_lines(result),
-        *_profile_lines(record["profiles"], missed),
+        *accuracy_lines(accuracy),
+        *check_lines(result),
+        *peer_lines(result),
+        *profile_lines(record["profiles"], missed),
         "",
         "phases: "
         + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in phases.items())
@@ -314,13 +411,38 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     stem = "bench-quick" if args.quick else "bench"
     (out / f"{stem}.txt").write_text(text + "\n", encoding="utf-8")
-    record_path = Path(args.record) if args.record else out / f"{stem}.json"
+    record_path = Path(experiment.record) if experiment.record else out / f"{stem}.json"
     record_path.parent.mkdir(parents=True, exist_ok=True)
     record_path.write_text(json.dumps(record, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     table_path = out / f"{stem}-table.md"
     table_path.write_text(bench_record.render_table(record), encoding="utf-8")
     print(f"\nsaved {out / (stem + '.txt')}, the record {record_path} and its README table {table_path}")
     return 0
+
+
+_PV_LABEL = "benchmark only: the PTQ program with Job.int8_scope=linear+pv (what the job publishes with that setting)"
+_BF16_LABEL = "benchmark only: what a user gets only with a predictor configured this way (bf16=True)"
+
+
+def bench_plan(cfg, models: dict, *, openvino: bool, bf16_rows: list[str]) -> list:
+    """The job's own plan for ``models`` (``job.benchmark.plan``), extended with the lab's
+    rows: the linear+pv program labelled as such, FP32 and PTQ INT8 with oneDNN BF16 (after
+    the job's Paddle rows, latency batch only), and the OpenVINO peer from the FP32 model,
+    handed our PTQ programs (``ptq``, and ``ptq-all``: the unrestricted one) as well."""
+    from job import benchmark
+
+    job_plan = [
+        dataclasses.replace(entry, label=_PV_LABEL) if entry.model == "ptq-pv" else entry
+        for entry in benchmark.plan(cfg, models)
+    ]
+    paddle = [entry for entry in job_plan if entry.runtime == "paddle-inference"]
+    peers = [entry for entry in job_plan if entry.runtime != "paddle-inference"]
+    bf16 = [
+        benchmark.Planned(name, variant="bf16", options={"bf16": True}, label=_BF16_LABEL, padding=False)
+        for name in bf16_rows
+    ]
+    ov = [benchmark.Planned("fp32", "openvino", options={"quantized": ("ptq", "ptq-all")})] if openvino else []
+    return [*paddle, *bf16, *peers, *ov]
 
 
 def _print_table(path: Path) -> int:
@@ -375,8 +497,9 @@ def build_key(settings: Settings, vocab_dir: Path, data: str) -> str:
     )
 
 
-def compress_key(text: str, source_key: str) -> str:
-    """Cache key of a compressed model: its config, the source model's key, and the code
+def compress_key(config: str, source_key: str) -> str:
+    """Cache key of a compressed model: its resolved config (``JobConfig.fingerprint``), the source model's key,
+    and the code
     and libraries that compress (job/compress/: stage, int8, slim_patches; PaddleSlim)."""
     from job import cache
 
@@ -386,7 +509,7 @@ def compress_key(text: str, source_key: str) -> str:
             for name in ("compress/stage.py", "compress/int8.py", "compress/slim_patches.py", "data/tasks.py")
         )
     )
-    return cache.key(code=code, config=text, source=source_key, versions=cache.versions("paddlepaddle", "paddleslim"))
+    return cache.key(code=code, config=config, source=source_key, versions=cache.versions("paddlepaddle", "paddleslim"))
 
 
 def _data(work: Path, settings: Settings, rebuild: bool = False):
@@ -444,35 +567,27 @@ def _build(work: Path, settings: Settings, vocab_dir: Path, data: str, rebuild: 
     return ModelFiles(folder).check(), key
 
 
-_GLOBAL = "Global: {{task_name: uie, dataset: embedded, batch_size: 8, max_seq_length: {seq}}}\n"
-_PRUNE = """\
-TrainConfig: {{train_iter: {train_iter}, eval_iter: 1000, logging_iter: 1, learning_rate: 2.0e-5}}
-TransformerPrune: {{pruned_ratio: 0.25}}
-Distillation: {{loss: l2}}
-"""
-_PTQ = """\
-QuantPost:
-  batch_size: 8
-  batch_nums: {calib}
-  algo: hist
-  onnx_format: true
-  weight_quantize_type: channel_wise_abs_max
-  quantize_op_types: [mul, matmul, matmul_v2]
-"""
+def compress_config(strategy: str, compression: Compression, settings: Settings, threads: int, int8_scope: str):
+    """The job config ``strategy`` is compressed with: its file (``compression``), loaded by
+    ``job.config.load_config`` with this run's settings as overrides."""
+    from job.config import load_config
 
+    overrides = [
+        f"Global.max_seq_length={settings.seq_len}",
+        f"QuantPost.batch_nums={settings.calib_batches}",
+        f"Job.threads={threads}",
+        f"Job.int8_scope={int8_scope}",
+    ]
+    if strategy != "ptq":
+        overrides.append(f"TrainConfig.train_iter={settings.train_iter}")
+    cfg = load_config(ROOT / getattr(compression, strategy), overrides)
+    if cfg.Job.strategy != strategy:
+        from job.errors import ConfigError
 
-def _template(strategy: str, title: str, *sections: str) -> str:
-    job = "Job: {{strategy: " + strategy + ", threads: {threads}, seed: 42, int8_scope: {int8_scope}}}\n"
-    return f"# {title} (written by scripts/bench_uie_base.py)\n" + _GLOBAL + "".join(sections) + job
-
-
-_PRUNED = "Pruning (25 % of heads and FFN width) with distillation"
-# Config templates per strategy (str.format fields: seq, calib, train_iter, threads, int8_scope).
-_YAML = {
-    "ptq": _template("ptq", "PTQ of the benchmark's UIE", _PTQ),
-    "prune_dis": _template("prune_dis", _PRUNED, _PRUNE),
-    "prune_ptq": _template("prune_ptq", f"{_PRUNED}, then PTQ", _PRUNE, _PTQ),
-}
+        raise ConfigError(
+            f"{cfg.source}: Job.strategy is {cfg.Job.strategy}, but it is the {strategy} config of the lab"
+        )
+    return cfg
 
 
 def _compress(
@@ -485,30 +600,20 @@ def _compress(
     threads: int,
     rebuild: bool,
     int8_scope: str,
+    compression: Compression = Compression(),
 ):
     """``source`` compressed by ``job.compress.run`` with ``strategy``, cached in work and
     reused only while the config, the source model and the code that compresses are the same;
     its cache key; and how long compressing took (``seconds`` of the run that built it,
     ``reused`` when this run took it from the cache, ``act_strategies``)."""
     from job import cache, compress
-    from job.config import load_config
     from job.model import ModelFiles
 
     folder = work / (strategy if int8_scope != "all" else f"{strategy}-all")
-    text = _YAML[strategy].format(
-        seq=settings.seq_len,
-        calib=settings.calib_batches,
-        threads=threads,
-        train_iter=settings.train_iter,
-        int8_scope=int8_scope,
-    )
-    key = compress_key(text, source_key)
+    cfg = compress_config(strategy, compression, settings, threads, int8_scope)
+    key = compress_key(cfg.fingerprint(), source_key)
 
     def build(tmp: Path) -> dict:
-        with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False, encoding="utf-8") as handle:
-            handle.write(text)
-        cfg = load_config(handle.name)
-        Path(handle.name).unlink()
         result = compress.run(cfg, source, task, tmp)
         return {"act_strategies": list(result.act_strategies), "seconds": round(result.seconds, 1)}
 
@@ -613,8 +718,8 @@ def _measure_accuracy(
     bs = cfg.Global.batch_size
 
     def paddle_f1(files, precision: str, bf16: bool = False) -> float:
-        serving = Serving(threads=threads, benchmark_bf16=bf16)
-        predictor, _, _ = create_predictor(files, serving, precision)
+        configure = benchmark.paddle_inference.enable_bf16 if bf16 else None
+        predictor, _, _ = create_predictor(files, Serving(threads=threads), precision, configure=configure)
         return 100.0 * task.score("test", bs, functools.partial(run_batch, predictor))[task.metric]
 
     f1["paddle-fp32"] = 100.0 * evaluate.evaluate(model, task, serving=Serving(threads=threads), batch_size=bs).score
@@ -657,138 +762,6 @@ def _measure_accuracy(
         "notes": notes,
     }
     (folder / "accuracy.json").write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-
-
-# --------------------------------------------------------------------------------------
-# Report lines and profiles
-# --------------------------------------------------------------------------------------
-
-
-def _accuracy_lines(accuracy: dict) -> list[str]:
-    if not accuracy:
-        return ["", "accuracy on the demo teacher: not measured (--no-accuracy)"]
-    lines = [
-        "",
-        f"accuracy on {accuracy['model']}, {accuracy['split']} split ({accuracy['examples']} examples), F1 points; calibration: {accuracy['calibration']}:",
-    ]
-    lines += [f"  {name:<28} {score:6.2f}" for name, score in accuracy["f1"].items()]
-    lines += [f"  note: {note}" for note in accuracy.get("notes", [])]
-    return lines
-
-
-def _check_lines(result) -> list[str]:
-    """Whether each INT8 run computes what its program says (see job.benchmark.paddle_inference.Session.checks)."""
-    lines = ["", "INT8 outputs against the quantized program run in FP32 (QDQ simulated), max-padding batch:"]
-    for record in result.find(runtime="paddle-inference", precision="int8", padding="max"):
-        check = record.get("int8_check") or {}
-        name = record["model"] + (f"/{record['variant']}" if record.get("variant") else "")
-        ops = ", ".join(f"{k} {v}" for k, v in (record.get("int8_ops") or {}).items())
-        if "mean_abs_diff" in check:
-            lines.append(
-                f"  {name:<14} mean abs diff {check['mean_abs_diff']:.4f}, max {check['max_abs_diff']:.4f}; INT8 ops: {ops}"
-            )
-        else:
-            lines.append(f"  {name:<14} not checked: {check.get('error', 'no check')}; INT8 ops: {ops}")
-    return lines if len(lines) > 2 else []
-
-
-def _peer_lines(result) -> list[str]:
-    lines = []
-    for record in result.find(runtime="openvino", padding="max"):
-        if record.get("error") or record.get("skipped"):
-            lines += [
-                "",
-                f"OpenVINO {record.get('variant')}: {'failed' if record.get('error') else 'skipped'}: {record.get('error') or record.get('skipped')}",
-            ]
-    for record in result.find(runtime="onnxruntime", padding="max"):
-        tried = record.get("variants_tried") or []
-        if not tried:
-            continue
-        lines.append("")
-        lines.append(f"ONNX Runtime {record['precision']} variants tried (winner: {record.get('variant', 'none')}):")
-        for entry in tried:
-            if "error" in entry:
-                lines.append(f"  {entry['variant']:<36} failed: {entry['error'][:120]}")
-            else:
-                extra = ", ".join(f"{k} {v}" for k, v in entry.items() if k not in ("variant", "median_ms"))
-                lines.append(f"  {entry['variant']:<36} {entry['median_ms']:9.1f} ms  {extra}")
-    return lines
-
-
-def _profiles(result, missed: list[str], scope: str) -> dict[str, list[dict]]:
-    """Op profiles of the rows behind each missed target (their max-padding batch)."""
-    from lab import bench_record
-
-    pi = {"runtime": "paddle-inference", "padding": "max"}
-
-    def best(**match):
-        rows = [r for r in result.find(**match) if r.get("latency_ms")]
-        return min(rows, key=lambda r: r["latency_ms"]["median"], default=None)
-
-    ours = min(
-        (r for r in result.find(precision="int8", **pi) if r["model"] in ("ptq", "ptq-pv") and r.get("latency_ms")),
-        key=lambda r: r["latency_ms"]["median"],
-        default=None,
-    )
-    picks = {
-        "peer": [
-            ("Paddle best INT8", ours),
-            (
-                "OpenVINO best INT8",
-                min(
-                    (
-                        r
-                        for r in result.find(runtime="openvino", precision="int8", padding="max")
-                        if r.get("latency_ms") and r.get("variant", "").startswith("nncf")
-                    ),
-                    key=lambda r: r["latency_ms"]["median"],
-                    default=None,
-                ),
-            ),
-        ],
-        "peer_default": [
-            ("Paddle best INT8", ours),
-            ("OpenVINO default precision", best(runtime="openvino", variant="default", padding="max")),
-        ],
-        "prune_ptq": [
-            ("Paddle FP32", best(model="fp32", variant=None, **pi)),
-            ("Paddle pruned+INT8", best(model="prune_ptq", variant=None, **pi)),
-        ],
-        "ptq": [
-            ("Paddle FP32", best(model="fp32", variant=None, **pi)),
-            ("Paddle PTQ INT8", best(model="ptq", variant=None, **pi)),
-        ],
-        "ort_peer": [
-            ("ONNX Runtime INT8", best(runtime="onnxruntime", precision="int8", padding="max")),
-            ("Paddle PTQ INT8", best(model="ptq", variant=None, **pi)),
-        ],
-    }
-    out: dict[str, list[dict]] = {}
-    for key in missed:
-        for label, record in picks.get(key, []):
-            if record is None or label in out:
-                continue
-            try:
-                rows = result.profile(record, runs=3, top=8)
-            except Exception as exc:  # a profiler failure must not lose the benchmark
-                rows = [{"op": f"profile failed: {exc}", "ms_per_run": 0.0, "calls_per_run": 0, "share": 0.0}]
-            out[label] = [dict(row, row=bench_record.accuracy_key(record, scope)) for row in rows]
-    return out
-
-
-def _profile_lines(profiles: dict[str, list[dict]], missed: list[str]) -> list[str]:
-    if not missed:
-        return []
-    lines = ["", "## where the time goes (missed targets: " + ", ".join(missed) + ")"]
-    if "padding" in missed:
-        lines.append("padding: the gain is bounded by max_seq_len / mean padded length (see the padding rows)")
-    for label, rows in profiles.items():
-        lines += ["", f"{label} (op type, ms per batch, calls per batch, share of the profiled wall time):"]
-        for row in rows:
-            lines.append(
-                f"  {row['op']:<40} {row['ms_per_run']:9.1f} ms  {row['calls_per_run']:6.0f}  {row['share']:6.1%}"
-            )
-    return lines
 
 
 if __name__ == "__main__":

@@ -1,5 +1,5 @@
 """The clients users load published folders with, used the way users use them; the
-real-client tests and ``scripts/demo_table.py`` measure through these, not through the
+real-client tests and ``python -m job lab demo_table`` measure through these, not through the
 job's own serving code.
 
 - ``taskflow_span_f1``: PaddleNLP's ``Taskflow("information_extraction", ...,

@@ -3,7 +3,7 @@
 run through the job, then each published folder scored again through PaddleNLP's Taskflow
 (the client users load it with) on the whole embedded test split.
 
-    .venv/bin/python scripts/demo_table.py [--out runs/demo-table] [--strategies qat_dis ptq ...]
+    python -m job lab demo_table [--out runs/demo-table] [--strategies qat_dis ptq ...]
 
 Each row is one ``python -m job run --config configs/uie_demo.yaml Job.strategy=S ...``
 (printed beside it). Runs already complete under --out are reused by the job itself (same
@@ -14,6 +14,7 @@ instruction sets and the versions) into --out and prints the table.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import subprocess
 import sys
@@ -24,32 +25,89 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 DEMO = "configs/uie_demo.yaml"
-# Extra overrides per strategy (the demo config's own sections otherwise).
-STRATEGIES = {
-    "qat_dis": (),
-    "ptq": (),  # calibrates on QuantPost.batch_nums (default 10) batches of the train split
-    "ptq_hpo": ("HyperParameterOptimization.max_quant_count=8", "HyperParameterOptimization.ptq_algo=[hist,avg]"),
-    "prune_dis": (),
-    "prune_ptq": (),
-}
+DEFAULT_CONFIG = "configs/lab/demo_table.yaml"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+def _strategies() -> dict[str, list[str]]:
+    return {
+        "qat_dis": [],
+        "ptq": [],  # calibrates on QuantPost.batch_nums (default 10) batches of the train split
+        "ptq_hpo": ["HyperParameterOptimization.max_quant_count=8", "HyperParameterOptimization.ptq_algo=[hist,avg]"],
+        "prune_dis": [],
+        "prune_ptq": [],
+    }
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """``python -m job lab demo_table``: which strategies make the table's rows, where the runs go."""
+
+    out: str = "runs/demo-table"
+    """Output root of the runs and the table (``--out``)."""
+    cache: str = ""
+    """``Job.cache_dir`` for the runs (empty: the job's; ``--cache``)."""
+    strategies: dict[str, list[str]] = dataclasses.field(default_factory=_strategies)
+    """Row per strategy, in order: ``Job.strategy`` -> extra overrides on the demo config (``--strategies`` picks some)."""
+
+    def check(self) -> None:
+        from job.config import STRATEGIES, require
+
+        for name, overrides in self.strategies.items():
+            require(name in STRATEGIES, f"strategies.{name}", f"not a strategy; choose among {', '.join(STRATEGIES)}")
+            require(
+                isinstance(overrides, list) and all(isinstance(o, str) and "=" in o for o in overrides),
+                f"strategies.{name}",
+                "expected a list of Section.key=value overrides",
+            )
+
+
+def parser():
+    """The table's flags; each overrides its config (``--config``) for this run."""
+    from job.cli import Parser
+
+    parser = Parser(
+        prog="python -m job lab demo_table",
+        description=__doc__.split("\n\n")[0],
+        epilog=f"Settings: {DEFAULT_CONFIG} (every key documented there).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--out", default="runs/demo-table", help="output root of the runs and the table (default: runs/demo-table)"
+        "--config",
+        default=str(ROOT / DEFAULT_CONFIG),
+        metavar="FILE",
+        help=f"the experiment (default: {DEFAULT_CONFIG})",
     )
+    parser.add_argument("--out", help="output root of the runs and the table (default: runs/demo-table)")
     parser.add_argument(
         "--strategies",
         nargs="+",
-        choices=list(STRATEGIES),
-        default=list(STRATEGIES),
-        help="strategies to run (default: all)",
+        metavar="STRATEGY",
+        help="strategies to run, among the config's (default: all of them)",
     )
-    parser.add_argument("--cache", default="", help="Job.cache_dir for the runs (default: the job's)")
-    args = parser.parse_args(argv)
+    parser.add_argument("--cache", help="Job.cache_dir for the runs (default: the job's)")
+    return parser
+
+
+def configure(argv: list[str]) -> Experiment:
+    """The experiment: its config with the flags applied."""
+    from job.config import load_dataclass
+    from job.errors import InputError
+
+    args = parser().parse_args(argv)
+    experiment = load_dataclass(args.config, Experiment)
+    if args.strategies:
+        unknown = [name for name in args.strategies if name not in experiment.strategies]
+        if unknown:
+            raise InputError(
+                f"python -m job lab demo_table: --strategies {' '.join(unknown)}: not in {args.config} (have: {', '.join(experiment.strategies)})"
+            )
+        experiment = dataclasses.replace(experiment, strategies={n: experiment.strategies[n] for n in args.strategies})
+    changes = {k: v for k, v in (("out", args.out), ("cache", args.cache)) if v is not None}
+    return dataclasses.replace(experiment, **changes)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = configure(list(sys.argv[1:] if argv is None else argv))
 
     import zlib  # noqa: F401  (before paddle: see job/runtime.py)
 
@@ -60,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     rows = []
     teacher = None
-    for strategy in args.strategies:
-        overrides = [f"Job.strategy={strategy}", f"Job.output={out}", *STRATEGIES[strategy]]
+    for strategy, extra in args.strategies.items():
+        overrides = [f"Job.strategy={strategy}", f"Job.output={out}", *extra]
         if args.cache:
             overrides.append(f"Job.cache_dir={args.cache}")
         command = ["python", "-m", "job", "run", "--config", DEMO, *overrides]

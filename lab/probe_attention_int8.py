@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Does INT8 attention pay in the predictor users run? (issue 13, the Q·Kᵀ question)
 
-    .venv/bin/python scripts/probe_attention_int8.py    # after `make bench` (it reuses its models)
+    python -m job lab probe_attention_int8    # after `make bench` (it reuses its models)
 
 From the unrestricted PTQ programs `make bench` keeps (UIE-base, ``ptq-all``; the demo
 teacher, ``accuracy/ptq``) it builds the published program at three INT8 scopes:
@@ -13,7 +13,7 @@ teacher, ``accuracy/ptq``) it builds the published program at three INT8 scopes:
   the scale is folded into the matmul, and a shape-preserving ``reshape2`` between the
   scores and the attention-mask add. Without that reshape Paddle 2.6 fuses the mask add
   into the INT8 matmul as residual data and the scores collapse (see ``job/compress/int8.py``);
-  with it the add stays in float. Not a published scope: this script is its only user.
+  with it the add stays in float. Not a published scope: this probe is its only user.
 
 Each is scored on the demo teacher (test split, span F1, a default oneDNN INT8 predictor,
 as Taskflow serves it), then timed on UIE-base (batch 40 x 128) through the benchmark's
@@ -27,6 +27,7 @@ Exit codes: 0 done; 1 a measurement failed; 2 bad arguments or `make bench`'s mo
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 import json
 import shutil
@@ -37,13 +38,40 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from job.compress.int8 import _args  # noqa: E402  (light: paddle is imported inside its functions)
-from job.program import read_program, write_program  # noqa: E402
+from job.program import op_args, read_program, write_program  # noqa: E402
 
 TEACHER_CONFIG = ROOT / "configs" / "uie_demo.yaml"
 SCOPES = ("linear", "linear+pv", "linear+qk")
 INPUT_NAMES = ("input_ids", "token_type_ids", "position_ids", "attention_mask")
 _CHAIN_OPS = ("scale", "transpose2", "reshape2")
+DEFAULT_CONFIG = "configs/lab/probe_attention_int8.yaml"
+
+
+@dataclasses.dataclass(frozen=True)
+class Experiment:
+    """``python -m job lab probe_attention_int8``: where `make bench`'s models are, how long to time."""
+
+    bench: str = "bench-out/work/full"
+    """`make bench`'s work folder: its unrestricted PTQ programs and its workload (``--bench``)."""
+    out: str = "bench-out/probe-attention-int8"
+    """Where the variants are built (``--out``)."""
+    record: str = ""
+    """The JSON record (empty: OUT/record.json; ``--record``)."""
+    rounds: int = 3
+    """Timing rounds, the variants interleaved (``--rounds``)."""
+    repeats: int = 10
+    """Timed runs per measurement (``--repeats``)."""
+    warmup: int = 3
+    """Warm-up runs per measurement (``--warmup``)."""
+    threads: int = 2
+    """CPU threads (``--threads``)."""
+
+    def check(self) -> None:
+        from job.config import require
+
+        for name in ("rounds", "repeats", "threads"):
+            require(getattr(self, name) >= 1, name, "must be >= 1")
+        require(self.warmup >= 0, "warmup", "must be >= 0")
 
 
 def _is_scores_matmul(op, weights: set[str]) -> bool:
@@ -52,7 +80,7 @@ def _is_scores_matmul(op, weights: set[str]) -> bool:
         return False
     attrs = {a.name: a for a in op.attrs}
     transposed = attrs.get("trans_y") or attrs.get("transpose_Y")
-    return bool(transposed and transposed.b) and _args(op.inputs)["Y"][0] not in weights
+    return bool(transposed and transposed.b) and op_args(op.inputs)["Y"][0] not in weights
 
 
 def _load(program: Path):
@@ -60,17 +88,19 @@ def _load(program: Path):
     block = desc.blocks[0]
     persistable = {v.name for v in block.vars if v.persistable}
     dequantized = {
-        _args(o.outputs)["Y"][0]
+        op_args(o.outputs)["Y"][0]
         for o in block.ops
-        if o.type == "dequantize_linear" and _args(o.inputs)["X"][0] in persistable
+        if o.type == "dequantize_linear" and op_args(o.inputs)["X"][0] in persistable
     }
     return desc, block, persistable | dequantized
 
 
-def scores_chain_keeper(program: Path):
-    """An ``also_keep`` for ``job.compress.int8.restrict``: Q x K^T and the scale/reshape/transpose
-    ops its operands come through (their input pairs carry the scales oneDNN reads once
-    those ops are fused into the matmul)."""
+def linear_qk(program: Path):
+    """The ``linear+qk`` INT8 scope of ``program`` (a ``job.compress.int8.Scope``): the job's
+    ``linear`` plus Q x K^T and the scale/reshape/transpose ops its operands come through
+    (their input pairs carry the scales oneDNN reads once those ops are fused into the matmul)."""
+    from job.compress import int8
+
     _, block, weights = _load(program)
     made_by = {name: op for op in block.ops for v in op.outputs for name in v.arguments}
     chain: set[str] = set()
@@ -81,20 +111,20 @@ def scores_chain_keeper(program: Path):
             return
         if op.type in ("quantize_linear", "dequantize_linear", *_CHAIN_OPS):
             if op.type in _CHAIN_OPS:
-                chain.add(_args(op.outputs)["Out"][0])
-            walk(_args(op.inputs)["X"][0], depth + 1)
+                chain.add(op_args(op.outputs)["Out"][0])
+            walk(op_args(op.inputs)["X"][0], depth + 1)
 
     for op in block.ops:
         if _is_scores_matmul(op, weights):
-            walk(_args(op.inputs)["X"][0])
-            walk(_args(op.inputs)["Y"][0])
+            walk(op_args(op.inputs)["X"][0])
+            walk(op_args(op.inputs)["Y"][0])
 
-    def keep(op) -> bool:
+    def keep(op, _weights: set[str], _origins: dict[str, str]) -> bool:
         if _is_scores_matmul(op, weights):
             return True
         return op.type in _CHAIN_OPS and any(name in chain for v in op.outputs for name in v.arguments)
 
-    return keep
+    return int8.SCOPES["linear"].also("linear+qk", keep)
 
 
 def guard_scores(program: Path) -> int:
@@ -103,7 +133,7 @@ def guard_scores(program: Path) -> int:
     desc, block, weights = _load(program)
     template = next(op for op in block.ops if op.type == "reshape2")
     variables = {v.name: v for v in block.vars}
-    xshape = variables[_args(template.outputs)["XShape"][0]]
+    xshape = variables[op_args(template.outputs)["XShape"][0]]
     guarded = 0
     index = 0
     while index < len(block.ops):
@@ -143,7 +173,7 @@ def build(source: Path, folder: Path, scope: str) -> Path:
     shutil.copytree(source, folder)
     program = folder / "inference.pdmodel"
     if scope == "linear+qk":
-        int8.restrict(program, "linear", also_keep=scores_chain_keeper(program))
+        int8.restrict(program, linear_qk(program))
         if guard_scores(program) == 0:
             raise RuntimeError(f"{source}: no Q x K^T matmul found")
     else:
@@ -205,33 +235,58 @@ def _spec(folder: Path, workload: Path, threads: int, warmup: int, repeats: int,
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+def parser():
+    """The probe's flags; each overrides its config (``--config``) for this run."""
+    from job.cli import Parser
+
+    parser = Parser(
+        prog="python -m job lab probe_attention_int8",
+        description=__doc__.split("\n\n")[0],
+        epilog=f"Settings: {DEFAULT_CONFIG} (every key documented there).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--bench", default="bench-out/work/full", help="`make bench`'s work folder (default: bench-out/work/full)"
+        "--config",
+        default=str(ROOT / DEFAULT_CONFIG),
+        metavar="FILE",
+        help=f"the experiment (default: {DEFAULT_CONFIG})",
     )
-    parser.add_argument(
-        "--out",
-        default="bench-out/probe-attention-int8",
-        help="where the variants are built (default: bench-out/probe-attention-int8)",
-    )
+    parser.add_argument("--bench", help="`make bench`'s work folder (default: bench-out/work/full)")
+    parser.add_argument("--out", help="where the variants are built (default: bench-out/probe-attention-int8)")
     parser.add_argument("--record", help="the JSON record (default: OUT/record.json)")
-    parser.add_argument("--rounds", type=int, default=3, help="timing rounds, variants interleaved (default 3)")
-    parser.add_argument("--repeats", type=int, default=10, help="timed runs per measurement (default 10)")
-    parser.add_argument("--warmup", type=int, default=3, help="warm-up runs per measurement (default 3)")
-    parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
-    args = parser.parse_args(argv)
-    if args.rounds < 1 or args.repeats < 1 or args.warmup < 0 or args.threads < 1:
-        parser.error("--rounds, --repeats and --threads must be >= 1, --warmup >= 0")
+    parser.add_argument("--rounds", type=int, help="timing rounds, variants interleaved (default 3)")
+    parser.add_argument("--repeats", type=int, help="timed runs per measurement (default 10)")
+    parser.add_argument("--warmup", type=int, help="warm-up runs per measurement (default 3)")
+    parser.add_argument("--threads", type=int, help="CPU threads (default 2)")
+    return parser
+
+
+def configure(argv: list[str]) -> Experiment:
+    """The experiment: its config with the flags applied, checked."""
+    from job.config import load_dataclass
+    from job.errors import InputError
+
+    args = parser().parse_args(argv)
+    experiment = load_dataclass(args.config, Experiment)
+    flags = {k: getattr(args, k) for k in ("bench", "out", "record", "rounds", "repeats", "warmup", "threads")}
+    experiment = dataclasses.replace(experiment, **{k: v for k, v in flags.items() if v is not None})
+    if experiment.rounds < 1 or experiment.repeats < 1 or experiment.warmup < 0 or experiment.threads < 1:
+        raise InputError(
+            "python -m job lab probe_attention_int8: --rounds, --repeats and --threads must be >= 1, --warmup >= 0"
+        )
+    return experiment
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = configure(argv)
     bench = Path(args.bench).resolve()
     sources = {"uie-base": bench / "ptq-all" / "compressed", "teacher": bench / "accuracy" / "ptq" / "compressed"}
     workload = bench / "bench" / "workload.npz"
     for path in (*(p / "inference.pdmodel" for p in sources.values()), workload):
         if not path.is_file():
             print(
-                f"error: {path} is missing: run `make bench` (or scripts/bench_uie_base.py --prepare) first",
+                f"error: {path} is missing: run `make bench` (or python -m job lab bench_uie_base --prepare) first",
                 file=sys.stderr,
             )
             return 2
@@ -289,7 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         "schema": "probe-attention-int8/1",
         "what": "INT8 attention in Paddle 2.6's default oneDNN INT8 predictor: UIE-base latency (batch 40 x 128) and demo-teacher F1 per INT8 scope",
         "date": datetime.date.today().isoformat(),
-        "command": "scripts/probe_attention_int8.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": " ".join(["python -m job lab probe_attention_int8", *argv]),
         "hardware": hardware(),
         "threads": args.threads,
         "versions": versions(),

@@ -118,7 +118,7 @@ def _record(rows=ROWS, f1=F1, hardware=EPYC):
         accuracy={"model": "teacher", "f1": f1},
         profiles={},
         phases={},
-        command="scripts/bench_uie_base.py",
+        command="python -m job lab bench_uie_base",
         quick=False,
     )
     record["date"] = "2026-11-30T11:45:00+00:00"
@@ -288,11 +288,13 @@ def test_the_bench_scripts_keys_cover_code_and_settings(bench, tmp_path, monkeyp
 
     root = tmp_path / "repo"
     shutil.copytree(REPO / "job", root / "job", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(REPO / "configs", root / "configs")
     monkeypatch.setattr(bench, "ROOT", root)
-    text = bench._YAML["ptq"].format(seq=128, calib=8, threads=2, train_iter=4, int8_scope="linear")
+    text = bench.compress_config("ptq", bench.Compression(), bench.FULL, 2, "linear").fingerprint()
     key = bench.compress_key(text, "source-1")
     assert bench.compress_key(text, "source-1") == key
-    assert bench.compress_key(text.replace("batch_nums: 8", "batch_nums: 16"), "source-1") != key
+    more = bench.compress_config("ptq", bench.Compression(), bench.QUICK, 2, "linear").fingerprint()  # 2 batches, not 8
+    assert bench.compress_key(more, "source-1") != key
     assert bench.compress_key(text, "source-2") != key, "a rebuilt FP32 model invalidates its compressed models"
     with open(root / "job" / "compress" / "int8.py", "a", encoding="utf-8") as handle:
         handle.write("\n# changed\n")
@@ -355,7 +357,8 @@ def test_the_attention_probe_says_what_is_missing_and_exits_2(tmp_path):
     import subprocess
 
     done = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "probe_attention_int8.py"), "--bench", str(tmp_path)],
+        [sys.executable, "-m", "job", "lab", "probe_attention_int8", "--bench", str(tmp_path)],
+        cwd=ROOT,
         capture_output=True,
         text=True,
         timeout=120,

@@ -346,15 +346,13 @@ def ov_result(tiny):
         (broken / "inference.pdmodel").write_bytes(b"not a program")
     from job.model import ModelFiles
 
-    ours = {"compressed": tiny["int8"], "broken": ModelFiles(broken)}
-    return benchmark.run(
-        _cfg(),
-        {"original": tiny["fp32"]},
-        tiny["task"],
-        workdir=tiny["root"] / "bench-ov",
-        openvino=True,
-        openvino_quantized=ours,
-    )
+    models = {"original": tiny["fp32"], "compressed": tiny["int8"], "broken": ModelFiles(broken)}
+    cfg = _cfg()
+    entries = [
+        *benchmark.plan(cfg, {"original": tiny["fp32"]}),
+        benchmark.Planned("original", "openvino", options={"quantized": ("compressed", "broken")}),
+    ]
+    return benchmark.run(cfg, models, tiny["task"], entries, workdir=tiny["root"] / "bench-ov")
 
 
 def test_openvino_rows_fp32_default_and_nncf_int8(ov_result):
@@ -429,13 +427,12 @@ def test_openvino_rows_are_skipped_with_a_reason_without_the_package(tiny, monke
     from job.benchmark import openvino_peer
 
     monkeypatch.setattr(openvino_peer, "available", lambda: (False, "openvino is not installed (test)"))
-    result = benchmark.run(
-        _cfg(dynamic_padding=False, precisions=["int8"]),
-        {"original": tiny["fp32"]},
-        tiny["task"],
-        openvino=True,
-        openvino_quantized={"compressed": tiny["int8"]},
-    )
+    cfg = _cfg(dynamic_padding=False, precisions=["int8"])
+    entries = [
+        *benchmark.plan(cfg, {"original": tiny["fp32"]}),
+        benchmark.Planned("original", "openvino", options={"quantized": ("compressed",)}),
+    ]
+    result = benchmark.run(cfg, {"original": tiny["fp32"], "compressed": tiny["int8"]}, tiny["task"], entries)
     rows = result.find(runtime="openvino")
     assert len(rows) == 5
     assert all(r["skipped"] == "openvino is not installed (test)" and r["latency_ms"] is None for r in rows)
@@ -476,8 +473,8 @@ def test_a_quantized_program_served_without_int8_ops_is_an_error(tiny, tmp_path,
 
     folder = tmp_path / "no-int8"
     shutil.copytree(tiny["int8"].folder, folder)
-    monkeypatch.setattr(int8, "_keeps_int8", lambda *args: False)  # every activation pair goes
-    assert int8.restrict(folder / "inference.pdmodel", "linear").kept == 0
+    nothing = int8.Scope("none", lambda op, weights, origins: False)  # every activation pair goes
+    assert int8.restrict(folder / "inference.pdmodel", nothing).kept == 0
     model = ModelFiles(folder).check()
     assert is_quantized(model)
     with pytest.raises(NoInt8Error, match="runs no op in INT8"):
@@ -503,7 +500,6 @@ def test_a_measurement_crosses_into_the_worker_as_json():
         precision="int8",
         delete_passes=("fc_fuse_pass",),
         input_names=("input_ids", "token_type_ids"),
-        benchmark_bf16=True,
     )
     spec = Measurement(
         runtime="paddle-inference",
@@ -522,19 +518,28 @@ def test_a_measurement_crosses_into_the_worker_as_json():
         profile=Profile(2, 5),
         serving=serving,
         variant="bf16",
+        bf16=True,
     )
     back = Measurement.from_json(spec.to_json())
-    assert back == spec and isinstance(back.serving, Serving) and back.serving.delete_passes == ("fc_fuse_pass",)
+    assert (
+        back == spec
+        and back.bf16
+        and isinstance(back.serving, Serving)
+        and back.serving.delete_passes == ("fc_fuse_pass",)
+    )
     with pytest.raises(dataclasses.FrozenInstanceError):
         spec.threads = 3  # type: ignore[misc]
     with pytest.raises(ValueError, match="unknown fields"):
         Measurement.from_json(json.dumps(dict(json.loads(spec.to_json()), colour="red")))
 
 
-def test_benchmark_bf16_is_a_serving_field_the_job_leaves_off(tiny, monkeypatch):
+def test_bf16_is_a_measurement_option_the_jobs_serving_leaves_off(tiny, monkeypatch):
+    import dataclasses
+
     from paddle import inference
 
-    from job.evaluate import Serving
+    from job.benchmark import paddle_inference
+    from job.evaluate import Serving, create_predictor
 
     calls = []
 
@@ -546,7 +551,8 @@ def test_benchmark_bf16_is_a_serving_field_the_job_leaves_off(tiny, monkeypatch)
     monkeypatch.setattr(inference, "Config", Recording)
     Serving().config(tiny["fp32"])
     assert calls == [], "the job's own serving (Taskflow's) has no BF16"
-    Serving(benchmark_bf16=True).config(tiny["fp32"])
+    assert "benchmark_bf16" not in {f.name for f in dataclasses.fields(Serving)}
+    create_predictor(tiny["fp32"], Serving(threads=1), "fp32", configure=paddle_inference.enable_bf16)
     assert calls == ["bf16"]
 
 
@@ -588,20 +594,53 @@ def test_paddle_rows_are_served_with_the_serving_evaluation_uses(tiny, monkeypat
     specs = []
     monkeypatch.setattr(stage, "measure_into", lambda ctx, spec, extra=None: specs.append((spec, extra)))
     serving = Serving(delete_passes=("fc_gru_fuse_pass",), ir_optim=True)
-    benchmark.run(
-        _cfg(),
-        {"original": tiny["fp32"], "compressed": tiny["int8"]},
-        tiny["task"],
-        serving=serving,
-        paddle_variants=[("bf16", "compressed", {"benchmark_bf16": True})],
-    )
-    assert [(s.model, s.variant, s.precision) for s, _ in specs] == [
-        ("original", "", "fp32"),
-        ("compressed", "", "int8"),
-        ("compressed", "bf16", "int8"),
+    cfg = _cfg()
+    models = {"original": tiny["fp32"], "compressed": tiny["int8"]}
+    entries = [
+        *benchmark.plan(cfg, models),
+        benchmark.Planned("compressed", variant="bf16", options={"bf16": True}, label="benchmark only", padding=False),
+    ]
+    benchmark.run(cfg, models, tiny["task"], entries, serving=serving)
+    assert [(s.model, s.variant, s.precision, s.bf16) for s, _ in specs] == [
+        ("original", "", "fp32", False),
+        ("compressed", "", "int8", False),
+        ("compressed", "bf16", "int8", True),
     ]
     for spec, _ in specs:
         assert isinstance(spec.serving, Serving) and spec.serving.delete_passes == ("fc_gru_fuse_pass",)
         assert (spec.serving.threads, spec.serving.max_batch_size, spec.serving.max_seq_len) == (1, 8, 64)
-        assert spec.serving.benchmark_bf16 == (spec.variant == "bf16")
-    assert "benchmark only" in specs[2][1]["served_as"]
+    assert specs[0][0].paddings == ("max", "to-max", "to-longest", "bucketed") and specs[2][0].paddings == ("max",)
+    assert specs[0][1] is None and specs[2][1] == {"served_as": "benchmark only"}
+
+
+def test_the_jobs_plan_is_every_model_served_as_published_then_the_onnx_peer(tiny):
+    from job import benchmark
+
+    models = {"compressed": tiny["int8"], "original": tiny["fp32"]}
+    assert benchmark.plan(_cfg(onnx_peer=True), models) == [
+        benchmark.Planned("compressed", "paddle-inference", "int8"),
+        benchmark.Planned("original", "paddle-inference", "fp32"),
+        benchmark.Planned("original", "onnxruntime"),
+    ]
+    assert benchmark.plan(_cfg(onnx_peer=True), {"compressed": tiny["int8"]})[-1] == benchmark.Planned(
+        "", "onnxruntime"
+    ), "no float model: the peer is planned without a source, and run notes it as skipped"
+
+
+def test_a_plan_naming_a_model_run_was_not_given_or_an_option_its_runtime_lacks_is_refused(tiny):
+    from job import benchmark
+
+    with pytest.raises(ValueError, match="names models not given to run: ptq-all"):
+        benchmark.run(
+            _cfg(),
+            {"original": tiny["fp32"]},
+            tiny["task"],
+            [benchmark.Planned("original", "openvino", options={"quantized": ("ptq-all",)})],
+        )
+    with pytest.raises(ValueError, match=r"unknown options \['bf16'\]"):
+        benchmark.run(
+            _cfg(),
+            {"original": tiny["fp32"]},
+            tiny["task"],
+            [benchmark.Planned("original", "onnxruntime", options={"bf16": True})],
+        )

@@ -11,7 +11,6 @@ import dataclasses
 import re
 import shlex
 import shutil
-import sys
 import textwrap
 import typing
 from pathlib import Path
@@ -23,7 +22,10 @@ from job.errors import ConfigError, ExitCode
 
 REPO = Path(__file__).resolve().parent.parent
 CONFIGS = REPO / "configs"
-SHIPPED = sorted(CONFIGS.rglob("*.yaml"))
+# The lab's experiments (configs/lab/*.yaml) are not job configs; its compression configs
+# (configs/lab/compress/) are, and load with the job's.
+LAB_EXPERIMENTS = sorted((CONFIGS / "lab").glob("*.yaml"))
+SHIPPED = sorted(set(CONFIGS.rglob("*.yaml")) - set(LAB_EXPERIMENTS))
 BAD = REPO / "tests" / "fixtures" / "bad"
 BAD_CONFIGS = sorted(BAD.glob("*.yaml"))
 
@@ -527,16 +529,126 @@ def test_describe_output_loads_back_as_the_defaults(tmp_path):
         assert dataclasses.asdict(getattr(cfg, name)) == expected, name
 
 
-@pytest.mark.parametrize("strategy", ["ptq", "prune_dis", "prune_ptq"])
-def test_the_benchmark_scripts_configs_validate(tmp_path, monkeypatch, strategy):
-    """lab/bench_uie_base.py writes its compression configs from templates; each one is
-    a valid job config with the strategy it is filed under."""
-    import importlib.util
+@pytest.mark.parametrize("strategy", ["ptq", "prune_ptq"])
+def test_the_benchmarks_compression_configs_validate_with_the_runs_settings(strategy):
+    """lab/bench_uie_base.py compresses with configs/lab/compress/*.yaml, loaded by
+    load_config with its settings as overrides: each is a valid job config of its strategy,
+    and the overrides reach the config."""
+    from lab import bench_uie_base as bench
 
-    spec = importlib.util.spec_from_file_location("bench_uie_base", REPO / "lab" / "bench_uie_base.py")
-    bench = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, bench)  # dataclasses look their module up there
-    spec.loader.exec_module(bench)
-    text = bench._YAML[strategy].format(seq=128, calib=8, threads=2, train_iter=4, int8_scope="linear+pv")
-    cfg = load_config(write(tmp_path, text))
+    cfg = bench.compress_config(strategy, bench.Compression(), bench.QUICK, 2, "linear+pv")
     assert cfg.Job.strategy == strategy and cfg.Global.max_seq_length == 128 and cfg.Job.int8_scope == "linear+pv"
+    assert cfg.QuantPost.batch_nums == bench.QUICK.calib_batches and cfg.Job.threads == 2
+    if strategy == "prune_ptq":
+        assert cfg.TrainConfig.train_iter == bench.QUICK.train_iter and cfg.TransformerPrune.pruned_ratio == 0.25
+    with pytest.raises(ConfigError, match=r"Job\.strategy is ptq, but it is the prune_ptq config"):
+        bench.compress_config(
+            "prune_ptq", bench.Compression(prune_ptq=bench.Compression().ptq), bench.FULL, 2, "linear"
+        )
+
+
+# --------------------------------------------------------------------------------------
+# The lab's experiments (configs/lab/*.yaml): typed like the job's configs
+# --------------------------------------------------------------------------------------
+
+
+def _experiment_module(path: Path):
+    import importlib
+
+    from lab.cli import EXPERIMENTS
+
+    assert path.stem in EXPERIMENTS, f"{path.name}: no lab experiment of that name ({', '.join(EXPERIMENTS)})"
+    return importlib.import_module(EXPERIMENTS[path.stem])
+
+
+def test_every_lab_experiment_has_its_config():
+    from lab.cli import EXPERIMENTS
+
+    assert sorted(p.stem for p in LAB_EXPERIMENTS) == sorted(EXPERIMENTS)
+
+
+@pytest.mark.parametrize("path", LAB_EXPERIMENTS, ids=lambda p: p.name)
+def test_lab_experiment_config_loads_as_the_experiments_defaults(path):
+    """Every configs/lab/*.yaml loads into its experiment's dataclass, and states exactly
+    the defaults: running without --config and with it is the same run."""
+    from job.config import load_dataclass
+
+    module = _experiment_module(path)
+    assert module.DEFAULT_CONFIG == path.relative_to(REPO).as_posix()
+    assert load_dataclass(path, module.Experiment) == module.Experiment()
+    for cls in (
+        module.Experiment,
+        *(t for t in typing.get_type_hints(module.Experiment).values() if dataclasses.is_dataclass(t)),
+    ):
+        assert not _undocumented_fields(cls), f"{cls.__name__}: fields without a docstring: {_undocumented_fields(cls)}"
+
+
+def _undocumented_fields(cls) -> list[str]:
+    """Fields of a dataclass not followed by a docstring in its source."""
+    import ast
+    import inspect
+    import itertools
+
+    body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0].body
+    documented = {
+        node.target.id
+        for node, after in itertools.pairwise(body)
+        if isinstance(node, ast.AnnAssign)
+        and isinstance(after, ast.Expr)
+        and isinstance(after.value, ast.Constant)
+        and isinstance(after.value.value, str)
+    }
+    return [f.name for f in dataclasses.fields(cls) if f.name not in documented]
+
+
+@pytest.mark.parametrize("path", LAB_EXPERIMENTS, ids=lambda p: p.name)
+def test_lab_experiment_header_names_its_command(path):
+    relative = path.relative_to(REPO).as_posix()
+    assert len([line for line in header_of(path) if line]) >= 2, f"{relative}: no header saying what it measures"
+    commands = [line for line in header_of(path) if line.startswith("python -m job lab ")]
+    assert any(shlex.split(c)[4:6] == [path.stem, "--config"] and relative in shlex.split(c) for c in commands), (
+        f"{relative}: the header shows no `python -m job lab {path.stem} --config {relative}`"
+    )
+
+
+def test_bench_experiments_settings_are_the_runs_full_and_quick_shapes():
+    from job.config import load_dataclass
+    from lab import bench_uie_base as bench
+
+    loaded = load_dataclass(CONFIGS / "lab" / "bench_uie_base.yaml", bench.Experiment)
+    assert (loaded.full, loaded.quick) == (bench.FULL, bench.QUICK)
+    assert bench.FULL.shape == "uie-base" and (bench.FULL.batch_size, bench.FULL.repeats) == (40, 10)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("threads: 2\nrepeat: 3\n", "{path}:2: repeat: unknown key; known: out, record, threads, int8_scope"),
+        ("full:\n  shape: uie-base\n  batch: 8\n", "{path}:3: full.batch: unknown key (did you mean batch_size?)"),
+        ("full:\n  repeats: 0\n", "{path}:2: full.repeats: must be >= 1"),
+        ("int8_scope: everything\n", "{path}:1: int8_scope: must be one of ['linear', 'linear+pv', 'all']"),
+        ("threads: two\n", "{path}:1: threads: expected an integer, got a string 'two'"),
+        ("- out\n", "{path}: the top level must be a mapping of keys, got a list"),
+    ],
+)
+def test_a_bad_lab_experiment_is_one_line_naming_file_line_and_key(tmp_path, text, message):
+    from job.config import load_dataclass
+    from lab import bench_uie_base as bench
+
+    path = write(tmp_path, text, "bench.yaml")
+    with pytest.raises(ConfigError) as info:
+        load_dataclass(path, bench.Experiment)
+    assert str(info.value).startswith(message.format(path=path)), str(info.value)
+    assert "\n" not in str(info.value) and info.value.exit_code == ExitCode.INPUT
+
+
+def test_a_demo_table_strategy_must_be_a_strategy_with_a_list_of_overrides(tmp_path):
+    from job.config import load_dataclass
+    from lab import demo_table
+
+    path = write(tmp_path, "strategies:\n  ptq: []\n  qat: []\n", "demo.yaml")
+    with pytest.raises(ConfigError, match=r":3: strategies\.qat: not a strategy"):
+        load_dataclass(path, demo_table.Experiment)
+    path = write(tmp_path, "strategies:\n  ptq: Job.seed=1\n", "demo.yaml")
+    with pytest.raises(ConfigError, match=r":2: strategies\.ptq: expected a list of Section.key=value overrides"):
+        load_dataclass(path, demo_table.Experiment)

@@ -86,18 +86,26 @@ def test_linear_plus_pv_also_keeps_probabilities_times_v(tmp_path):
     assert _consumer(ops, "matmul_v2", 1) == {"X": ["q"], "Y": ["q"]}
 
 
-def test_also_keep_keeps_the_pairs_in_front_of_more_ops(tmp_path):
-    from job.compress.int8 import restrict
+def test_a_scope_of_ones_own_keeps_the_pairs_in_front_of_more_ops(tmp_path):
+    from job.compress.int8 import SCOPES, restrict
 
     program = _program(tmp_path / "inference.pdmodel")
-    result = restrict(program, "linear", also_keep=lambda op: op.type == "matmul_v2")
+    wider = SCOPES["linear"].also("linear+matmuls", lambda op, weights, origins: op.type == "matmul_v2")
+    result = restrict(program, wider)
     ops = _ops(program)
-    assert (result.kept, result.removed) == (3, 1)
+    assert (result.scope, result.kept, result.removed) == ("linear+matmuls", 3, 1)
     assert _consumer(ops, "matmul_v2", 1) == {"X": ["q.dq"], "Y": ["q.dq"]}, "Q x K^T keeps its INT8 inputs"
     assert _consumer(ops, "matmul_v2", 2) == {"X": ["probs.dq"], "Y": ["q.dq"]}
     assert _consumer(ops, "elementwise_add") == {"X": ["x"], "Y": ["q"]}, (
         "what neither keeps still reads the float tensor"
     )
+
+
+def test_the_named_scopes_are_the_configs_values():
+    from job.compress.int8 import SCOPES
+    from job.config import INT8_SCOPES
+
+    assert tuple(SCOPES) == INT8_SCOPES and all(SCOPES[name].name == name for name in SCOPES)
 
 
 def test_all_leaves_the_program_as_act_saved_it(tmp_path):

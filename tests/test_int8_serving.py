@@ -10,7 +10,7 @@ On the committed demo teacher:
 - with ``Job.int8_scope=all`` (every tensor ACT quantized, the scores matmul Q x K^T included) the same
   default predictor collapses F1, and the gate catches it: the reason for the default;
 - Q x K^T does run in INT8 accurately once a shape-preserving reshape keeps oneDNN from fusing
-  the mask add into it (``scripts/probe_attention_int8.py``, which measures whether it pays).
+  the mask add into it (``python -m job lab probe_attention_int8``, which measures whether it pays).
 """
 
 from __future__ import annotations

@@ -1,6 +1,10 @@
 """The benchmark stage: latency and throughput of inference models, as they are served.
 
-What is measured (``run``):
+What is measured: ``run`` measures a plan, a list of ``Planned`` entries (one model on one
+runtime, with its precision, runtime options and label). ``plan(cfg, models)`` is the job's
+own: every model on Paddle Inference and, when ``onnx_peer`` asks, the ONNX Runtime peer;
+an experiment (the lab) extends it with rows served otherwise (``variant``, ``options``
+such as Paddle's ``bf16``) and with the OpenVINO peer. The runtimes:
 
 * **Paddle Inference, CPU, oneDNN** (``device: cpu``): FP32 for float programs, INT8
   (``enable_mkldnn_int8``) for quantized programs. ``threads`` CPU threads (0: every core
@@ -19,11 +23,11 @@ What is measured (``run``):
   load, run and quantized something are reported, with every variant tried
   (``variants_tried``). Picking the fastest of several noisy timings favours the peer.
 
-* **OpenVINO, CPU** (``openvino=True``, optional package, ``job.benchmark.openvino_peer``): the FP32
+* **OpenVINO, CPU** (a planned ``openvino`` entry, optional package, ``job.benchmark.openvino_peer``): the FP32
   Paddle program read directly by OpenVINO's Paddle frontend, compiled with the precision
   hint ``f32`` and with OpenVINO's default (BF16 where the CPU has it); NNCF INT8
   (transformer preset, calibrated on real training batches) at both hints; and OpenVINO
-  handed our own quantized program (``openvino_quantized``), recorded with the refusal
+  handed our own quantized programs (the entry's ``quantized`` option), recorded with the refusal
   message when its frontend cannot read it. Compiled per static batch shape with
   ``INFERENCE_NUM_THREADS`` = threads, ``PERFORMANCE_HINT`` LATENCY, ``NUM_STREAMS`` 1
   (padding rows: one model compiled with dynamic shapes).
@@ -65,14 +69,15 @@ possible and the figure is the process-lifetime peak).
 Layout (one module per concern; a runtime is one module with a ``Session`` class behind
 the protocol of ``session``, so adding a peer is adding a file):
 
-* ``spec``: ``Measurement``, the frozen spec of one measurement (JSON into the worker);
+* ``spec``: ``Measurement``, the frozen spec of one measurement (JSON into the worker), and
+  ``Planned``, one entry of a plan;
 * ``workload``: the latency batch, the padding sample, calibration batches;
 * ``measure``: the measurement loop, peak memory, the worker process and its dispatch;
 * ``result``: ``BenchResult`` and how measurements become records;
 * ``session``: the runtime protocol and registry;
 * ``paddle_inference``, ``onnxruntime_peer``, ``openvino_peer``: the runtimes, each with
   its session and its preparation (ONNX export and INT8 variants, NNCF INT8);
-* ``stage``: ``run`` and ``prepare_peers``.
+* ``stage``: ``plan``, ``run`` and ``prepare_peers``.
 """
 
 from __future__ import annotations
@@ -81,8 +86,8 @@ from job.benchmark.onnxruntime_peer import ONNX_VARIANTS, export_onnx
 from job.benchmark.openvino_peer import OPENVINO_VARIANTS
 from job.benchmark.paddle_inference import gpu_available
 from job.benchmark.result import BenchResult
-from job.benchmark.spec import Measurement
-from job.benchmark.stage import prepare_peers, run
+from job.benchmark.spec import Measurement, Planned
+from job.benchmark.stage import plan, prepare_peers, run
 from job.benchmark.workload import PAD_MULTIPLE, TEXT_BATCHES, TEXT_PADDINGS, calibration_batches
 
 __all__ = [
@@ -93,9 +98,11 @@ __all__ = [
     "TEXT_PADDINGS",
     "BenchResult",
     "Measurement",
+    "Planned",
     "calibration_batches",
     "export_onnx",
     "gpu_available",
+    "plan",
     "prepare_peers",
     "run",
 ]

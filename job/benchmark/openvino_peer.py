@@ -13,7 +13,7 @@ installs ``requirements/extras/bench.txt``; the job itself never imports this mo
   per shape (what a tuned OpenVINO deployment does); the padding rows and the accuracy
   sessions keep the dynamic shapes, so that one compiled model serves every batch shape.
 * Rows (``peer``): ``OPENVINO_VARIANTS`` of the FP32 program on the latency batch, and
-  our own quantized programs (``openvino_quantized``; a refusal of its frontend is the
+  our own quantized programs (the planned entry's ``quantized`` option; a refusal of its frontend is the
   row). The best NNCF INT8 and the default-precision FP32 run are also timed in the
   padding modes, on the same texts as Paddle's rows.
 

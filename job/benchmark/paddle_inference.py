@@ -1,7 +1,7 @@
 """Paddle Inference: the rows of the models the job publishes, served as evaluation serves
 them. The session takes the same ``job.evaluate.Serving`` evaluation takes (the one place
-a Paddle ``Config`` is built): oneDNN FP32 / INT8 on CPU, TensorRT on GPU. Benchmark-only
-serving settings are ``Serving`` fields labelled so (``benchmark_bf16``).
+a Paddle ``Config`` is built): oneDNN FP32 / INT8 on CPU, TensorRT on GPU. Settings the job
+never serves with are options of the measurement, applied on top (``Measurement.bf16``).
 
 paddle is imported inside the functions: ``job.benchmark`` itself stays light.
 """
@@ -22,7 +22,7 @@ from job.benchmark.session import OpTimes
 from job.benchmark.spec import Measurement
 from job.config import BenchmarkConfig
 
-__all__ = ["BACKENDS", "Session", "gpu_available", "model_files", "precisions"]
+__all__ = ["BACKENDS", "Session", "enable_bf16", "gpu_available", "model_files", "precisions"]
 
 log = logging.getLogger("job.benchmark")
 
@@ -71,6 +71,12 @@ def precisions(cfg: BenchmarkConfig, quantized: bool) -> list[str]:
     return chosen
 
 
+def enable_bf16(config) -> None:
+    """oneDNN BF16 for the float ops of a Paddle ``Config`` (``Measurement.bf16``; a
+    ``job.evaluate.create_predictor`` ``configure`` hook)."""
+    config.enable_mkldnn_bfloat16()
+
+
 def model_files(spec: Measurement):
     """The ``ModelFiles`` of a Paddle measurement."""
     from job.model import ModelFiles
@@ -81,7 +87,7 @@ def model_files(spec: Measurement):
 
 class Session:
     """A Paddle Inference predictor built by ``job.evaluate.create_predictor`` from the
-    spec's ``Serving`` at the spec's precision."""
+    spec's ``Serving`` at the spec's precision (with BF16 when the spec asks for it)."""
 
     def __init__(self, spec: Measurement, predictor, int8_ops: dict[str, int]):
         self.spec = spec
@@ -97,7 +103,8 @@ class Session:
 
         if spec.device == "cpu":
             set_threads(spec.threads)
-        predictor, _, int8_ops = create_predictor(model_files(spec), spec.serving, spec.precision)
+        configure = enable_bf16 if spec.bf16 else None
+        predictor, _, int8_ops = create_predictor(model_files(spec), spec.serving, spec.precision, configure=configure)
         return cls(spec, predictor, int8_ops)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> list[np.ndarray]:

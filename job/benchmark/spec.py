@@ -1,5 +1,7 @@
 """What one measurement is: a typed, frozen spec that crosses into the worker process as
-JSON (``to_json`` / ``from_json``), and the record every measurement's rows start from.
+JSON (``to_json`` / ``from_json``), and the record every measurement's rows start from;
+and what a benchmark plan is made of (``Planned``: one model on one runtime, which
+``job.benchmark.run`` turns into measurements).
 
 Standard library only: the ONNX Runtime and OpenVINO workers read it without paddle. The
 Paddle session's ``serving`` is a ``job.evaluate.Serving``; it travels as its fields and
@@ -10,10 +12,58 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["Measurement", "Profile", "record_base"]
+__all__ = ["PLANNED_OPTIONS", "Measurement", "Planned", "Profile", "record_base"]
+
+# The runtime options a planned entry may carry, per runtime (``Planned.options``).
+PLANNED_OPTIONS: dict[str, tuple[str, ...]] = {
+    "paddle-inference": ("bf16",),
+    "onnxruntime": (),
+    "openvino": ("quantized",),
+}
+
+
+@dataclass(frozen=True)
+class Planned:
+    """One entry of a benchmark plan: a model of ``run``'s ``models`` on one runtime.
+
+    The job plans its own rows (``job.benchmark.plan``); an experiment extends the list
+    with rows served otherwise (a ``variant`` with runtime ``options``) or with more peers.
+    """
+
+    model: str
+    """Name in ``run``'s models. A peer starts from it (a float model); empty for a peer
+    with no float model to start from (``run`` notes the peer as skipped)."""
+    runtime: str = "paddle-inference"
+    """Session registry key (``job.benchmark.session.RUNTIMES``)."""
+    precision: str = ""
+    """Paddle: fp32, fp16 (GPU) or int8; empty: INT8 for a quantized program, else FP32.
+    Peers: empty (they time their own variants)."""
+    variant: str = ""
+    """Paddle: a row served otherwise than the job serves it, named in its records'
+    ``variant`` (CPU only; on GPU the row is recorded as skipped)."""
+    options: Mapping[str, Any] = field(default_factory=dict)
+    """Runtime options (``PLANNED_OPTIONS``). Paddle: ``bf16`` (oneDNN BF16 for the float
+    ops, ``enable_mkldnn_bfloat16()``). OpenVINO: ``quantized``, names of quantized models in
+    ``run``'s models handed to OpenVINO as they are (``variant`` paddle-quantized)."""
+    label: str = ""
+    """``served_as`` of the entry's records: how a user gets this row, when not as the job serves it."""
+    padding: bool = True
+    """Paddle: also timed in the padding comparison (``Benchmark.dynamic_padding``)."""
+
+    def check(self) -> None:
+        """Refuse options the runtime does not take (a plan is built by code: ValueError)."""
+        allowed = PLANNED_OPTIONS.get(self.runtime)
+        if allowed is None:
+            raise ValueError(f"planned {self.model!r}: no benchmark runtime named {self.runtime!r}")
+        unknown = sorted(set(self.options) - set(allowed))
+        if unknown:
+            raise ValueError(
+                f"planned {self.model!r} on {self.runtime}: unknown options {unknown} (takes: {', '.join(allowed) or 'none'})"
+            )
 
 
 @dataclass(frozen=True)
@@ -64,6 +114,10 @@ class Measurement:
     """OpenVINO: ``INFERENCE_PRECISION_HINT`` (empty: OpenVINO's default on this CPU)."""
     dynamic_shapes: bool = False
     """OpenVINO: one model compiled with dynamic shapes (else one per batch shape)."""
+    bf16: bool = False
+    """Paddle: oneDNN BF16 for the float ops (``enable_mkldnn_bfloat16()``, CPUs with AVX-512
+    BF16 or AMX). Taskflow does not enable it, so the job never plans it; rows with it are
+    labelled as served otherwise than the job serves."""
 
     def replace(self, **changes: Any) -> Measurement:
         return dataclasses.replace(self, **changes)

@@ -1,5 +1,7 @@
-"""The benchmark stage: ``run`` measures every model on Paddle Inference and, when asked,
-on the ONNX Runtime and OpenVINO peers; ``prepare_peers`` makes the peers' conversions."""
+"""The benchmark stage: ``plan`` lists what the job measures (every model on Paddle
+Inference and, when asked, the ONNX Runtime peer); ``run`` measures a plan, the job's or
+one an experiment extended (rows served otherwise, the OpenVINO peer); ``prepare_peers``
+makes the peers' conversions."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from job.benchmark import onnxruntime_peer, openvino_peer, paddle_inference
 from job.benchmark.result import BenchResult, Context, measure_into, skipped
-from job.benchmark.spec import Measurement
+from job.benchmark.spec import Measurement, Planned
 from job.benchmark.workload import (
     PAD_MULTIPLE,
     TEXT_PADDINGS,
@@ -28,51 +30,70 @@ if TYPE_CHECKING:
     from job.evaluate import Serving
     from job.model import ModelFiles
 
-__all__ = ["prepare_peers", "run"]
+__all__ = ["plan", "prepare_peers", "run"]
 
 log = logging.getLogger("job.benchmark")
+
+
+def plan(cfg: BenchmarkConfig, models: dict[str, ModelFiles]) -> list[Planned]:
+    """The job's own plan for ``models`` (name -> inference model folder): every model on
+    Paddle Inference in each precision it is served in (``paddle_inference.precisions``),
+    then the ONNX Runtime peer (``Benchmark.onnx_peer``) from the first float model."""
+    from job.evaluate import is_quantized
+
+    cfg = dataclasses.replace(cfg, device=cfg.device or "cpu")
+    quantized = {name: is_quantized(model) for name, model in models.items()}
+    entries = [
+        Planned(name, "paddle-inference", precision)
+        for name in models
+        for precision in paddle_inference.precisions(cfg, quantized[name])
+    ]
+    if cfg.onnx_peer:
+        entries.append(Planned(next((n for n in models if not quantized[n]), ""), "onnxruntime"))
+    return entries
+
+
+_PEERS = {"onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
 
 
 def run(
     cfg: BenchmarkConfig,
     models: dict[str, ModelFiles],
     task: Any,
+    entries: list[Planned] | None = None,
     *,
     workdir: Path | None = None,
     isolate: bool = True,
-    onnx_from: str | None = None,
     serving: Serving | None = None,
-    paddle_variants: list[tuple[str, str, dict[str, Any]]] | None = None,
-    notes: dict[str, str] | None = None,
-    openvino: bool = False,
-    openvino_quantized: dict[str, ModelFiles] | None = None,
 ) -> BenchResult:
-    """Measure every model in ``models`` (name -> inference model folder) on ``task``'s
-    test texts, as ``cfg`` says. ``workdir`` keeps the workloads and conversions (and
-    lets ``BenchResult.profile`` run later); without it a temporary folder is used.
-    ``onnx_from`` names the float model the ONNX and OpenVINO peers start from (default:
-    the first float model). ``serving`` is the ``job.evaluate.Serving`` evaluation serves
-    with (default: ``Serving()``): every Paddle row is served with it, its device,
-    precision, threads, oneDNN cache and TensorRT shape range set from ``cfg`` and the
-    workload. ``paddle_variants`` adds latency rows served otherwise than the job serves:
-    (variant name, model name, ``Serving`` fields such as ``{"benchmark_bf16": True}``). ``notes`` labels a model's records (``served_as``).
-    ``openvino`` adds the OpenVINO peer; ``openvino_quantized`` (row name -> quantized
-    model) hands our programs to it as well."""
+    """Measure ``entries`` (default: the job's own ``plan(cfg, models)``) on ``task``'s
+    test texts, as ``cfg`` says; every model an entry names is in ``models`` (name ->
+    inference model folder). ``workdir`` keeps the workloads and conversions (and lets
+    ``BenchResult.profile`` run later); without it a temporary folder is used. ``serving``
+    is the ``job.evaluate.Serving`` evaluation serves with (default: ``Serving()``): every
+    Paddle row is served with it, its device, precision, threads, oneDNN cache and TensorRT
+    shape range set from ``cfg`` and the workload. Records come in the entries' order."""
     from job.evaluate import Serving
     from job.program import is_quantized, program_inputs
     from job.runtime import hardware, versions
 
     cfg.check()
     cfg = dataclasses.replace(cfg, device=cfg.device or "cpu")  # empty: follows Job.device, CPU when used alone
+    entries = plan(cfg, models) if entries is None else list(entries)
+    for entry in entries:
+        entry.check()
+        named = [entry.model] if entry.model else []
+        missing = [n for n in [*named, *entry.options.get("quantized", ())] if n not in models]
+        if missing:
+            raise ValueError(f"planned {entry.runtime} row names models not given to run: {', '.join(missing)}")
     threads = cfg.threads or cpu_count()
-    notes = dict(notes or {})
     with contextlib.ExitStack() as stack:
         if workdir is None:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="act-bench-")))
         workdir = Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         env = {"hardware": hardware(), "versions": versions()}
-        if openvino:
+        if any(entry.runtime == "openvino" for entry in entries):
             env["versions"].update(openvino_peer.versions())
         quantized = {name: is_quantized(model) for name, model in models.items()}
         names_by_model = {name: tuple(program_inputs(model)) for name, model in models.items()}
@@ -111,67 +132,60 @@ def run(
             ok, why = True, ""
         backend = paddle_inference.BACKENDS[cfg.device]
 
-        def paddle_spec(name: str, precision: str, **fields: Any) -> Measurement:
-            model = models[name]
-            served = dataclasses.replace(
-                serving or Serving(),
-                device=cfg.device,
-                precision=precision,
-                threads=threads,
-                cache_capacity=shape_count(workload),
-                input_names=names_by_model[name],
-                max_batch_size=cfg.batch_size,
-                max_seq_len=cfg.max_seq_len,
-                **fields,
-            )
-            return base.replace(
-                runtime="paddle-inference",
-                model=name,
-                backend=backend,
-                precision=precision,
-                source=str(model.program),
-                params=str(model.params),
-                input_names=names_by_model[name],
-                serving=served,
-            )
-
-        for name in models:
-            for precision in paddle_inference.precisions(cfg, quantized[name]):
-                spec = paddle_spec(name, precision).replace(paddings=("max", *text_paddings))
+        for entry in entries:
+            if entry.runtime == "paddle-inference":
+                name = entry.model
+                precision = entry.precision or ("int8" if quantized[name] else "fp32")
+                spec = base.replace(
+                    runtime="paddle-inference",
+                    model=name,
+                    backend=backend,
+                    precision=precision,
+                    source=str(models[name].program),
+                    params=str(models[name].params),
+                    input_names=names_by_model[name],
+                    serving=dataclasses.replace(
+                        serving or Serving(),
+                        device=cfg.device,
+                        precision=precision,
+                        threads=threads,
+                        cache_capacity=shape_count(workload),
+                        input_names=names_by_model[name],
+                        max_batch_size=cfg.batch_size,
+                        max_seq_len=cfg.max_seq_len,
+                    ),
+                    variant=entry.variant,
+                    bf16=bool(entry.options.get("bf16", False)),
+                    paddings=("max", *text_paddings) if entry.padding else ("max",),
+                )
+                if cfg.device == "gpu" and entry.variant:
+                    skipped(ctx, spec, "serving variants are CPU (oneDNN) settings")
+                    continue
                 if cfg.device == "gpu" and not ok:
                     skipped(ctx, spec, why)
                     continue
-                log.info("benchmark: %s on paddle-inference/%s %s", name, backend, precision)
-                measure_into(ctx, spec, {"served_as": notes[name]} if name in notes else None)
-        for variant, name, options in paddle_variants or []:
-            spec = paddle_spec(name, "int8" if quantized[name] else "fp32", **options).replace(variant=variant)
-            if cfg.device == "gpu":
-                skipped(ctx, spec, "serving variants are CPU (oneDNN) settings")
+                log.info(
+                    "benchmark: %s on paddle-inference/%s %s%s",
+                    name,
+                    backend,
+                    precision,
+                    f", variant {entry.variant}" if entry.variant else "",
+                )
+                measure_into(ctx, spec, {"served_as": entry.label} if entry.label else None)
                 continue
-            extra = {
-                "served_as": f"benchmark only: what a user gets only with a predictor configured this way ({', '.join(f'{k}={v}' for k, v in options.items())})"
-            }
-            log.info("benchmark: %s on paddle-inference/%s %s, variant %s", name, backend, spec.precision, variant)
-            measure_into(ctx, spec, extra)
-        peer_source = onnx_from or next((n for n in models if not quantized[n]), None)
-        for wanted, label, runtime in (
-            (cfg.onnx_peer, "ONNX Runtime", "onnxruntime"),
-            (openvino, "OpenVINO", "openvino"),
-        ):
-            if not wanted:
-                continue
-            if peer_source is None:
+            label, runtime, source = _PEERS[entry.runtime], entry.runtime, entry.model
+            if not source:
                 note = (
                     f"{label} peer skipped: no float model to start from (the peer starts from the FP32 Paddle model)"
                 )
                 log.warning("benchmark: %s", note)
                 ctx.result.notes.append(note)
                 continue
-            peer_ctx = dataclasses.replace(ctx, base=base.replace(input_names=names_by_model[peer_source]))
+            peer_ctx = dataclasses.replace(ctx, base=base.replace(input_names=names_by_model[source]))
             if cfg.device == "gpu":
                 spec = peer_ctx.base.replace(
                     runtime=runtime,
-                    model=peer_source,
+                    model=source,
                     device="gpu",
                     backend="ort-cpu" if runtime == "onnxruntime" else "ov-cpu",
                 )
@@ -182,9 +196,10 @@ def run(
                         f"the {label} peer runs on CPU only; compare it with a CPU benchmark",
                     )
             elif runtime == "onnxruntime":
-                onnxruntime_peer.peer(peer_ctx, models[peer_source], peer_source)
+                onnxruntime_peer.peer(peer_ctx, models[source], source)
             else:
-                openvino_peer.peer(peer_ctx, models[peer_source], peer_source, dict(openvino_quantized or {}))
+                ours = {name: models[name] for name in entry.options.get("quantized", ())}
+                openvino_peer.peer(peer_ctx, models[source], source, ours)
     return ctx.result
 
 

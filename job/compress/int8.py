@@ -40,10 +40,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from job.config import INT8_SCOPES
-from job.program import ParamsMismatchError, ParamTensor, program_params, read_program, write_params, write_program
+from job.program import (
+    ParamsMismatchError,
+    ParamTensor,
+    op_args,
+    program_params,
+    read_program,
+    write_params,
+    write_program,
+)
 
-__all__ = ["RestrictResult", "restrict", "served_int8_ops"]
+__all__ = ["SCOPES", "Keeps", "RestrictResult", "Scope", "restrict", "served_int8_ops"]
 
 log = logging.getLogger("job.compress.int8")
 
@@ -67,10 +74,6 @@ class RestrictResult:
         )
 
 
-def _args(params) -> dict[str, list[str]]:
-    return {v.parameter: list(v.arguments) for v in params}
-
-
 # Ops that pass a tensor on unchanged in value for this purpose (quantization simulation,
 # inference-time dropout, reshapes): looked through to find where a tensor comes from.
 _PASS_THROUGH = ("quantize_linear", "dequantize_linear", "dropout", "reshape2", "transpose2", "scale")
@@ -86,27 +89,58 @@ def _origins(block) -> dict[str, str]:
         if op is None:
             return ""
         if op.type in _PASS_THROUGH and depth < 16:
-            source = (_args(op.inputs).get("X") or [""])[0]
+            source = (op_args(op.inputs).get("X") or [""])[0]
             return origin(source, depth + 1) if source else op.type
         return op.type
 
     return {name: origin(name) for name in made_by}
 
 
-def _keeps_int8(op, weights: set[str], produced_by: dict[str, str], scope: str) -> bool:
-    """Whether ``op`` is served in INT8 under ``scope`` (so its inputs keep their pairs)."""
-    if scope == "all":
-        return True
+def _linear(op, weights: set[str], origins: dict[str, str]) -> bool:
+    """A weight-bearing op: its second input is a weight (persistable or dequantized)."""
     if op.type not in _WEIGHT_OPS:
         return False
-    inputs = _args(op.inputs)
+    inputs = op_args(op.inputs)
     second = (inputs.get("Y") or inputs.get("Filter") or [None])[0]
-    if second in weights:
-        return True
-    if scope == "linear+pv" and op.type in ("matmul_v2", "matmul"):
-        first = (inputs.get("X") or [None])[0]
-        return produced_by.get(first) == "softmax"
-    return False
+    return second in weights
+
+
+def _probs_times_v(op, weights: set[str], origins: dict[str, str]) -> bool:
+    """Attention's probabilities x V: a matmul whose first input comes from a softmax."""
+    if op.type not in ("matmul_v2", "matmul"):
+        return False
+    first = (op_args(op.inputs).get("X") or [None])[0]
+    return origins.get(first) == "softmax"
+
+
+# What a scope's predicate is asked: (op, weights, origins), an ``OpDesc``, the names of the
+# weight tensors (persistable, or dequantized from one) and variable -> the type of the op
+# that made it, looked through ``_PASS_THROUGH`` ops (``_origins``).
+Keeps = Callable[[Any, set[str], dict[str, str]], bool]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Which ops a restricted program serves in INT8: the inputs of the ops ``keeps``
+    accepts keep their quantize/dequantize pairs. The job's named scopes (``SCOPES``,
+    ``Job.int8_scope``) are built from it; experiments build their own with ``also``."""
+
+    name: str
+    """What the results and the logs call the scope."""
+    keeps: Keeps
+
+    def also(self, name: str, keeps: Keeps) -> Scope:
+        """This scope plus the ops ``keeps`` accepts, named ``name``."""
+        return Scope(name, lambda op, weights, origins: self.keeps(op, weights, origins) or keeps(op, weights, origins))
+
+
+_LINEAR = Scope("linear", _linear)
+# Job.int8_scope's values (job.config.INT8_SCOPES), as scopes.
+SCOPES: dict[str, Scope] = {
+    "linear": _LINEAR,
+    "linear+pv": _LINEAR.also("linear+pv", _probs_times_v),
+    "all": Scope("all", lambda op, weights, origins: True),
+}
 
 
 def _bindings(block) -> list[dict[str, int]]:
@@ -117,8 +151,8 @@ def _bindings(block) -> list[dict[str, int]]:
     last: dict[str, int] = {}
     bound = []
     for index, op in enumerate(block.ops):
-        bound.append({name: last.get(name, -1) for names in _args(op.inputs).values() for name in names})
-        for names in _args(op.outputs).values():
+        bound.append({name: last.get(name, -1) for names in op_args(op.inputs).values() for name in names})
+        for names in op_args(op.outputs).values():
             for name in names:
                 last[name] = index
     return bound
@@ -159,7 +193,7 @@ def _per_tensor_weights(desc, params: Path) -> int:
     persistable = {v.name: v for v in block.vars if v.persistable}
     readers: dict[str, list] = {}
     for op in block.ops:
-        for names in _args(op.inputs).values():
+        for names in op_args(op.inputs).values():
             for name in names:
                 readers.setdefault(name, []).append(op)
     linear = ("matmul_v2", "matmul", "mul")
@@ -167,11 +201,11 @@ def _per_tensor_weights(desc, params: Path) -> int:
     for op in block.ops:
         if op.type != "dequantize_linear":
             continue
-        inputs = _args(op.inputs)
+        inputs = op_args(op.inputs)
         weight, scale = inputs["X"][0], (inputs.get("Scale") or [""])[0]
         if weight not in persistable or scale not in persistable or len(readers.get(weight, [])) != 1:
             continue
-        users = readers.get(_args(op.outputs)["Y"][0], [])
+        users = readers.get(op_args(op.outputs)["Y"][0], [])
         dims = list(persistable[weight].type.lod_tensor.tensor.dims)
         attrs = {a.name: a for a in op.attrs}
         axis = attrs["quant_axis"].i if "quant_axis" in attrs else -1
@@ -239,13 +273,13 @@ def _per_tensor_weights(desc, params: Path) -> int:
         first.inputs[0].arguments[0] = weight
         del first.outputs[:]
         first.outputs.add(parameter="Y", arguments=[quantized])
-        before[_args(op.outputs)["Y"][0]] = first
+        before[op_args(op.outputs)["Y"][0]] = first
         done += 1
     if done:
         ops = []
         for op in block.ops:
-            if op.type == "dequantize_linear" and _args(op.outputs)["Y"][0] in before:
-                ops.append(before[_args(op.outputs)["Y"][0]])
+            if op.type == "dequantize_linear" and op_args(op.outputs)["Y"][0] in before:
+                ops.append(before[op_args(op.outputs)["Y"][0]])
             copy = type(op)()
             copy.CopyFrom(op)
             ops.append(copy)
@@ -257,9 +291,8 @@ def _per_tensor_weights(desc, params: Path) -> int:
 
 def restrict(
     program_file: str | Path,
-    scope: str = "linear",
+    scope: str | Scope = "linear",
     params_file: str | Path | None = None,
-    also_keep: Callable[[Any], bool] | None = None,
 ) -> RestrictResult:
     """Keep activation quantize/dequantize pairs only in front of the ops ``scope`` serves
     in INT8 ('linear': weight-bearing ops; 'linear+pv': also matmuls whose first input
@@ -268,11 +301,12 @@ def restrict(
     weights become float32 weights behind a per-tensor pair (``_per_tensor_weights``:
     Paddle's oneDNN INT8 passes scale per-channel ones wrongly). Rewrites ``program_file`` and its parameter file
     (``params_file``, default: the program's name with ``.pdiparams``) in place; the scale
-    variables stay declared, so the two still match. ``also_keep`` (an ``OpDesc`` -> bool)
-    keeps the pairs in front of more ops than ``scope`` does: for experiments such as
-    ``scripts/probe_attention_int8.py``, not a published setting."""
-    if scope not in INT8_SCOPES:
-        raise ValueError(f"unknown INT8 scope {scope!r}; choose one of {', '.join(INT8_SCOPES)}")
+    variables stay declared, so the two still match. ``scope`` is a name of ``SCOPES`` or a
+    ``Scope`` of one's own (experiments, e.g. the lab's attention probe; not a published setting)."""
+    if isinstance(scope, str):
+        if scope not in SCOPES:
+            raise ValueError(f"unknown INT8 scope {scope!r}; choose one of {', '.join(SCOPES)}")
+        scope = SCOPES[scope]
     path = Path(program_file)
     desc = read_program(path)
     block = desc.blocks[0]
@@ -281,13 +315,13 @@ def restrict(
     # (directly, or through the per-tensor pair _per_tensor_weights puts on a float weight).
     weights = set(persistable)
     quantized_weights = {
-        _args(op.outputs)["Y"][0]
+        op_args(op.outputs)["Y"][0]
         for op in block.ops
-        if op.type == "quantize_linear" and _args(op.inputs)["X"][0] in persistable
+        if op.type == "quantize_linear" and op_args(op.inputs)["X"][0] in persistable
     }
     for op in block.ops:
-        if op.type == "dequantize_linear" and _args(op.inputs)["X"][0] in persistable | quantized_weights:
-            weights.add(_args(op.outputs)["Y"][0])
+        if op.type == "dequantize_linear" and op_args(op.inputs)["X"][0] in persistable | quantized_weights:
+            weights.add(op_args(op.outputs)["Y"][0])
     produced_by = _origins(block)
     bound = _bindings(block)
     readers: dict[int, list[int]] = {}  # producer index -> indices of the ops reading its output
@@ -299,23 +333,16 @@ def restrict(
     doomed: set[int] = set()
     kept = removed = rewired = 0
     for index, op in enumerate(block.ops):
-        if op.type != "quantize_linear" or _args(op.inputs)["X"][0] in persistable:
+        if op.type != "quantize_linear" or op_args(op.inputs)["X"][0] in persistable:
             continue
-        source = _args(op.inputs)["X"][0]
+        source = op_args(op.inputs)["X"][0]
         dequants = readers.get(index, [])
         if len(dequants) != 1 or block.ops[dequants[0]].type != "dequantize_linear":
             continue
         dequant = dequants[0]
-        dequantized = _args(block.ops[dequant].outputs)["Y"][0]
+        dequantized = op_args(block.ops[dequant].outputs)["Y"][0]
         users = readers.get(dequant, [])
-        moved = [
-            u
-            for u in users
-            if not (
-                _keeps_int8(block.ops[u], weights, produced_by, scope)
-                or (also_keep is not None and also_keep(block.ops[u]))
-            )
-        ]
+        moved = [u for u in users if not scope.keeps(block.ops[u], weights, produced_by)]
         for user in moved:
             for var in block.ops[user].inputs:
                 for k, name in enumerate(var.arguments):
@@ -327,7 +354,7 @@ def restrict(
             removed += 1
         else:
             kept += 1
-    if scope != "all" and any(op.type.startswith("fake_") and "quantize" in op.type for op in block.ops):
+    if scope.name != "all" and any(op.type.startswith("fake_") and "quantize" in op.type for op in block.ops):
         # The older format fuses quantize and dequantize into one op; only QDQ pairs are restricted.
         log.warning(
             "%s uses the older fake-quant format (onnx_format: false): Job.int8_scope applies to QDQ pairs only, the rest is published as ACT saved it",
@@ -339,7 +366,7 @@ def restrict(
     folded = _per_tensor_weights(desc, params)
     if doomed or rewired or folded:
         write_program(path, desc)
-    result = RestrictResult(scope, kept, removed, rewired, folded)
+    result = RestrictResult(scope.name, kept, removed, rewired, folded)
     log.info("%s: %s", path, result.summary())
     return result
 

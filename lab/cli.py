@@ -1,0 +1,54 @@
+"""``python -m job lab <experiment>``: the lab's experiments, each a module with a typed
+``Experiment`` config (``configs/lab/<experiment>.yaml``), a ``parser()`` of flags that
+override it for one run, and ``main(argv)``.
+
+``job/__main__.py`` imports this module lazily (the image ships only ``job/``); nothing
+else under ``job/`` imports the lab.
+"""
+
+from __future__ import annotations
+
+import importlib
+import textwrap
+
+from job.errors import InputError
+
+__all__ = ["EXPERIMENTS", "main", "usage"]
+
+# Experiment name (the command's argument) -> its module.
+EXPERIMENTS = {
+    "bench_uie_base": "lab.bench_uie_base",
+    "probe_attention_int8": "lab.probe_attention_int8",
+    "demo_table": "lab.demo_table",
+}
+
+
+def usage() -> str:
+    """``python -m job lab --help``: every experiment, what it measures and its config."""
+    lines = [
+        "usage: python -m job lab EXPERIMENT [--config FILE] [flags]",
+        "",
+        "Run a lab experiment: benchmarks, probes and tables that measure what the job",
+        "publishes (from a source checkout: the lab lives in lab/, beside job/).",
+        "Flags of one experiment: python -m job lab EXPERIMENT --help",
+        "",
+        "experiments:",
+    ]
+    for name, module_name in EXPERIMENTS.items():
+        module = importlib.import_module(module_name)
+        lines.append(f"  {name}")
+        summary = " ".join((module.__doc__ or "").strip().split("\n\n")[0].split())
+        lines.append(textwrap.fill(summary, 100, initial_indent=" " * 6, subsequent_indent=" " * 6))
+        lines.append(f"      config: {module.DEFAULT_CONFIG}")
+    return "\n".join(lines)
+
+
+def main(experiment: str | None, argv: list[str]) -> int:
+    """Run ``experiment`` with ``argv`` (its flags); bad input raises ``InputError`` / ``ConfigError``."""
+    if not experiment:
+        raise InputError(f"python -m job lab: an experiment is required: {', '.join(EXPERIMENTS)} (see --help)")
+    if experiment not in EXPERIMENTS:
+        raise InputError(
+            f"python -m job lab: no experiment named {experiment!r}; choose one of {', '.join(EXPERIMENTS)} (see --help)"
+        )
+    return int(importlib.import_module(EXPERIMENTS[experiment]).main(list(argv)))
