@@ -135,7 +135,7 @@ class Serving:
             text = "INT8 oneDNN: enable_mkldnn() then enable_mkldnn_int8() with no op set (as Taskflow)"
         else:
             text = f"{precision} oneDNN: enable_mkldnn() (as Taskflow)"
-        return text + ("; float ops in BF16 (enable_mkldnn_bfloat16(), benchmark only)" if self.benchmark_bf16 else "")
+        return text
 
 
 class NoInt8Error(JobError):

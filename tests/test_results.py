@@ -208,7 +208,6 @@ def test_serving_says_what_each_precision_is():
     assert int8.describe().startswith("INT8 oneDNN") and "enable_mkldnn_int8()" in int8.describe()
     assert Serving(device="gpu", precision="fp32").describe() == "TensorRT FP32"
     assert Serving(device="gpu", precision="int8").describe().startswith("TensorRT INT8")
-    assert "BF16" in Serving(benchmark_bf16=True).describe()
 
 
 # --------------------------------------------------------------------------------------
