@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from job import machine, storage
+from job import machine, storage, tables
 from job.config import JobConfig
 from job.errors import ConfigError, ExitCode, GateError, InputError
 from job.logs import phase
@@ -147,10 +147,13 @@ def _teacher_readme(cfg: JobConfig, out: Path, result, meta: dict) -> str:
     sums = (out / "SHA256SUMS").read_text(encoding="utf-8")
     rows = train.get("history", [])
     metrics = [key for key in (rows[0] if rows else {}) if key.startswith("dev_") and isinstance(rows[0][key], float)]
-    header = "| step | loss | " + " | ".join(key.replace("_", " ") for key in metrics) + " |"
-    rule = "|---" * (len(metrics) + 2) + "|"
+    headers = ["step", "loss", *(key.replace("_", " ") for key in metrics)]
     history = "\n".join(
-        f"| {h['step']} | {h['loss']:.4f} | " + " | ".join(f"{h[key]:.4f}" for key in metrics) + " |" for h in rows
+        tables.markdown(
+            headers,
+            [[str(h["step"]), f"{h['loss']:.4f}", *(f"{h[key]:.4f}" for key in metrics)] for h in rows],
+            ["---"] * len(headers),
+        )
     )
     shown = ", ".join(f"{k} {v:.4f}" for k, v in result.values.items() if isinstance(v, float))
     return f"""# Teacher checkpoint: {cfg.Teacher.shape} on the task {cfg.task}
@@ -165,8 +168,6 @@ Seed {cfg.Job.seed}; {meta.get("params", 0):,} parameters; {train.get("steps", 0
 
 Test split, through Paddle Inference (FP32), {result.examples} examples: {shown}.
 
-{header}
-{rule}
 {history}
 
 SHA-256 of the files (also in SHA256SUMS):

@@ -25,9 +25,12 @@ def markdown(headers: Sequence[str], rows: Sequence[Sequence[str]], align: Seque
     return lines
 
 
-def text(rows: Sequence[Sequence[str]], align: str = "", *, indent: str = "", gap: str = "  ") -> list[str]:
+def text(
+    rows: Sequence[Sequence[str]], align: str = "", *, indent: str = "", gap: str = "  ", rule: bool = False
+) -> list[str]:
     """Plain-text columns as lines, each column as wide as its widest cell; ``align`` holds
-    ``<`` (left, the default) or ``>`` (right) per column. Trailing spaces are dropped."""
+    ``<`` (left, the default) or ``>`` (right) per column; ``rule`` puts a line of dashes
+    under the first row (a header). Trailing spaces are dropped."""
     if not rows:
         return []
     columns = max(len(row) for row in rows)
@@ -39,6 +42,8 @@ def text(rows: Sequence[Sequence[str]], align: str = "", *, indent: str = "", ga
     for row in rows:
         cells = [f"{cell:{align[i]}{widths[i]}}" for i, cell in enumerate(row)]
         lines.append((indent + gap.join(cells)).rstrip())
+    if rule:
+        lines.insert(1, (indent + gap.join("-" * width for width in widths)).rstrip())
     return lines
 
 

@@ -15,6 +15,8 @@ import datetime
 from dataclasses import dataclass
 from typing import Any
 
+from job import tables
+
 __all__ = [
     "ACCURACY_TOLERANCE",
     "SCHEMA",
@@ -290,6 +292,7 @@ def target_lines(record: dict[str, Any]) -> list[str]:
     return lines
 
 
+_LEFT = ["---"]  # left-aligned columns, as the README has always shown them
 _RUNTIME = {"paddle-inference": "Paddle Inference, oneDNN", "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO"}
 
 
@@ -303,15 +306,14 @@ def _compression_lines(record: dict[str, Any]) -> list[str]:
         "",
         f"Compression time (job.compress.run, {record['threads']} threads, on the machine that built the model):",
         "",
-        "| strategy | ACT steps | seconds | in this run |",
-        "|---|---|---|---|",
     ]
+    rows = []
     for strategy, entry in compression.items():
         seconds = entry.get("seconds")
         shown = "–" if seconds is None else f"{seconds:.0f}"
         where = "reused from the cache (seconds of the run that built it)" if entry.get("reused") else "built"
-        lines.append(f"| {strategy} | {' + '.join(entry.get('act_strategies') or []) or '–'} | {shown} | {where} |")
-    return lines
+        rows.append([strategy, " + ".join(entry.get("act_strategies") or []) or "–", shown, where])
+    return lines + tables.markdown(["strategy", "ACT steps", "seconds", "in this run"], rows, _LEFT * 4)
 
 
 def _row_label(r: dict[str, Any], params: dict[str, int]) -> str:
@@ -368,9 +370,8 @@ def render_table(record: dict[str, Any]) -> str:
         f"{s['shape']} (random weights), batch {s['batch_size']}, sequence {s['seq_len']}, {record['threads']} threads, "
         f"{s['warmup']} warm-up and {s['repeats']} timed runs; INT8 scope of the published programs: {record['int8_scope']}.",
         "",
-        "| model | runtime | precision | pad to max: median ms | p99 ms | samples/s | demo teacher F1 |",
-        "|---|---|---|---|---|---|---|",
     ]
+    latency_table = []
     order = {"paddle-inference": 0, "openvino": 1, "onnxruntime": 2}
     latency_rows = [r for r in records if r.get("padding") == "max"]
     latency_rows.sort(key=lambda r: order.get(r["runtime"], 9))
@@ -379,14 +380,16 @@ def render_table(record: dict[str, Any]) -> str:
         score = f"{f1[key]:.2f}" if key in f1 else "–"
         if r.get("latency_ms"):
             lat = r["latency_ms"]
-            figures = f"{lat['median']:.1f} | {lat['p99']:.1f} | {r['throughput']:.1f}"
+            figures = [f"{lat['median']:.1f}", f"{lat['p99']:.1f}", f"{r['throughput']:.1f}"]
         else:
             reason = (r.get("error") or r.get("skipped") or "not measured").replace("|", "/")
-            figures = f"{'failed' if r.get('error') else 'skipped'}: {reason[:160]} | | "
+            figures = [f"{'failed' if r.get('error') else 'skipped'}: {reason[:160]}", "", ""]
         runtime = _RUNTIME.get(r["runtime"], r["runtime"])
         if r["runtime"] != "paddle-inference":
             runtime += f" {record['versions'].get(r['runtime'], '')}".rstrip()
-        lines.append(f"| {_row_label(r, record['params'])} | {runtime} | {_precision(r)} | {figures} | {score} |")
+        latency_table.append([_row_label(r, record["params"]), runtime, _precision(r), *figures, score])
+    headers = ["model", "runtime", "precision", "pad to max: median ms", "p99 ms", "samples/s", "demo teacher F1"]
+    lines += tables.markdown(headers, latency_table, _LEFT * len(headers))
     lines += _compression_lines(record)
     padding = [r for r in records if r.get("padding") in ("to-max", "to-longest", "bucketed") and r.get("latency_ms")]
     if padding:
@@ -395,9 +398,8 @@ def render_table(record: dict[str, Any]) -> str:
             "",
             f"Padding, on the same {first['texts']} test texts ({first['batches']} batches of up to {s['batch_size']}; mean real length {first['seq_len']:.1f} tokens), samples/s:",
             "",
-            "| model | runtime | padded to max | to each batch's longest, original order | length-bucketed | longest / max |",
-            "|---|---|---|---|---|---|",
         ]
+        padding_table = []
         # One line per served configuration: Paddle's models, and each peer's best rows (same model name, other runtime).
         keys = sorted(
             dict.fromkeys((r["runtime"], r["model"], r.get("variant")) for r in padding),
@@ -422,7 +424,16 @@ def render_table(record: dict[str, Any]) -> str:
             label = _row_label(sample, {})
             if runtime == "openvino" and sample.get("inference_precision"):
                 label += f", {sample['inference_precision']}"
-            lines.append(f"| {label} | {_RUNTIME.get(runtime, runtime)} | {' | '.join(cells)} | {gain} |")
+            padding_table.append([label, _RUNTIME.get(runtime, runtime), *cells, gain])
+        headers = [
+            "model",
+            "runtime",
+            "padded to max",
+            "to each batch's longest, original order",
+            "length-bucketed",
+            "longest / max",
+        ]
+        lines += tables.markdown(headers, padding_table, _LEFT * len(headers))
     lines += ["", "Targets (issue 13):", ""]
     for entry in record["targets"].values():
         value = "–" if entry.get("value") is None else f"{entry['value']:.2f}×"

@@ -38,6 +38,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from job import tables  # noqa: E402
 from job.program import op_args, read_program, write_program  # noqa: E402
 
 TEACHER_CONFIG = ROOT / "configs" / "uie_demo.yaml"
@@ -366,14 +367,14 @@ def render(record: dict) -> str:
     lines = [
         f"{record['date']}, {hw.get('cpu')} ({hw.get('cores')} cores; {', '.join(hw.get('isa') or [])}), {record['threads']} threads; demo teacher FP32 F1 {record['teacher_fp32_f1']}",
         "",
-        "| INT8 scope | UIE-base median ms | vs linear | demo teacher F1 | ops in INT8 (demo teacher) |",
-        "|---|---|---|---|---|",
     ]
+    rows = []
     for scope, row in record["scopes"].items():
         ops = ", ".join(f"{n} {k}" for k, n in sorted((row["teacher"].get("int8_ops") or {}).items()))
-        lines.append(
-            f"| {scope} | {row['median_ms']:.1f} | {row['speedup_vs_linear']:.3f}× | {row['teacher']['f1']:.2f} | {ops} |"
-        )
+        figures = [f"{row['median_ms']:.1f}", f"{row['speedup_vs_linear']:.3f}×", f"{row['teacher']['f1']:.2f}"]
+        rows.append([scope, *figures, ops])
+    headers = ["INT8 scope", "UIE-base median ms", "vs linear", "demo teacher F1", "ops in INT8 (demo teacher)"]
+    lines += tables.markdown(headers, rows, ["---"] * len(headers))
     for scope, row in record["scopes"].items():
         top = "; ".join(f"{p['op']} {p['ms_per_run']:.1f}" for p in row["profile"][:7])
         lines.append(f"\n{scope}: {top} (ms per run)")

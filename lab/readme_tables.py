@@ -14,6 +14,8 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+from job import tables
+
 __all__ = ["BLOCKS", "blocks", "render_demo_table", "render_probe_table"]
 
 # Ops whose time moves when attention runs in INT8, named as a reader knows them.
@@ -34,10 +36,7 @@ def render_probe_table(record: dict) -> str:
     demo teacher's F1, and the ops whose time moved most against ``linear`` (profiles)."""
     scopes = record["scopes"]
     base = {row["op"]: row["ms_per_run"] for row in scopes["linear"]["profile"]}
-    lines = [
-        "| INT8 scope | median ms | vs `linear` | demo F1 | where the time moved (ms per batch, against `linear`) |",
-        "|---|---|---|---|---|",
-    ]
+    rows = []
     for scope, row in scopes.items():
         profile = {entry["op"]: entry["ms_per_run"] for entry in row["profile"]}
         if scope == "linear":
@@ -47,11 +46,16 @@ def render_probe_table(record: dict) -> str:
             shown = sorted((op for op, d in deltas.items() if abs(d) >= _SHOWN_MS), key=lambda op: deltas[op])
             moved = ", ".join(f"{_OP_NAMES[op]} {deltas[op]:+.0f}" for op in shown)
         label = f"`{scope}`" + (" (experiment)" if scope == "linear+qk" else "")
-        lines.append(
-            f"| {label} | {row['median_ms']:.1f} | {row['speedup_vs_linear']:.3f}× | {row['teacher']['f1']:.2f} | "
-            f"{moved} |"
-        )
-    return "\n".join(lines)
+        figures = [f"{row['median_ms']:.1f}", f"{row['speedup_vs_linear']:.3f}×", f"{row['teacher']['f1']:.2f}"]
+        rows.append([label, *figures, moved])
+    headers = [
+        "INT8 scope",
+        "median ms",
+        "vs `linear`",
+        "demo F1",
+        "where the time moved (ms per batch, against `linear`)",
+    ]
+    return "\n".join(tables.markdown(headers, rows, ["---"] * len(headers)))
 
 
 def _minutes(seconds: float | None) -> str:
@@ -65,17 +69,12 @@ def render_demo_table(record: dict) -> str:
     """The demo table (``lab/demo_table.py``'s record): per strategy the job's F1 beside
     Taskflow's on the same test sentences, the gate, parameters, size, compression time."""
     teacher = record["teacher"]
-    lines = [
-        "| strategy | command (after `bash scripts/setup.sh`) | served as | job F1 | Taskflow F1 | change | gate | "
-        "parameters | model size | compression time |",
-        "|---|---|---|---|---|---|---|---|---|---|",
-    ]
     taskflow = f"{teacher['taskflow']['f1'] * 100:.2f}" if teacher.get("taskflow") else "–"
     params = f"{teacher['params']:,}" if "params" in teacher else "–"
     size = f"{teacher['size_bytes'] / 1e6:.2f} MB" if "size_bytes" in teacher else "–"
-    lines.append(
-        f"| original (teacher) | – | FP32 | {teacher['job_f1'] * 100:.2f} | {taskflow} | – | – | {params} | {size} | – |"
-    )
+    rows = [
+        ["original (teacher)", "–", "FP32", f"{teacher['job_f1'] * 100:.2f}", taskflow, "–", "–", params, size, "–"]
+    ]
     for row in record["rows"]:
         job = row["job"]
         gate = f"{'passed' if job['gate']['passed'] else 'failed'} ({job['gate']['tolerance']:g})"
@@ -85,12 +84,23 @@ def render_demo_table(record: dict) -> str:
         # As a user types it: the demo script, without where this run kept its outputs and cache.
         words = [w for w in row["command"].split() if not w.startswith(("Job.output=", "Job.cache_dir="))]
         command = " ".join(words).replace("python -m job run --config configs/uie_demo.yaml", "bash scripts/demo.sh")
-        lines.append(
-            f"| `{row['strategy']}` | `{command}` | {served} | {job['f1'] * 100:.2f} | "
-            f"{row['taskflow']['f1'] * 100:.2f} | {job['delta_points']:+.2f} | {gate} | {job['params']:,} | "
-            f"{job['size_bytes'] / 1e6:.2f} MB | {_minutes(job.get('compress_seconds'))} |"
+        rows.append(
+            [
+                f"`{row['strategy']}`",
+                f"`{command}`",
+                served,
+                f"{job['f1'] * 100:.2f}",
+                f"{row['taskflow']['f1'] * 100:.2f}",
+                f"{job['delta_points']:+.2f}",
+                gate,
+                f"{job['params']:,}",
+                f"{job['size_bytes'] / 1e6:.2f} MB",
+                _minutes(job.get("compress_seconds")),
+            ]
         )
-    return "\n".join(lines)
+    headers = ["strategy", "command (after `bash scripts/setup.sh`)", "served as", "job F1", "Taskflow F1", "change"]
+    headers += ["gate", "parameters", "model size", "compression time"]
+    return "\n".join(tables.markdown(headers, rows, ["---"] * len(headers)))
 
 
 def _bench_table(record: dict) -> str:

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from job import tables
 from job.benchmark.measure import WorkerError, dispatch
 from job.benchmark.spec import Measurement, Profile, record_base
 
@@ -95,7 +96,9 @@ class BenchResult:
                     _fmt_mb(r.get("peak_memory_mb")),
                 )
             )
-        lines = _text_table(rows)
+        lines = tables.text(
+            [[str(cell) for cell in row] for row in rows], "<<<<<<" + ">" * (len(rows[0]) - 6), rule=True
+        )
         first = next((r for r in self.records if r.get("hardware")), None)
         if first:
             hw, ver = first["hardware"], first.get("versions", {})
@@ -131,20 +134,6 @@ class BenchResult:
 
 def _fmt_mb(value: Any) -> str:
     return f"{value:.0f}" if isinstance(value, (int, float)) else "-"
-
-
-def _text_table(rows: list[tuple[str, ...]]) -> list[str]:
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    out = []
-    for index, row in enumerate(rows):
-        out.append(
-            "  ".join(
-                str(cell).ljust(widths[i]) if i < 6 else str(cell).rjust(widths[i]) for i, cell in enumerate(row)
-            ).rstrip()
-        )
-        if index == 0:
-            out.append("  ".join("-" * w for w in widths))
-    return out
 
 
 @dataclass
