@@ -483,8 +483,10 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += tables.markdown(acc["columns"], table)
     lines += [
         "",
-        "AVG: mean over the CLUE tasks; (n/7) when only n of the seven were run. "
-        "† the accuracy gate failed for this task (status gated).",
+        (
+            "AVG: mean over the CLUE tasks; (n/7) when only n of the seven were run. "
+            "† the accuracy gate failed for this task (status gated)."
+        ),
     ]
 
     lines += ["", "## (b) 性能 (per-model summary)", ""]

@@ -342,7 +342,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     record = {
         "schema": "probe-attention-int8/1",
-        "what": "INT8 attention in Paddle 2.6's default oneDNN INT8 predictor: UIE-base latency (batch 40 x 128) and demo-teacher F1 per INT8 scope",
+        "what": (
+            "INT8 attention in Paddle 2.6's default oneDNN INT8 predictor: "
+            "UIE-base latency (batch 40 x 128) and demo-teacher F1 per INT8 scope"
+        ),
         "date": datetime.date.today().isoformat(),
         "command": " ".join(["python -m job lab probe_attention_int8", *argv]),
         "hardware": hardware(),
@@ -364,7 +367,10 @@ def render(record: dict) -> str:
     """The record as a Markdown table, then each scope's largest op types."""
     hw = record["hardware"]
     lines = [
-        f"{record['date']}, {hw.get('cpu')} ({hw.get('cores')} cores; {', '.join(hw.get('isa') or [])}), {record['threads']} threads; demo teacher FP32 F1 {record['teacher_fp32_f1']}",
+        (
+            f"{record['date']}, {hw.get('cpu')} ({hw.get('cores')} cores; {', '.join(hw.get('isa') or [])}), "
+            f"{record['threads']} threads; demo teacher FP32 F1 {record['teacher_fp32_f1']}"
+        ),
         "",
         "| INT8 scope | UIE-base median ms | vs linear | demo teacher F1 | ops in INT8 (demo teacher) |",
         "|---|---|---|---|---|",
@@ -372,7 +378,8 @@ def render(record: dict) -> str:
     for scope, row in record["scopes"].items():
         ops = ", ".join(f"{n} {k}" for k, n in sorted((row["teacher"].get("int8_ops") or {}).items()))
         lines.append(
-            f"| {scope} | {row['median_ms']:.1f} | {row['speedup_vs_linear']:.3f}× | {row['teacher']['f1']:.2f} | {ops} |"
+            f"| {scope} | {row['median_ms']:.1f} | {row['speedup_vs_linear']:.3f}× "
+            f"| {row['teacher']['f1']:.2f} | {ops} |"
         )
     for scope, row in record["scopes"].items():
         top = "; ".join(f"{p['op']} {p['ms_per_run']:.1f}" for p in row["profile"][:7])
