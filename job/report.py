@@ -185,7 +185,10 @@ def _parse(where: str, read: Any, found: list, warnings: list[str]) -> None:
     try:
         data = json.loads(read().decode("utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
-        message = f"{where}: skipped, not readable as JSON ({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        message = (
+            f"{where}: skipped, not readable as JSON "
+            f"({exc.__class__.__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+        )
         log.warning(message)
         warnings.append(message)
         return
@@ -465,7 +468,8 @@ def render_markdown(report: dict[str, Any]) -> str:
     """report.md: the two reference tables, every measurement, environments and flags."""
     lines = ["# 压缩结果 (compression report)", ""]
     lines.append(
-        f"{len(report['sources'])} results.json file(s). Metrics in points (fraction x 100); latency in ms per batch (median)."
+        f"{len(report['sources'])} results.json file(s). "
+        "Metrics in points (fraction x 100); latency in ms per batch (median)."
     )
     lines += ["", "## (a) 精度 (accuracy)", ""]
     acc = report["accuracy"]
@@ -479,7 +483,10 @@ def render_markdown(report: dict[str, Any]) -> str:
     lines += tables.markdown(acc["columns"], table)
     lines += [
         "",
-        "AVG: mean over the CLUE tasks; (n/7) when only n of the seven were run. † the accuracy gate failed for this task (status gated).",
+        (
+            "AVG: mean over the CLUE tasks; (n/7) when only n of the seven were run. "
+            "† the accuracy gate failed for this task (status gated)."
+        ),
     ]
 
     lines += ["", "## (b) 性能 (per-model summary)", ""]
@@ -597,15 +604,18 @@ def render_markdown(report: dict[str, Any]) -> str:
             if hw.get("isa"):
                 vnni += ", ISA " + " ".join(hw["isa"])
             lines.append(
-                f"- **{env['id']}**: device {env.get('device')}; {cpu} ({hw.get('cores', '?')} cores{vnni}); GPU {hw.get('gpu') or 'none'}; "
+                f"- **{env['id']}**: device {env.get('device')}; {cpu} ({hw.get('cores', '?')} cores{vnni}); "
+                f"GPU {hw.get('gpu') or 'none'}; "
                 f"threads {env.get('threads')}; batch {env.get('batch_size')}; {seq}{runs}; versions: {versions}"
             )
     lines += ["", "## Flags", ""]
     if report["flags"]:
         for flag in report["flags"]:
             lines.append(
-                f"- {flag['message']}: {flag['model']} / {strategy_label(flag['strategy'])} / {flag['task']}, {flag['runtime']} {flag['device']}, "
-                f"padding {flag['padding']}, batch {flag['batch_size']}: INT8 {flag['int8_ms']:.2f} ms vs FP32 {flag['fp32_ms']:.2f} ms ({flag['source']})"
+                f"- {flag['message']}: {flag['model']} / {strategy_label(flag['strategy'])} / {flag['task']}, "
+                f"{flag['runtime']} {flag['device']}, "
+                f"padding {flag['padding']}, batch {flag['batch_size']}: "
+                f"INT8 {flag['int8_ms']:.2f} ms vs FP32 {flag['fp32_ms']:.2f} ms ({flag['source']})"
             )
     else:
         lines.append("- none: every INT8 measurement is faster than its FP32 counterpart.")

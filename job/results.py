@@ -408,7 +408,8 @@ def summary(result: TaskResult, dest: str) -> str:
     return (
         f"\n== {result.task} / {result.strategy} ({'+'.join(result.act_strategies)}): {result.status} ==\n"
         f"{table}\n"
-        f"  {result.metric} change {result.delta_points or 0:+.2f} points on {measured}; accuracy gate (tolerance {result.gate.tolerance:.2f}) {verdict}\n"
+        f"  {result.metric} change {result.delta_points or 0:+.2f} points on {measured}; "
+        f"accuracy gate (tolerance {result.gate.tolerance:.2f}) {verdict}\n"
         f"  time {_fmt_seconds(result.total_seconds or 0)}: {phases}\n"
         f"  results: {dest}\n"
     )

@@ -12,7 +12,10 @@ def accuracy_lines(accuracy: dict) -> list[str]:
         return ["", "accuracy on the demo teacher: not measured (--no-accuracy)"]
     lines = [
         "",
-        f"accuracy on {accuracy['model']}, {accuracy['split']} split ({accuracy['examples']} examples), F1 points; calibration: {accuracy['calibration']}:",
+        (
+            f"accuracy on {accuracy['model']}, {accuracy['split']} split ({accuracy['examples']} examples), "
+            f"F1 points; calibration: {accuracy['calibration']}:"
+        ),
     ]
     lines += [f"  {name:<28} {score:6.2f}" for name, score in accuracy["f1"].items()]
     lines += [f"  note: {note}" for note in accuracy.get("notes", [])]
@@ -28,7 +31,8 @@ def check_lines(result) -> list[str]:
         ops = ", ".join(f"{k} {v}" for k, v in (record.get("int8_ops") or {}).items())
         if "mean_abs_diff" in check:
             lines.append(
-                f"  {name:<14} mean abs diff {check['mean_abs_diff']:.4f}, max {check['max_abs_diff']:.4f}; INT8 ops: {ops}"
+                f"  {name:<14} mean abs diff {check['mean_abs_diff']:.4f}, max {check['max_abs_diff']:.4f}; "
+                f"INT8 ops: {ops}"
             )
         else:
             lines.append(f"  {name:<14} not checked: {check.get('error', 'no check')}; INT8 ops: {ops}")
@@ -41,7 +45,10 @@ def peer_lines(result) -> list[str]:
         if record.get("error") or record.get("skipped"):
             lines += [
                 "",
-                f"OpenVINO {record.get('variant')}: {'failed' if record.get('error') else 'skipped'}: {record.get('error') or record.get('skipped')}",
+                (
+                    f"OpenVINO {record.get('variant')}: {'failed' if record.get('error') else 'skipped'}: "
+                    f"{record.get('error') or record.get('skipped')}"
+                ),
             ]
     for record in result.find(runtime="onnxruntime", padding="max"):
         tried = record.get("variants_tried") or []

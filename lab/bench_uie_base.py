@@ -139,7 +139,8 @@ class Experiment:
     threads: int = 0
     """CPU threads (0: every core; ``--threads``)."""
     int8_scope: str = "linear"
-    """What the quantized programs run in INT8 (``Job.int8_scope``; linear as the job publishes them; ``--int8-scope``)."""
+    """What the quantized programs run in INT8 (``Job.int8_scope``; linear as the job publishes them;
+    ``--int8-scope``)."""
     onnx: bool = True
     """The ONNX Runtime peer (``--no-onnx``)."""
     openvino: bool = True
@@ -190,7 +191,10 @@ def parser():
     parser.add_argument(
         "--quick",
         action="store_true",
-        help=f"smoke test: the config's quick settings ({QUICK.shape}, batch {QUICK.batch_size}, {QUICK.repeats} repeats)",
+        help=(
+            "smoke test: the config's quick settings "
+            f"({QUICK.shape}, batch {QUICK.batch_size}, {QUICK.repeats} repeats)"
+        ),
     )
     parser.add_argument("--out", help="output folder (default: the config's out, ./bench-out)")
     parser.add_argument(
@@ -219,7 +223,10 @@ def parser():
     parser.add_argument(
         "--int8-scope",
         choices=INT8_SCOPES,
-        help="what the quantized programs run in INT8 (Job.int8_scope; default: the config's, linear, as the job publishes them)",
+        help=(
+            "what the quantized programs run in INT8 "
+            "(Job.int8_scope; default: the config's, linear, as the job publishes them)"
+        ),
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
@@ -307,7 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     params = {name: model_params(m) for name, m in (("fp32", fp32), ("ptq", ptq), ("prune_ptq", pruned))}
     if params["prune_ptq"] >= params["fp32"]:
         print(
-            f"error: the pruned model is not smaller ({params['prune_ptq']:,} >= {params['fp32']:,} parameters): pruning pruned nothing",
+            f"error: the pruned model is not smaller ({params['prune_ptq']:,} >= {params['fp32']:,} parameters): "
+            "pruning pruned nothing",
             file=sys.stderr,
         )
         return 1
@@ -341,7 +349,8 @@ def main(argv: list[str] | None = None) -> int:
                 openvino=experiment.openvino,
             )
         print(
-            f"prepared {work}: models, compressed models, peer conversions and accuracy results, each under its cache key; nothing measured"
+            f"prepared {work}: models, compressed models, peer conversions and accuracy results, "
+            "each under its cache key; nothing measured"
         )
         return 0
     with logs.phase("benchmark", phases):
@@ -383,13 +392,26 @@ def main(argv: list[str] | None = None) -> int:
     record["phases"] = dict(phases, total=total)
 
     lines = [
-        f"# UIE latency benchmark ({'quick' if args.quick else 'full'}): shape {settings.shape}, vocabulary {VOCAB_SIZE}, random weights",
-        f"# batch {settings.batch_size}, sequence {settings.seq_len}, {threads} threads, warm-up {settings.warmup}, {settings.repeats} timed runs",
-        f"# INT8 scope of the published programs: {scope} (served by oneDNN with its defaults, as Taskflow serves them)",
-        f"# parameters: FP32 {params['fp32']:,}; PTQ {params['ptq']:,}; pruned+PTQ {params['prune_ptq']:,} ({params['prune_ptq'] / params['fp32']:.1%} of FP32)",
+        (
+            f"# UIE latency benchmark ({'quick' if args.quick else 'full'}): shape {settings.shape}, "
+            f"vocabulary {VOCAB_SIZE}, random weights"
+        ),
+        (
+            f"# batch {settings.batch_size}, sequence {settings.seq_len}, {threads} threads, "
+            f"warm-up {settings.warmup}, {settings.repeats} timed runs"
+        ),
+        (
+            f"# INT8 scope of the published programs: {scope} "
+            "(served by oneDNN with its defaults, as Taskflow serves them)"
+        ),
+        (
+            f"# parameters: FP32 {params['fp32']:,}; PTQ {params['ptq']:,}; pruned+PTQ {params['prune_ptq']:,} "
+            f"({params['prune_ptq'] / params['fp32']:.1%} of FP32)"
+        ),
         "# compression: "
         + "; ".join(
-            f"{name} {_seconds(entry.get('seconds'))}{' (reused from the cache: seconds of the run that built it)' if entry['reused'] else ''}"
+            f"{name} {_seconds(entry.get('seconds'))}"
+            f"{' (reused from the cache: seconds of the run that built it)' if entry['reused'] else ''}"
             for name, entry in compression.items()
         ),
         "",
@@ -757,7 +779,9 @@ def _measure_accuracy(
         "split": "test",
         "examples": task.size("test"),
         "metric": "f1 (points)",
-        "calibration": f"{batches} batches of {bs} training examples for both ACT PTQ (hist) and NNCF (transformer preset)",
+        "calibration": (
+            f"{batches} batches of {bs} training examples for both ACT PTQ (hist) and NNCF (transformer preset)"
+        ),
         "f1": {k: round(v, 2) for k, v in f1.items()},
         "notes": notes,
     }

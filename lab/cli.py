@@ -49,6 +49,7 @@ def main(experiment: str | None, argv: list[str]) -> int:
         raise InputError(f"python -m job lab: an experiment is required: {', '.join(EXPERIMENTS)} (see --help)")
     if experiment not in EXPERIMENTS:
         raise InputError(
-            f"python -m job lab: no experiment named {experiment!r}; choose one of {', '.join(EXPERIMENTS)} (see --help)"
+            f"python -m job lab: no experiment named {experiment!r}; "
+            f"choose one of {', '.join(EXPERIMENTS)} (see --help)"
         )
     return int(importlib.import_module(EXPERIMENTS[experiment]).main(list(argv)))

@@ -47,7 +47,8 @@ class Experiment:
     cache: str = ""
     """``Job.cache_dir`` for the runs (empty: the job's; ``--cache``)."""
     strategies: dict[str, list[str]] = dataclasses.field(default_factory=_strategies)
-    """Row per strategy, in order: ``Job.strategy`` -> extra overrides on the demo config (``--strategies`` picks some)."""
+    """Row per strategy, in order: ``Job.strategy`` -> extra overrides on the demo config
+    (``--strategies`` picks some)."""
 
     def check(self) -> None:
         from job.config import STRATEGIES, require
@@ -99,7 +100,8 @@ def configure(argv: list[str]) -> Experiment:
         unknown = [name for name in args.strategies if name not in experiment.strategies]
         if unknown:
             raise InputError(
-                f"python -m job lab demo_table: --strategies {' '.join(unknown)}: not in {args.config} (have: {', '.join(experiment.strategies)})"
+                f"python -m job lab demo_table: --strategies {' '.join(unknown)}: not in {args.config} "
+                f"(have: {', '.join(experiment.strategies)})"
             )
         experiment = dataclasses.replace(experiment, strategies={n: experiment.strategies[n] for n in args.strategies})
     changes = {k: v for k, v in (("out", args.out), ("cache", args.cache)) if v is not None}

@@ -343,7 +343,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     record = {
         "schema": "probe-attention-int8/1",
-        "what": "INT8 attention in Paddle 2.6's default oneDNN INT8 predictor: UIE-base latency (batch 40 x 128) and demo-teacher F1 per INT8 scope",
+        "what": (
+            "INT8 attention in Paddle 2.6's default oneDNN INT8 predictor: "
+            "UIE-base latency (batch 40 x 128) and demo-teacher F1 per INT8 scope"
+        ),
         "date": datetime.date.today().isoformat(),
         "command": " ".join(["python -m job lab probe_attention_int8", *argv]),
         "hardware": hardware(),
@@ -365,7 +368,10 @@ def render(record: dict) -> str:
     """The record as a Markdown table, then each scope's largest op types."""
     hw = record["hardware"]
     lines = [
-        f"{record['date']}, {hw.get('cpu')} ({hw.get('cores')} cores; {', '.join(hw.get('isa') or [])}), {record['threads']} threads; demo teacher FP32 F1 {record['teacher_fp32_f1']}",
+        (
+            f"{record['date']}, {hw.get('cpu')} ({hw.get('cores')} cores; {', '.join(hw.get('isa') or [])}), "
+            f"{record['threads']} threads; demo teacher FP32 F1 {record['teacher_fp32_f1']}"
+        ),
         "",
     ]
     rows = []

@@ -205,7 +205,8 @@ def test_the_readme_table_is_a_pure_function_of_the_record():
     )
     assert any(
         line.startswith(
-            "| our PTQ program, INT8 scope all (unrestricted) | OpenVINO 2026.4.1 | INT8 | failed: RuntimeError: Fail to convert dequantize_linear"
+            "| our PTQ program, INT8 scope all (unrestricted) | OpenVINO 2026.4.1 | INT8 "
+            "| failed: RuntimeError: Fail to convert dequantize_linear"
         )
         for line in lines
     )
@@ -257,12 +258,12 @@ def test_peers_padding_rows_are_lines_of_their_own():
     lines = bench_record.render_table(record).splitlines()
     assert "| FP32 | Paddle Inference, oneDNN | 20.0 (pad 128.0) | 36.4 (pad 70.4) | 44.4 (pad 54.0) | 1.82× |" in lines
     assert (
-        "| int8-dynamic (best of its variants) | ONNX Runtime | 100.0 (pad 128.0) | 100.0 (pad 70.4) | 100.0 (pad 54.0) | 1.00× |"
-        in lines
+        "| int8-dynamic (best of its variants) | ONNX Runtime "
+        "| 100.0 (pad 128.0) | 100.0 (pad 70.4) | 100.0 (pad 54.0) | 1.00× |" in lines
     )
     assert (
-        "| NNCF INT8, default precision, bf16 | OpenVINO | 80.0 (pad 128.0) | 160.0 (pad 70.4) | 200.0 (pad 54.0) | 2.00× |"
-        in lines
+        "| NNCF INT8, default precision, bf16 | OpenVINO "
+        "| 80.0 (pad 128.0) | 160.0 (pad 70.4) | 200.0 (pad 54.0) | 2.00× |" in lines
     )
     assert record["targets"]["padding"]["value"] == pytest.approx(min(2000.0 / 1100.0, 700.0 / 500.0)), (
         "the padding target stays Paddle's"

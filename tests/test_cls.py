@@ -78,7 +78,11 @@ def _loads_with_paddle_jit(folder) -> None:
     import subprocess
     import sys
 
-    code = f"import zlib, paddle\nlayer = paddle.jit.load({str(folder / 'inference')!r})\nprint(len(layer.program().global_block().ops))\n"
+    code = (
+        "import zlib, paddle\n"
+        f"layer = paddle.jit.load({str(folder / 'inference')!r})\n"
+        "print(len(layer.program().global_block().ops))\n"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert int(done.stdout.strip().splitlines()[-1]) > 0

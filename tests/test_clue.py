@@ -202,7 +202,10 @@ def test_wsc_pronoun_inside_noun_phrase_matches_paddlenlp(tmp_path):
 # --------------------------------------------------------------------------------------
 
 _GOOD_AFQMC = '{"sentence1": "花呗怎么还款", "sentence2": "花呗如何还钱", "label": "1"}'
-_GOOD_WSC = '{"target": {"span2_index": 13, "span1_index": 3, "span1_text": "书包", "span2_text": "它"}, "idx": 0, "label": "true", "text": "小明把书包放在桌子上，因为它太重了，他背不动。"}'
+_GOOD_WSC = (
+    '{"target": {"span2_index": 13, "span1_index": 3, "span1_text": "书包", "span2_text": "它"}, '
+    '"idx": 0, "label": "true", "text": "小明把书包放在桌子上，因为它太重了，他背不动。"}'
+)
 
 
 _GOOD_CSL = '{"id": 1, "abst": "摘要", "keyword": ["甲", "乙"], "label": "0"}'

@@ -21,7 +21,8 @@ if {route}:
     from job.compress import slim_patches
     slim_patches.apply()
 from paddle.static.quantization import post_training_quantization, quantization_pass
-for module, label in ((quantization_pass, "Adding quant op with weight"), (post_training_quantization, "Sampling stage, Run batch")):
+for module, label in ((quantization_pass, "Adding quant op with weight"), \
+(post_training_quantization, "Sampling stage, Run batch")):
     with module.tqdm(total=300, bar_format=label + ":|{{bar}}| {{n_fmt}}/{{total_fmt}}", ncols=80) as bar:
         for _ in range(300):
             time.sleep(0.003)

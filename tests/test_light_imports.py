@@ -52,7 +52,8 @@ def test_light_environment_has_no_paddle(light_python):
     proc = run(
         light_python,
         "-c",
-        "import importlib.util as u, json; print(json.dumps([m for m in ('paddle', 'paddlenlp', 'paddleslim', 'numpy') if u.find_spec(m)]))",
+        "import importlib.util as u, json; "
+        "print(json.dumps([m for m in ('paddle', 'paddlenlp', 'paddleslim', 'numpy') if u.find_spec(m)]))",
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == []

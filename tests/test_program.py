@@ -338,7 +338,10 @@ def test_write_program_replaces_the_file_whole_and_the_cache_follows(tmp_path, m
 
 
 def test_importing_job_program_imports_no_paddle_or_numpy():
-    probe = "import json, sys, job.program; print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('paddle', 'numpy'))))"
+    probe = (
+        "import json, sys, job.program; "
+        "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in ('paddle', 'numpy'))))"
+    )
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=env, capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr[-2000:]

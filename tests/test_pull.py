@@ -95,8 +95,10 @@ def test_pull_imports_stay_light(python, request):
     code = (
         f"import sys; sys.path.insert(0, {str(REPO)!r}); "
         "import job.storage, job.report; from job.config import StorageConfig; "
-        "s3 = job.storage.Storage(StorageConfig(endpoint_url='http://127.0.0.1:9')).backend('s3://bucket/key'); s3.client(); s3.transfer_config(); "
-        f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}); print(heavy); sys.exit(1 if heavy else 0)"
+        "s3 = job.storage.Storage(StorageConfig(endpoint_url='http://127.0.0.1:9')).backend('s3://bucket/key'); "
+        "s3.client(); s3.transfer_config(); "
+        f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r}); "
+        "print(heavy); sys.exit(1 if heavy else 0)"
     )
     proc = subprocess.run(
         [str(interpreter), "-c", code],

@@ -69,8 +69,8 @@ def test_clue_report_has_the_reference_tables(clue_dir: Path, tmp_path: Path):
     # Base row from `before`, strategy rows from `after`, points with 2 decimals.
     assert "| ernie-3.0-medium | Base模型 | 75.35 | 57.45 | 60.17 | 81.16 | 77.19 | 80.59 | 79.70 | 73.09 |" in markdown
     assert (
-        "| ernie-3.0-medium | 剪枝蒸馏+离线量化 (prune_ptq) | 74.17 | 56.09 | 59.49 | 80.50 | 76.28 | 81.86 | - | 71.40 (6/7) |"
-        in markdown
+        "| ernie-3.0-medium | 剪枝蒸馏+离线量化 (prune_ptq) "
+        "| 74.17 | 56.09 | 59.49 | 80.50 | 76.28 | 81.86 | - | 71.40 (6/7) |" in markdown
     )
 
     data = json.loads((out / "report.json").read_text(encoding="utf-8"))
@@ -87,8 +87,8 @@ def test_clue_report_has_the_reference_tables(clue_dir: Path, tmp_path: Path):
     assert gpu["speedup"] == pytest.approx(2.394, abs=1e-3) and gpu["speedup_vs_fp16"] == pytest.approx(2.394, abs=1e-3)
     assert gpu["speedup_vs_fp32"] == pytest.approx(61.2 / 12.22, rel=1e-3)
     assert (
-        "| ernie-3.0-medium | 量化训练+蒸馏 (qat_dis) | 78.41 (1/7) | 12.22 (int8) | 2.39 | - | - | 12.22 | 5.01 | 2.39 |"
-        in markdown
+        "| ernie-3.0-medium | 量化训练+蒸馏 (qat_dis) "
+        "| 78.41 (1/7) | 12.22 (int8) | 2.39 | - | - | 12.22 | 5.01 | 2.39 |" in markdown
     )
 
     # Skipped GPU measurements are listed with their reason, without numbers.
@@ -253,9 +253,8 @@ def test_summary_table_still_there():
         for n in ("uie_ptq.json", "ocnli_failed.json")
     ]
     lines = report.summary_table(results).splitlines()
-    assert (
-        lines[0]
-        == "| task | strategy | status | metric | before | after | delta points | original size MB | compressed size MB |"
+    assert lines[0] == (
+        "| task | strategy | status | metric | before | after | delta points | original size MB | compressed size MB |"
     )
     assert lines[2] == "| uie | ptq | complete | f1 | 85.12 | 84.77 | -0.35 | 470.1 | 120.5 |"
 
@@ -289,7 +288,8 @@ def test_a_file_failing_the_schema_is_skipped_naming_the_file_and_the_key(clue_d
     found, warnings = report.gather(str(clue_dir))
     assert sorted(where for where, _ in found) == sorted(str(p) for p in clue_dir.rglob("results.json") if p != target)
     assert warnings == [
-        f"{target}: skipped, not a results.json of this job (models.compressed.size_bytes: expected an integer, got text)"
+        f"{target}: skipped, not a results.json of this job "
+        "(models.compressed.size_bytes: expected an integer, got text)"
     ]
     built = report.build(found, warnings)
     assert any(row["model"] == "schema-two" and row["tasks"] == {"tnews": 57.52} for row in built["accuracy"]["rows"])

@@ -62,7 +62,8 @@ class Planned:
         unknown = sorted(set(self.options) - set(allowed))
         if unknown:
             raise ValueError(
-                f"planned {self.model!r} on {self.runtime}: unknown options {unknown} (takes: {', '.join(allowed) or 'none'})"
+                f"planned {self.model!r} on {self.runtime}: unknown options {unknown} "
+                f"(takes: {', '.join(allowed) or 'none'})"
             )
 
 

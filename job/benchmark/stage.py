@@ -124,7 +124,8 @@ def run(
             ok, why = paddle_inference.gpu_available()
             if not ok:
                 log.warning(
-                    "benchmark: device gpu asked for, but %s; GPU (TensorRT) measurements are skipped, no figures are made up",
+                    "benchmark: device gpu asked for, but %s; "
+                    "GPU (TensorRT) measurements are skipped, no figures are made up",
                     why,
                 )
                 ctx.result.notes.append(f"GPU measurements skipped: {why}")

@@ -357,7 +357,8 @@ def restrict(
     if scope.name != "all" and any(op.type.startswith("fake_") and "quantize" in op.type for op in block.ops):
         # The older format fuses quantize and dequantize into one op; only QDQ pairs are restricted.
         log.warning(
-            "%s uses the older fake-quant format (onnx_format: false): Job.int8_scope applies to QDQ pairs only, the rest is published as ACT saved it",
+            "%s uses the older fake-quant format (onnx_format: false): "
+            "Job.int8_scope applies to QDQ pairs only, the rest is published as ACT saved it",
             path,
         )
     for index in sorted(doomed, reverse=True):

@@ -189,7 +189,8 @@ def run(cfg: JobConfig, model: ModelFiles, task: Task, workdir: Path) -> Compres
         missing = [name for name in feed_names if name not in task.input_names]
         if missing:
             raise InputError(
-                f"{model.folder}: the model's inputs {missing} are not inputs of task {task.name} ({', '.join(task.input_names)})"
+                f"{model.folder}: the model's inputs {missing} are not inputs of task {task.name} "
+                f"({', '.join(task.input_names)})"
             )
         batch_size = cfg.Global.batch_size
         calib = calibration(cfg, task.size("train"))
@@ -268,7 +269,8 @@ def _require_smac() -> None:
         found = None
     if found != "1.4.0":
         raise InputError(
-            f"HyperParameterOptimization needs smac==1.4.0 (found {found or 'none'}); scripts/setup.sh installs it where a C++ compiler is available"
+            f"HyperParameterOptimization needs smac==1.4.0 (found {found or 'none'}); "
+            "scripts/setup.sh installs it where a C++ compiler is available"
         )
 
 

@@ -32,5 +32,6 @@ def utf8_lines(path: str | Path) -> Iterator[tuple[int, str]]:
                 yield lineno, raw.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise DataError(
-                    f"{source}:{lineno}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start} of the line); save the file as UTF-8"
+                    f"{source}:{lineno}: not UTF-8 text "
+                    f"(byte 0x{raw[exc.start]:02x} at offset {exc.start} of the line); save the file as UTF-8"
                 ) from None

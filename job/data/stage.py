@@ -169,7 +169,8 @@ def _with_roles(raw: RawData, seed: int) -> RawData:
         selection, gate = hold_out(dev, seed)
         if not selection.examples or not gate.examples:
             raise DataError(
-                f"{source}: the dev data ({len(dev.examples)} examples) serves as test and is too small to hold out a gate part; give Global.test_data"
+                f"{source}: the dev data ({len(dev.examples)} examples) serves as test "
+                "and is too small to hold out a gate part; give Global.test_data"
             )
         raw.splits["dev"], raw.splits["test"] = selection, gate
         how = f"{source} held out by text (seed {seed}): disjoint halves"

@@ -124,7 +124,8 @@ def _check_prompt_fits(prompt: str, max_seq_len: int, where: str) -> None:
     # [CLS] prompt [SEP] content [SEP]: at least one content character must fit.
     if max_seq_len <= len(prompt) + 3:
         raise DataError(
-            f"{where}: max_seq_len {max_seq_len} is too small for the prompt {prompt!r} ({len(prompt)} characters + 3 special tokens); raise Global.max_seq_length"
+            f"{where}: max_seq_len {max_seq_len} is too small for the prompt {prompt!r} "
+            f"({len(prompt)} characters + 3 special tokens); raise Global.max_seq_length"
         )
 
 
@@ -180,7 +181,8 @@ def split_long(content: str, prompt: str, spans: list[Span], max_seq_len: int) -
         if end - start > window:
             raise _BadRecord(
                 "span_too_long",
-                f"span [{start}, {end}) is longer than the {window} characters that fit beside the prompt; raise Global.max_seq_length",
+                f"span [{start}, {end}) is longer than the {window} characters that fit beside the prompt; "
+                "raise Global.max_seq_length",
             )
     pieces = []
     offset = 0
@@ -263,13 +265,15 @@ def _map_spans(example: UIEExample, offsets: list[tuple[int, int]], head: int) -
         if first is None or last is None:
             raise _BadRecord(
                 "span_untokenizable",
-                f"span {example.content[start:end]!r} at [{start}, {end}) starts or ends on characters the tokenizer drops",
+                f"span {example.content[start:end]!r} at [{start}, {end}) "
+                "starts or ends on characters the tokenizer drops",
             )
         if offsets[first][0] != start or offsets[last][1] != end:
             token_text = example.content[offsets[first][0] : offsets[last][1]]
             raise _BadRecord(
                 "span_inside_token",
-                f"span {example.content[start:end]!r} at [{start}, {end}) does not start and end on token boundaries (the tokens cover {token_text!r})",
+                f"span {example.content[start:end]!r} at [{start}, {end}) "
+                f"does not start and end on token boundaries (the tokens cover {token_text!r})",
             )
         starts.append(head + first)
         ends.append(head + last)

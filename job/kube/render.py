@@ -321,7 +321,10 @@ def _checkov_skips(options: JobOptions) -> dict[str, str]:
     reasons = [
         "CKV_K8S_15=IfNotPresent on purpose: the image is several GB and is pinned by version tag or digest",
         "CKV_K8S_35=boto3 reads the standard AWS_* variables; the Secret is referenced with envFrom, never inlined",
-        "CKV2_K8S_6=the NetworkPolicy act-job in k8s/namespace.yaml selects these pods (no ingress); apply it once per namespace",
+        (
+            "CKV2_K8S_6=the NetworkPolicy act-job in k8s/namespace.yaml selects these pods (no ingress); "
+            "apply it once per namespace"
+        ),
     ]
     if not is_digest(options.image):
         reasons.append("CKV_K8S_43=image given by tag; pass --image REPOSITORY@sha256:DIGEST to pin the content")

@@ -154,7 +154,8 @@ def _verify_by_store(storage: Any, expected: Expected, local: Path, size: int) -
     checksum = storage.backend(expected.uri).store_checksum(expected.uri)
     if checksum is None:
         raise InputError(
-            f"{escape(expected.uri)}: cannot verify it: no manifest.json beside it and the store keeps no checksum of it "
+            f"{escape(expected.uri)}: cannot verify it: "
+            "no manifest.json beside it and the store keeps no checksum of it "
             "(upload it with a SHA-256 or CRC32 checksum, or publish the folder with a manifest.json)"
         )
     if not content_matches(*checksum, local):

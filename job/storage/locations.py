@@ -77,7 +77,8 @@ def split_s3(uri: str) -> tuple[str, str]:
     if not _BUCKET_RE.match(bucket) or ".." in bucket or _IPV4_RE.match(bucket):
         name = f"***@{bucket.rpartition('@')[2]}" if "@" in bucket else bucket  # user:password@ never shown
         raise InputError(
-            f"{shown}: {escape(repr(name))} is not a valid bucket name (3-63 characters: lowercase letters, digits, '.' and '-')"
+            f"{shown}: {escape(repr(name))} is not a valid bucket name "
+            "(3-63 characters: lowercase letters, digits, '.' and '-')"
         )
     return bucket, key.strip("/")
 
@@ -117,7 +118,8 @@ def safe_relpath(rel: str, where: str) -> str:
         or any(part in ("", ".", "..") for part in parts)
     ):
         raise UnsafePathError(
-            f"{escape(where)}: refusing unsafe path {escape(repr(rel))} (absolute, '..', empty component or control character)"
+            f"{escape(where)}: refusing unsafe path {escape(repr(rel))} "
+            "(absolute, '..', empty component or control character)"
         )
     if any(len(part.encode("utf-8", "surrogatepass")) > _MAX_COMPONENT for part in parts):
         raise UnsafePathError(

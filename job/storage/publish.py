@@ -61,7 +61,10 @@ class PublishResult:
 
     def summary(self) -> str:
         marker = "marked complete" if self.marker_written else f"no {MARKER} marker"
-        return f"published {self.files} files ({format_size(self.bytes)}) to {self.prefix} in {self.seconds:.1f} s, {marker}"
+        return (
+            f"published {self.files} files ({format_size(self.bytes)}) to {self.prefix} "
+            f"in {self.seconds:.1f} s, {marker}"
+        )
 
 
 def _local_files(local_dir: Path) -> list[tuple[str, Path]]:
