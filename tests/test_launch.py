@@ -389,13 +389,15 @@ def test_no_secret_value_in_any_output(light_python, kube, kubeconfig, tmp_path)
 
 
 def test_launch_module_loads_without_side_effects():
-    """Importing the launcher (as tests and tools may) neither runs main nor needs kubernetes."""
-    import job.kube.launch as module
+    """Importing the launcher and its cluster side (as tests and tools may) neither runs main
+    nor needs kubernetes."""
+    import job.kube.cluster as module
+    import job.kube.launch  # noqa: F401
 
     assert module.Exit.JOB_FAILED == 1 and module.Exit.INPUT == ExitCode.INPUT and module.Exit.CLUSTER == 4
     rows = [
-        module._Row("afqmc", "act-afqmc-ptq-x", 1, 0, 0, "running", ""),
-        module._Row("uie", "act-uie-ptq-x", 0, 1, 0, "succeeded", ""),
+        module.Row("afqmc", "act-afqmc-ptq-x", 1, 0, 0, "running", ""),
+        module.Row("uie", "act-uie-ptq-x", 0, 1, 0, "succeeded", ""),
     ]
     table = module.format_table(rows).splitlines()
     assert table[0].split() == ["TASK", "JOB", "ACTIVE", "SUCCEEDED", "FAILED", "STATE", "REASON"] and len(table) == 3

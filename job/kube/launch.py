@@ -15,39 +15,20 @@ import dataclasses
 import os
 import re
 import sys
-import time
-import typing
-from enum import IntEnum
 from pathlib import Path
 
 import yaml
 
-from job import tables
 from job.cli import Parser
 from job.config import STRATEGIES
-from job.errors import ConfigError, ExitCode, InputError
+from job.errors import ConfigError, InputError
 from job.kube import render
+from job.kube.cluster import Cluster, ClusterError, Exit, apply_jobs, watch
 from job.storage import check_location, scrub
 
 IMAGE_ENV = "ACT_JOB_IMAGE"
 _REPO = Path(__file__).resolve().parents[2]
 _IMAGE_CONFIGS = "/app/configs"  # where docker/Dockerfile puts configs/
-_REQUEST_TIMEOUT = (10, 60)  # seconds: connect, read
-
-
-class Exit(IntEnum):
-    """The launcher's exit codes (``ExitCode`` values where the meaning is the same)."""
-
-    OK = ExitCode.OK
-    JOB_FAILED = 1
-    INPUT = ExitCode.INPUT
-    CLUSTER = 4
-
-
-class ClusterError(Exception):
-    """The cluster API is unreachable or refused a request."""
-
-
 _DESCRIPTION = """\
 Render one Kubernetes Job per task of the compression job (PaddleSlim ACT on UIE and the
 CLUE classifiers), each pinned to one NVIDIA T4; print them as YAML, write them to files, or
@@ -387,226 +368,6 @@ def write_outputs(jobs: list[dict], options: render.JobOptions, args: argparse.N
 
 
 # --------------------------------------------------------------------------------------
-# Cluster: apply and watch (the kubernetes client is imported only here)
-# --------------------------------------------------------------------------------------
-
-
-class _Cluster:
-    def __init__(self, kubeconfig: str | None, context: str | None):
-        try:
-            from kubernetes import client, config
-            from kubernetes.config.config_exception import ConfigException
-        except ImportError:
-            raise InputError("the kubernetes Python client is missing: pip install -r requirements/light.txt") from None
-        from urllib3.util.retry import Retry
-
-        configuration = client.Configuration()
-        try:
-            config.load_kube_config(
-                config_file=kubeconfig, context=context, client_configuration=configuration, persist_config=False
-            )
-        except ConfigException as exc:
-            raise InputError(f"kubeconfig {kubeconfig or '($KUBECONFIG or ~/.kube/config)'}: {exc}") from None
-        except (OSError, ValueError, TypeError, yaml.YAMLError) as exc:
-            raise InputError(f"kubeconfig {kubeconfig or '(default)'}: unreadable ({exc.__class__.__name__})") from None
-        # Retry connecting only: a retried POST could create a Job twice.
-        configuration.retries = Retry(total=2, connect=2, read=0, status=0, redirect=0, backoff_factor=0.5)
-        self.host = configuration.host
-        api = client.ApiClient(configuration)
-        self.batch = client.BatchV1Api(api)
-        self.core = client.CoreV1Api(api)
-
-    def error(self, exc: Exception, what: str) -> Exception:
-        """A one-line InputError or ClusterError for a failed request."""
-        from kubernetes.client.exceptions import ApiException
-
-        if isinstance(exc, ApiException):
-            message = _status_message(exc)
-            if exc.status in (400, 422):
-                return InputError(f"{what}: the API server rejected it as invalid ({exc.status}): {message}")
-            if exc.status == 404:
-                return ClusterError(
-                    f"{what}: not found ({message}); is the namespace created? kubectl apply -f k8s/namespace.yaml"
-                )
-            return ClusterError(f"{what}: the API server at {self.host} refused ({exc.status} {exc.reason}): {message}")
-        reason = getattr(exc, "reason", None) or exc
-        return ClusterError(f"{what}: cluster API unreachable at {self.host}: {_short(str(reason))}")
-
-    def call(self, what: str, fn: typing.Callable, *a, tolerate: tuple[int, ...] = (), **kw):
-        """``fn(*a, **kw)`` with the request timeout; a failure as ``self.error``, except an
-        HTTP status in ``tolerate``, which returns None."""
-        from kubernetes.client.exceptions import ApiException
-        from urllib3.exceptions import HTTPError
-
-        try:
-            return fn(*a, _request_timeout=_REQUEST_TIMEOUT, **kw)
-        except ApiException as exc:
-            if exc.status in tolerate:
-                return None
-            raise self.error(exc, what) from None
-        except (HTTPError, OSError) as exc:
-            raise self.error(exc, what) from None
-
-
-def _status_message(exc) -> str:
-    import json
-
-    try:
-        body = json.loads(exc.body or "{}")
-        return _short(str(body.get("message") or exc.reason))
-    except (ValueError, AttributeError):
-        return _short(str(exc.reason))
-
-
-def _short(text: str, limit: int = 200) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
-
-
-def apply_jobs(cluster: _Cluster, jobs: list[dict], namespace: str) -> tuple[int, int]:
-    """Create each Job; an existing one (409) is reported and left as is."""
-    created = existed = 0
-    for job in jobs:
-        name = job["metadata"]["name"]
-        task = job["metadata"]["labels"]["act-job/task"]
-        what = f"create Job {namespace}/{name}"
-        try:
-            # Strict: the API server rejects unknown or duplicate fields instead of dropping them.
-            result = cluster.call(
-                what, cluster.batch.create_namespaced_job, namespace, job, field_validation="Strict", tolerate=(409,)
-            )
-        except ValueError as exc:  # the client's own model validation (pydantic), before any request
-            raise InputError(f"{what}: the Kubernetes client rejected it: {_short(str(exc).splitlines()[0])}") from None
-        if result is None:
-            existed += 1
-            print(f"exists, left as is   {name}  ({task})", flush=True)
-        else:
-            created += 1
-            print(f"created              {name}  ({task})", flush=True)
-    print(f"launch: {created} created, {existed} already existed, in namespace {namespace}", flush=True)
-    return created, existed
-
-
-@dataclasses.dataclass
-class _Row:
-    task: str
-    name: str
-    active: int = 0
-    succeeded: int = 0
-    failed: int = 0
-    state: str = "missing"
-    reason: str = ""
-
-    @property
-    def done(self) -> bool:
-        return self.state in ("succeeded", "failed", "missing")
-
-
-def _row(task: str, name: str, job) -> _Row:
-    """The row of one Job; a pending or running one gets its pod's reason later (``watch``)."""
-    row = _Row(task, name)
-    if job is None:
-        row.reason = "not found (never created, or deleted after its TTL)"
-        return row
-    status = job.status
-    if status is not None:
-        row.active, row.succeeded, row.failed = status.active or 0, status.succeeded or 0, status.failed or 0
-    conditions = {c.type: c for c in (status.conditions or [])} if status else {}
-
-    def true(kind: str):
-        cond = conditions.get(kind)
-        return cond if cond is not None and cond.status == "True" else None
-
-    if (cond := true("Complete")) is not None:
-        row.state = "succeeded"
-    elif (cond := true("Failed")) is not None:
-        row.state = "failed"
-        row.reason = _short(f"{cond.reason or ''}: {cond.message or ''}".strip(": "), 120)
-    elif (cond := true("Suspended")) is not None or (job.spec is not None and job.spec.suspend):
-        row.state = "suspended"
-        row.reason = "waiting for admission (Kueue)" if cond is None else _short(cond.reason or "", 120)
-    else:
-        row.state = "running" if row.active else "pending"
-    return row
-
-
-def _pod_reasons(cluster: _Cluster, namespace: str, selector: str) -> dict[str, str]:
-    """Job name -> why its pod is stuck (image pull, missing Secret, unschedulable), if known."""
-    try:
-        pods = cluster.call(
-            f"list Pods in {namespace}", cluster.core.list_namespaced_pod, namespace, label_selector=selector
-        )
-    except (ClusterError, InputError):
-        return {}  # e.g. no permission to list pods: the table just shows less
-    reasons: dict[str, str] = {}
-    for pod in pods.items:
-        labels = pod.metadata.labels or {}
-        job = labels.get("batch.kubernetes.io/job-name") or labels.get("job-name")
-        if not job or not pod.status:
-            continue
-        for cs in pod.status.container_statuses or []:
-            waiting = cs.state.waiting if cs.state else None
-            if waiting and waiting.reason not in (None, "ContainerCreating", "PodInitializing"):
-                reasons[job] = _short(f"{waiting.reason}: {waiting.message or ''}".strip(": "), 120)
-        for cond in pod.status.conditions or []:
-            if cond.type == "PodScheduled" and cond.status == "False" and job not in reasons:
-                reasons[job] = _short(f"{cond.reason or 'Unschedulable'}: {cond.message or ''}".strip(": "), 120)
-    return reasons
-
-
-def format_table(rows: list[_Row]) -> str:
-    header = ("TASK", "JOB", "ACTIVE", "SUCCEEDED", "FAILED", "STATE", "REASON")
-    cells = [header] + [
-        (r.task, r.name, str(r.active), str(r.succeeded), str(r.failed), r.state, r.reason) for r in rows
-    ]
-    return "\n".join(tables.text(cells))
-
-
-def watch(cluster: _Cluster, jobs: list[dict], namespace: str, run_id: str, interval: float) -> int:
-    """Poll until every Job has finished; 0 if all succeeded, 1 otherwise."""
-    expected = [(j["metadata"]["labels"]["act-job/task"], j["metadata"]["name"]) for j in jobs]
-    selector = f"app.kubernetes.io/name={render.APP_NAME},act-job/run-id={render.label_value(run_id)}"
-    shown, polls, errors = None, 0, 0
-    while True:
-        try:
-            listed = cluster.call(
-                f"list Jobs in {namespace}", cluster.batch.list_namespaced_job, namespace, label_selector=selector
-            )
-            errors = 0
-        except ClusterError:
-            errors += 1
-            if errors >= 3:
-                raise
-            time.sleep(interval)
-            continue
-        by_name = {item.metadata.name: item for item in listed.items}
-        if polls == 0 and not any(name in by_name for _, name in expected):
-            raise InputError(
-                f"no Jobs of run {run_id} in namespace {namespace}; were they applied (--apply) with the same flags?"
-            )
-        rows = [_row(task, name, by_name.get(name)) for task, name in expected]
-        waiting = [r for r in rows if r.state in ("pending", "running")]
-        if waiting:  # why their pods are stuck, if known
-            reasons = _pod_reasons(cluster, namespace, selector)
-            for r in waiting:
-                r.reason = reasons.get(r.name, "")
-        table = format_table(rows)
-        if table != shown or polls % 10 == 0:
-            print(f"[{time.strftime('%H:%M:%S')}] run {run_id}, namespace {namespace}\n{table}\n", flush=True)
-            shown = table
-        if all(r.done for r in rows):
-            break
-        polls += 1
-        time.sleep(interval)
-    bad = [r for r in rows if r.state != "succeeded"]
-    if bad:
-        print(f"launch: {len(bad)} of {len(rows)} Job(s) did not succeed: {', '.join(r.name for r in bad)}", flush=True)
-        return int(Exit.JOB_FAILED)
-    print(f"launch: all {len(rows)} Job(s) succeeded", flush=True)
-    return int(Exit.OK)
-
-
-# --------------------------------------------------------------------------------------
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -623,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         write_outputs(jobs, options, args)
         if args.apply or args.watch:
-            cluster = _Cluster(args.kubeconfig, args.context)
+            cluster = Cluster(args.kubeconfig, args.context)
             if args.apply:
                 apply_jobs(cluster, jobs, options.namespace)
             if args.watch:
