@@ -33,7 +33,7 @@ from job.storage import (
     fetch,
     list_runs,
     publish,
-    pull,
+    pull_task,
     task_prefix,
 )
 
@@ -134,7 +134,7 @@ def test_round_trip_with_multipart(s3_server, bucket, s3_client, tmp_path):
     assert completion_state(storage, prefix, FP) == "complete"
 
     dest = tmp_path / "dest"
-    pulled = pull(storage, prefix, dest, progress=False)
+    pulled = pull_task(storage, prefix, dest, progress=False)
     assert (pulled.files, pulled.bytes, pulled.dest) == (8, result.bytes, dest)
     assert tree_hashes(dest, skip=(MANIFEST, MARKER)) == tree_hashes(src)
     assert (dest / MARKER).exists() and json.loads((dest / MANIFEST).read_text()) == manifest
@@ -187,7 +187,7 @@ def test_tampered_object_is_caught(s3_server, bucket, s3_client, tmp_path, same_
     assert completion_state(storage, prefix, FP) == "incomplete"
     dest = tmp_path / "dest"
     with pytest.raises(StorageError) as info:
-        pull(storage, prefix, dest, progress=False)
+        pull_task(storage, prefix, dest, progress=False)
     assert_one_line(info.value, "vocab.txt")
     assert info.value.exit_code == ExitCode.STORAGE
     assert not dest.exists() or snapshot(dest) == [], "nothing of a failed pull is left in dest"
@@ -197,14 +197,14 @@ def test_pull_requires_marker_and_manifest(s3_server, bucket, tmp_path):
     storage = make_storage(s3_server)
     prefix = f"s3://{bucket}/out/r/uie/ptq"
     with pytest.raises(InputError, match="nothing there"):
-        pull(storage, prefix, tmp_path / "d1", progress=False)
+        pull_task(storage, prefix, tmp_path / "d1", progress=False)
     publish(storage, make_task_dir(tmp_path / "src"), prefix, fingerprint=FP, status="failed", progress=False)
     with pytest.raises(InputError, match="_SUCCESS"):
-        pull(storage, prefix, tmp_path / "d2", progress=False)
+        pull_task(storage, prefix, tmp_path / "d2", progress=False)
     storage.put_bytes(b"", f"{prefix}/{MARKER}")
     storage.delete(f"{prefix}/{MANIFEST}")
     with pytest.raises(InputError, match=MANIFEST):
-        pull(storage, prefix, tmp_path / "d3", progress=False)
+        pull_task(storage, prefix, tmp_path / "d3", progress=False)
     assert not any((tmp_path / d).exists() for d in ("d1", "d2", "d3"))
 
 
@@ -251,7 +251,7 @@ def test_pull_refuses_paths_outside_dest(s3_server, bucket, s3_client, tmp_path,
     before = snapshot(tmp_path)
 
     with pytest.raises((InputError, StorageError)) as info:
-        pull(storage, f"s3://{bucket}/{key_prefix}", dest, progress=False)
+        pull_task(storage, f"s3://{bucket}/{key_prefix}", dest, progress=False)
 
     assert_one_line(info.value)
     assert snapshot(tmp_path) == before, "nothing written anywhere, dest included"
@@ -270,10 +270,10 @@ def test_pull_refuses_writing_through_a_symlink(s3_server, bucket, tmp_path):
     dest.mkdir()
     (dest / "extra").symlink_to(outside, target_is_directory=True)  # extra/notes.txt would land outside
     with pytest.raises(InputError, match="not empty"):
-        pull(storage, prefix, dest, progress=False)
+        pull_task(storage, prefix, dest, progress=False)
     assert list(outside.iterdir()) == []
     assert [p.name for p in dest.iterdir()] == ["extra"]
-    pull(storage, prefix, dest, force=True, progress=False)  # replaced as a whole, the link with it
+    pull_task(storage, prefix, dest, force=True, progress=False)  # replaced as a whole, the link with it
     assert list(outside.iterdir()) == []
     assert not (dest / "extra").is_symlink() and (dest / "extra" / "notes.txt").is_file()
 
@@ -319,7 +319,7 @@ def test_server_dies_during_upload_then_publish_again(s3_server, bucket, s3_clie
     assert result.marker_written
     assert completion_state(direct, prefix, FP) == "complete"
     assert pending_uploads(s3_client, bucket) == [], "unfinished multipart uploads are aborted"
-    pull(direct, prefix, tmp_path / "dest", progress=False)
+    pull_task(direct, prefix, tmp_path / "dest", progress=False)
     assert tree_hashes(tmp_path / "dest", skip=(MANIFEST, MARKER)) == tree_hashes(src)
 
 
@@ -509,14 +509,14 @@ def test_local_output_round_trip(tmp_path):
     assert completion_state(storage, prefix, FP) == "complete"
     assert completion_state(storage, prefix, OTHER_FP) == "config_changed"
     assert [t.state for t in list_runs(storage, out)] == ["complete"]
-    pull(storage, prefix, tmp_path / "dest", progress=False)
+    pull_task(storage, prefix, tmp_path / "dest", progress=False)
     assert tree_hashes(tmp_path / "dest", skip=(MANIFEST, MARKER)) == tree_hashes(src)
 
     vocab = Path(prefix, "vocab.txt")
     vocab.write_bytes(bytes(reversed(vocab.read_bytes())))  # same size: only the SHA-256 tells
     assert completion_state(storage, prefix, FP) == "incomplete"
     with pytest.raises(StorageError, match=r"vocab\.txt"):
-        pull(storage, prefix, tmp_path / "dest2", progress=False)
+        pull_task(storage, prefix, tmp_path / "dest2", progress=False)
 
 
 def test_publish_in_place(tmp_path):
@@ -640,10 +640,10 @@ def test_credentials_never_leak(s3_server, bucket, s3_client, tmp_path, monkeypa
     texts.append(publish(storage, make_task_dir(tmp_path / "src"), prefix, fingerprint=FP, status="complete").summary())
     texts.append(completion_state(storage, prefix, FP))
     texts.append(repr(list_runs(storage, out)))
-    texts.append(pull(storage, prefix, tmp_path / "dest").summary())
+    texts.append(pull_task(storage, prefix, tmp_path / "dest").summary())
     texts.append(str(fetch(storage, prefix, tmp_path / "cache")))
     for call in (
-        lambda: pull(storage, f"{out}/none", tmp_path / "d2"),
+        lambda: pull_task(storage, f"{out}/none", tmp_path / "d2"),
         lambda: storage.list("s3://no-such-bucket-here/x"),
         lambda: make_storage(dead_endpoint(), max_attempts=1).list(out),
     ):

@@ -30,7 +30,7 @@ from job.storage.base import Backend, FileDigest, NotFoundError, ObjectInfo, has
 from job.storage.client import Storage
 from job.storage.download import download_verified
 from job.storage.inputs import fetch, input_identity, run_fingerprint
-from job.storage.layout import PullResult, TaskStatus, list_runs, pull, task_prefix
+from job.storage.layout import PullResult, TaskStatus, list_runs, pull_task, task_prefix
 from job.storage.locations import escape
 from job.storage.manifest import MANIFEST, MARKER, completion_state
 from job.storage.publish import PublishResult, format_size, publish
@@ -57,7 +57,7 @@ __all__ = [
     "input_identity",
     "list_runs",
     "publish",
-    "pull",
+    "pull_task",
     "run_fingerprint",
     "task_prefix",
 ]

@@ -17,7 +17,7 @@ from job.storage.manifest import MANIFEST, MARKER, UNSAFE, parse_manifest, task_
 from job.storage.publish import format_size, progress_bar, tail
 from job.storage.registry import backend_class
 
-__all__ = ["PullResult", "TaskStatus", "list_runs", "pull", "task_prefix"]
+__all__ = ["PullResult", "TaskStatus", "list_runs", "pull_task", "task_prefix"]
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class PullResult:
         return f"pulled {self.files} files ({format_size(self.bytes)}) from {self.prefix} into {self.dest} in {self.seconds:.1f} s"
 
 
-def pull(
+def pull_task(
     storage: Any,
     prefix: str,
     dest_dir: str | os.PathLike[str],

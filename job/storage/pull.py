@@ -23,7 +23,7 @@ from job.cli import Parser
 from job.config import StorageConfig
 from job.errors import ExitCode, InputError, JobError
 from job.logs import BOTO_LOGGERS
-from job.storage import Storage, format_size, list_runs, pull, scrub
+from job.storage import Storage, format_size, list_runs, pull_task, scrub
 from job.storage.locations import escape
 from job.storage.manifest import UNSAFE
 
@@ -188,7 +188,7 @@ def _get(storage: Storage, args: argparse.Namespace) -> int:
     pulled_tasks = 0
     for t in complete:
         try:
-            pulled = pull(
+            pulled = pull_task(
                 storage,
                 t.prefix,
                 dest_root / t.run_id / t.task / t.strategy,
