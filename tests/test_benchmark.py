@@ -130,7 +130,10 @@ def test_paddle_fp32_for_float_programs_int8_for_quantized_ones(cpu_result):
         )
     # The INT8 figure comes with how far its outputs are from the quantized program run in FP32.
     (int8,) = cpu_result.find(runtime="paddle-inference", precision="int8", padding="max")
-    assert 0 <= int8["int8_check"]["mean_abs_diff"] <= int8["int8_check"]["max_abs_diff"] < 1
+    # The outputs are probabilities: a bound of 1 could not fail. The INT8 kernels must compute
+    # what the program says up to rounding (far below 1e-6 on this fixture); a probability off
+    # by 0.05 is another computation than the program asks for.
+    assert 0 <= int8["int8_check"]["mean_abs_diff"] <= int8["int8_check"]["max_abs_diff"] < 0.05
     # ... and with proof that INT8 kernels ran: the ops the predictor marked INT8 in its optimized
     # program, and outputs that differ from the FP32-simulated program (equal outputs: no INT8 ran).
     assert int8["int8_ops"].get("fc", 0) > 0, int8["int8_ops"]

@@ -29,22 +29,29 @@ def compress(tiny, strategy: str, *extra: str, output: Path | None = None) -> tu
     return done, out / "tiny" / "uie" / strategy
 
 
-def load_in_real_clients(folder: Path) -> dict:
+def load_in_real_clients(folder: Path, expect: dict[str, str] | None = None) -> dict:
     """Load a published folder the way users do, in a fresh interpreter: ``paddle.jit.load``
     (which Taskflow calls first to tell INT8 models) and PaddleNLP's Taskflow, which then
-    extracts from one sentence. Returns what Taskflow reported."""
+    extracts from one sentence. Returns what Taskflow reported: one answer for the one
+    sentence. ``expect`` (prompt -> text), for a trained model: spans Taskflow must find."""
+    sentence = "江泽民主席一九九七年十二月三十一日在北京发表新年讲话。"
     code = (
         "import zlib, json, sys\n"
         "import paddle\n"
         f"layer = paddle.jit.load({str(folder / 'inference')!r})\n"
         "from paddlenlp import Taskflow\n"
-        f"ie = Taskflow('information_extraction', schema=['人名', '地名', '时间'], task_path={str(folder)!r}, is_static_model=True, max_seq_len=64)\n"
-        "print(json.dumps({'precision': ie.task_instance._infer_precision, 'result': ie('江泽民主席一九九七年十二月三十一日在北京发表新年讲话。')}, ensure_ascii=False))\n"
+        "ie = Taskflow('information_extraction', schema=['人名', '地名', '时间'], "
+        f"task_path={str(folder)!r}, is_static_model=True, max_seq_len=64)\n"
+        "print(json.dumps({'precision': ie.task_instance._infer_precision, "
+        f"'result': ie({sentence!r})}}, ensure_ascii=False))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     answer = json.loads(done.stdout.strip().splitlines()[-1])
-    assert isinstance(answer["result"], list) and len(answer["result"]) == 1
+    (spans,) = answer["result"]  # one sentence in, one answer out
+    for prompt, text in (expect or {}).items():
+        found = [span["text"] for span in spans.get(prompt, [])]
+        assert text in found, (prompt, text, spans)
     return answer
 
 
@@ -101,7 +108,8 @@ def test_qat_with_distillation_keeps_f1_and_gives_an_int8_model_taskflow_loads(t
     ):
         assert (folder / name).is_file(), name
     assert "== uie / qat_dis" in done.stdout and "accuracy gate" in done.stdout
-    assert load_in_real_clients(folder)["precision"] == "int8"
+    # The committed teacher finds this sentence's person and place; a broken INT8 folder would not.
+    assert load_in_real_clients(folder, expect={"人名": "江泽民", "地名": "北京"})["precision"] == "int8"
 
 
 def test_ptq_with_hyper_parameter_search(tiny):
