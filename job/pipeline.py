@@ -204,7 +204,8 @@ def main(cfg: JobConfig) -> int:
         return 0
     if state == "config_changed" and not cfg.Job.force:
         raise ConfigError(
-            f"{dest} holds a completed run made with a different config or different inputs; choose another Job.run_id, or --force to replace it"
+            f"{dest} holds a completed run made with a different config or different inputs; "
+            "choose another Job.run_id, or --force to replace it"
         )
 
     prepared = prepare(cfg, durations, store)
@@ -247,7 +248,8 @@ def main(cfg: JobConfig) -> int:
     print(results.summary(outcome, dest))
     if outcome.status != "complete":
         raise GateError(
-            f"the compressed model changed {outcome.metric} by {outcome.delta_points:+.2f} points, beyond the tolerance of "
+            f"the compressed model changed {outcome.metric} by {outcome.delta_points:+.2f} points, "
+            "beyond the tolerance of "
             f"{cfg.Job.gate_tolerance:.2f} (Job.gate_tolerance); results are in {dest} without _SUCCESS"
         )
     return int(ExitCode.OK)
@@ -278,8 +280,9 @@ def _check_search_can_run(cfg: JobConfig, built, task) -> None:
     dev = _evaluate(cfg, built.model, task, "dev", desc="search check")
     if dev.score <= 0:
         raise InputError(
-            f"{cfg.source}: the original model scores {dev.score:.4f} ({task.metric}) on the {dev.examples} dev examples that select, "
-            "and PaddleSlim's PTQ search divides by that score; use more dev data or a trained model, or a strategy without HyperParameterOptimization"
+            f"{cfg.source}: the original model scores {dev.score:.4f} ({task.metric}) "
+            f"on the {dev.examples} dev examples that select, and PaddleSlim's PTQ search divides by that score; "
+            "use more dev data or a trained model, or a strategy without HyperParameterOptimization"
         )
 
 

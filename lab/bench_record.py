@@ -48,14 +48,16 @@ class Target:
 TARGETS = (
     Target(
         "peer",
-        "Paddle's best INT8 vs OpenVINO's best INT8, same network, both within 1 F1 point of their FP32 on the demo teacher (latency)",
+        "Paddle's best INT8 vs OpenVINO's best INT8, same network, "
+        "both within 1 F1 point of their FP32 on the demo teacher (latency)",
         1.2,
     ),
     Target("peer_default", "Paddle's best INT8 vs OpenVINO at its default precision on this CPU (latency)", 1.0),
     Target("prune_ptq", "Paddle pruned + INT8 vs Paddle FP32 (latency; 4x without AMX, 6x with AMX)", 4.0, 6.0),
     Target(
         "padding",
-        "padding to each batch's longest, original order, vs padding to max_seq_len, same texts (throughput, worst Paddle model)",
+        "padding to each batch's longest, original order, vs padding to max_seq_len, "
+        "same texts (throughput, worst Paddle model)",
         1.5,
     ),
     Target("ptq", "Paddle PTQ INT8 vs Paddle FP32 (latency; earlier target)", 3.5),
@@ -192,7 +194,8 @@ def ratios(
             targets["peer_default"],
             hardware,
             _median(ov_default) / _median(best_ours),
-            f"OpenVINO default ({ov_default.get('inference_precision') or '?'}) {_median(ov_default):.1f} ms / Paddle {label(best_ours)}",
+            f"OpenVINO default ({ov_default.get('inference_precision') or '?'}) {_median(ov_default):.1f} ms "
+            f"/ Paddle {label(best_ours)}",
         )
     else:
         out["peer_default"] = _entry(targets["peer_default"], hardware, None, "not measured")
@@ -283,7 +286,8 @@ def target_lines(record: dict[str, Any]) -> list[str]:
         value = entry.get("value")
         shown = "   -  " if value is None else f"{value:5.2f}x"
         lines.append(
-            f"{entry['verdict']:<4}  {shown} (target >= {entry['threshold']}x)  [{key}] {entry['description']}: {entry['detail']}"
+            f"{entry['verdict']:<4}  {shown} (target >= {entry['threshold']}x)  [{key}] "
+            f"{entry['description']}: {entry['detail']}"
         )
         if entry.get("accuracy"):
             lines.append(f"        accuracy: {entry['accuracy']}")
@@ -366,9 +370,11 @@ def render_table(record: dict[str, Any]) -> str:
     records = record["records"]
     f1 = (record.get("accuracy") or {}).get("f1", {})
     lines = [
-        f"One run ({record['date'][:10]}, {'quick shape' if record.get('quick') else 'full'}) on {hw.get('cpu')} ({hw.get('cores')} cores; {isa}); "
-        f"{s['shape']} (random weights), batch {s['batch_size']}, sequence {s['seq_len']}, {record['threads']} threads, "
-        f"{s['warmup']} warm-up and {s['repeats']} timed runs; INT8 scope of the published programs: {record['int8_scope']}.",
+        f"One run ({record['date'][:10]}, {'quick shape' if record.get('quick') else 'full'}) "
+        f"on {hw.get('cpu')} ({hw.get('cores')} cores; {isa}); "
+        f"{s['shape']} (random weights), batch {s['batch_size']}, sequence {s['seq_len']}, "
+        f"{record['threads']} threads, {s['warmup']} warm-up and {s['repeats']} timed runs; "
+        f"INT8 scope of the published programs: {record['int8_scope']}.",
         "",
     ]
     latency_table = []
@@ -396,11 +402,13 @@ def render_table(record: dict[str, Any]) -> str:
         first = padding[0]
         lines += [
             "",
-            f"Padding, on the same {first['texts']} test texts ({first['batches']} batches of up to {s['batch_size']}; mean real length {first['seq_len']:.1f} tokens), samples/s:",
+            f"Padding, on the same {first['texts']} test texts ({first['batches']} batches of up to "
+            f"{s['batch_size']}; mean real length {first['seq_len']:.1f} tokens), samples/s:",
             "",
         ]
         padding_table = []
-        # One line per served configuration: Paddle's models, and each peer's best rows (same model name, other runtime).
+        # One line per served configuration: Paddle's models, and each peer's best rows
+        # (same model name, other runtime).
         keys = sorted(
             dict.fromkeys((r["runtime"], r["model"], r.get("variant")) for r in padding),
             key=lambda k: order.get(k[0], 9),
@@ -439,6 +447,7 @@ def render_table(record: dict[str, Any]) -> str:
         value = "–" if entry.get("value") is None else f"{entry['value']:.2f}×"
         extra = f" Missed by: {entry['distance']}." if entry.get("distance") else ""
         lines.append(
-            f"- **{entry['verdict']}** {value} (≥ {entry['threshold']}×) {entry['description']}: {entry['detail']}.{extra}"
+            f"- **{entry['verdict']}** {value} (≥ {entry['threshold']}×) "
+            f"{entry['description']}: {entry['detail']}.{extra}"
         )
     return "\n".join(lines) + "\n"

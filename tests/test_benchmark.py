@@ -420,7 +420,10 @@ def test_openvino_runs_or_refuses_our_programs_as_rows(ov_result):
 def test_openvino_refusal_picks_the_informative_line():
     from job.benchmark.openvino_peer import refusal
 
-    message = "Exception from src/inference/src/cpp/core.cpp:92:\nCheck 'false' failed\nFail to convert dequantize_linear Exception Check 'false' failed at dequantize_linear.cpp:33:\nmore"
+    message = (
+        "Exception from src/inference/src/cpp/core.cpp:92:\nCheck 'false' failed\n"
+        "Fail to convert dequantize_linear Exception Check 'false' failed at dequantize_linear.cpp:33:\nmore"
+    )
     assert refusal(message).startswith("Fail to convert dequantize_linear")
     assert refusal("one line") == "one line"
 
@@ -577,7 +580,10 @@ def test_the_benchmark_package_imports_no_runtime():
     import subprocess
     import sys
 
-    probe = "import sys, job.benchmark, job.benchmark.measure; print(sorted({m.split('.')[0] for m in sys.modules} & {'paddle', 'paddlenlp', 'onnxruntime', 'openvino', 'nncf'}))"
+    probe = (
+        "import sys, job.benchmark, job.benchmark.measure; print(sorted({m.split('.')[0] for m in sys.modules} "
+        "& {'paddle', 'paddlenlp', 'onnxruntime', 'openvino', 'nncf'}))"
+    )
     done = subprocess.run(
         [sys.executable, "-c", probe],
         cwd=Path(__file__).resolve().parent.parent,

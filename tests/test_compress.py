@@ -224,6 +224,7 @@ def test_origin_metric_is_checked_before_compressing(tiny):
 )
 def test_each_paddleslim_patch_is_needed(tiny, tmp_path, missing, strategy, error):
     """Run ACT in-process with one patch left out: the failure upstream reported returns."""
+    argv = ["run", "--config", str(TINY), *tiny["overrides"], f"Job.strategy={strategy}", f"Job.output={tmp_path}"]
     code = f"""
 import sys
 sys.argv = ["job"]
@@ -232,7 +233,7 @@ import job.compress as compress
 original = slim_patches.apply
 compress.slim_patches.apply = lambda: original(tuple(p for p in slim_patches.PATCHES if p != {missing!r}))
 from job.__main__ import main
-sys.exit(main({["run", "--config", str(TINY), *tiny["overrides"], f"Job.strategy={strategy}", f"Job.output={tmp_path}"]!r}))
+sys.exit(main({argv!r}))
 """
     done = subprocess.run(
         [sys.executable, "-c", code],
@@ -249,6 +250,8 @@ sys.exit(main({["run", "--config", str(TINY), *tiny["overrides"], f"Job.strategy
 @pytest.mark.slow
 def test_without_the_ptq_after_prune_patch_the_pruning_is_lost(tiny, tmp_path):
     """ACT 2.6.0 quantizes the original model after pruning; the patch quantizes the pruned one."""
+    argv = ["run", "--config", str(TINY), *tiny["overrides"], "Job.strategy=prune_ptq", "QuantPost.batch_nums=2"]
+    argv.append(f"Job.output={tmp_path}")
     code = f"""
 import sys
 from job.compress import slim_patches
@@ -256,7 +259,7 @@ import job.compress as compress
 original = slim_patches.apply
 compress.slim_patches.apply = lambda: original(tuple(p for p in slim_patches.PATCHES if p != "ptq_after_prune"))
 from job.__main__ import main
-sys.exit(main({["run", "--config", str(TINY), *tiny["overrides"], "Job.strategy=prune_ptq", "QuantPost.batch_nums=2", f"Job.output={tmp_path}"]!r}))
+sys.exit(main({argv!r}))
 """
     done = subprocess.run(
         [sys.executable, "-c", code],

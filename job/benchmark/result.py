@@ -104,13 +104,15 @@ class BenchResult:
             hw, ver = first["hardware"], first.get("versions", {})
             lines.append("")
             lines.append(
-                f"hardware: {hw.get('cpu')} ({hw.get('cores')} cores; {' '.join(hw.get('isa') or []) or 'ISA not recorded'}), GPU {hw.get('gpu') or 'none'}"
+                f"hardware: {hw.get('cpu')} ({hw.get('cores')} cores; "
+                f"{' '.join(hw.get('isa') or []) or 'ISA not recorded'}), GPU {hw.get('gpu') or 'none'}"
             )
             lines.append("versions: " + ", ".join(f"{k} {v}" for k, v in ver.items()))
             measured = [r for r in self.records if r.get("latency_ms") is not None]
             if measured:
                 lines.append(
-                    f"warm-up {measured[0]['warmup']} runs, {measured[0]['repeats']} timed runs per max-padding figure; padding comparison: seq = mean real / mean padded length of the same texts"
+                    f"warm-up {measured[0]['warmup']} runs, {measured[0]['repeats']} timed runs "
+                    "per max-padding figure; padding comparison: seq = mean real / mean padded length of the same texts"
                 )
         for note in self.notes:
             lines.append(f"note: {note}")

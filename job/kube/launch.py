@@ -112,7 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument(
         "--image",
         default=os.environ.get(IMAGE_ENV),
-        help=f"job image, REPOSITORY:TAG or REPOSITORY@sha256:DIGEST (a digest pins the content); default: ${IMAGE_ENV}",
+        help=(
+            f"job image, REPOSITORY:TAG or REPOSITORY@sha256:DIGEST (a digest pins the content); default: ${IMAGE_ENV}"
+        ),
     )
     what.add_argument("--output", metavar="s3://BUCKET/PREFIX", help="results root in object storage (required)")
     what.add_argument(
@@ -149,7 +151,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--gpu-product",
         action="append",
         metavar="PRODUCT",
-        help="allowed values of the node label nvidia.com/gpu.product, repeatable or comma-separated; replaces the default Tesla-T4 (e.g. --gpu-product Tesla-T4,Tesla-T4-SHARED)",
+        help=(
+            "allowed values of the node label nvidia.com/gpu.product, repeatable or comma-separated; "
+            "replaces the default Tesla-T4 (e.g. --gpu-product Tesla-T4,Tesla-T4-SHARED)"
+        ),
     )
     where.add_argument(
         "--runtime-class",
@@ -243,7 +248,8 @@ def options_from_args(args: argparse.Namespace) -> tuple[render.JobOptions, list
     for flag, value in given:
         if value and scrub.scrub_url(value) != value:
             raise InputError(
-                f"{flag} {scrub.scrub_url(value)!r}: a URL with credentials (user:password@) would be written into the Job; "
+                f"{flag} {scrub.scrub_url(value)!r}: a URL with credentials (user:password@) "
+                "would be written into the Job; "
                 f"put them in the Secret (--secret) instead"
             )
     if args.tasks is not None and not _split(args.tasks):
@@ -379,7 +385,8 @@ def main(argv: list[str] | None = None) -> int:
         check_with_job(jobs, options)
         if derived:
             print(
-                f"launch: run id {options.run_id} (derived from image, strategy, overrides, model root; --run-id to choose)",
+                f"launch: run id {options.run_id} "
+                "(derived from image, strategy, overrides, model root; --run-id to choose)",
                 file=sys.stderr,
             )
         write_outputs(jobs, options, args)

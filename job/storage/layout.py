@@ -89,7 +89,10 @@ class PullResult:
     seconds: float
 
     def summary(self) -> str:
-        return f"pulled {self.files} files ({format_size(self.bytes)}) from {self.prefix} into {self.dest} in {self.seconds:.1f} s"
+        return (
+            f"pulled {self.files} files ({format_size(self.bytes)}) from {self.prefix} into {self.dest} "
+            f"in {self.seconds:.1f} s"
+        )
 
 
 def pull_task(

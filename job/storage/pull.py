@@ -85,7 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
         "get",
         parents=[common],
         help="download the complete tasks of a run",
-        description="Download every complete task of a run (incomplete ones are skipped with a warning), verify every file against its manifest, print the results table.",
+        description=(
+            "Download every complete task of a run (incomplete ones are skipped with a warning), "
+            "verify every file against its manifest, print the results table."
+        ),
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -174,7 +177,8 @@ def _get(storage: Storage, args: argparse.Namespace) -> int:
     unsafe = [t for t in tasks if t.state == UNSAFE]
     for t in unsafe:
         print(
-            f"error: refusing {t.name}: an unsafe task folder (a name or a manifest path that is not safe); nothing of it is written",
+            f"error: refusing {t.name}: an unsafe task folder (a name or a manifest path that is not safe); "
+            "nothing of it is written",
             file=sys.stderr,
         )
     if not complete and not unsafe:
