@@ -173,21 +173,10 @@ DEFAULT_CONFIG = "configs/lab/bench_uie_base.yaml"
 
 def parser():
     """The experiment's flags; each overrides its config (``--config``) for this run."""
-    from job.cli import Parser
     from job.config import INT8_SCOPES
+    from lab.cli import experiment_parser
 
-    parser = Parser(
-        prog="python -m job lab bench_uie_base",
-        description=__doc__.split("\n\n")[0],
-        epilog=f"Settings: {DEFAULT_CONFIG} (every key documented there).",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--config",
-        default=str(ROOT / DEFAULT_CONFIG),
-        metavar="FILE",
-        help=f"the experiment (default: {DEFAULT_CONFIG})",
-    )
+    parser = experiment_parser("bench_uie_base", __doc__, DEFAULT_CONFIG, ROOT)
     parser.add_argument(
         "--quick",
         action="store_true",

@@ -8,12 +8,14 @@ else under ``job/`` imports the lab.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import textwrap
+from pathlib import Path
 
 from job.errors import InputError
 
-__all__ = ["EXPERIMENTS", "main", "usage"]
+__all__ = ["EXPERIMENTS", "experiment_parser", "main", "usage"]
 
 # Experiment name (the command's argument) -> its module.
 EXPERIMENTS = {
@@ -21,6 +23,26 @@ EXPERIMENTS = {
     "probe_attention_int8": "lab.probe_attention_int8",
     "demo_table": "lab.demo_table",
 }
+
+
+def experiment_parser(name: str, doc: str | None, default_config: str, root: Path) -> argparse.ArgumentParser:
+    """The parser every experiment starts from: its name, summary and ``--config``; the
+    experiment adds its own flags, each overriding one key of the config for one run."""
+    from job.cli import Parser
+
+    parser = Parser(
+        prog=f"python -m job lab {name}",
+        description=(doc or "").split("\n\n")[0],
+        epilog=f"Settings: {default_config} (every key documented there).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--config",
+        default=str(root / default_config),
+        metavar="FILE",
+        help=f"the experiment (default: {default_config})",
+    )
+    return parser
 
 
 def usage() -> str:

@@ -13,7 +13,6 @@ instruction sets and the versions) into --out and prints the table.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import subprocess
@@ -64,20 +63,9 @@ class Experiment:
 
 def parser():
     """The table's flags; each overrides its config (``--config``) for this run."""
-    from job.cli import Parser
+    from lab.cli import experiment_parser
 
-    parser = Parser(
-        prog="python -m job lab demo_table",
-        description=__doc__.split("\n\n")[0],
-        epilog=f"Settings: {DEFAULT_CONFIG} (every key documented there).",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--config",
-        default=str(ROOT / DEFAULT_CONFIG),
-        metavar="FILE",
-        help=f"the experiment (default: {DEFAULT_CONFIG})",
-    )
+    parser = experiment_parser("demo_table", __doc__, DEFAULT_CONFIG, ROOT)
     parser.add_argument("--out", help="output root of the runs and the table (default: runs/demo-table)")
     parser.add_argument(
         "--strategies",

@@ -26,7 +26,6 @@ Exit codes: 0 done; 1 a measurement failed; 2 bad arguments or `make bench`'s mo
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import datetime
 import json
@@ -238,20 +237,9 @@ def _spec(folder: Path, workload: Path, threads: int, warmup: int, repeats: int,
 
 def parser():
     """The probe's flags; each overrides its config (``--config``) for this run."""
-    from job.cli import Parser
+    from lab.cli import experiment_parser
 
-    parser = Parser(
-        prog="python -m job lab probe_attention_int8",
-        description=__doc__.split("\n\n")[0],
-        epilog=f"Settings: {DEFAULT_CONFIG} (every key documented there).",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    parser.add_argument(
-        "--config",
-        default=str(ROOT / DEFAULT_CONFIG),
-        metavar="FILE",
-        help=f"the experiment (default: {DEFAULT_CONFIG})",
-    )
+    parser = experiment_parser("probe_attention_int8", __doc__, DEFAULT_CONFIG, ROOT)
     parser.add_argument("--bench", help="`make bench`'s work folder (default: bench-out/work/full)")
     parser.add_argument("--out", help="where the variants are built (default: bench-out/probe-attention-int8)")
     parser.add_argument("--record", help="the JSON record (default: OUT/record.json)")

@@ -213,6 +213,27 @@ def test_origin_metric_is_checked_before_compressing(tiny):
     assert "TrainConfig.origin_metric is 0.9900 but the original model scores" in last
 
 
+def run_without_patch(missing: str, argv: list[str]) -> subprocess.CompletedProcess:
+    """``python -m job ARGV`` in a fresh interpreter with one of the PaddleSlim patches left out."""
+    code = f"""
+import sys
+sys.argv = ["job"]
+from job.compress import slim_patches
+original = slim_patches.apply
+slim_patches.apply = lambda: original(tuple(p for p in slim_patches.PATCHES if p != {missing!r}))
+from job.__main__ import main
+sys.exit(main({argv!r}))
+"""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("missing", "strategy", "error"),
@@ -225,24 +246,7 @@ def test_origin_metric_is_checked_before_compressing(tiny):
 def test_each_paddleslim_patch_is_needed(tiny, tmp_path, missing, strategy, error):
     """Run ACT in-process with one patch left out: the failure upstream reported returns."""
     argv = ["run", "--config", str(TINY), *tiny["overrides"], f"Job.strategy={strategy}", f"Job.output={tmp_path}"]
-    code = f"""
-import sys
-sys.argv = ["job"]
-from job.compress import slim_patches
-import job.compress as compress
-original = slim_patches.apply
-compress.slim_patches.apply = lambda: original(tuple(p for p in slim_patches.PATCHES if p != {missing!r}))
-from job.__main__ import main
-sys.exit(main({argv!r}))
-"""
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_without_patch(missing, argv)
     assert done.returncode != 0
     assert error in done.stderr
 
@@ -251,24 +255,7 @@ sys.exit(main({argv!r}))
 def test_without_the_ptq_after_prune_patch_the_pruning_is_lost(tiny, tmp_path):
     """ACT 2.6.0 quantizes the original model after pruning; the patch quantizes the pruned one."""
     argv = ["run", "--config", str(TINY), *tiny["overrides"], "Job.strategy=prune_ptq", "QuantPost.batch_nums=2"]
-    argv.append(f"Job.output={tmp_path}")
-    code = f"""
-import sys
-from job.compress import slim_patches
-import job.compress as compress
-original = slim_patches.apply
-compress.slim_patches.apply = lambda: original(tuple(p for p in slim_patches.PATCHES if p != "ptq_after_prune"))
-from job.__main__ import main
-sys.exit(main({argv!r}))
-"""
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    done = run_without_patch("ptq_after_prune", [*argv, f"Job.output={tmp_path}"])
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((tmp_path / "tiny" / "uie" / "prune_ptq" / "results.json").read_text(encoding="utf-8"))
     assert results["models"]["compressed"]["params"] == results["models"]["original"]["params"]
