@@ -28,7 +28,7 @@ tables show points (x100) with 2 decimals.
 
 This module is light (stdlib, ``job.results`` and ``job.tables`` at import; matplotlib and
 storage are imported when used): scripts/pull imports ``summary_table`` on machines without
-paddle. It is one module of about 650 lines because gather, build and the renderers share
+paddle. It is one long module because gather, build and the renderers share
 the row dicts of report.json; a split would pass those shapes between modules.
 """
 
