@@ -15,7 +15,7 @@ On the committed demo teacher:
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
 import json
 
 import pytest
@@ -31,10 +31,7 @@ def _results(folder) -> dict:
 
 
 def _script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "lab" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"lab.{name}")
 
 
 def _test_file(cache) -> object:
