@@ -4,6 +4,7 @@ quantize/dequantize pairs each scope keeps, and that consumers are rewired, not 
 from __future__ import annotations
 
 import pytest
+from paddle_params import load_combine, save_combine
 
 # name -> (type, inputs, outputs); the weight "w" and the scales are persistable.
 _OPS = [
@@ -162,44 +163,6 @@ def _weights():
     }
 
 
-def _paddle_params(path, arrays=None, names=None):
-    """Write ``arrays`` with Paddle's own save_combine (sorted by name, as the inference
-    loader reads them), or read ``names`` back with load_combine."""
-    import paddle
-
-    paddle.enable_static()
-    try:
-        program, scope = paddle.static.Program(), paddle.static.Scope()
-        block = program.global_block()
-        if arrays is not None:
-            names = sorted(arrays)
-            for name in names:
-                block.create_var(name=name, shape=arrays[name].shape, dtype=str(arrays[name].dtype), persistable=True)
-                scope.var(name).get_tensor().set(arrays[name], paddle.CPUPlace())
-            raw = block.create_var(name="saved_params", type=paddle.base.core.VarDesc.VarType.RAW)
-            block.append_op(
-                type="save_combine",
-                inputs={"X": [block.var(n) for n in names]},
-                outputs={"Y": raw},
-                attrs={"file_path": str(path), "overwrite": True},
-            )
-        else:
-            for name in names:
-                block.create_var(name=name, persistable=True)
-            block.append_op(
-                type="load_combine",
-                inputs={},
-                outputs={"Out": [block.var(n) for n in names]},
-                attrs={"file_path": str(path)},
-            )
-        paddle.static.Executor(paddle.CPUPlace()).run(program, scope=scope)
-        import numpy as np
-
-        return {n: np.array(scope.find_var(n).get_tensor()) for n in names}
-    finally:
-        paddle.disable_static()
-
-
 def _weight_program(folder):
     from paddle.base.proto import framework_pb2
 
@@ -221,7 +184,7 @@ def _weight_program(folder):
             op.attrs.add(name="bit_length", type=framework_pb2.AttrType.INT, i=8)
     program = folder / "inference.pdmodel"
     program.write_bytes(desc.SerializeToString())
-    _paddle_params(folder / "inference.pdiparams", arrays)
+    save_combine(folder / "inference.pdiparams", {name: arrays[name] for name in sorted(arrays)})
     return program, arrays
 
 
@@ -282,7 +245,7 @@ def test_per_channel_linear_weights_become_per_tensor_pairs_on_float_weights(tmp
     )
 
     names = [*arrays, "sq@tensor_scale", "sq@tensor_zero_point", "wide@tensor_scale", "wide@tensor_zero_point"]
-    params = _paddle_params(tmp_path / "inference.pdiparams", names=sorted(names))
+    params = load_combine(tmp_path / "inference.pdiparams", sorted(names))
     for weight in ("sq", "wide"):
         values, scales = arrays[weight].astype(np.float64), arrays[f"{weight}@scale"].astype(np.float64)
         expected = values * scales[None, :] / 127  # quant_axis 1: one scale per output column
@@ -310,7 +273,7 @@ def test_a_parameter_file_that_does_not_match_is_left_alone(tmp_path):
     program, arrays = _weight_program(tmp_path)
     params = tmp_path / "inference.pdiparams"
     arrays.pop("pt@zp")
-    _paddle_params(params, arrays)
+    save_combine(params, {name: arrays[name] for name in sorted(arrays)})
     before = params.read_bytes()
     assert restrict(program, "linear").folded == 0
     assert params.read_bytes() == before

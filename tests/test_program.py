@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from paddle_params import load_combine, save_combine
 
 from job.errors import InputError
 
@@ -40,57 +41,6 @@ def _saved_model(folder: Path) -> Path:
     return folder / "inference.pdmodel"
 
 
-def _save_combine(path: Path, arrays: dict, lods: dict | None = None) -> None:
-    """``arrays`` written by Paddle's ``save_combine`` in the order given, with LoD
-    ``lods[name]`` where given."""
-    from job.runtime import paddle
-
-    paddle.enable_static()
-    try:
-        program, scope = paddle.static.Program(), paddle.static.Scope()
-        block = program.global_block()
-        for name, values in arrays.items():
-            block.create_var(name=name, shape=values.shape, dtype=str(values.dtype), persistable=True)
-            tensor = scope.var(name).get_tensor()
-            tensor.set(values, paddle.CPUPlace())
-            if lods and name in lods:
-                tensor.set_lod(lods[name])
-        raw = block.create_var(name="saved_params", type=paddle.base.core.VarDesc.VarType.RAW)
-        block.append_op(
-            type="save_combine",
-            inputs={"X": [block.var(n) for n in arrays]},
-            outputs={"Y": raw},
-            attrs={"file_path": str(path), "overwrite": True},
-        )
-        paddle.static.Executor(paddle.CPUPlace()).run(program, scope=scope)
-    finally:
-        paddle.disable_static()
-
-
-def _load_combine(path: Path, names: list[str]) -> dict:
-    """The tensors of a parameter file as Paddle's ``load_combine`` reads them."""
-    import numpy as np
-
-    from job.runtime import paddle
-
-    paddle.enable_static()
-    try:
-        program, scope = paddle.static.Program(), paddle.static.Scope()
-        block = program.global_block()
-        for name in names:
-            block.create_var(name=name, persistable=True)
-        block.append_op(
-            type="load_combine",
-            inputs={},
-            outputs={"Out": [block.var(n) for n in names]},
-            attrs={"file_path": str(path)},
-        )
-        paddle.static.Executor(paddle.CPUPlace()).run(program, scope=scope)
-        return {n: np.array(scope.find_var(n).get_tensor()) for n in names}
-    finally:
-        paddle.disable_static()
-
-
 def _arrays() -> dict:
     import numpy as np
 
@@ -112,7 +62,7 @@ def test_a_parameter_file_reads_and_writes_back_byte_for_byte(tmp_path):
 
     arrays = _arrays()
     source, copy = tmp_path / "a.pdiparams", tmp_path / "b.pdiparams"
-    _save_combine(source, arrays, lods={"ids": [[0, 1, 4]]})  # a LoD level too, as save_combine writes it
+    save_combine(source, arrays, lods={"ids": [[0, 1, 4]]})  # a LoD level too, as save_combine writes it
     tensors = read_params(source)
     assert len(tensors) == len(arrays)
     for tensor, (name, values) in zip(tensors, arrays.items(), strict=True):  # in file order
@@ -136,11 +86,11 @@ def test_tensors_made_here_are_read_by_paddle_in_name_order(tmp_path):
     arrays = _arrays()
     path = tmp_path / "made.pdiparams"
     write_params(path, {name: ParamTensor.from_array(arrays[name]) for name in reversed(arrays)})
-    loaded = _load_combine(path, sorted(arrays))
+    loaded = load_combine(path, sorted(arrays))
     for name, values in arrays.items():
         assert loaded[name].dtype == values.dtype and np.array_equal(loaded[name], values), name
     again = tmp_path / "paddle.pdiparams"
-    _save_combine(again, {name: arrays[name] for name in sorted(arrays)})
+    save_combine(again, {name: arrays[name] for name in sorted(arrays)})
     assert again.read_bytes() == path.read_bytes(), "the same bytes as Paddle's own save_combine"
     assert [t.array().tolist() for t in read_params(path)] == [arrays[n].tolist() for n in sorted(arrays)]
 
@@ -298,13 +248,13 @@ def test_a_broken_parameter_file_is_an_input_error_and_a_mismatched_one_says_so(
             read_params(broken)
         assert not isinstance(caught.value, ParamsMismatchError)
     other = tmp_path / "other.pdiparams"
-    _save_combine(other, {k: v for k, v in _arrays().items() if k in ("emb", "scale", "zp")})
+    save_combine(other, {k: v for k, v in _arrays().items() if k in ("emb", "scale", "zp")})
     with pytest.raises(
         ParamsMismatchError,
         match=r"the tensor read as embedding_0\.w_0 has shape \[5, 3\], the program declares \[50, 16\]",
     ):
         program_params(program, other)
-    _save_combine(other, {"emb": _arrays()["emb"]})
+    save_combine(other, {"emb": _arrays()["emb"]})
     with pytest.raises(ParamsMismatchError, match="1 tensors, but the program declares 3 parameters"):
         program_params(program, other)
 
