@@ -1,11 +1,13 @@
 """results.json: the typed schema of what one task's run produced, how the pipeline builds
 it from the stage results, and its terminal summary.
 
-``TaskResult`` (with ``Models``, ``ModelFigures``, ``Evaluation`` and ``Gate``) is the
-schema, version ``SCHEMA``: the pipeline writes ``to_json()``, the report and the pull
-read files back through ``from_dict``, which checks every key's type and raises a
-``ValueError`` naming the bad key (results.json files come from a shared bucket). Schema 1
-files (before per-model splits and serving) are read too, missing keys taking defaults.
+``TaskResult`` (with ``Models``, ``ModelFigures``, ``Evaluation``, ``Gate`` and
+``Latency``) is the schema, version ``SCHEMA``: the pipeline writes ``to_json()``, the
+report, the pull, ``select`` and the model card read files back through ``from_dict``,
+which checks every key's type and raises a ``ValueError`` naming the bad key (results.json
+files come from a shared bucket). Older schemas are read too: schema 1 (before per-model
+splits and serving) takes defaults for every missing key, schema 2 for the keys schema 3
+added (``ADDED_IN``).
 
 Metrics are fractions (0-1); ``delta_points`` is (after - before) x 100. Benchmark records
 stay the benchmark's own dicts (``job.benchmark`` owns their shape).
@@ -32,23 +34,28 @@ if TYPE_CHECKING:  # the types build() takes; importing them needs paddle
     from job.model import ModelResult
 
 __all__ = [
+    "ADDED_IN",
     "SCHEMA",
     "STATUSES",
     "CompressedFigures",
     "Evaluation",
     "Gate",
+    "Latency",
     "ModelFigures",
     "Models",
     "OriginalFigures",
     "TaskResult",
+    "Timing",
     "build",
     "gate_passed",
     "summary",
 ]
 
-SCHEMA = 2  # 2: split, examples and serving per model; evaluation.serving gone
+SCHEMA = 3  # 2: split, examples and serving per model; 3: latency, weight_bytes
 STATUSES = ("complete", "gated", "failed")
-_READS = (1, 2)
+_READS = (1, 2, 3)
+# Keys a later schema added: a file of an earlier schema may lack them (they take defaults).
+ADDED_IN = {"latency": 3, "weight_bytes": 3}
 
 
 def gate_passed(before: float, after: float, tolerance_points: float) -> bool:
@@ -71,6 +78,7 @@ class ModelFigures:
     split: str = ""  # the data it was scored on (test, dev-holdout...); "" in schema 1
     examples: int | None = None  # how many examples of it; None in schema 1
     serving: str = ""  # how Paddle Inference served it (``Serving.describe()``); "" in schema 1
+    weight_bytes: int | None = None  # the weights' memory as the predictor serves them; None before schema 3
 
 
 @dataclass(kw_only=True)
@@ -112,6 +120,39 @@ class Evaluation:
 
 
 @dataclass(kw_only=True)
+class Timing:
+    """One model timed: a batch's median and p90 latency, and examples per second."""
+
+    precision: str = ""  # as served: fp32, fp16 or int8
+    latency_ms: float = 0.0  # median of the timed runs, per batch
+    p90_ms: float = 0.0
+    throughput: float = 0.0  # examples per second
+
+
+@dataclass(kw_only=True)
+class Latency:
+    """The original and the compressed model timed on the device the job serves on, in
+    one process, with the benchmark's own method, at the run's batch and length."""
+
+    device: str = "cpu"  # cpu (oneDNN) or gpu (TensorRT)
+    runtime: str = "paddle-inference"
+    backend: str = ""  # onednn, tensorrt
+    batch_size: int = 0
+    seq_len: int = 0
+    threads: int = 0
+    warmup: int = 0
+    repeats: int = 0
+    hardware: str = ""  # the CPU (and GPU) it ran on, by name
+    original: Timing | None = None
+    compressed: Timing | None = None
+    speedup: float | None = None  # original median / compressed median: above 1 is faster
+
+    def faster(self) -> bool:
+        """Whether the compressed model was measured faster than its original."""
+        return self.speedup is not None and self.speedup > 1.0
+
+
+@dataclass(kw_only=True)
 class TaskResult:
     """One task's results.json (``to_dict`` adds ``schema``)."""
 
@@ -136,6 +177,7 @@ class TaskResult:
     config: dict[str, Any] = field(default_factory=dict)
     config_fingerprint: str = ""
     benchmark: list[dict[str, Any]] = field(default_factory=list)  # job.benchmark's records, as they are
+    latency: Latency | None = None  # None: not measured (Benchmark.enabled false, a failed task, schema < 3)
     created: str = ""
     error: str = ""  # why a failed task failed
 
@@ -164,7 +206,7 @@ class TaskResult:
         body = {key: value for key, value in data.items() if key != "schema"}
         if schema == 1 and not body.get("model_name"):
             body["model_name"] = _v1_model_name(body)
-        result = _object(cls, body, "", strict=schema >= 2)
+        result = _object(cls, body, "", strict=schema >= 2, schema=schema)
         for key in ("task", "strategy"):
             if not getattr(result, key):
                 raise ValueError(f"{key}: missing or empty")
@@ -192,8 +234,9 @@ def _kind(value: Any) -> str:
     return "null" if value is None else names.get(type(value), type(value).__name__)
 
 
-def _object(cls: type, data: Any, path: str, *, strict: bool) -> Any:
-    """``cls`` (a dataclass of this schema) from a JSON object, each field checked."""
+def _object(cls: type, data: Any, path: str, *, strict: bool, schema: int) -> Any:
+    """``cls`` (a dataclass of this schema) from a JSON object, each field checked; a key
+    added after the file's ``schema`` may be missing."""
     if not isinstance(data, dict):
         raise ValueError(f"{path or 'results.json'}: expected an object, got {_kind(data)}")
     if strict:
@@ -205,14 +248,14 @@ def _object(cls: type, data: Any, path: str, *, strict: bool) -> Any:
     for item in dataclasses.fields(cls):
         where = _join(path, item.name)
         if item.name not in data:
-            if strict:
+            if strict and ADDED_IN.get(item.name, 0) <= schema:
                 raise ValueError(f"{where}: missing")
             continue
-        values[item.name] = _value(data[item.name], hints[item.name], where, strict=strict)
+        values[item.name] = _value(data[item.name], hints[item.name], where, strict=strict, schema=schema)
     return cls(**values)
 
 
-def _value(value: Any, hint: Any, path: str, *, strict: bool) -> Any:
+def _value(value: Any, hint: Any, path: str, *, strict: bool, schema: int) -> Any:
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if hint is Any:
         return value
@@ -221,23 +264,25 @@ def _value(value: Any, hint: Any, path: str, *, strict: bool) -> Any:
             return None
         others = [a for a in args if a is not type(None)]
         if len(others) == 1:  # X | None: X's own message names the bad key inside
-            return _value(value, others[0], path, strict=strict)
+            return _value(value, others[0], path, strict=strict, schema=schema)
         for arg in others:
             try:
-                return _value(value, arg, path, strict=strict)
+                return _value(value, arg, path, strict=strict, schema=schema)
             except ValueError:
                 continue
         raise ValueError(f"{path}: expected {_expected(hint)}, got {_kind(value)}")
     if dataclasses.is_dataclass(hint):
-        return _object(hint, value, path, strict=strict)
+        return _object(hint, value, path, strict=strict, schema=schema)
     if origin is list:
         if not isinstance(value, list):
             raise ValueError(f"{path}: expected a list, got {_kind(value)}")
-        return [_value(item, args[0], f"{path}[{i}]", strict=strict) for i, item in enumerate(value)]
+        return [_value(item, args[0], f"{path}[{i}]", strict=strict, schema=schema) for i, item in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
             raise ValueError(f"{path}: expected an object, got {_kind(value)}")
-        return {key: _value(item, args[1], _join(path, key), strict=strict) for key, item in value.items()}
+        return {
+            key: _value(item, args[1], _join(path, key), strict=strict, schema=schema) for key, item in value.items()
+        }
     if hint is float and (_is_int(value) or isinstance(value, float)):
         return float(value)
     if (hint is int and _is_int(value)) or (hint in (str, bool) and isinstance(value, hint)):

@@ -67,7 +67,7 @@ def assert_measured_alike(results: dict, compressed: str) -> None:
     """The published results.json: both models scored on the same split and examples (the
     gate's), each labelled with the serving its own predictor used (FP32 oneDNN for the
     original; ``compressed`` for the compressed model: INT8 or FP32)."""
-    assert results["schema"] == 2
+    assert results["schema"] == 3
     models, evaluation = results["models"], results["evaluation"]
     assert models["original"]["split"] == models["compressed"]["split"] == evaluation["split"] == "test"
     assert models["original"]["examples"] == models["compressed"]["examples"] == evaluation["examples"] > 0

@@ -17,9 +17,11 @@ from job.results import (
     CompressedFigures,
     Evaluation,
     Gate,
+    Latency,
     Models,
     OriginalFigures,
     TaskResult,
+    Timing,
     summary,
 )
 
@@ -27,7 +29,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures" / "results"
 
 
 def a_result() -> TaskResult:
-    """A schema 2 result as ``build`` makes one (every part filled)."""
+    """A schema 3 result as ``build`` makes one (every part filled)."""
     return TaskResult(
         run_id="demo",
         task="uie",
@@ -49,6 +51,7 @@ def a_result() -> TaskResult:
                 examples=400,
                 serving="FP32 oneDNN: enable_mkldnn() (as Taskflow)",
                 source="trained",
+                weight_bytes=471_760_000,
             ),
             compressed=CompressedFigures(
                 size_bytes=120_456_789,
@@ -61,6 +64,7 @@ def a_result() -> TaskResult:
                 int8_scope={"scope": "linear", "kept": 12, "removed": 4, "rewired": 4, "folded": 0},
                 calibration={"batches": 2, "batch_size": 16, "fixed": True, "examples": 32},
                 compress_seconds=61.5,
+                weight_bytes=471_760_000,
             ),
         ),
         evaluation=Evaluation(split="test", examples=400, selection={"split": "dev", "examples": 400}),
@@ -80,6 +84,19 @@ def a_result() -> TaskResult:
                 "latency_ms": {"median": 12.34},
             }
         ],
+        latency=Latency(
+            device="cpu",
+            backend="onednn",
+            batch_size=40,
+            seq_len=128,
+            threads=2,
+            warmup=1,
+            repeats=5,
+            hardware="AMD EPYC (avx512_vnni)",
+            original=Timing(precision="fp32", latency_ms=30.5, p90_ms=31.0, throughput=1311.5),
+            compressed=Timing(precision="int8", latency_ms=12.34, p90_ms=12.9, throughput=3241.5),
+            speedup=2.472,
+        ),
         created="2026-12-06T10:00:00+00:00",
     )
 
@@ -87,7 +104,7 @@ def a_result() -> TaskResult:
 def test_round_trip_keeps_the_field_names_users_read():
     result = a_result()
     data = json.loads(result.to_json())
-    assert data["schema"] == SCHEMA == 2
+    assert data["schema"] == SCHEMA == 3
     for key in ("status", "metric", "before", "after", "delta_points", "gate", "models", "evaluation", "benchmark"):
         assert key in data, key
     for key in ("versions", "hardware", "config", "config_fingerprint"):
@@ -112,8 +129,11 @@ def test_round_trip_keeps_the_field_names_users_read():
         (("evaluation", "examples"), "400", "evaluation.examples: expected an integer, got text"),
         (("benchmark", 0), "a record", "benchmark[0]: expected an object, got text"),
         (("task",), "", "task: missing or empty"),
-        (("schema",), 3, "schema: 3 is not a results.json schema this job reads"),
-        (("models", "original", "surprise"), 1, "models.original.surprise: not a key of results.json schema 2"),
+        (("schema",), 4, "schema: 4 is not a results.json schema this job reads"),
+        (("models", "original", "surprise"), 1, "models.original.surprise: not a key of results.json schema 3"),
+        (("latency", "compressed", "latency_ms"), "12", "latency.compressed.latency_ms: expected a number, got text"),
+        (("latency", "speedup"), [2], "latency.speedup: expected a number, got a list"),
+        (("models", "compressed", "weight_bytes"), 1.5, "models.compressed.weight_bytes: expected an integer"),
     ],
 )
 def test_from_dict_names_the_bad_key(path: tuple, value, message: str):
@@ -127,11 +147,34 @@ def test_from_dict_names_the_bad_key(path: tuple, value, message: str):
     assert str(caught.value).startswith(message), str(caught.value)
 
 
-def test_schema_2_must_hold_every_key():
+def test_the_current_schema_must_hold_every_key():
     data = a_result().to_dict()
     del data["models"]["original"]["serving"]
     with pytest.raises(ValueError, match=r"^models\.original\.serving: missing$"):
         TaskResult.from_dict(data)
+    data = a_result().to_dict()
+    del data["latency"]
+    with pytest.raises(ValueError, match=r"^latency: missing$"):
+        TaskResult.from_dict(data)
+
+
+def test_schema_2_files_lack_only_the_keys_schema_3_added():
+    data = a_result().to_dict()
+    data["schema"] = 2
+    del data["latency"]
+    for role in ("original", "compressed"):
+        del data["models"][role]["weight_bytes"]
+    result = TaskResult.from_dict(data)
+    assert result.latency is None and result.models.compressed.weight_bytes is None
+    del data["models"]["original"]["serving"]
+    with pytest.raises(ValueError, match=r"^models\.original\.serving: missing$"):
+        TaskResult.from_dict(data)
+
+
+def test_faster_means_a_measured_speedup_above_one():
+    assert a_result().latency.faster()
+    assert not Latency(speedup=1.0).faster()
+    assert not Latency(speedup=None).faster()
 
 
 def test_schema_1_files_are_read_with_defaults():
@@ -140,7 +183,7 @@ def test_schema_1_files_are_read_with_defaults():
         assert data["schema"] == 1
         result = TaskResult.from_dict(data)
         assert (result.task, result.strategy, result.status) == (data["task"], data["strategy"], data["status"])
-        assert result.to_dict()["schema"] == 2
+        assert result.to_dict()["schema"] == SCHEMA
         assert TaskResult.from_dict(result.to_dict()) == result, path.name
     csl = TaskResult.from_dict(json.loads((FIXTURES / "clue_csl_qat_dis_gpu.json").read_text(encoding="utf-8")))
     assert csl.models.compressed is not None and csl.models.compressed.serving == "", "not recorded in schema 1"
