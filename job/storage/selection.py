@@ -28,8 +28,8 @@ from job.errors import ExitCode, InputError, JobError
 from job.results import TaskResult
 from job.select import Candidate, Selection, choose, device_of
 from job.storage.layout import SELECTION, list_runs
-from job.storage.locations import as_uri, check_name, escape, join
-from job.storage.manifest import UNSAFE, task_state
+from job.storage.locations import UnsafePathError, as_uri, check_name, escape, join
+from job.storage.manifest import MANIFEST, MARKER, UNSAFE, parse_manifest, task_state
 from job.storage.publish import publish
 from job.storage.registry import backend_class
 
@@ -129,7 +129,10 @@ def _candidates(store: Any, output: str, run_id: str, task: str) -> tuple[list[C
             why = "unsafe: a folder name or manifest path that is not safe"
             candidates.append(Candidate(strategy=folder.strategy, status=UNSAFE, why=why))
             continue
-        state, manifest = task_state(store, folder.prefix, store.listing(folder.prefix), deep=True)
+        objects = store.listing(folder.prefix)
+        state, manifest = task_state(store, folder.prefix, objects, deep=True)
+        if state == "incomplete" and manifest is None and MARKER not in objects and MANIFEST in objects:
+            state, manifest = _unmarked_manifest(store, folder.prefix, objects)
         final = state == "complete" or (manifest is not None and manifest.get("status") in ("gated", "failed"))
         if state == UNSAFE or not final:
             why = "unsafe: its manifest names something unsafe" if state == UNSAFE else ""
@@ -155,6 +158,20 @@ def _candidates(store: Any, output: str, run_id: str, task: str) -> tuple[list[C
         if candidate.status == "complete" and result.latency is not None:
             devices.add(device_of(result))
     return candidates, devices
+
+
+def _unmarked_manifest(store: Any, prefix: str, objects: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
+    """The manifest of a folder published without a marker (gated, failed; or still being
+    written): ``task_state`` reads manifests of marked folders only."""
+    where = join(prefix, MANIFEST)
+    if objects[MANIFEST].refused:
+        return UNSAFE, None
+    try:
+        return "incomplete", parse_manifest(store.get_bytes(where), where)
+    except UnsafePathError:
+        return UNSAFE, None
+    except InputError:  # not JSON, another schema: not a usable manifest
+        return "incomplete", None
 
 
 def _verified_bytes(store: Any, prefix: str, rel: str, manifest: dict[str, Any]) -> bytes:
