@@ -275,3 +275,15 @@ def test_pull_get_selected_pulls_exactly_the_selected_folder(s3_server, bucket, 
         for name in sorted([MANIFEST, MARKER, "inference.pdiparams", "inference.pdmodel", "results.json"])
     ]
     assert "r1/uie: selected qat_dis" in proc.stdout
+
+
+def test_a_gated_results_json_changed_after_publishing_is_unsafe(tmp_path: Path):
+    # a gated folder has no marker, so only the manifest's SHA-256 vouches for its results.json
+    store, output = Storage(StorageConfig()), str(tmp_path / "out")
+    prefix = publish_result(store, output, result("ptq", f1=0.70, status="gated"), tmp_path)
+    path = Path(prefix) / "results.json"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace('"status": "gated"', '"status": "xgated"'), encoding="utf-8")  # same size
+    (selection,) = select_run(store, output, RUN)
+    assert selection.exit_code == 2 and "ptq (unsafe)" in selection.refused
+    assert by_name(selection)["ptq"].why.endswith("results.json: does not match its SHA-256 in the manifest")
