@@ -27,8 +27,8 @@ __all__ = ["RULE", "SCHEMA", "STATUSES", "TIE", "Candidate", "Selection", "choos
 
 SCHEMA = 1
 STATUSES = ("complete", "gated", "failed", "incomplete", "unsafe")
-# Latencies within this fraction of the fastest eligible one are a tie: two timings of the
-# same model on a shared machine differ by about this much, so the faster by less is noise.
+# Latencies within this fraction of the fastest eligible one are a tie, decided by score: a
+# margin chosen (not measured) to be below what a median on a shared machine can resolve.
 TIE = 0.005
 RULE = (
     "eligible: published complete, passed the accuracy gate, and measured faster than its original on its serving "
