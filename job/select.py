@@ -32,8 +32,8 @@ STATUSES = ("complete", "gated", "failed", "incomplete", "unsafe")
 TIE = 0.005
 RULE = (
     "eligible: published complete, passed the accuracy gate, and measured faster than its original on its serving "
-    "device (speedup above 1); selected: the eligible model of lowest compressed latency, latencies within 0.5 % "
-    "of the fastest tied and broken by the higher score, then by strategy name"
+    "device (speedup above 1); selected: the eligible model of lowest compressed latency, latencies within "
+    f"{TIE:.1%} of the fastest tied and broken by the higher score, then by strategy name"
 )
 
 
@@ -179,6 +179,8 @@ class Selection:
                     c.why,
                 )
             )
+        # metric names and strategies come from a shared bucket: shown escaped and bounded
+        rows = [tuple(_shown(cell) for cell in row) for row in rows]
         return tables.text(rows, "<<<>>>>>><", indent="  ", rule=True)
 
 
@@ -264,6 +266,13 @@ def _pareto(judged: list[Candidate]) -> set[str]:
         return no_worse and better
 
     return {c.strategy for c in measured if not any(dominates(o, c) for o in measured if o is not c)}
+
+
+def _shown(cell: str, limit: int = 120) -> str:
+    from job.storage.locations import escape  # light (stdlib): the one control-character escape
+
+    text = escape(cell)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _on(device: str) -> str:

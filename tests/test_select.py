@@ -287,3 +287,11 @@ def test_a_gated_results_json_changed_after_publishing_is_unsafe(tmp_path: Path)
     (selection,) = select_run(store, output, RUN)
     assert selection.exit_code == 2 and "ptq (unsafe)" in selection.refused
     assert by_name(selection)["ptq"].why.endswith("results.json: does not match its SHA-256 in the manifest")
+
+
+def test_the_candidates_table_escapes_text_from_the_bucket():
+    hostile = result("ptq", status="gated")
+    hostile.metric = "f1\x1b[2J" + "x" * 300
+    lines = pick(hostile, result("qat_dis")).table()
+    assert not any("\x1b" in line for line in lines)
+    assert any("f1\\x1b[2J" in line and line.endswith("...") for line in lines)
