@@ -295,3 +295,15 @@ def test_the_candidates_table_escapes_text_from_the_bucket():
     lines = pick(hostile, result("qat_dis")).table()
     assert not any("\x1b" in line for line in lines)
     assert any("f1\\x1b[2J" in line and line.endswith("...") for line in lines)
+
+
+def test_a_selection_made_before_a_new_result_is_stale(tmp_path: Path):
+    store, output = Storage(StorageConfig()), str(tmp_path / "out")
+    publish_result(store, output, result("ptq", ms=20.0), tmp_path)
+    assert select_run(store, output, RUN)[0].selected == "ptq"
+    assert read_selection(store, output, RUN, "uie").selected == "ptq"
+    publish_result(store, output, result("qat_dis", ms=10.0), tmp_path)  # a faster one ends after the selection
+    with pytest.raises(InputError, match=r"^r1/uie: the published selection is stale"):
+        read_selection(store, output, RUN, "uie")
+    assert select_run(store, output, RUN)[0].selected == "qat_dis"
+    assert read_selection(store, output, RUN, "uie").selected == "qat_dis"

@@ -5,7 +5,8 @@ Where it lands: ``<output>/<run>/<task>/_selected/`` holds ``selected.json``, pu
 like a model folder (``job.storage.publish``: the file verified by the store, then
 ``manifest.json`` with its SHA-256, then ``_SUCCESS`` last). ``read_selection`` trusts it
 only when that folder is complete (``manifest.task_state``) and the bytes it reads have the
-manifest's SHA-256. ``_selected`` is not a strategy name (``layout.SELECTION``), so the
+manifest's SHA-256. It is refused as stale when the rule, applied to the task's folders as they are now, would
+not make the same ``selected.json``. ``_selected`` is not a strategy name (``layout.SELECTION``), so the
 pull's listing leaves it out.
 
 A task is selected only when every strategy folder is final: published complete, or
@@ -99,7 +100,8 @@ def select_task(store: Any, output: str, run_id: str, task: str) -> Selection:
 def read_selection(store: Any, output: str, run_id: str, task: str) -> Selection:
     """The task's published selection, verified: its folder complete (marker, manifest, sizes;
     locally every SHA-256), ``selected.json`` of the manifest's SHA-256, well typed, naming
-    this run and task and a safe strategy. ``InputError`` (one line) otherwise."""
+    this run and task and a safe strategy, and still the choice the rule makes from the
+    task's folders as they are now (not stale). ``InputError`` (one line) otherwise."""
     prefix = selection_prefix(output, run_id, task)
     state, manifest = task_state(store, prefix, store.listing(prefix), deep=True)
     if state != "complete" or manifest is None:
@@ -115,6 +117,12 @@ def read_selection(store: Any, output: str, run_id: str, task: str) -> Selection
         )
     if selection.selected is not None:
         check_name(f"{join(prefix, FILE)}: selected", selection.selected)
+    candidates, devices = _candidates(store, output, run_id, task)
+    if choose(task, run_id, candidates, device=",".join(sorted(devices))).to_dict() != selection.to_dict():
+        raise InputError(
+            f"{run_id}/{task}: the published selection is stale (the task's results changed since it was made); "
+            "run `python -m job select` again"
+        )
     selection.location = join(prefix, FILE)
     return selection
 
@@ -189,5 +197,5 @@ def _verified_bytes(store: Any, prefix: str, rel: str, manifest: dict[str, Any])
 
 
 def _fingerprint(selection: Selection) -> str:
-    """What the selection was made from: every candidate's figures (the manifest's fingerprint)."""
-    return hashlib.sha256(json.dumps([c.to_dict() for c in selection.candidates], sort_keys=True).encode()).hexdigest()
+    """The decision and what it was made from (the manifest's fingerprint)."""
+    return hashlib.sha256(json.dumps(selection.to_dict(), sort_keys=True).encode()).hexdigest()
