@@ -4,10 +4,10 @@ choose by ``job.select.RULE``, publish ``selected.json``, and read it back verif
 Where it lands: ``<output>/<run>/<task>/_selected/`` holds ``selected.json``, published
 like a model folder (``job.storage.publish``: the file verified by the store, then
 ``manifest.json`` with its SHA-256, then ``_SUCCESS`` last). ``read_selection`` trusts it
-only when that folder is complete (``manifest.task_state``) and the bytes it reads have the
-manifest's SHA-256. It is refused as stale when the rule, applied to the task's folders as they are now, would
-not make the same ``selected.json``. ``_selected`` is not a strategy name (``layout.SELECTION``), so the
-pull's listing leaves it out.
+only when that folder is complete (``manifest.task_state``), the bytes it reads have the
+manifest's SHA-256, and the rule applied to the task's folders as they are now makes the
+same ``selected.json`` (else it is stale). ``_selected`` is not a strategy name
+(``layout.SELECTION``), so the pull's listing leaves it out.
 
 A task is selected only when every strategy folder is final: published complete, or
 published gated or failed (a manifest of that status). A folder still being written
