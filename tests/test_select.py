@@ -307,3 +307,16 @@ def test_a_selection_made_before_a_new_result_is_stale(tmp_path: Path):
         read_selection(store, output, RUN, "uie")
     assert select_run(store, output, RUN)[0].selected == "qat_dis"
     assert read_selection(store, output, RUN, "uie").selected == "qat_dis"
+
+
+def test_an_unsafe_strategy_folder_refuses_its_task(s3_server, bucket, s3_client, tmp_path: Path):
+    store, output = Storage(StorageConfig(endpoint_url=s3_server)), f"s3://{bucket}/act"
+    publish_result(store, output, result("qat_dis", ms=12.0), tmp_path)
+    publish_result(store, output, result("prune_dis", status="failed"), tmp_path)  # final: does not block
+    s3_client.put_object(Bucket=bucket, Key=f"act/{RUN}/uie/../results.json", Body=b"{}")
+    selections = {s.task: s for s in select_run(store, output, RUN)}
+    uie = selections["uie"]
+    assert uie.exit_code == 2 and uie.refused.endswith("'..' (unsafe)"), uie.refused
+    assert by_name(uie)["prune_dis"].status == "failed"
+    assert store.listing(selection_prefix(output, RUN, "uie")) == {}
+    assert all(s.exit_code == 2 for s in selections.values())
