@@ -48,6 +48,7 @@ what a pull writes:
 examples:
   scripts/pull list s3://models/act --endpoint-url http://minio:9000
   scripts/pull get s3://models/act --run 2024-06-01 --task uie --dest ./pulled
+  scripts/pull get s3://models/act --run 2024-06-01 --selected --dest ./deploy
 
 exit codes:
   0 ok, 1 internal error, 2 bad input (flags, nothing to pull, an unsafe task folder,
