@@ -5,6 +5,7 @@ Commands:
   eval     evaluate a model folder only (same as ``run --eval``)
   data     build the embedded offline benchmarks (People's Daily extraction, sentiment)
   report   gather results.json files into the accuracy and latency tables
+  select   choose each task's model of a run by the documented rule, publish selected.json
   teacher  train a teacher model and save it as a checkpoint folder
   config   print every config section and key with its default and meaning
 
@@ -130,6 +131,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="where to write report.md, report.json, report.png (default: ./report)",
     )
 
+    select = sub.add_parser(
+        "select",
+        help="choose each task's model of a run and publish selected.json",
+        description=(
+            "Read every strategy's results.json of each task of a run, choose one model per task by the rule of "
+            "job/select.py (passed the gate, faster than the original, then the fastest; ties by score) and publish "
+            "<OUTPUT>/<RUN>/<TASK>/_selected/selected.json, marker last. Exit 2 when a task has no candidates or "
+            "incomplete or unsafe results (the other tasks are still selected)."
+        ),
+    )
+    select.add_argument("output", metavar="OUTPUT", help="the job's output root: s3://bucket/prefix or a local folder")
+    select.add_argument("--run", required=True, metavar="RUN_ID", help="the run id")
+    select.add_argument("--task", action="append", metavar="TASK", help="only this task (repeatable; default: all)")
+    select.add_argument("--endpoint-url", default="", metavar="URL", help="S3 endpoint (default: the AWS environment)")
+    select.add_argument("--region", default="", help="S3 region (default: the AWS environment)")
+
     teacher = sub.add_parser(
         "teacher",
         help="train a teacher and save it as a checkpoint folder",
@@ -210,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         args = build_parser().parse_args(argv)
         if args.command is None:
             build_parser().print_help(sys.stderr)
-            raise InputError("a command is required: run, eval, data, report, teacher, config or lab")
+            raise InputError("a command is required: run, eval, data, report, select, teacher, config or lab")
         return _dispatch(args)
     except JobError as exc:
         log.debug("failed", exc_info=True)
@@ -259,9 +276,32 @@ def _dispatch(args: argparse.Namespace) -> int:
         from job import report
 
         return report.cli(source=args.source, out=args.out)
+    if args.command == "select":
+        return _select(args)
     if args.command == "lab":
         return _lab_cli().main(args.experiment, list(args.args))
     raise InputError(f"unknown command {args.command!r}")
+
+
+def _select(args: argparse.Namespace) -> int:
+    """Per task: the choice and the candidates table; refusals as one line each, exit code the worst."""
+    from job.config import StorageConfig
+    from job.storage import Storage, escape
+    from job.storage.selection import select_run
+
+    store = Storage(StorageConfig(endpoint_url=args.endpoint_url, region=args.region))
+    selections = select_run(store, args.output, args.run, args.task)
+    if not selections:
+        raise InputError(f"nothing under {escape(args.output)} for run {escape(args.run)}: no task to select for")
+    for selection in selections:
+        print(f"\n== {selection.run_id}/{selection.task}: {selection.selected or 'nothing selected'} ==")
+        if selection.candidates:
+            print("\n".join(selection.table()))
+        if selection.refused:
+            print(f"error: {escape(selection.refused)}", file=sys.stderr)
+            continue
+        print(f"  {escape(selection.reason)}\n  published: {selection.location}")
+    return max((s.exit_code for s in selections), default=0)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,8 @@ LIGHT_MODULES = (
     "job.kube.render",
     "job.report",
     "job.storage.pull",
+    "job.select",
+    "job.storage.selection",
     "job.kube.launch",
 )
 HEAVY = ("paddle", "paddlenlp", "paddleslim")

@@ -17,9 +17,13 @@ from job.storage.manifest import MANIFEST, MARKER, UNSAFE, parse_manifest, task_
 from job.storage.publish import format_size, progress_bar, tail
 from job.storage.registry import backend_class
 
-__all__ = ["PullResult", "TaskStatus", "list_runs", "pull_task", "task_prefix"]
+__all__ = ["SELECTION", "PullResult", "TaskStatus", "list_runs", "pull_task", "task_prefix"]
 
 log = logging.getLogger(__name__)
+
+# <output>/<run>/<task>/_selected/ holds the task's selected.json (job.storage.selection), not a
+# strategy: no strategy name starts with '_' (job.config.STRATEGIES).
+SELECTION = "_selected"
 
 
 def task_prefix(output: str, run_id: str, task: str, strategy: str) -> str:
@@ -65,7 +69,7 @@ def list_runs(storage: Any, output: str, *, run_id: str | None = None) -> list[T
     groups: dict[tuple[str, str, str], dict[str, Any]] = {}
     for rel, obj in storage.listing(base).items():
         parts = rel.split("/") if run_id is None else [run_id, *rel.split("/")]
-        if len(parts) >= 4:
+        if len(parts) >= 4 and parts[2] != SELECTION:
             groups.setdefault((parts[0], parts[1], parts[2]), {})["/".join(parts[3:])] = obj
     statuses = []
     for (run, task, strategy), objects in sorted(groups.items()):

@@ -6,6 +6,8 @@ output folder), every file verified against its task's manifest.
   scripts/pull get OUTPUT --run RUN [--task T] [--strategy S] [--dest DIR] [--force]
       download every complete task of the run into DIR/<run>/<task>/<strategy>/,
       verify each file's SHA-256 against the task's manifest, print the results table
+  scripts/pull get OUTPUT --run RUN --selected [--task T] [--dest DIR] [--force]
+      the same for the selected model of each task only (its verified selected.json)
 
 Light dependencies only (pyyaml, boto3, tqdm; no paddle): runs from ``.venv-light``.
 """
@@ -24,7 +26,7 @@ from job.config import StorageConfig
 from job.errors import ExitCode, InputError, JobError
 from job.logs import BOTO_LOGGERS
 from job.storage import Storage, format_size, list_runs, pull_task, scrub
-from job.storage.locations import escape
+from job.storage.locations import escape, is_safe_name
 from job.storage.manifest import UNSAFE
 
 __all__ = ["build_parser", "main"]
@@ -46,6 +48,7 @@ what a pull writes:
 examples:
   scripts/pull list s3://models/act --endpoint-url http://minio:9000
   scripts/pull get s3://models/act --run 2024-06-01 --task uie --dest ./pulled
+  scripts/pull get s3://models/act --run 2024-06-01 --selected --dest ./deploy
 
 exit codes:
   0 ok, 1 internal error, 2 bad input (flags, nothing to pull, an unsafe task folder,
@@ -104,6 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace task folders in DIR that hold something other than an earlier pull",
     )
     get.add_argument("--no-progress", action="store_true", help="no progress bars")
+    get.add_argument(
+        "--selected",
+        action="store_true",
+        help="only the model `python -m job select` chose for each task (tasks with none are reported, exit 2)",
+    )
     return parser
 
 
@@ -126,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         storage = Storage(StorageConfig(endpoint_url=args.endpoint_url, region=args.region))
         if args.command == "list":
             return _list(storage, args)
+        if args.selected:
+            return _get_selected(storage, args)
         return _get(storage, args)
     except JobError as exc:
         log.debug("failed", exc_info=True)
@@ -221,4 +231,39 @@ def _get(storage: Storage, args: argparse.Namespace) -> int:
         + (f"; {len(unsafe) + len(failed)} refused or failed" if unsafe or failed else "")
     )
     codes = [int(ExitCode.INPUT)] * len(unsafe) + [int(exc.exit_code) for exc in failed]
+    return max(codes, default=0)
+
+
+def _get_selected(storage: Storage, args: argparse.Namespace) -> int:
+    """``get --selected``: each task's selected model, pulled as ``get`` pulls a task; a task
+    without a verified selection, or whose selection chose nothing, is reported (exit 2 at end)."""
+    from job.storage.selection import read_selection
+
+    if args.strategy:
+        raise InputError("--selected pulls the strategy each task's selection names: leave out --strategy")
+    folders = {(t.task, t.strategy): t for t in list_runs(storage, args.output, run_id=args.run)}
+    names = [args.task] if args.task else sorted({task for task, _ in folders if is_safe_name(task)})
+    if not names:
+        raise InputError(f"nothing under {escape(args.output)} for run {escape(args.run)}")
+    codes, pulled_tasks = [], 0
+    for task in names:
+        try:
+            selection = read_selection(storage, args.output, args.run, task)
+            if selection.selected is None:
+                raise InputError(f"{args.run}/{task}: the selection chose no model: {escape(selection.reason)}")
+            folder = folders.get((task, selection.selected))
+            if folder is None or folder.state != "complete":
+                state = folder.state if folder else "absent"
+                raise InputError(f"{args.run}/{task}/{selection.selected}: the selected model is {state}")
+            dest = Path(args.dest) / args.run / task / selection.selected
+            pulled = pull_task(
+                storage, folder.prefix, dest, within=Path(args.dest), force=args.force, progress=not args.no_progress
+            )
+        except JobError as exc:  # one task's failure does not stop the others
+            print(f"error: {scrub.scrub(escape(str(exc)))}", file=sys.stderr)
+            codes.append(int(exc.exit_code))
+            continue
+        pulled_tasks += 1
+        print(f"{args.run}/{task}: selected {selection.selected}; {pulled.summary()}")
+    print(f"pulled the selected model of {pulled_tasks} of {len(names)} tasks into {args.dest}")
     return max(codes, default=0)
