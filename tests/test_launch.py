@@ -170,7 +170,7 @@ def test_image_from_environment_and_derived_run_id(light_python):
     second = run_launch(light_python, *args, env={"ACT_JOB_IMAGE": IMAGE})
     assert first.returncode == 0, first.stderr
     assert first.stdout == second.stdout  # deterministic: no clock, no randomness
-    run_id = render.derive_run_id(IMAGE, None, [], None)
+    run_id = render.derive_run_id(IMAGE, (), [], None)
     assert f"launch: run id {run_id}" in first.stderr
     (doc,) = [d for d in yaml.safe_load_all(first.stdout) if d]
     assert doc["metadata"]["name"] == f"act-afqmc-prune-ptq-{run_id}"
@@ -301,13 +301,13 @@ def test_apply_and_watch_all_succeed(light_python, kube, kubeconfig):
     result = run_apply_watch(light_python, kubeconfig, "afqmc", "tnews", "uie")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "launch: all 3 Job(s) succeeded" in result.stdout
-    assert re.search(r"^TASK\s+JOB\s+ACTIVE\s+SUCCEEDED\s+FAILED\s+STATE\s+REASON", result.stdout, flags=re.M)
+    assert re.search(r"^TASK\s+STRATEGY\s+JOB\s+ACTIVE\s+SUCCEEDED\s+FAILED\s+STATE\s+REASON", result.stdout, flags=re.M)
     assert re.search(
-        r"^afqmc\s+act-afqmc-prune-ptq-exp1\s+1\s+0\s+0\s+running\s+ImagePullBackOff: Back-off pulling",
+        r"^afqmc\s+prune_ptq\s+act-afqmc-prune-ptq-exp1\s+1\s+0\s+0\s+running\s+ImagePullBackOff: Back-off pulling",
         result.stdout,
         flags=re.M,
     )
-    assert re.search(r"^uie\s+act-uie-qat-dis-exp1\s+0\s+1\s+0\s+succeeded", result.stdout, flags=re.M)
+    assert re.search(r"^uie\s+qat_dis\s+act-uie-qat-dis-exp1\s+0\s+1\s+0\s+succeeded", result.stdout, flags=re.M)
     selectors = {
         parse_qs(urlsplit(r["path"]).query).get("labelSelector", [""])[0] for r in kube.requests if r["method"] == "GET"
     }
@@ -321,7 +321,7 @@ def test_watch_reports_a_failed_job_with_exit_1(light_python, kube, kubeconfig):
     result = run_launch(light_python, *args, "--watch", "--interval", "0.05")  # re-attach without --apply
     assert result.returncode == 1, result.stdout + result.stderr
     assert re.search(
-        r"^tnews\s+act-tnews-prune-ptq-exp1\s+0\s+0\s+4\s+failed\s+BackoffLimitExceeded", result.stdout, flags=re.M
+        r"^tnews\s+prune_ptq\s+act-tnews-prune-ptq-exp1\s+0\s+0\s+4\s+failed\s+BackoffLimitExceeded", result.stdout, flags=re.M
     )
     assert "1 of 2 Job(s) did not succeed: act-tnews-prune-ptq-exp1" in result.stdout
 
@@ -400,4 +400,4 @@ def test_launch_module_loads_without_side_effects():
         module.Row("uie", "act-uie-ptq-x", 0, 1, 0, "succeeded", ""),
     ]
     table = module.format_table(rows).splitlines()
-    assert table[0].split() == ["TASK", "JOB", "ACTIVE", "SUCCEEDED", "FAILED", "STATE", "REASON"] and len(table) == 3
+    assert table[0].split() == ["TASK", "STRATEGY", "JOB", "ACTIVE", "SUCCEEDED", "FAILED", "STATE", "REASON"] and len(table) == 3
