@@ -640,7 +640,16 @@ def test_default_stays_one_strategy_per_task():
     assert render.strategies_for("uie", ("ptq", "qat_dis")) == ("ptq", "qat_dis")
 
 
-@pytest.mark.parametrize("run_id", ["exp1", "x" * 63, "Exp_2026.12", "RUN" + "9" * 60, "a", "run-3f2a9c01de"])
+# Run ids that slug alike ("Exp_2026.12", "exp-2026-12") or differ past the 63rd character of a name.
+RUN_IDS = ["exp1", "x" * 63, "x" * 62 + "y", "Exp_2026.12", "exp-2026-12", "RUN" + "9" * 60, "a", "run-3f2a9c01de"]
+
+
+def test_job_names_unique_across_runs_tasks_and_strategies():
+    names = {render.job_name(r, t, s) for r in RUN_IDS for t in render.LAUNCH_TASKS for s in STRATEGIES}
+    assert len(names) == len(RUN_IDS) * len(render.LAUNCH_TASKS) * len(STRATEGIES)
+
+
+@pytest.mark.parametrize("run_id", RUN_IDS)
 def test_job_names_unique_and_valid_for_every_task_and_strategy(run_id):
     names = [render.job_name(run_id, task, strategy) for task in render.LAUNCH_TASKS for strategy in STRATEGIES]
     assert len(set(names)) == len(render.LAUNCH_TASKS) * len(STRATEGIES)
