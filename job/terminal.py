@@ -9,21 +9,20 @@ the pull and the job all use it.
 
 from __future__ import annotations
 
-import unicodedata
-
 __all__ = ["escape", "has_control", "is_control"]
 
-# Unicode categories shown escaped: controls (Cc: C0, DEL, C1), format characters (Cf: the
-# bidirectional overrides such as U+202E, zero-width characters), surrogates (Cs: a lone one
-# makes print() raise), private use and unassigned (Co, Cn), and the line and paragraph
-# separators (Zl, Zp) that some terminals and editors break lines at.
-_ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
 _ELLIPSIS = "..."
 
 
 def is_control(char: str) -> bool:
-    """True for one character that ``escape`` would not print as itself."""
-    return unicodedata.category(char) in _ESCAPED_CATEGORIES
+    """True for one character that ``escape`` would not print as itself.
+
+    That is what Python's ``repr`` escapes: controls (C0, DEL, C1), format characters (the
+    bidirectional overrides such as U+202E, zero-width ones), surrogates (a lone one makes
+    ``print`` raise), private-use and unassigned code points, line and paragraph separators,
+    and every space but U+0020 (a no-break or em space passes for a plain one).
+    """
+    return not char.isprintable()
 
 
 def has_control(text: str) -> bool:
