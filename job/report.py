@@ -195,7 +195,7 @@ def _parse(where: str, read: Any, found: list, warnings: list[str]) -> None:
     try:
         result = TaskResult.from_dict(data)
     except ValueError as exc:  # a key's type, a missing task or strategy, an unknown schema
-        from job.storage.locations import escape  # the key named may come from the file
+        from job.terminal import escape  # the key named may come from the file
 
         message = f"{where}: skipped, not a results.json of this job ({escape(str(exc))})"
         log.warning(message)

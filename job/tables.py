@@ -48,6 +48,6 @@ def text(
 
 
 def _cell(cell: str) -> str:
-    from job.storage.locations import escape  # light (stdlib); the one control-character escape
+    from job.terminal import escape  # light (stdlib); the one control-character escape
 
     return escape(" ".join(str(cell).split())).replace("|", "\\|")

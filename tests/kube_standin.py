@@ -110,8 +110,9 @@ class FakeKubeAPI(ThreadingHTTPServer):
     """Stands in for a cluster's API server: Jobs are stored and progress as they are polled.
 
     A Job is "running" for ``polls_to_finish`` list calls after creation, then succeeds, or
-    fails (reason BackoffLimitExceeded) when its task is in ``fail_tasks``. ``refuse`` makes
-    every request answer with that HTTP status.
+    fails (reason BackoffLimitExceeded, message ``fail_message``) when its task or its name is
+    in ``fail_tasks``. ``refuse`` makes every request answer with that HTTP status and
+    ``refuse_message``. The messages are whatever a test sets: a cluster's text is untrusted.
     """
 
     daemon_threads = True
@@ -126,6 +127,8 @@ class FakeKubeAPI(ThreadingHTTPServer):
         self.polls_to_finish = 2
         self.refuse: int | None = None
         self.waiting_reason: dict[str, str] = {}
+        self.fail_message = "Job has reached the specified backoff limit"
+        self.refuse_message = 'jobs.batch is forbidden: User "fake" cannot create resource "jobs"'
 
     @property
     def url(self) -> str:
@@ -148,7 +151,7 @@ class FakeKubeAPI(ThreadingHTTPServer):
                 "ready": 0 if task in self.waiting_reason else 1,
                 "startTime": "2026-11-26T08:00:00Z",
             }
-        elif task in self.fail_tasks:
+        elif task in self.fail_tasks or key[1] in self.fail_tasks:
             job["status"] = {
                 "failed": 4,
                 "conditions": [
@@ -156,13 +159,13 @@ class FakeKubeAPI(ThreadingHTTPServer):
                         "type": "FailureTarget",
                         "status": "True",
                         "reason": "BackoffLimitExceeded",
-                        "message": "Job has reached the specified backoff limit",
+                        "message": self.fail_message,
                     },
                     {
                         "type": "Failed",
                         "status": "True",
                         "reason": "BackoffLimitExceeded",
-                        "message": "Job has reached the specified backoff limit",
+                        "message": self.fail_message,
                     },
                 ],
             }
@@ -228,11 +231,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server.refuse:
             return self._send(
                 self.server.refuse,
-                _status(
-                    self.server.refuse,
-                    "Forbidden",
-                    'jobs.batch is forbidden: User "fake" cannot create resource "jobs"',
-                ),
+                _status(self.server.refuse, "Forbidden", self.server.refuse_message),
             )
         match = re.fullmatch(r"/apis/batch/v1/namespaces/([^/]+)/jobs", urlsplit(self.path).path)
         if not match:

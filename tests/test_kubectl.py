@@ -18,6 +18,7 @@ import pytest
 import yaml
 from kube_standin import FakeKubeAPI, running_standin, write_kubeconfig
 
+from job.config import CLUE_TASKS
 from job.kube import render
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -120,3 +121,22 @@ def test_kubectl_server_side_apply_twice_creates_nothing_new(kubectl, kube, ligh
     expected = {d["metadata"]["name"]: d for d in yaml.safe_load_all(jobs.read_text()) if d}
     for (_, name), job in kube.jobs.items():
         assert job["spec"] == expected[name]["spec"]
+
+
+def test_kubectl_applies_seven_tasks_times_three_strategies_twice_without_change(kubectl, kube, light_python, tmp_path):
+    """The issue's check: 7 CLUE tasks x 3 strategies, models and data from object storage."""
+    extra = ["--tasks", *CLUE_TASKS, "--strategies", "qat_dis,ptq_hpo,prune_ptq"]
+    extra += ["--model-root", "s3://ml-models/ernie", "--data-root", "s3://ml-data/clue"]
+    jobs = render_yaml(light_python, tmp_path, *extra)
+    rendered = [d for d in yaml.safe_load_all(jobs.read_text()) if d]
+    names = [job["metadata"]["name"] for job in rendered]
+    assert len(set(names)) == 21
+
+    assert _lines(apply(kubectl, kube, tmp_path, jobs)) == [f"job.batch/{name} created" for name in names]
+    bodies = [json.loads(r["body"]) for r in kube.creates()]
+    for body in bodies:
+        body["metadata"]["annotations"].pop(LAST_APPLIED)
+    assert bodies == rendered
+    changes = len(kube.changes())
+    assert _lines(apply(kubectl, kube, tmp_path, jobs)) == [f"job.batch/{name} unchanged" for name in names]
+    assert len(kube.changes()) == changes == 21 and len(kube.jobs) == 21

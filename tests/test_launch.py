@@ -13,6 +13,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -21,8 +22,8 @@ import pytest
 import yaml
 from kube_standin import FakeKubeAPI, running_standin, write_kubeconfig
 
-from job.errors import ExitCode
-from job.kube import render
+from job.errors import ExitCode, InputError
+from job.kube import launch, render
 
 ROOT = Path(__file__).resolve().parent.parent
 LAUNCH = ROOT / "scripts" / "launch"
@@ -170,7 +171,7 @@ def test_image_from_environment_and_derived_run_id(light_python):
     second = run_launch(light_python, *args, env={"ACT_JOB_IMAGE": IMAGE})
     assert first.returncode == 0, first.stderr
     assert first.stdout == second.stdout  # deterministic: no clock, no randomness
-    run_id = render.derive_run_id(IMAGE, None, [], None)
+    run_id = render.derive_run_id(IMAGE, (), [], None)
     assert f"launch: run id {run_id}" in first.stderr
     (doc,) = [d for d in yaml.safe_load_all(first.stdout) if d]
     assert doc["metadata"]["name"] == f"act-afqmc-prune-ptq-{run_id}"
@@ -301,13 +302,15 @@ def test_apply_and_watch_all_succeed(light_python, kube, kubeconfig):
     result = run_apply_watch(light_python, kubeconfig, "afqmc", "tnews", "uie")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "launch: all 3 Job(s) succeeded" in result.stdout
-    assert re.search(r"^TASK\s+JOB\s+ACTIVE\s+SUCCEEDED\s+FAILED\s+STATE\s+REASON", result.stdout, flags=re.M)
     assert re.search(
-        r"^afqmc\s+act-afqmc-prune-ptq-exp1\s+1\s+0\s+0\s+running\s+ImagePullBackOff: Back-off pulling",
+        r"^TASK\s+STRATEGY\s+JOB\s+ACTIVE\s+SUCCEEDED\s+FAILED\s+STATE\s+REASON", result.stdout, flags=re.M
+    )
+    assert re.search(
+        r"^afqmc\s+prune_ptq\s+act-afqmc-prune-ptq-exp1\s+1\s+0\s+0\s+running\s+ImagePullBackOff: Back-off pulling",
         result.stdout,
         flags=re.M,
     )
-    assert re.search(r"^uie\s+act-uie-qat-dis-exp1\s+0\s+1\s+0\s+succeeded", result.stdout, flags=re.M)
+    assert re.search(r"^uie\s+qat_dis\s+act-uie-qat-dis-exp1\s+0\s+1\s+0\s+succeeded", result.stdout, flags=re.M)
     selectors = {
         parse_qs(urlsplit(r["path"]).query).get("labelSelector", [""])[0] for r in kube.requests if r["method"] == "GET"
     }
@@ -321,7 +324,9 @@ def test_watch_reports_a_failed_job_with_exit_1(light_python, kube, kubeconfig):
     result = run_launch(light_python, *args, "--watch", "--interval", "0.05")  # re-attach without --apply
     assert result.returncode == 1, result.stdout + result.stderr
     assert re.search(
-        r"^tnews\s+act-tnews-prune-ptq-exp1\s+0\s+0\s+4\s+failed\s+BackoffLimitExceeded", result.stdout, flags=re.M
+        r"^tnews\s+prune_ptq\s+act-tnews-prune-ptq-exp1\s+0\s+0\s+4\s+failed\s+BackoffLimitExceeded",
+        result.stdout,
+        flags=re.M,
     )
     assert "1 of 2 Job(s) did not succeed: act-tnews-prune-ptq-exp1" in result.stdout
 
@@ -400,4 +405,192 @@ def test_launch_module_loads_without_side_effects():
         module.Row("uie", "act-uie-ptq-x", 0, 1, 0, "succeeded", ""),
     ]
     table = module.format_table(rows).splitlines()
-    assert table[0].split() == ["TASK", "JOB", "ACTIVE", "SUCCEEDED", "FAILED", "STATE", "REASON"] and len(table) == 3
+    assert (
+        table[0].split() == ["TASK", "STRATEGY", "JOB", "ACTIVE", "SUCCEEDED", "FAILED", "STATE", "REASON"]
+        and len(table) == 3
+    )
+
+
+# --------------------------------------------------------------------------------------
+# Fan-out over strategies, data root, control characters
+# --------------------------------------------------------------------------------------
+
+FANOUT = ["--strategies", "qat_dis,ptq_hpo,prune_ptq"]
+
+
+def _jobs(result: subprocess.CompletedProcess) -> list[dict]:
+    assert result.returncode == 0, result.stderr
+    return [d for d in yaml.safe_load_all(result.stdout) if d]
+
+
+def test_strategies_flag_renders_one_job_per_task_and_strategy(light_python):
+    jobs = _jobs(run_launch(light_python, *BASE_ARGS, "--tasks", "afqmc", "uie", *FANOUT))
+    names = [j["metadata"]["name"] for j in jobs]
+    assert names == [
+        f"act-{task}-{strategy}-exp1" for task in ("afqmc", "uie") for strategy in ("qat-dis", "ptq-hpo", "prune-ptq")
+    ]
+    assert [a for j in jobs for a in j["spec"]["template"]["spec"]["containers"][0]["args"] if "strategy" in a] == [
+        f"Job.strategy={s}" for _ in range(2) for s in ("qat_dis", "ptq_hpo", "prune_ptq")
+    ]
+    # The space-separated form and the old single --strategy flag give the same Jobs.
+    spaced = _jobs(
+        run_launch(light_python, *BASE_ARGS, "--tasks", "afqmc", "uie", "--strategies", "qat_dis", "ptq_hpo,prune_ptq")
+    )
+    assert spaced == jobs
+    single = _jobs(run_launch(light_python, *BASE_ARGS, "--tasks", "afqmc", "--strategy", "ptq"))
+    assert [j["metadata"]["name"] for j in single] == ["act-afqmc-ptq-exp1"]
+
+
+def test_derived_run_id_names_the_strategies_and_data_root(light_python):
+    def derived(*extra: str) -> str:
+        result = run_launch(
+            light_python, "--image", IMAGE, "--output", "s3://ml-results/act", "--tasks", "afqmc", *extra
+        )
+        assert result.returncode == 0, result.stderr
+        return _jobs(result)[0]["metadata"]["labels"]["act-job/run-id"]
+
+    assert derived(*FANOUT) == render.derive_run_id(IMAGE, ("qat_dis", "ptq_hpo", "prune_ptq"), [], None)
+    assert derived("--data-root", "s3://ml-data/clue") == render.derive_run_id(IMAGE, (), [], None, "s3://ml-data/clue")
+    assert derived() == render.derive_run_id(IMAGE, (), [], None) != derived("--data-root", "s3://ml-data/clue")
+
+
+def test_data_root_flag_gives_each_job_its_files(light_python):
+    jobs = _jobs(run_launch(light_python, *BASE_ARGS, "--tasks", "tnews", "uie", "--data-root", "s3://ml-data/sets/"))
+    for job in jobs:
+        task = job["metadata"]["labels"]["act-job/task"]
+        args = job["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert args[args.index("Global.dataset=local") :] == [
+            "Global.dataset=local",
+            f"Global.train_data=s3://ml-data/sets/{task}/train.json",
+            f"Global.dev_data=s3://ml-data/sets/{task}/dev.json",
+            f"Global.test_data=s3://ml-data/sets/{task}/test.json",
+        ]
+
+
+RAW_CONTROLS = {"newline": "\n", "cr": "\r", "esc": "\x1b[2J", "rlo": "\u202e"}
+NAMED_FLAGS = {
+    "--run-id": "exp1",
+    "--namespace": "act-jobs",
+    "--image": IMAGE,
+    "--queue": "t4",
+    "--output": "s3://ml-results/act",
+    "--model-root": "s3://ml-models/ernie",
+    "--data-root": "s3://ml-data/clue",
+    "--tasks": "afqmc",
+    "--strategies": "ptq",
+    "--set": "TrainConfig.epochs=3",
+    "--gpu-product": "Tesla-T4",
+    "--secret": "act-job-s3",
+    "--runtime-class": "nvidia",
+}
+
+
+def _has_raw_control(text: str) -> bool:
+    return any(c in text for c in ("\x1b", "\r", "\u202e", "\x00")) or "\n" in text.rstrip("\n")
+
+
+@pytest.mark.parametrize("control", list(RAW_CONTROLS.values()), ids=list(RAW_CONTROLS))
+@pytest.mark.parametrize("flag", list(NAMED_FLAGS))
+def test_control_character_in_any_name_is_one_escaped_line_and_exit_2(light_python, flag, control):
+    base = {"--image": IMAGE, "--output": "s3://ml-results/act", "--run-id": "exp1", "--tasks": "afqmc"}
+    given = {**base, flag: NAMED_FLAGS[flag] + control}
+    args = [part for key, value in given.items() for part in (key, value)]
+    result = run_launch(light_python, *args)
+    _assert_one_line_error(result, int(ExitCode.INPUT))
+    assert result.stdout == "" and not _has_raw_control(result.stderr), repr(result.stderr)
+    assert flag in result.stderr or flag == "--tasks", result.stderr
+
+
+# --------------------------------------------------------------------------------------
+# --watch: cluster text escaped, the final step run once
+# --------------------------------------------------------------------------------------
+
+HOSTILE = "\x1b[2J\x1b]0;owned\x07\rline one\nline two\u202eevil\x1b[31m"
+
+
+def test_watch_escapes_what_the_cluster_says(light_python, kube, kubeconfig):
+    kube.waiting_reason = {"afqmc": "Back-off " + HOSTILE}
+    kube.fail_message = "backoff " + HOSTILE
+    kube.fail_tasks = {"afqmc"}
+    result = run_apply_watch(light_python, kubeconfig, "afqmc", "uie")
+    assert result.returncode == 1, result.stdout + result.stderr
+    shown = result.stdout + result.stderr
+    assert not _has_raw_control(shown.replace("\n", "")) and "\x07" not in shown, repr(shown)
+    assert "\\x1b[2J\\x1b]0;owned\\x07" in shown  # shown as escapes, not dropped
+    assert re.search(r"^afqmc\s+prune_ptq\s+\S+\s+1\s+0\s+0\s+running\s+ImagePullBackOff: Back-off \\x1b", shown, re.M)
+    assert re.search(
+        r"^afqmc\s+prune_ptq\s+\S+\s+0\s+0\s+4\s+failed\s+BackoffLimitExceeded: backoff \\x1b", shown, re.M
+    )
+
+
+def test_api_error_bodies_are_escaped(light_python, kube, kubeconfig):
+    kube.refuse = 403
+    kube.refuse_message = "forbidden " + HOSTILE
+    result = run_launch(light_python, *BASE_ARGS, "--tasks", "afqmc", "--apply", *kubeconfig)
+    _assert_one_line_error(result, 4)
+    assert not _has_raw_control(result.stderr) and "\x07" not in result.stderr, repr(result.stderr)
+    assert "forbidden \\x1b[2J" in result.stderr
+
+
+class Recorder:
+    """A final step that records when it was called and what the cluster held then."""
+
+    def __init__(self, kube: FakeKubeAPI, status: int | None = 0, raises: Exception | None = None):
+        self.kube, self.status, self.raises = kube, status, raises
+        self.calls: list[tuple[str, list[str]]] = []
+
+    def select(self, run_id: str) -> int | None:
+        ended = []
+        for (_, name), job in self.kube.jobs.items():
+            types = {c["type"] for c in job.get("status", {}).get("conditions", []) if c["status"] == "True"}
+            ended.append(name if types & {"Complete", "Failed"} else f"{name} still running")
+        self.calls.append((run_id, sorted(ended)))
+        if self.raises is not None:
+            raise self.raises
+        return self.status
+
+
+def _main(kubeconfig: list[str], monkeypatch, *extra: str, on_all_done=None) -> int:
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # main installs its own; restored after
+    argv = [*BASE_ARGS, "--tasks", "afqmc", "uie", *extra, "--interval", "0.05", *kubeconfig]
+    return launch.main(argv, on_all_done=on_all_done.select if on_all_done else None)
+
+
+NAMES = ["act-afqmc-prune-ptq-exp1", "act-uie-qat-dis-exp1"]
+
+
+@pytest.mark.parametrize(
+    "fail,status,raises,expected",
+    [
+        (set(), 0, None, 0),  # all succeed, the step succeeds
+        ({"uie"}, 0, None, 1),  # a Job failed: that stands when the step succeeds
+        (set(), 3, None, 3),  # the step's own status when the Jobs succeeded
+        ({"uie"}, 4, None, 4),  # the step's failure wins over a failed Job
+        (set(), None, InputError("no result to select \x1b[2J"), 2),  # an expected failure: one line, its code
+        (set(), None, None, 1),  # not an exit status: an internal error
+    ],
+)
+def test_watch_runs_the_final_step_once_after_every_job_ended(
+    kube, kubeconfig, monkeypatch, capsys, fail, status, raises, expected
+):
+    kube.fail_tasks = fail
+    step = Recorder(kube, status, raises)
+    assert _main(kubeconfig, monkeypatch, "--apply", "--watch", on_all_done=step) == expected
+    assert step.calls == [("exp1", NAMES)]  # once, with the run id, when no Job was running any more
+    out = capsys.readouterr()
+    assert out.out.count("launch: every Job of run exp1 has ended; running select") == 1
+    if raises is not None:
+        assert out.err.count("\n") == 1 and "\x1b" not in out.err and "no result to select" in out.err
+
+
+def test_final_step_is_not_run_without_watch_or_when_watching_fails(kube, kubeconfig, monkeypatch):
+    step = Recorder(kube)
+    assert _main(kubeconfig, monkeypatch, "--apply", on_all_done=step) == 0
+    assert step.calls == [] and len(kube.jobs) == 2
+    # Nothing of this run in the cluster: watching fails (exit 2), so nothing has ended.
+    other = ["--run-id", "exp2"]
+    assert _main(kubeconfig, monkeypatch, *other, "--watch", on_all_done=step) == 2
+    assert step.calls == []
+    kube.refuse = 403  # the cluster refuses: exit 4, no step
+    assert _main(kubeconfig, monkeypatch, "--watch", on_all_done=step) == 4
+    assert step.calls == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import copy
+import hashlib
 import importlib.resources
 import json
 import re
@@ -67,13 +68,18 @@ def _variant() -> render.JobOptions:
         image_pull_secret="registry-cred",
         model_root="s3://ml-models/finetuned/",
         overrides=("TrainConfig.epochs=3", "Job.gate_tolerance=0.5"),
-        strategy="ptq",
+        strategies=("ptq",),
     )
 
 
 DEFAULT_JOBS = render.render_jobs(_options())
 VARIANT_JOBS = render.render_jobs(_variant(), ["afqmc", "uie"])
-ALL_JOBS = [pytest.param(j, id=j["metadata"]["name"]) for j in DEFAULT_JOBS + VARIANT_JOBS]
+FANOUT = ("qat_dis", "ptq_hpo", "prune_ptq")
+# The issue's check: the 7 CLUE tasks x 3 strategies, with models and data from object storage.
+FANOUT_JOBS = render.render_jobs(
+    _options(strategies=FANOUT, model_root="s3://ml-models/ernie", data_root="s3://ml-data/clue/"), CLUE_TASKS
+)
+ALL_JOBS = [pytest.param(j, id=j["metadata"]["name"]) for j in DEFAULT_JOBS + VARIANT_JOBS + FANOUT_JOBS]
 
 
 def _pod(job: dict) -> dict:
@@ -469,14 +475,14 @@ def test_digest_images_are_not_skipped_for_the_digest_check():
 
 
 def test_derived_run_id_is_deterministic_and_input_sensitive():
-    a = render.derive_run_id(IMAGE, None, ("TrainConfig.epochs=1",), None)
-    assert a == render.derive_run_id(IMAGE, None, ["TrainConfig.epochs=1"], None)
+    a = render.derive_run_id(IMAGE, (), ("TrainConfig.epochs=1",), None)
+    assert a == render.derive_run_id(IMAGE, (), ["TrainConfig.epochs=1"], None)
     assert a.startswith("run-") and render.JobOptions(image=IMAGE, output="s3://b/p", run_id=a)
     others = {
-        render.derive_run_id(DIGEST_IMAGE, None, ("TrainConfig.epochs=1",), None),
-        render.derive_run_id(IMAGE, "ptq", ("TrainConfig.epochs=1",), None),
-        render.derive_run_id(IMAGE, None, ("TrainConfig.epochs=2",), None),
-        render.derive_run_id(IMAGE, None, ("TrainConfig.epochs=1",), "s3://m"),
+        render.derive_run_id(DIGEST_IMAGE, (), ("TrainConfig.epochs=1",), None),
+        render.derive_run_id(IMAGE, ("ptq",), ("TrainConfig.epochs=1",), None),
+        render.derive_run_id(IMAGE, (), ("TrainConfig.epochs=2",), None),
+        render.derive_run_id(IMAGE, (), ("TrainConfig.epochs=1",), "s3://m"),
     }
     assert a not in others and len(others) == 4
 
@@ -492,7 +498,7 @@ def test_derived_run_id_is_deterministic_and_input_sensitive():
         ({"run_id": "-x"}, "--run-id"),
         ({"run_id": "a/b"}, "--run-id"),
         ({"run_id": "x" * 64}, "--run-id"),
-        ({"strategy": "magic"}, "--strategy"),
+        ({"strategies": ("magic",)}, "--strategies"),
         ({"overrides": ("epochs=1",)}, "--set"),
         ({"overrides": ("Job.output=s3://x/y",)}, "--set"),
         ({"overrides": ("Global.model_dir=s3://x",), "model_root": "s3://m"}, "--set"),
@@ -520,7 +526,7 @@ def test_bad_task_lists_are_input_errors(tasks):
 
 
 def test_render_is_pure():
-    """job/kube/render.py imports only the standard library, job.errors and job.config."""
+    """job/kube/render.py imports only the standard library, job.errors, job.config and job.terminal."""
     tree = ast.parse((ROOT / "job" / "kube" / "render.py").read_text())
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -532,6 +538,7 @@ def test_render_is_pure():
                 "__future__",
                 "job.errors",
                 "job.config",
+                "job.terminal",
             ), node.module
         elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
             assert node.func.id not in ("open", "print", "input"), node.func.id
@@ -601,3 +608,177 @@ def test_rendered_config_paths_exist_in_the_repo():
     missing = sorted(p for p in paths if not (ROOT / p.removeprefix("/app/")).is_file())
     if missing:
         pytest.skip(f"task configs not written yet: {', '.join(missing)}")
+
+
+# --------------------------------------------------------------------------------------
+# Fan-out over strategies, data from object storage
+# --------------------------------------------------------------------------------------
+
+
+def test_fanout_renders_one_job_per_task_and_strategy():
+    assert len(FANOUT_JOBS) == len(CLUE_TASKS) * len(FANOUT) == 21
+    labels = [j["metadata"]["labels"] for j in FANOUT_JOBS]
+    pairs = [(label["act-job/task"], label["act-job/strategy"]) for label in labels]
+    assert pairs == [(task, strategy) for task in CLUE_TASKS for strategy in FANOUT]
+    names = [j["metadata"]["name"] for j in FANOUT_JOBS]
+    assert len(set(names)) == 21 and names[:3] == [f"act-afqmc-{s.replace('_', '-')}-exp1" for s in FANOUT]
+    for job, (task, strategy) in zip(FANOUT_JOBS, pairs, strict=True):
+        args = _container(job)["args"]
+        assert f"Job.strategy={strategy}" in args and args.count("Job.run_id=exp1") == 1
+        assert job["metadata"]["labels"]["act-job/run-id"] == "exp1"
+        # The same failure policy and pod for every strategy: only the strategy differs.
+        assert job["spec"] == json.loads(
+            json.dumps(FANOUT_JOBS[pairs.index((task, FANOUT[0]))]["spec"])
+            .replace(f"Job.strategy={FANOUT[0]}", f"Job.strategy={strategy}")
+            .replace(f'"act-job/strategy": "{FANOUT[0]}"', f'"act-job/strategy": "{strategy}"')
+        )
+
+
+def test_default_stays_one_strategy_per_task():
+    assert len(DEFAULT_JOBS) == len(render.DEFAULT_TASKS)
+    assert render.strategies_for("uie") == ("qat_dis",) and render.strategies_for("afqmc") == ("prune_ptq",)
+    assert render.strategies_for("uie", ("ptq", "qat_dis")) == ("ptq", "qat_dis")
+
+
+# Run ids that slug alike ("Exp_2026.12", "exp-2026-12") or differ past the 63rd character of a name.
+RUN_IDS = ["exp1", "x" * 63, "x" * 62 + "y", "Exp_2026.12", "exp-2026-12", "RUN" + "9" * 60, "a", "run-3f2a9c01de"]
+
+
+def test_job_names_unique_across_runs_tasks_and_strategies():
+    names = {render.job_name(r, t, s) for r in RUN_IDS for t in render.LAUNCH_TASKS for s in STRATEGIES}
+    assert len(names) == len(RUN_IDS) * len(render.LAUNCH_TASKS) * len(STRATEGIES)
+
+
+@pytest.mark.parametrize("run_id", RUN_IDS)
+def test_job_names_unique_and_valid_for_every_task_and_strategy(run_id):
+    names = [render.job_name(run_id, task, strategy) for task in render.LAUNCH_TASKS for strategy in STRATEGIES]
+    assert len(set(names)) == len(render.LAUNCH_TASKS) * len(STRATEGIES)
+    for name in names:
+        assert _DNS_LABEL.fullmatch(name) and len(name) <= 63, name
+    jobs = render.render_jobs(_options(run_id=run_id, strategies=tuple(STRATEGIES)), render.LAUNCH_TASKS)
+    assert [j["metadata"]["name"] for j in jobs] == names
+
+
+def test_strategies_listed_twice_or_unknown_are_input_errors():
+    for strategies, expected in [(("ptq", "ptq"), "listed twice"), (("ptq", "magic"), "choose from")]:
+        with pytest.raises(InputError, match=expected) as info:
+            _options(strategies=strategies)
+        assert str(info.value).startswith("--strategies")
+    assert _options(strategies="ptq").strategies == ("ptq",)  # a lone string is one strategy, not 'p', 't', 'q'
+
+
+def test_data_root_gives_each_task_its_files_as_local_data():
+    for job in FANOUT_JOBS:
+        task = job["metadata"]["labels"]["act-job/task"]
+        args = _container(job)["args"]
+        assert args[-4:] == [
+            "Global.dataset=local",
+            f"Global.train_data=s3://ml-data/clue/{task}/train.json",
+            f"Global.dev_data=s3://ml-data/clue/{task}/dev.json",
+            f"Global.test_data=s3://ml-data/clue/{task}/test.json",
+        ]
+        assert f"Global.model_dir=s3://ml-models/ernie/{task}" in args
+    assert not any(a.startswith("Global.dataset") for job in DEFAULT_JOBS for a in _container(job)["args"])
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"data_root": ""},
+        {"data_root": "/"},
+        {"data_root": "s3://ml-data/my clue"},
+        {"data_root": "s3://d", "overrides": ("Global.dataset=clue",)},
+        {"data_root": "s3://d", "overrides": ("Global.train_data=s3://x/train.json",)},
+        {"data_root": "s3://d", "overrides": ("Global.test_data=s3://x/t.json",)},
+    ],
+)
+def test_bad_data_root_is_an_input_error(changes):
+    with pytest.raises(InputError) as info:
+        _options(**changes)
+    assert str(info.value).startswith(("--data-root", "--set"))
+
+
+def test_derived_run_id_covers_strategies_and_data_root_and_keeps_old_ids():
+    def before(image, strategy, overrides, model_root):  # the formula before --strategies and --data-root
+        blob = "\0".join([image, strategy or "default", *overrides, "\0", model_root or ""])
+        return "run-" + hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+    assert render.derive_run_id(IMAGE, (), ["A.b=1"], None) == before(IMAGE, None, ["A.b=1"], None)
+    assert render.derive_run_id(IMAGE, ("ptq",), [], "s3://m") == before(IMAGE, "ptq", [], "s3://m")
+    ids = {
+        render.derive_run_id(IMAGE, ("ptq",), [], None),
+        render.derive_run_id(IMAGE, ("ptq", "qat_dis"), [], None),
+        render.derive_run_id(IMAGE, ("qat_dis", "ptq"), [], None),
+        render.derive_run_id(IMAGE, ("ptq",), [], None, "s3://data/clue"),
+        render.derive_run_id(IMAGE, ("ptq",), [], None, "s3://data/other"),
+    }
+    assert len(ids) == 5
+
+
+# --------------------------------------------------------------------------------------
+# Control characters: refused in every name and value, trailing newline included
+# --------------------------------------------------------------------------------------
+
+CONTROLS = {"newline": "\n", "cr": "\r", "esc": "\x1b", "nul": "\x00", "rlo": "\u202e", "del": "\x7f", "nel": "\x85"}
+# (option, a valid value, the flag the error names); the control is appended, the way a
+# trailing newline slips through ``re.match`` with a ``$`` pattern.
+TEXT_OPTIONS = [
+    ("run_id", "exp1", "--run-id"),
+    ("namespace", "act-jobs", "--namespace"),
+    ("image", IMAGE, "--image"),
+    ("output", "s3://ml-results/act", "--output"),
+    ("model_root", "s3://ml-models/ernie", "--model-root"),
+    ("data_root", "s3://ml-data/clue", "--data-root"),
+    ("queue", "t4", "--queue"),
+    ("runtime_class", "nvidia", "--runtime-class"),
+    ("secret_name", "act-job-s3", "--secret"),
+    ("image_pull_secret", "registry-cred", "--image-pull-secret"),
+    ("cpu", "8", "--cpu"),
+    ("memory", "48Gi", "--memory"),
+    ("shm_size", "8Gi", "--shm-size"),
+    ("scratch_size", "50Gi", "--scratch-size"),
+    ("cache_size", "20Gi", "--cache-size"),
+    ("strategies", ("ptq",), "--strategies"),
+    ("overrides", ("TrainConfig.epochs=3",), "--set"),
+    ("gpu_products", ("Tesla-T4",), "--gpu-product"),
+]
+
+
+def _with_control(value, control: str):
+    if isinstance(value, tuple):
+        return (value[0] + control,)
+    return value + control
+
+
+@pytest.mark.parametrize("control", list(CONTROLS.values()), ids=list(CONTROLS))
+@pytest.mark.parametrize("field,good,flag", TEXT_OPTIONS, ids=[row[0] for row in TEXT_OPTIONS])
+def test_control_characters_are_refused_in_every_option(field, good, flag, control):
+    _options(**{field: good})  # the value itself is fine
+    for bad in (_with_control(good, control), (control + good) if isinstance(good, str) else None):
+        if bad is None:
+            continue
+        with pytest.raises(InputError) as info:
+            _options(**{field: bad})
+        message = str(info.value)
+        assert message.startswith(flag), message
+        assert "\n" not in message and not any(c in message for c in CONTROLS.values()), repr(message)
+
+
+@pytest.mark.parametrize("control", list(CONTROLS.values()), ids=list(CONTROLS))
+def test_control_characters_are_refused_in_task_names(control):
+    for tasks in (["afqmc" + control], [control + "uie"]):
+        with pytest.raises(InputError) as info:
+            render.render_jobs(_options(), tasks)
+        assert not any(c in str(info.value) for c in CONTROLS.values()), repr(str(info.value))
+
+
+@pytest.mark.parametrize("name", ["render.py", "launch.py", "cluster.py"])
+def test_name_patterns_match_whole_strings(name):
+    """No ``re.match``/``pattern.match`` in the launcher: with a ``$`` it accepts a final newline."""
+    tree = ast.parse((ROOT / "job" / "kube" / name).read_text())
+    calls = [
+        node.lineno
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "match"
+    ]
+    assert calls == [], f"{name}: .match( at lines {calls}; use fullmatch"

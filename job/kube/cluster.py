@@ -1,6 +1,10 @@
 """The cluster side of ``scripts/launch``: create the rendered Jobs through the Kubernetes API
 (with the user's kubeconfig) and watch them to the end. The kubernetes client is imported
-only here, inside ``Cluster``: rendering and checking need none of it."""
+only here, inside ``Cluster``: rendering and checking need none of it.
+
+Every text the cluster sends that reaches the terminal (API error bodies and reasons, Job
+condition reasons and messages, pod waiting messages) goes through ``job.terminal.escape``
+on one line and bounded: a message may carry escape sequences or newlines."""
 
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import yaml
 from job import tables
 from job.errors import ExitCode, InputError
 from job.kube import render
+from job.terminal import escape
 
 __all__ = ["Cluster", "ClusterError", "Exit", "Row", "apply_jobs", "format_table", "watch"]
 
@@ -70,9 +75,12 @@ class Cluster:
                 return ClusterError(
                     f"{what}: not found ({message}); is the namespace created? kubectl apply -f k8s/namespace.yaml"
                 )
-            return ClusterError(f"{what}: the API server at {self.host} refused ({exc.status} {exc.reason}): {message}")
+            return ClusterError(
+                f"{what}: the API server at {_short(str(self.host))} refused "
+                f"({_short(str(exc.status), 10)} {_short(str(exc.reason), 60)}): {message}"
+            )
         reason = getattr(exc, "reason", None) or exc
-        return ClusterError(f"{what}: cluster API unreachable at {self.host}: {_short(str(reason))}")
+        return ClusterError(f"{what}: cluster API unreachable at {_short(str(self.host))}: {_short(str(reason))}")
 
     def call(self, what: str, fn: typing.Callable, *a, tolerate: tuple[int, ...] = (), **kw):
         """``fn(*a, **kw)`` with the request timeout; a failure as ``self.error``, except an
@@ -96,13 +104,13 @@ def _status_message(exc) -> str:
     try:
         body = json.loads(exc.body or "{}")
         return _short(str(body.get("message") or exc.reason))
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, TypeError, RecursionError):
         return _short(str(exc.reason))
 
 
 def _short(text: str, limit: int = 200) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    """Untrusted ``text`` on one line (runs of white space as one space), escaped, at most ``limit``."""
+    return escape(" ".join(str(text).split()), limit)
 
 
 def apply_jobs(cluster: Cluster, jobs: list[dict], namespace: str) -> tuple[int, int]:
@@ -118,7 +126,8 @@ def apply_jobs(cluster: Cluster, jobs: list[dict], namespace: str) -> tuple[int,
                 what, cluster.batch.create_namespaced_job, namespace, job, field_validation="Strict", tolerate=(409,)
             )
         except ValueError as exc:  # the client's own model validation (pydantic), before any request
-            raise InputError(f"{what}: the Kubernetes client rejected it: {_short(str(exc).splitlines()[0])}") from None
+            first = (str(exc).splitlines() or [""])[0]
+            raise InputError(f"{what}: the Kubernetes client rejected it: {_short(first)}") from None
         if result is None:
             existed += 1
             print(f"exists, left as is   {name}  ({task})", flush=True)
@@ -138,15 +147,16 @@ class Row:
     failed: int = 0
     state: str = "missing"
     reason: str = ""
+    strategy: str = ""
 
     @property
     def done(self) -> bool:
         return self.state in ("succeeded", "failed", "missing")
 
 
-def _row(task: str, name: str, job) -> Row:
+def _row(task: str, strategy: str, name: str, job) -> Row:
     """The row of one Job; a pending or running one gets its pod's reason later (``watch``)."""
-    row = Row(task, name)
+    row = Row(task, name, strategy=strategy)
     if job is None:
         row.reason = "not found (never created, or deleted after its TTL)"
         return row
@@ -197,16 +207,20 @@ def _pod_reasons(cluster: Cluster, namespace: str, selector: str) -> dict[str, s
 
 
 def format_table(rows: list[Row]) -> str:
-    header = ("TASK", "JOB", "ACTIVE", "SUCCEEDED", "FAILED", "STATE", "REASON")
+    header = ("TASK", "STRATEGY", "JOB", "ACTIVE", "SUCCEEDED", "FAILED", "STATE", "REASON")
     cells = [header] + [
-        (r.task, r.name, str(r.active), str(r.succeeded), str(r.failed), r.state, r.reason) for r in rows
+        (r.task, r.strategy, r.name, str(r.active), str(r.succeeded), str(r.failed), r.state, r.reason) for r in rows
     ]
     return "\n".join(tables.text(cells))
 
 
 def watch(cluster: Cluster, jobs: list[dict], namespace: str, run_id: str, interval: float) -> int:
-    """Poll until every Job has finished; 0 if all succeeded, 1 otherwise."""
-    expected = [(j["metadata"]["labels"]["act-job/task"], j["metadata"]["name"]) for j in jobs]
+    """Poll until every Job has finished; 0 if all succeeded, 1 otherwise. Returns only then:
+    a cluster that stays unreachable raises ``ClusterError`` instead."""
+    expected = [
+        (j["metadata"]["labels"]["act-job/task"], j["metadata"]["labels"]["act-job/strategy"], j["metadata"]["name"])
+        for j in jobs
+    ]
     selector = f"app.kubernetes.io/name={render.APP_NAME},act-job/run-id={render.label_value(run_id)}"
     shown, polls, errors = None, 0, 0
     while True:
@@ -222,11 +236,11 @@ def watch(cluster: Cluster, jobs: list[dict], namespace: str, run_id: str, inter
             time.sleep(interval)
             continue
         by_name = {item.metadata.name: item for item in listed.items}
-        if polls == 0 and not any(name in by_name for _, name in expected):
+        if polls == 0 and not any(name in by_name for _, _, name in expected):
             raise InputError(
                 f"no Jobs of run {run_id} in namespace {namespace}; were they applied (--apply) with the same flags?"
             )
-        rows = [_row(task, name, by_name.get(name)) for task, name in expected]
+        rows = [_row(task, strategy, name, by_name.get(name)) for task, strategy, name in expected]
         waiting = [r for r in rows if r.state in ("pending", "running")]
         if waiting:  # why their pods are stuck, if known
             reasons = _pod_reasons(cluster, namespace, selector)

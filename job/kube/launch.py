@@ -1,11 +1,13 @@
-"""The launcher behind ``scripts/launch``: one Kubernetes Job per task, each on one T4 GPU.
+"""The launcher behind ``scripts/launch``: one Kubernetes Job per task and strategy, each on one T4 GPU.
 
 Renders the Jobs (``job.kube.render``), checks them with the job's own parsers before anything is
 scheduled (``check_with_job``: each task's config loaded with exactly the arguments its
 container gets, every location through storage's URI parser), writes them as YAML for
 ``kubectl apply -f``, or creates them through the Kubernetes API with your kubeconfig and
-watches them to the end. Needs only PyYAML and the kubernetes client (``.venv-light``); no
-paddle. Run ``scripts/launch --help``.
+watches them to the end; when every Job of the run has ended, ``--watch`` calls the
+``on_all_done(run_id) -> exit status`` given to ``main`` (once), and folds its status into the
+exit code. Needs only PyYAML and the kubernetes client (``.venv-light``); no paddle. Run
+``scripts/launch --help``.
 """
 
 from __future__ import annotations
@@ -15,24 +17,26 @@ import dataclasses
 import os
 import re
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
 
 from job.cli import Parser
 from job.config import STRATEGIES
-from job.errors import ConfigError, InputError
+from job.errors import ConfigError, InputError, JobError
 from job.kube import render
 from job.kube.cluster import Cluster, ClusterError, Exit, apply_jobs, watch
 from job.storage import check_location, scrub
+from job.terminal import escape
 
 IMAGE_ENV = "ACT_JOB_IMAGE"
 _REPO = Path(__file__).resolve().parents[2]
 _IMAGE_CONFIGS = "/app/configs"  # where docker/Dockerfile puts configs/
 _DESCRIPTION = """\
-Render one Kubernetes Job per task of the compression job (PaddleSlim ACT on UIE and the
-CLUE classifiers), each pinned to one NVIDIA T4; print them as YAML, write them to files, or
-create them with your kubeconfig and watch them until they finish."""
+Render one Kubernetes Job per task and strategy of the compression job (PaddleSlim ACT on UIE
+and the CLUE classifiers), each pinned to one NVIDIA T4; print them as YAML, write them to
+files, or create them with your kubeconfig and watch them until they finish."""
 
 _EPILOG = f"""\
 example:
@@ -44,16 +48,22 @@ example:
   scripts/launch --image registry.example.com/ml/act-job@sha256:<digest> \\
       --output s3://ml-results/act --run-id exp1 --tasks afqmc tnews uie \\
       --set TrainConfig.epochs=3 --apply --watch
+  # three strategies per task (one Job each, same run id), data and models from the bucket
+  scripts/launch --image registry.example.com/ml/act-job:0.1.0 --output s3://ml-results/act \\
+      --run-id exp2 --tasks afqmc tnews --strategies qat_dis,ptq_hpo,prune_ptq \\
+      --model-root s3://ml-models/ernie-3.0-medium --data-root s3://ml-data/clue > jobs.yaml
 
 what each Job runs:
   python -m job run --config <config in image> Job.strategy=<s> Job.output=<output>
-      Job.run_id=<run id> [Global.model_dir=<model root>/<task>] [--set overrides...]
+      Job.run_id=<run id> [Global.model_dir=<model root>/<task>]
+      [Global.dataset=local Global.{{train,dev,test}}_data=<data root>/<task>/{{train,dev,test}}.json]
+      [--set overrides...]
   configs: /app/configs/clue/<task>.yaml, /app/configs/uie_base.yaml (uie)
   results: <output>/<run id>/<task>/<strategy>/
 
 run id:
   --run-id names the run. Without it the run id is derived from a hash of the inputs that
-  decide the results (image, --strategy, --set, --model-root), e.g. run-3f2a9c01de: launching
+  decide the results (image, --strategies, --set, --model-root, --data-root), e.g. run-3f2a9c01de: launching
   the same thing twice gives the same Job names, so nothing is created twice and the job
   skips tasks already complete. Pass --run-id to rerun on purpose (e.g. after pushing a new
   image under the same tag). Job names: act-<task>-<strategy>-<run id>, at most 63 chars.
@@ -69,6 +79,7 @@ cluster side:
 exit codes:
   0 ok (rendered, applied, or all watched Jobs succeeded)
   1 a Job failed (--watch)
+  other: the status of the step run when all watched Jobs have ended, when it is not 0
   2 bad input (flags, values, kubeconfig, a request the API rejected as invalid)
   4 cluster API unreachable or refused (connection, authentication, permissions)
   130 interrupted (Ctrl-C); Jobs already created keep running
@@ -77,7 +88,7 @@ exit codes:
 
 def _duration(text: str) -> int:
     """Seconds from '3600', '90m', '6h' or '7d'."""
-    match = re.fullmatch(r"\s*(\d+)\s*([smhd]?)\s*", text)
+    match = re.fullmatch(r"(\d+)([smhd]?)", text.strip(" "))
     if not match:
         raise argparse.ArgumentTypeError(f"expected seconds or a number with s, m, h or d, got {text!r}")
     return int(match.group(1)) * {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}[match.group(2)]
@@ -127,9 +138,15 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"tasks, space- or comma-separated (default: all of {' '.join(render.DEFAULT_TASKS)})",
     )
     what.add_argument(
+        "--strategies",
         "--strategy",
-        choices=tuple(STRATEGIES),
-        help="strategy for every task (default: prune_ptq for CLUE tasks, qat_dis for uie)",
+        dest="strategies",
+        nargs="+",
+        metavar="STRATEGY",
+        help=(
+            f"strategies for every task, space- or comma-separated, one Job each under the same run id; "
+            f"choose from {', '.join(STRATEGIES)} (default: prune_ptq for CLUE tasks, qat_dis for uie)"
+        ),
     )
     what.add_argument(
         "--set",
@@ -143,6 +160,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--model-root",
         metavar="URI",
         help="models to compress: Global.model_dir=<URI>/<task> per Job (default: the config's)",
+    )
+    what.add_argument(
+        "--data-root",
+        metavar="URI",
+        help=(
+            "data of every task in object storage, <URI>/<task>/train.json, dev.json, test.json in the formats the "
+            "job reads (CLUE: JSON lines; uie: doccano JSONL): Global.dataset=local, no hub download "
+            "(default: the config's data)"
+        ),
     )
 
     where = p.add_argument_group("where and how it runs")
@@ -242,13 +268,13 @@ def options_from_args(args: argparse.Namespace) -> tuple[render.JobOptions, list
         raise InputError(f"--image is required (or set ${IMAGE_ENV})")
     if not args.output:
         raise InputError("--output s3://bucket/prefix is required")
-    given = [("--output", args.output), ("--model-root", args.model_root)] + [
+    given = [("--output", args.output), ("--model-root", args.model_root), ("--data-root", args.data_root)] + [
         ("--set", item) for item in args.overrides
     ]
     for flag, value in given:
         if value and scrub.scrub_url(value) != value:
             raise InputError(
-                f"{flag} {scrub.scrub_url(value)!r}: a URL with credentials (user:password@) "
+                f"{flag} {escape(repr(scrub.scrub_url(value)), 120)}: a URL with credentials (user:password@) "
                 "would be written into the Job; "
                 f"put them in the Secret (--secret) instead"
             )
@@ -257,17 +283,23 @@ def options_from_args(args: argparse.Namespace) -> tuple[render.JobOptions, list
     tasks = _split(args.tasks) or list(render.DEFAULT_TASKS)
     for task in tasks:
         render.config_path(task)
+    if args.strategies is not None and not _split(args.strategies):
+        raise InputError("--strategies: give at least one strategy (leave the flag out for the defaults)")
+    strategies = tuple(_split(args.strategies))
     derived = args.run_id is None
     run_id = (
-        args.run_id if not derived else render.derive_run_id(args.image, args.strategy, args.overrides, args.model_root)
+        args.run_id
+        if not derived
+        else render.derive_run_id(args.image, strategies, args.overrides, args.model_root, args.data_root)
     )
     options = render.JobOptions(
         image=args.image,
         output=args.output,
         run_id=run_id,
-        strategy=args.strategy,
+        strategies=strategies,
         overrides=tuple(args.overrides),
         model_root=args.model_root,
+        data_root=args.data_root,
         namespace=args.namespace,
         gpu_products=tuple(_split(args.gpu_product)) or render.JobOptions.gpu_products,
         runtime_class=args.runtime_class,
@@ -302,21 +334,22 @@ def check_with_job(jobs: list[dict], options: render.JobOptions) -> None:
 
     Each Job's arguments go through the job's own command-line parser and config loader
     (``python -m job run`` does exactly this in the pod), then every location through
-    storage's URI parser; ``--output`` and ``--model-root`` must be object storage (a pod
-    keeps nothing of its own file system). One source of truth: no rule is copied here.
+    storage's URI parser; ``--output``, ``--model-root`` and ``--data-root`` must be object
+    storage (a pod keeps nothing of its own file system). One source of truth: no rule is copied here.
     """
     from job.__main__ import build_parser as job_parser
     from job.__main__ import load_run_config
 
     for job in jobs:
-        task = job["metadata"]["labels"]["act-job/task"]
+        labels = job["metadata"]["labels"]
+        task = f"{labels['act-job/task']} (strategy {labels['act-job/strategy']})"
         args = job_parser().parse_args(job["spec"]["template"]["spec"]["containers"][0]["args"])
         local = _config_file(args.config)
         try:
             cfg = load_run_config(args, local)
         except ConfigError as exc:
             shown = str(exc).replace(local, args.config)
-            raise InputError(f"the Job of task {task} would fail: {shown}") from None
+            raise InputError(f"the Job of task {task} would fail: {escape(shown)}") from None
         locations = [("--output", cfg.Job.output, True)]
         if cfg.Global.model_dir:
             locations.append(
@@ -327,8 +360,9 @@ def check_with_job(jobs: list[dict], options: render.JobOptions) -> None:
                 )
             )
         if cfg.Global.dataset == "local":
+            data_flag = "--data-root" if options.data_root else None
             locations += [
-                (f"Global.{key}", getattr(cfg.Global, key), False) for key in ("train_data", "dev_data", "test_data")
+                (data_flag or f"Global.{key}", getattr(cfg.Global, key), bool(data_flag)) for key in render.DATA_FILES
             ]
         for flag, uri, remote in locations:
             if uri:
@@ -376,7 +410,29 @@ def write_outputs(jobs: list[dict], options: render.JobOptions, args: argparse.N
 # --------------------------------------------------------------------------------------
 
 
-def main(argv: list[str] | None = None) -> int:
+def run_when_all_done(on_all_done: Callable[[str], int], run_id: str, jobs_status: int) -> int:
+    """Call ``on_all_done(run_id)`` once and fold its status into the launcher's exit code.
+
+    A non-zero status of the step wins (it says what went wrong after the Jobs, e.g. a
+    selection that found nothing to select); otherwise the Jobs' own status stands. The
+    step's expected failures (``JobError``) are one line with their exit code.
+    """
+    name = getattr(on_all_done, "__name__", "the final step")
+    print(f"launch: every Job of run {run_id} has ended; running {name}", flush=True)
+    try:
+        status = on_all_done(run_id)
+    except JobError as exc:
+        print(f"error: {name}: {escape(scrub.scrub(str(exc)), 400)}", file=sys.stderr)
+        status = int(exc.exit_code)
+    if isinstance(status, bool) or not isinstance(status, int) or not 0 <= status <= 255:
+        print(f"error: {name} returned {escape(repr(status), 60)}, not an exit status", file=sys.stderr)
+        status = int(Exit.JOB_FAILED)
+    return status or jobs_status
+
+
+def main(argv: list[str] | None = None, on_all_done: Callable[[str], int] | None = None) -> int:
+    """``scripts/launch``. ``on_all_done(run_id) -> exit status``: run once by ``--watch`` when
+    every Job of the run has ended (succeeded, failed or gone), never otherwise."""
     scrub.install_excepthook()  # a kubeconfig's server URL may carry user:password@
     try:
         args = build_parser().parse_args(argv)
@@ -395,13 +451,17 @@ def main(argv: list[str] | None = None) -> int:
             if args.apply:
                 apply_jobs(cluster, jobs, options.namespace)
             if args.watch:
-                return watch(cluster, jobs, options.namespace, options.run_id, args.interval)
+                status = watch(cluster, jobs, options.namespace, options.run_id, args.interval)
+                # watch returns only once every Job has ended; failures to watch raise instead.
+                if on_all_done is not None:
+                    status = run_when_all_done(on_all_done, options.run_id, status)
+                return status
         return int(Exit.OK)
     except InputError as exc:
-        print(f"error: {scrub.scrub(str(exc))}", file=sys.stderr)
+        print(f"error: {escape(scrub.scrub(str(exc)), 1000)}", file=sys.stderr)
         return int(Exit.INPUT)
     except ClusterError as exc:
-        print(f"error: {scrub.scrub(str(exc))}", file=sys.stderr)
+        print(f"error: {escape(scrub.scrub(str(exc)), 1000)}", file=sys.stderr)
         return int(Exit.CLUSTER)
     except KeyboardInterrupt:
         print("error: interrupted (Jobs already created keep running)", file=sys.stderr)

@@ -1,6 +1,6 @@
 """Kubernetes manifests of the compression job, rendered as plain dicts.
 
-``render_jobs(options, tasks)`` returns one ``batch/v1`` Job per task, ready for
+``render_jobs(options, tasks)`` returns one ``batch/v1`` Job per (task, strategy), ready for
 ``yaml.safe_dump_all`` or the Kubernetes Python client. Everything here is a pure
 function of its arguments: no I/O, no clock, no environment, no paddle. The launcher
 (``scripts/launch``) parses flags into ``JobOptions`` and writes or applies the result;
@@ -19,8 +19,13 @@ What every Job gets:
   filesystem with emptyDirs for ``/work`` (scratch), ``/cache``, ``/tmp`` and a memory
   ``/dev/shm``; no service-account token;
 * S3 credentials only by reference (``envFrom`` a Secret), never a value;
+* with ``data_root``, its data as ``Global.dataset=local`` files ``<data root>/<task>/{train,dev,test}.json``
+  (no hub download: air-gapped clusters);
 * a deterministic name from (run id, task, strategy), so applying a run twice creates
   nothing new.
+
+Every name and value is checked with full-string patterns (``re.fullmatch``: a ``$`` would
+accept a final newline) and refused when it holds any control character (``job.terminal``).
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ from dataclasses import dataclass
 
 from job.config import CLUE_TASKS, STRATEGIES
 from job.errors import NON_RETRYABLE, InputError
+from job.terminal import escape, has_control
 
 __all__ = [
     "CONTAINER_NAME",
@@ -40,6 +46,7 @@ __all__ = [
     "RUN_AS_ID",
     "JobOptions",
     "config_path",
+    "data_args",
     "derive_run_id",
     "is_digest",
     "job_name",
@@ -47,6 +54,7 @@ __all__ = [
     "pod_failure_policy",
     "render_job",
     "render_jobs",
+    "strategies_for",
     "strategy_for",
 ]
 
@@ -67,20 +75,23 @@ CACHE_DIR = "/cache"
 WORK_DIR = "/work"
 TMP_SIZE = "2Gi"
 
-_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-_LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+# Patterns of whole values: always used with fullmatch (``$`` would also match before a final "\n").
+_DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
+_DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
+_LABEL_VALUE = re.compile(r"(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?")
 # A subset of what the job accepts (Job.run_id) that is also a valid label value as is.
-_RUN_ID = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$")
-_QUANTITY = re.compile(r"^([0-9]+(\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[numkMGTPE]|[eE][0-9]+)?$")
-_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
+_RUN_ID = re.compile(r"[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?")
+_QUANTITY = re.compile(r"([0-9]+(\.[0-9]*)?|\.[0-9]+)([KMGTPE]i|[numkMGTPE]|[eE][0-9]+)?")
+_DIGEST = re.compile(r"@sha256:[0-9a-f]{64}\Z")
 _IMAGE = re.compile(
-    r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-]+[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?(@sha256:[0-9a-f]{64})?$"
+    r"[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-]+[a-z0-9]+)*)*(:[A-Za-z0-9_][A-Za-z0-9._-]{0,127})?(@sha256:[0-9a-f]{64})?"
 )
-_OVERRIDE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+=")
+_OVERRIDE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+=.*", re.DOTALL)
+# The files of one task under --data-root, and the config keys they are given as.
+DATA_FILES: dict[str, str] = {"train_data": "train.json", "dev_data": "dev.json", "test_data": "test.json"}
 # Keys the launcher sets itself; use the flags instead.
 _RESERVED = {
-    "Job.strategy": "--strategy",
+    "Job.strategy": "--strategies",
     "Job.output": "--output",
     "Job.run_id": "--run-id",
     "Job.device": "--gpu-product (every Job runs on one GPU)",
@@ -97,9 +108,10 @@ class JobOptions:
     image: str
     output: str
     run_id: str
-    strategy: str | None = None  # None: DEFAULT_STRATEGY per task
+    strategies: tuple[str, ...] = ()  # one Job per task and strategy; empty: DEFAULT_STRATEGY per task
     overrides: tuple[str, ...] = ()  # extra Section.key=value for every Job
     model_root: str | None = None  # Global.model_dir=<model_root>/<task>
+    data_root: str | None = None  # Global.dataset=local, <data_root>/<task>/{train,dev,test}.json
     namespace: str = "act-jobs"
     gpu_products: tuple[str, ...] = ("Tesla-T4",)
     runtime_class: str | None = None
@@ -119,8 +131,18 @@ class JobOptions:
         # Normalise sequences so that lists given by a caller still hash and compare.
         object.__setattr__(self, "overrides", tuple(self.overrides))
         object.__setattr__(self, "gpu_products", tuple(self.gpu_products))
+        given = self.strategies
+        object.__setattr__(self, "strategies", (given,) if isinstance(given, str) else tuple(given))
+        # Before any pattern: a control character is refused in every value, whatever its flag.
+        for flag, value in self._texts():
+            _check(
+                isinstance(value, str) and not has_control(value),
+                flag,
+                value,
+                "holds a control character (newline, escape, bidirectional override, ...)",
+            )
         _check(
-            bool(_IMAGE.match(self.image)),
+            bool(_IMAGE.fullmatch(self.image)),
             "--image",
             self.image,
             "expected REPOSITORY:TAG or REPOSITORY@sha256:DIGEST (lower-case repository)",
@@ -146,19 +168,19 @@ class JobOptions:
             "expected s3://bucket/prefix (pods keep nothing locally)",
         )
         _check(
-            bool(_RUN_ID.match(self.run_id)),
+            bool(_RUN_ID.fullmatch(self.run_id)),
             "--run-id",
             self.run_id,
             "1-63 letters, digits, '.', '_' or '-', starting and ending with a letter or digit",
         )
-        _check(
-            self.strategy is None or self.strategy in STRATEGIES,
-            "--strategy",
-            self.strategy,
-            f"choose one of {', '.join(STRATEGIES)}",
-        )
+        for strategy in self.strategies:
+            _check(strategy in STRATEGIES, "--strategies", strategy, f"choose from {', '.join(STRATEGIES)}")
+            _check(self.strategies.count(strategy) == 1, "--strategies", strategy, "listed twice")
+        data_keys = {f"Global.{key}" for key in ("dataset", *DATA_FILES)}
         for item in self.overrides:
-            _check(bool(_OVERRIDE.match(item)), "--set", item, "expected Section.key=value, e.g. TrainConfig.epochs=1")
+            _check(
+                bool(_OVERRIDE.fullmatch(item)), "--set", item, "expected Section.key=value, e.g. TrainConfig.epochs=1"
+            )
             key = item.partition("=")[0]
             _check(key not in _RESERVED, "--set", item, f"{key} is set by the launcher; use {_RESERVED.get(key)}")
             _check(
@@ -167,15 +189,22 @@ class JobOptions:
                 item,
                 "Global.model_dir is set per task by --model-root; give one or the other",
             )
-        if self.model_root is not None:
             _check(
-                bool(self.model_root) and not any(c.isspace() for c in self.model_root),
-                "--model-root",
-                self.model_root,
-                "expected a URI such as s3://bucket/models",
+                not (self.data_root and key in data_keys),
+                "--set",
+                item,
+                f"{key} is set per task by --data-root; give one or the other",
             )
+        for flag, root in (("--model-root", self.model_root), ("--data-root", self.data_root)):
+            if root is not None:
+                _check(
+                    bool(root.rstrip("/")) and not any(c.isspace() for c in root),
+                    flag,
+                    root,
+                    "expected a URI such as s3://bucket/prefix",
+                )
         _check(
-            bool(_DNS_LABEL.match(self.namespace)) and len(self.namespace) <= 63,
+            bool(_DNS_LABEL.fullmatch(self.namespace)) and len(self.namespace) <= 63,
             "--namespace",
             self.namespace,
             "expected an RFC 1123 label",
@@ -183,7 +212,7 @@ class JobOptions:
         _check(bool(self.gpu_products), "--gpu-product", "", "give at least one GPU product")
         for product in self.gpu_products:
             _check(
-                bool(_LABEL_VALUE.match(product)) and 0 < len(product) <= 63,
+                bool(_LABEL_VALUE.fullmatch(product)) and 0 < len(product) <= 63,
                 "--gpu-product",
                 product,
                 "expected a label value such as Tesla-T4",
@@ -195,11 +224,14 @@ class JobOptions:
         ):
             if value is not None:
                 _check(
-                    bool(_DNS_SUBDOMAIN.match(value)) and len(value) <= 253, flag, value, "expected an RFC 1123 name"
+                    bool(_DNS_SUBDOMAIN.fullmatch(value)) and len(value) <= 253,
+                    flag,
+                    value,
+                    "expected an RFC 1123 name",
                 )
         if self.queue is not None:
             _check(
-                bool(_DNS_SUBDOMAIN.match(self.queue)) and len(self.queue) <= 63,
+                bool(_DNS_SUBDOMAIN.fullmatch(self.queue)) and len(self.queue) <= 63,
                 "--queue",
                 self.queue,
                 "expected the name of a Kueue LocalQueue",
@@ -221,15 +253,40 @@ class JobOptions:
                 "expected a positive Kubernetes quantity such as 8, 500m, 48Gi",
             )
 
+    def _texts(self) -> list[tuple[str, object]]:
+        """(flag, value) of every text option, tuples item by item."""
+        single = {
+            "--image": self.image,
+            "--output": self.output,
+            "--run-id": self.run_id,
+            "--model-root": self.model_root,
+            "--data-root": self.data_root,
+            "--namespace": self.namespace,
+            "--runtime-class": self.runtime_class,
+            "--queue": self.queue,
+            "--secret": self.secret_name,
+            "--image-pull-secret": self.image_pull_secret,
+            "--cpu": self.cpu,
+            "--memory": self.memory,
+            "--shm-size": self.shm_size,
+            "--scratch-size": self.scratch_size,
+            "--cache-size": self.cache_size,
+        }
+        items = [(flag, value) for flag, value in single.items() if value is not None]
+        items += [("--strategies", value) for value in self.strategies]
+        items += [("--set", value) for value in self.overrides]
+        items += [("--gpu-product", value) for value in self.gpu_products]
+        return items
+
 
 def _is_positive_quantity(value: str) -> bool:
-    match = _QUANTITY.match(value)
+    match = _QUANTITY.fullmatch(value)
     return bool(match) and any(c in "123456789" for c in match.group(1))
 
 
 def _check(condition: bool, flag: str, value: object, message: str) -> None:
     if not condition:
-        shown = f" {value!r}" if value != "" else ""
+        shown = f" {escape(repr(value), 120)}" if value != "" else ""
         raise InputError(f"{flag}{shown}: {message}")
 
 
@@ -244,13 +301,25 @@ def config_path(task: str) -> str:
         return "/app/configs/uie_base.yaml"
     if task in CLUE_TASKS:
         return f"/app/configs/clue/{task}.yaml"
-    raise InputError(f"--tasks {task!r}: unknown task; choose from {', '.join(LAUNCH_TASKS)}")
+    raise InputError(f"--tasks {escape(repr(task), 120)}: unknown task; choose from {', '.join(LAUNCH_TASKS)}")
 
 
 def strategy_for(task: str, override: str | None = None) -> str:
     """The strategy a task runs: the override when given, else the task's default."""
     config_path(task)  # validates the task
     return override or DEFAULT_STRATEGY[task]
+
+
+def strategies_for(task: str, strategies: tuple[str, ...] | list[str] = ()) -> tuple[str, ...]:
+    """The strategies a task runs, one Job each: ``strategies`` when given, else the task's default."""
+    config_path(task)  # validates the task
+    return tuple(strategies) or (DEFAULT_STRATEGY[task],)
+
+
+def data_args(data_root: str, task: str) -> list[str]:
+    """The config keys giving ``task`` its files under ``data_root`` (``Global.dataset=local``)."""
+    base = f"{data_root.rstrip('/')}/{task}"
+    return ["Global.dataset=local", *(f"Global.{key}={base}/{name}" for key, name in DATA_FILES.items())]
 
 
 def label_value(text: str) -> str:
@@ -278,16 +347,23 @@ def job_name(run_id: str, task: str, strategy: str) -> str:
 
 
 def derive_run_id(
-    image: str, strategy: str | None, overrides: tuple[str, ...] | list[str], model_root: str | None
+    image: str,
+    strategies: tuple[str, ...] | list[str],
+    overrides: tuple[str, ...] | list[str],
+    model_root: str | None,
+    data_root: str | None = None,
 ) -> str:
-    """A run id from the inputs that decide results: image, strategy, overrides, model root.
+    """A run id from the inputs that decide results: image, strategies, overrides, model and data roots.
 
     The same launch gives the same id (applying it again creates nothing new, and the job
     skips tasks already complete); any change of those inputs gives a new one. Tasks are
-    left out on purpose: adding a task later joins the same run folder.
+    left out on purpose: adding a task later joins the same run folder. A single strategy,
+    and no data root, give the ids that launches before ``--strategies`` and ``--data-root`` got.
     """
-    blob = "\0".join([image, strategy or "default", *overrides, "\0", model_root or ""])
-    return "run-" + hashlib.sha256(blob.encode()).hexdigest()[:10]
+    parts = [image, ",".join(strategies) or "default", *overrides, "\0", model_root or ""]
+    if data_root:
+        parts += ["\0data", data_root]
+    return "run-" + hashlib.sha256("\0".join(parts).encode()).hexdigest()[:10]
 
 
 def pod_failure_policy() -> dict:
@@ -343,12 +419,20 @@ def _args(options: JobOptions, task: str, strategy: str) -> list[str]:
     ]
     if options.model_root:
         args.append(f"Global.model_dir={options.model_root.rstrip('/')}/{task}")
+    if options.data_root:
+        args += data_args(options.data_root, task)
     return args + list(options.overrides)
 
 
-def render_job(options: JobOptions, task: str) -> dict:
-    """One ``batch/v1`` Job compressing ``task`` on one T4 GPU."""
-    strategy = strategy_for(task, options.strategy)
+def render_job(options: JobOptions, task: str, strategy: str | None = None) -> dict:
+    """One ``batch/v1`` Job compressing ``task`` with ``strategy`` on one T4 GPU.
+
+    ``strategy`` None: the first of ``strategies_for(task, options.strategies)``.
+    """
+    allowed = strategies_for(task, options.strategies)
+    strategy = strategy or allowed[0]
+    if strategy not in allowed:
+        raise InputError(f"--strategies: {escape(repr(strategy), 60)} is not among {', '.join(allowed)}")
     name = job_name(options.run_id, task, strategy)
     labels = {
         "app.kubernetes.io/name": APP_NAME,
@@ -450,12 +534,19 @@ def render_job(options: JobOptions, task: str) -> dict:
 
 
 def render_jobs(options: JobOptions, tasks: tuple[str, ...] | list[str] = DEFAULT_TASKS) -> list[dict]:
-    """One Job per task, in the order given; duplicate tasks are an input error."""
+    """One Job per (task, strategy), tasks in the order given, each task's strategies in
+    order; duplicate tasks are an input error, and so are two Jobs with one name."""
     if not tasks:
         raise InputError("--tasks: give at least one task")
     seen: set[str] = set()
     for task in tasks:
         if task in seen:
-            raise InputError(f"--tasks {task!r}: listed twice")
+            raise InputError(f"--tasks {escape(repr(task), 120)}: listed twice")
         seen.add(task)
-    return [render_job(options, task) for task in tasks]
+    jobs = [
+        render_job(options, task, strategy) for task in tasks for strategy in strategies_for(task, options.strategies)
+    ]
+    names = [job["metadata"]["name"] for job in jobs]
+    if len(set(names)) != len(names):  # job_name's digest makes this unreachable; a Job must never replace another
+        raise InputError(f"--run-id {options.run_id!r}: two Jobs of this run would share a name")
+    return jobs

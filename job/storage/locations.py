@@ -5,7 +5,8 @@ Everything a store, a key or a manifest names is checked here before it is used 
 local path: a run, task or strategy name is one safe path component (``check_name``), a file
 path inside a task folder is made of safe components (``safe_relpath``), and ``inside``
 refuses a path that resolves (through ``..`` or a symlink) outside its root. ``escape``
-shows an untrusted name without letting control characters reach a terminal.
+(``job.terminal.escape``, re-exported) shows an untrusted name without letting control
+characters reach a terminal.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any
 
 from job.errors import InputError
 from job.storage.scrub import scrub_url
+from job.terminal import escape
 
 __all__ = [
     "UnsafePathError",
@@ -81,11 +83,6 @@ def split_s3(uri: str) -> tuple[str, str]:
             "(3-63 characters: lowercase letters, digits, '.' and '-')"
         )
     return bucket, key.strip("/")
-
-
-def escape(text: str) -> str:
-    """``text`` with control characters shown as escapes (``\\x1b``), safe to print."""
-    return _CONTROL_RE.sub(lambda m: repr(m.group())[1:-1], str(text))
 
 
 def is_safe_name(value: Any) -> bool:
