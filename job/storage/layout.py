@@ -3,6 +3,7 @@ listing the task folders under an output root, and pulling one back, verified.""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -129,9 +130,6 @@ def pull_task(
     a bad one is an ``untrusted.InvalidJSONError`` and nothing is installed.
     """
     root = Path(within) if within is not None else Path(dest_dir).absolute().parent
-    if take_lock:
-        with destination_lock(root):
-            return pull_task(storage, prefix, dest_dir, within=root, force=force, progress=progress, take_lock=False)
     prefix = as_uri(prefix)
     start = time.monotonic()
     objects = storage.listing(prefix)
@@ -160,7 +158,24 @@ def pull_task(
         if RESULTS in files:
             results.append(load_results((folder / RESULTS).read_bytes(), f"{prefix}/{RESULTS}"))
 
-    dest = Path(dest_dir)
+    # Locked only now: a task refused for what the store holds writes nothing, the lock included.
+    with destination_lock(root) if take_lock else contextlib.nullcontext():
+        total = _download(storage, prefix, files, raw, Path(dest_dir), root, force, progress, check_results)
+    return PullResult(prefix, Path(dest_dir), len(files), total, round(time.monotonic() - start, 2), *results[:1])
+
+
+def _download(
+    storage: Any,
+    prefix: str,
+    files: dict[str, dict[str, Any]],
+    raw: bytes,
+    dest: Path,
+    root: Path,
+    force: bool,
+    progress: bool,
+    check: Any,
+) -> int:
+    """The local part of ``pull_task``, under the destination's lock."""
     if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
         raise InputError(f"{dest}: not a folder; refusing to replace it")
     if dest.is_dir() and any(dest.iterdir()) and not (dest / MANIFEST).is_file() and not force:
@@ -175,7 +190,7 @@ def pull_task(
             within=root,
             extra={MANIFEST: raw},
             progress=bar.update,
-            check=check_results,
+            check=check,
             marker=MARKER,
         )
-    return PullResult(prefix, dest, len(files), total, round(time.monotonic() - start, 2), *results[:1])
+    return total

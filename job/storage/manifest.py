@@ -174,6 +174,8 @@ def completion_state(storage: Any, prefix: str, fingerprint: str) -> str:
     the config and the inputs). A complete task of another fingerprint is ``config_changed``.
     """
     state, manifest = task_state(storage, prefix, storage.listing(prefix), deep=True)
+    if state == INVALID:  # the job's own output with a broken manifest: published again
+        return "incomplete"
     if state == "complete" and manifest is not None and manifest.get("fingerprint") != fingerprint:
         return "config_changed"
     return state
