@@ -35,10 +35,28 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
+def _bounded_int(text: str) -> int:
+    # Beyond 64 bits no size, count or metric is meant; such a number only overflows later.
+    value = int(text)
+    if not -(2**63) <= value < 2**63:
+        raise ValueError(f"a number of {len(text)} digits is out of range")
+    return value
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text[:20]} is out of a float's range")
+    return value
+
+
 def load_json(data: bytes, where: str) -> Any:
-    """``data`` parsed as strict JSON (UTF-8, no NaN or Infinity), or InvalidJSONError (one line)."""
+    """``data`` parsed as strict JSON (UTF-8; no NaN or Infinity; integers within 64 bits,
+    floats finite), or InvalidJSONError (one line)."""
     try:
-        return json.loads(data.decode("utf-8"), parse_constant=_no_constant)
+        return json.loads(
+            data.decode("utf-8"), parse_constant=_no_constant, parse_int=_bounded_int, parse_float=_finite_float
+        )
     except UnicodeDecodeError:
         raise InvalidJSONError(f"{escape(where)}: not UTF-8 text") from None
     except RecursionError:
