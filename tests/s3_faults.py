@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import http.client
 import socket
+import struct
 import threading
+import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
@@ -118,7 +120,10 @@ class FaultProxy(ThreadingHTTPServer):
     """HTTP proxy in front of moto: 503 SlowDown for the first ``slowdowns`` requests,
     403 AccessDenied for requests matching ``deny``, else forwarded; the body of an answer
     to a request matching ``corrupt`` has its first byte flipped (same size: bytes damaged
-    on the way). Records every request."""
+    on the way). ``cut(method, path)`` may answer ``"truncate"`` (the full Content-Length,
+    half the body, then the connection closed) or ``"reset"`` (the headers, then a TCP
+    reset) for one request; ``delay`` seconds pass before each GET is answered (a slow
+    store, to hold a download open). Records every request."""
 
     daemon_threads = True
 
@@ -128,6 +133,8 @@ class FaultProxy(ThreadingHTTPServer):
         slowdowns: int = 0,
         deny: Callable[[str, str], bool] | None = None,
         corrupt: Callable[[str, str], bool] | None = None,
+        cut: Callable[[str, str], str | None] | None = None,
+        delay: float = 0.0,
     ):
         super().__init__(("127.0.0.1", 0), _FaultHandler)
         parts = urlsplit(upstream)
@@ -135,6 +142,8 @@ class FaultProxy(ThreadingHTTPServer):
         self.slowdowns = slowdowns
         self.deny = deny
         self.corrupt = corrupt
+        self.cut = cut
+        self.delay = delay
         self.lock = threading.Lock()
         self.requests: list[tuple[str, str]] = []
         self.answered_503 = 0
@@ -198,6 +207,9 @@ class _FaultHandler(BaseHTTPRequestHandler):
             and proxy.corrupt(self.command, self.path)
         ):
             data = bytes([data[0] ^ 0xFF]) + data[1:]
+        if self.command == "GET" and proxy.delay:
+            time.sleep(proxy.delay)
+        how = proxy.cut(self.command, self.path) if proxy.cut is not None and response.status == 200 else None
         self.send_response(response.status, response.reason)
         for key, value in response.getheaders():
             if key.lower() not in (*hop, "content-length"):
@@ -206,7 +218,16 @@ class _FaultHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", length_out or "0")
         self.send_header("Connection", "close")
         self.end_headers()
-        if self.command != "HEAD":
+        if how == "truncate":
+            self.wfile.write(data[: len(data) // 2])
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+        elif how == "reset":
+            self.wfile.flush()
+            # SO_LINGER 0: close() sends a TCP RST, what a dropped connection looks like.
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+        elif self.command != "HEAD":
             self.wfile.write(data)
         self.close_connection = True
 

@@ -62,7 +62,9 @@ def make_task_dir(root: Path, big_bytes: int = 0, seed: str = "x") -> Path:
     (root / "vocab.txt").write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n我\n们\n" + seed + "\n", encoding="utf-8")
     (root / "tokenizer_config.json").write_text('{"do_lower_case": true}')
     (root / "special_tokens_map.json").write_text('{"unk_token": "[UNK]"}')
-    (root / "results.json").write_text(json.dumps({"schema": 1, "task": "uie", "status": "complete"}))
+    (root / "results.json").write_text(
+        json.dumps({"schema": 1, "task": "uie", "strategy": "ptq", "status": "complete"})
+    )
     (root / "extra").mkdir(exist_ok=True)
     (root / "extra" / "notes.txt").write_text("nested file " + seed)
     return root

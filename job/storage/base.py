@@ -148,7 +148,9 @@ class Backend(abc.ABC):
     def put_bytes(self, data: bytes, uri: str) -> None: ...
 
     @abc.abstractmethod
-    def get_bytes(self, uri: str) -> bytes: ...
+    def get_bytes(self, uri: str, max_bytes: int | None = None) -> bytes:
+        """The object's content; ``untrusted.TooLargeError`` without reading it when the
+        store reports more than ``max_bytes``."""
 
     @abc.abstractmethod
     def delete(self, uri: str) -> None: ...

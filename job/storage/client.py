@@ -66,10 +66,11 @@ class Storage:
         uri = as_uri(uri)
         self.backend(uri).put_bytes(bytes(data), uri)
 
-    def get_bytes(self, uri: str) -> bytes:
-        """The content of one object; ``NotFoundError`` when it does not exist."""
+    def get_bytes(self, uri: str, max_bytes: int | None = None) -> bytes:
+        """The content of one object; ``NotFoundError`` when it does not exist, ``TooLargeError``
+        (not read) when the store reports more than ``max_bytes``."""
         uri = as_uri(uri)
-        return self.backend(uri).get_bytes(uri)
+        return self.backend(uri).get_bytes(uri, max_bytes)
 
     def delete(self, uri: str) -> None:
         """Delete one object; deleting what does not exist is not an error."""

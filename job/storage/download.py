@@ -18,6 +18,7 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,11 +27,12 @@ from job.errors import InputError, JobError, StorageError
 from job.storage.base import ObjectInfo, Progress, content_matches, describe
 from job.storage.locations import escape, inside, safe_relpath
 
-__all__ = ["Expected", "check_listed", "download_verified"]
+__all__ = ["LOCK_NAME", "DestinationBusyError", "Expected", "check_listed", "destination_lock", "download_verified"]
 
 log = logging.getLogger(__name__)
 
 _PARTIAL = ".partial"
+LOCK_NAME = ".act-pull.lock"
 _OLD = ".old"
 
 
@@ -75,6 +77,42 @@ def _is_within(path: Path, root: Path) -> bool:
     return path != root and path.is_relative_to(root)
 
 
+class DestinationBusyError(InputError):
+    """Another process holds the destination's pull lock."""
+
+
+@contextlib.contextmanager
+def destination_lock(root: Path, *, wait: bool = False) -> Iterator[Path]:
+    """Hold ``root/.act-pull.lock`` (``flock``, exclusive) while pulling into ``root``.
+
+    Two pulls into one destination would otherwise remove each other's temp folders (a
+    download removes the leftovers of killed ones) and install folders the other has cut.
+    Without ``wait`` a held lock is refused at once (DestinationBusyError, exit 2); with it,
+    the second pull waits. The OS drops the lock when its holder dies (even by SIGKILL), so
+    a killed pull never blocks the next one. The file itself stays (removing it would race).
+    """
+    import fcntl
+
+    path = Path(root) / LOCK_NAME
+    try:
+        Path(root).mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o644)
+    except OSError as exc:
+        raise _local_error(exc, path) from exc
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise DestinationBusyError(
+                f"{root}: another pull is writing into it (it holds {path}); try again when it ends, or pass --wait"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())  # for a person looking: who holds it
+        yield path
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def _remove_leftovers(target: Path) -> None:
     """Temp folders of an earlier download of the same target that was killed."""
     with contextlib.suppress(OSError):
@@ -97,13 +135,18 @@ def download_verified(
     within: Path,
     extra: dict[str, bytes] | None = None,
     progress: Progress | None = None,
+    check: Callable[[Path], None] | None = None,
+    marker: str | None = None,
 ) -> int:
     """Download ``files`` (relative path -> what it must be) into ``target``, verified, plus
     ``extra`` files written as given; replace ``target`` as a whole. Returns the bytes downloaded.
 
     Refuses (InputError, exit 2), before writing anything, a path that is unsafe or would
     land outside ``within``; a problem of the local destination is an InputError too; a
-    download that does not match is a StorageError (exit 4).
+    download that does not match is a StorageError (exit 4). ``check`` is called with the
+    temp folder once every file is verified, before it is installed: what it raises stops
+    the install. ``marker`` (an empty file) is written into ``target`` after the install, so
+    a temp folder left by a killed process never holds it.
     """
     extra = extra or {}
     target = Path(target)
@@ -119,6 +162,7 @@ def download_verified(
         target.parent.mkdir(parents=True, exist_ok=True)
         _remove_leftovers(target)
         tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=_PARTIAL, dir=target.parent))
+        identity = _identity(tmp)
     except OSError as exc:
         raise _local_error(exc, target.parent) from exc
     total = 0
@@ -138,13 +182,42 @@ def download_verified(
             local = inside(tmp, rel, where)
             local.parent.mkdir(parents=True, exist_ok=True)
             local.write_bytes(data)
+        _check_complete(tmp, identity, {rel: e.size for rel, e in files.items()}, extra, where)
+        if check is not None:
+            check(tmp)
         _install(tmp, target)
+        if marker is not None:
+            (target / marker).write_bytes(b"")
     except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         if isinstance(exc, OSError) and not isinstance(exc, JobError):
             raise _local_error(exc, target) from exc
         raise
     return total
+
+
+def _identity(path: Path) -> tuple[int, int]:
+    info = os.lstat(path)
+    return info.st_dev, info.st_ino
+
+
+def _check_complete(
+    tmp: Path, identity: tuple[int, int], sizes: dict[str, int], extra: dict[str, bytes], where: str
+) -> None:
+    """The temp folder is still the one this download made (not removed and made again by
+    someone else) and holds exactly the files verified, each of its size: else nothing is
+    installed."""
+    found = {
+        os.path.relpath(os.path.join(folder, name), tmp).replace(os.sep, "/"): os.lstat(os.path.join(folder, name))
+        for folder, _, names in os.walk(tmp)
+        for name in names
+    }
+    wanted = {**sizes, **{rel: len(data) for rel, data in extra.items()}}
+    if _identity(tmp) != identity or {rel: info.st_size for rel, info in found.items()} != wanted:
+        raise InputError(
+            f"{escape(where)}: the download's temp folder {tmp.name} was changed by another process "
+            "(another pull into the same place?); nothing installed"
+        )
 
 
 def _verify_by_store(storage: Any, expected: Expected, local: Path, size: int) -> None:

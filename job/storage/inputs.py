@@ -16,6 +16,7 @@ from job.storage.download import Expected, check_listed, download_verified
 from job.storage.local import LocalBackend
 from job.storage.locations import as_uri, escape, join, safe_relpath, split_s3
 from job.storage.manifest import MANIFEST, parse_manifest
+from job.storage.untrusted import MAX_MANIFEST_BYTES
 
 __all__ = ["fetch", "input_identity", "run_fingerprint"]
 
@@ -78,7 +79,7 @@ def fetch(storage: Any, uri: str, cache_dir: str | os.PathLike[str]) -> Path:
             raise InputError(f"{escape(uri)}: holds {STAMP}, a name the cache reserves")
     extra = {STAMP: json.dumps(signature, sort_keys=True).encode()}
     if kind == "folder" and MANIFEST in objects:
-        raw = storage.get_bytes(join(uri, MANIFEST))
+        raw = storage.get_bytes(join(uri, MANIFEST), MAX_MANIFEST_BYTES)
         files = parse_manifest(raw, join(uri, MANIFEST))["files"]
         check_listed(objects, files, uri, MANIFEST)
         expected = {rel: Expected(join(uri, rel), entry["size"], entry["sha256"]) for rel, entry in files.items()}
@@ -122,7 +123,8 @@ def input_identity(storage: Any, uri: str) -> Any:
     kind, _, objects = _remote(storage, uri)
     if kind == "folder" and MANIFEST in objects:
         try:
-            files = parse_manifest(storage.get_bytes(join(uri, MANIFEST)), join(uri, MANIFEST))["files"]
+            raw = storage.get_bytes(join(uri, MANIFEST), MAX_MANIFEST_BYTES)
+            files = parse_manifest(raw, join(uri, MANIFEST))["files"]
             return {rel: entry["sha256"] for rel, entry in sorted(files.items())}
         except (InputError, StorageError):
             pass  # fetch will say what is wrong; the listing still identifies the content

@@ -3,6 +3,7 @@ listing the task folders under an output root, and pulling one back, verified.""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -11,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from job.errors import InputError
-from job.storage.download import Expected, check_listed, download_verified
+from job.storage.download import Expected, check_listed, destination_lock, download_verified
 from job.storage.locations import as_uri, check_name, escape, is_safe_name, join
-from job.storage.manifest import MANIFEST, MARKER, UNSAFE, parse_manifest, task_state
+from job.storage.manifest import MANIFEST, MARKER, UNSAFE, parse_manifest, task_state_why
 from job.storage.publish import format_size, progress_bar, tail
 from job.storage.registry import backend_class
+from job.storage.untrusted import MAX_MANIFEST_BYTES, MAX_RESULTS_BYTES, TooLargeError, load_results
 
 __all__ = ["SELECTION", "PullResult", "TaskStatus", "list_runs", "pull_task", "task_prefix"]
 
@@ -24,6 +26,7 @@ log = logging.getLogger(__name__)
 # <output>/<run>/<task>/_selected/ holds the task's selected.json (job.storage.selection), not a
 # strategy: no strategy name starts with '_' (job.config.STRATEGIES).
 SELECTION = "_selected"
+RESULTS = "results.json"
 
 
 def task_prefix(output: str, run_id: str, task: str, strategy: str) -> str:
@@ -39,9 +42,11 @@ def task_prefix(output: str, run_id: str, task: str, strategy: str) -> str:
 class TaskStatus:
     """One task folder under an output root.
 
-    ``state`` is ``complete``, ``incomplete`` or ``unsafe``: a folder whose run, task or
-    strategy name (taken from the store's keys) is not one safe path component. The names
-    of an unsafe folder are shown escaped and its ``prefix`` is empty: it is never read.
+    ``state`` is ``complete``, ``incomplete``, ``unsafe`` (a run, task or strategy name
+    taken from the store's keys that is not one safe path component, or a manifest naming an
+    unsafe or colliding path) or ``invalid`` (a manifest that is not a usable one: not JSON,
+    too large or deep, of the wrong types). The names of a folder with an unsafe name are
+    shown escaped and its ``prefix`` is empty: it is never read.
     """
 
     run_id: str
@@ -49,6 +54,7 @@ class TaskStatus:
     strategy: str
     state: str
     prefix: str
+    reason: str = ""  # for an unsafe or invalid folder: why, one line, escaped
 
     @property
     def name(self) -> str:
@@ -74,11 +80,12 @@ def list_runs(storage: Any, output: str, *, run_id: str | None = None) -> list[T
     statuses = []
     for (run, task, strategy), objects in sorted(groups.items()):
         if not all(is_safe_name(name) for name in (run, task, strategy)):
-            statuses.append(TaskStatus(escape(repr(run)), escape(repr(task)), escape(repr(strategy)), UNSAFE, ""))
+            names = [escape(repr(name))[:80] for name in (run, task, strategy)]
+            statuses.append(TaskStatus(*names, UNSAFE, "", "a name that is not one safe path component"))
             continue
         prefix = join(output, run, task, strategy)
-        state, _ = task_state(storage, prefix, objects, deep=False)
-        statuses.append(TaskStatus(run, task, strategy, state, prefix))
+        state, _, reason = task_state_why(storage, prefix, objects, deep=False)
+        statuses.append(TaskStatus(run, task, strategy, state, prefix, escape(" ".join(reason.split()))[:300]))
     return statuses
 
 
@@ -91,6 +98,7 @@ class PullResult:
     files: int
     bytes: int
     seconds: float
+    result: Any = None  # the task's results.json as job.results.TaskResult, when it has one
 
     def summary(self) -> str:
         return (
@@ -107,6 +115,7 @@ def pull_task(
     within: str | os.PathLike[str] | None = None,
     force: bool = False,
     progress: bool = True,
+    take_lock: bool = True,
 ) -> PullResult:
     """Download a complete task into ``dest_dir``, verifying every file against the manifest.
 
@@ -116,7 +125,14 @@ def pull_task(
     pull (no ``manifest.json``) is refused unless ``force``. Nothing is written outside
     ``within`` (default: the folder holding ``dest_dir``). A failed or interrupted pull
     leaves ``dest_dir`` as it was.
+
+    The pull holds ``within``'s lock (``download.destination_lock``, refused at once when
+    another pull holds it) unless ``take_lock`` is False: the caller holds it. The
+    manifest is read only up to ``untrusted.MAX_MANIFEST_BYTES``; a ``results.json`` is
+    checked against its schema (``job.results.TaskResult``) before the folder is installed:
+    a bad one is an ``untrusted.InvalidJSONError`` and nothing is installed.
     """
+    root = Path(within) if within is not None else Path(dest_dir).absolute().parent
     prefix = as_uri(prefix)
     start = time.monotonic()
     objects = storage.listing(prefix)
@@ -131,11 +147,38 @@ def pull_task(
         )
     if objects[MANIFEST].refused:
         raise InputError(f"{escape(prefix)}: refusing {escape(objects[MANIFEST].refused)}")
-    raw = storage.get_bytes(manifest_uri)
+    if objects[MANIFEST].size > MAX_MANIFEST_BYTES:
+        raise TooLargeError(f"{escape(manifest_uri)}: larger than the {MAX_MANIFEST_BYTES} bytes a manifest may be")
+    raw = storage.get_bytes(manifest_uri, MAX_MANIFEST_BYTES)
     manifest = parse_manifest(raw, manifest_uri)
     files: dict[str, dict[str, Any]] = manifest["files"]
     check_listed(objects, files, prefix, MANIFEST)
-    dest = Path(dest_dir)
+    if RESULTS in files and files[RESULTS]["size"] > MAX_RESULTS_BYTES:
+        raise TooLargeError(f"{escape(prefix)}/{RESULTS}: larger than the {MAX_RESULTS_BYTES} bytes it may be")
+    results: list[Any] = []
+
+    def check_results(folder: Path) -> None:
+        if RESULTS in files:
+            results.append(load_results((folder / RESULTS).read_bytes(), f"{prefix}/{RESULTS}"))
+
+    # Locked only now: a task refused for what the store holds writes nothing, the lock included.
+    with destination_lock(root) if take_lock else contextlib.nullcontext():
+        total = _download(storage, prefix, files, raw, Path(dest_dir), root, force, progress, check_results)
+    return PullResult(prefix, Path(dest_dir), len(files), total, round(time.monotonic() - start, 2), *results[:1])
+
+
+def _download(
+    storage: Any,
+    prefix: str,
+    files: dict[str, dict[str, Any]],
+    raw: bytes,
+    dest: Path,
+    root: Path,
+    force: bool,
+    progress: bool,
+    check: Any,
+) -> int:
+    """The local part of ``pull_task``, under the destination's lock."""
     if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
         raise InputError(f"{dest}: not a folder; refusing to replace it")
     if dest.is_dir() and any(dest.iterdir()) and not (dest / MANIFEST).is_file() and not force:
@@ -147,8 +190,10 @@ def pull_task(
             storage,
             expected,
             dest,
-            within=Path(within) if within is not None else dest.absolute().parent,
-            extra={MANIFEST: raw, MARKER: b""},
+            within=root,
+            extra={MANIFEST: raw},
             progress=bar.update,
+            check=check,
+            marker=MARKER,
         )
-    return PullResult(prefix, dest, len(files), total, round(time.monotonic() - start, 2))
+    return total

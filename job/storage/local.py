@@ -20,6 +20,7 @@ from typing import Any
 from job.errors import InputError, JobError, StorageError
 from job.storage.base import CHUNK, Backend, FileDigest, LocalFile, NotFoundError, ObjectInfo, Progress, hash_file
 from job.storage.locations import escape, scheme
+from job.storage.untrusted import TooLargeError
 
 __all__ = ["LocalBackend"]
 
@@ -148,9 +149,12 @@ class LocalBackend(Backend):
     def put_bytes(self, data: bytes, uri: str) -> None:
         self._write(uri, lambda out: out.write(data))
 
-    def get_bytes(self, uri: str) -> bytes:
-        with self._errors("read", uri):
-            return self.path(uri).read_bytes()
+    def get_bytes(self, uri: str, max_bytes: int | None = None) -> bytes:
+        with self._errors("read", uri), open(self.path(uri), "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if max_bytes is not None and size > max_bytes:
+                raise TooLargeError(f"{escape(uri)}: {size} bytes, more than the {max_bytes} read at most")
+            return fh.read() if max_bytes is None else fh.read(max_bytes + 1)[: max_bytes + 1]
 
     def delete(self, uri: str) -> None:
         with self._errors("delete", uri), contextlib.suppress(FileNotFoundError):

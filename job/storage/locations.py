@@ -33,10 +33,12 @@ __all__ = [
     "split_s3",
 ]
 
-_SCHEME_RE = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*)://")
-_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
-_IPV4_RE = re.compile(r"^\d{1,3}(\.\d{1,3}){3}$")
-_NAME_RE = re.compile(r"^[A-Za-z0-9._-]{1,63}$")
+_SCHEME_RE = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
+# Whole-string patterns, used with ``fullmatch`` only: ``re.match`` with ``^...$`` accepts a
+# trailing newline ('$' matches before a final '\n').
+_BUCKET_RE = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_IPV4_RE = re.compile(r"\d{1,3}(\.\d{1,3}){3}")
+_NAME_RE = re.compile(r"[A-Za-z0-9._-]{1,63}")
 # C0 and C1 controls, DEL, and the bidirectional overrides that reorder what a terminal shows.
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 # Longest file name component most file systems take (bytes): a longer one is refused
@@ -76,7 +78,7 @@ def split_s3(uri: str) -> tuple[str, str]:
     shown = escape(scrub_url(uri))
     if not bucket:
         raise InputError(f"{shown}: no bucket name; expected s3://bucket/prefix")
-    if not _BUCKET_RE.match(bucket) or ".." in bucket or _IPV4_RE.match(bucket):
+    if not _BUCKET_RE.fullmatch(bucket) or ".." in bucket or _IPV4_RE.fullmatch(bucket):
         name = f"***@{bucket.rpartition('@')[2]}" if "@" in bucket else bucket  # user:password@ never shown
         raise InputError(
             f"{shown}: {escape(repr(name))} is not a valid bucket name "
@@ -87,7 +89,7 @@ def split_s3(uri: str) -> tuple[str, str]:
 
 def is_safe_name(value: Any) -> bool:
     """One path component of letters, digits, '.', '_' and '-' (1-63), not '.' or '..'."""
-    return isinstance(value, str) and bool(_NAME_RE.match(value)) and value not in (".", "..")
+    return isinstance(value, str) and bool(_NAME_RE.fullmatch(value)) and value not in (".", "..")
 
 
 def check_name(name: str, value: Any) -> str:

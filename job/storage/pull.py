@@ -25,9 +25,10 @@ from job.cli import Parser
 from job.config import StorageConfig
 from job.errors import ExitCode, InputError, JobError
 from job.logs import BOTO_LOGGERS
-from job.storage import Storage, format_size, list_runs, pull_task, scrub
+from job.storage import Storage, TaskStatus, format_size, list_runs, pull_task, scrub
+from job.storage.download import destination_lock
 from job.storage.locations import escape, is_safe_name
-from job.storage.manifest import UNSAFE
+from job.storage.manifest import INVALID, UNSAFE
 
 __all__ = ["build_parser", "main"]
 
@@ -43,7 +44,11 @@ what a pull writes:
   each task folder DIR/<run>/<task>/<strategy>/ ends up holding exactly the files its
   manifest lists, manifest.json and _SUCCESS: an earlier pull there is replaced as a
   whole; a non-empty folder that is not an earlier pull is refused unless --force.
-  Task folders whose names or manifests are unsafe (e.g. '..') are refused, never written.
+  Task folders whose names or manifests are unsafe (e.g. '..', two paths that are one name on
+  a case-insensitive file system) or invalid (a manifest or results.json that is not JSON of
+  its schema, larger than 8 MiB, nested too deeply) are refused, never written; the other
+  tasks are still pulled. One pull at a time writes into DIR: it holds DIR/.act-pull.lock;
+  a second one is refused (or waits, with --wait).
 
 examples:
   scripts/pull list s3://models/act --endpoint-url http://minio:9000
@@ -51,8 +56,8 @@ examples:
   scripts/pull get s3://models/act --run 2024-06-01 --selected --dest ./deploy
 
 exit codes:
-  0 ok, 1 internal error, 2 bad input (flags, nothing to pull, an unsafe task folder,
-  a problem of the local destination), 4 object storage error
+  0 ok, 1 internal error, 2 bad input (flags, nothing to pull, an unsafe or invalid task
+  folder, another pull writing into DIR, a problem of the local destination), 4 object storage error
 """
 
 
@@ -111,6 +116,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--selected",
         action="store_true",
         help="only the model `python -m job select` chose for each task (tasks with none are reported, exit 2)",
+    )
+    get.add_argument(
+        "--wait",
+        action="store_true",
+        help="when another pull is writing into DIR, wait for it to end (default: refuse at once, exit 2)",
     )
     return parser
 
@@ -171,8 +181,6 @@ def _list(storage: Storage, args: argparse.Namespace) -> int:
 
 
 def _get(storage: Storage, args: argparse.Namespace) -> int:
-    from job.report import gather, summary_table
-
     tasks = [
         t
         for t in list_runs(storage, args.output, run_id=args.run)
@@ -184,18 +192,37 @@ def _get(storage: Storage, args: argparse.Namespace) -> int:
             f"nothing under {escape(args.output)} for {escape(wanted)} (see `scripts/pull list {escape(args.output)}`)"
         )
     complete = [t for t in tasks if t.state == "complete"]
-    unsafe = [t for t in tasks if t.state == UNSAFE]
+    unsafe = [t for t in tasks if t.state in (UNSAFE, INVALID)]
     for t in unsafe:
-        print(
-            f"error: refusing {t.name}: an unsafe task folder (a name or a manifest path that is not safe); "
-            "nothing of it is written",
-            file=sys.stderr,
-        )
+        print(_refusal(t), file=sys.stderr)
     if not complete and not unsafe:
         raise InputError(f"no complete task to pull for {escape(wanted)} ({len(tasks)} incomplete)")
     for t in tasks:
-        if t.state not in ("complete", UNSAFE):
+        if t.state not in ("complete", UNSAFE, INVALID):
             print(f"warning: skipping {t.name}: {t.state}", file=sys.stderr)
+    dest_root = Path(args.dest)
+    with destination_lock(dest_root, wait=args.wait):
+        return _pull_all(storage, args, tasks, complete, unsafe)
+
+
+def _refusal(t: TaskStatus) -> str:
+    """One line for a task folder refused as unsafe or invalid, with why (already escaped)."""
+    kind = "an unsafe" if t.state == UNSAFE else "an invalid"
+    why = t.reason or "a name or a manifest path that is not safe"
+    return f"error: refusing {t.name}: {kind} task folder ({why}); nothing of it is written"
+
+
+def _pull_all(
+    storage: Storage,
+    args: argparse.Namespace,
+    tasks: list[TaskStatus],
+    complete: list[TaskStatus],
+    unsafe: list[TaskStatus],
+) -> int:
+    """Pull every complete task (the caller holds the destination's lock); one task's failure
+    does not stop the others."""
+    from job.report import summary_table
+
     dest_root = Path(args.dest)
     results, files, size, seconds = [], 0, 0, 0.0
     failed: list[JobError] = []
@@ -209,6 +236,7 @@ def _get(storage: Storage, args: argparse.Namespace) -> int:
                 within=dest_root,
                 force=args.force,
                 progress=not args.no_progress,
+                take_lock=False,
             )
         except JobError as exc:  # one task's failure does not stop the others
             log.debug("failed", exc_info=True)
@@ -218,9 +246,8 @@ def _get(storage: Storage, args: argparse.Namespace) -> int:
         pulled_tasks += 1
         print(pulled.summary(), file=sys.stderr)
         files, size, seconds = files + pulled.files, size + pulled.bytes, seconds + pulled.seconds
-        result_file = pulled.dest / "results.json"
-        if result_file.is_file():  # an unreadable one is skipped with a warning (logged)
-            results += [result for _, result in gather(str(result_file))[0]]
+        if pulled.result is not None:  # checked against its schema before the folder was installed
+            results.append(pulled.result)
     if results:
         print(summary_table(results))
         print()
@@ -237,7 +264,6 @@ def _get(storage: Storage, args: argparse.Namespace) -> int:
 def _get_selected(storage: Storage, args: argparse.Namespace) -> int:
     """``get --selected``: each task's selected model, pulled as ``get`` pulls a task; a task
     without a verified selection, or whose selection chose nothing, is reported (exit 2 at end)."""
-    from job.storage.selection import read_selection
 
     if args.strategy:
         raise InputError("--selected pulls the strategy each task's selection names: leave out --strategy")
@@ -245,6 +271,14 @@ def _get_selected(storage: Storage, args: argparse.Namespace) -> int:
     names = [args.task] if args.task else sorted({task for task, _ in folders if is_safe_name(task)})
     if not names:
         raise InputError(f"nothing under {escape(args.output)} for run {escape(args.run)}")
+    with destination_lock(Path(args.dest), wait=args.wait):
+        return _pull_selected(storage, args, folders, names)
+
+
+def _pull_selected(storage: Storage, args: argparse.Namespace, folders: dict, names: list[str]) -> int:
+    """Pull each named task's selected folder (the caller holds the destination's lock)."""
+    from job.storage.selection import read_selection
+
     codes, pulled_tasks = [], 0
     for task in names:
         try:
@@ -257,7 +291,13 @@ def _get_selected(storage: Storage, args: argparse.Namespace) -> int:
                 raise InputError(f"{args.run}/{task}/{selection.selected}: the selected model is {state}")
             dest = Path(args.dest) / args.run / task / selection.selected
             pulled = pull_task(
-                storage, folder.prefix, dest, within=Path(args.dest), force=args.force, progress=not args.no_progress
+                storage,
+                folder.prefix,
+                dest,
+                within=Path(args.dest),
+                force=args.force,
+                progress=not args.no_progress,
+                take_lock=False,
             )
         except JobError as exc:  # one task's failure does not stop the others
             print(f"error: {scrub.scrub(escape(str(exc)))}", file=sys.stderr)

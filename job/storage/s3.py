@@ -35,6 +35,7 @@ from job.storage.base import (
 )
 from job.storage.locations import escape, split_s3
 from job.storage.settings import StoreSettings
+from job.storage.untrusted import TooLargeError
 
 __all__ = ["S3Backend"]
 
@@ -295,10 +296,30 @@ class S3Backend(Backend):
         with self._errors("write", uri, not_found=False):
             self.client().put_object(Bucket=bucket, Key=key, Body=data, **extra)
 
-    def get_bytes(self, uri: str) -> bytes:
+    def get_bytes(self, uri: str, max_bytes: int | None = None) -> bytes:
+        """The object's bytes. Above ``max_bytes`` (the size the store answers with) the body
+        is not read: TooLargeError. A body cut on the way (connection reset, fewer bytes than
+        announced) is read again, as often as a file download is (``num_download_attempts``)."""
+        from s3transfer.utils import S3_RETRYABLE_DOWNLOAD_ERRORS
+
         bucket, key = self._object(uri)
-        with self._errors("read", uri):
-            return self.client().get_object(Bucket=bucket, Key=key)["Body"].read()
+        attempts = max(1, self.transfer_config().num_download_attempts)
+        for attempt in range(1, attempts + 1):
+            with self._errors("read", uri):
+                response = self.client().get_object(Bucket=bucket, Key=key)
+                body = response["Body"]
+                size = int(response.get("ContentLength") or 0)
+                if max_bytes is not None and size > max_bytes:
+                    body.close()
+                    raise TooLargeError(f"{escape(uri)}: {size} bytes, more than the {max_bytes} read at most")
+                try:
+                    return body.read()
+                except S3_RETRYABLE_DOWNLOAD_ERRORS:
+                    body.close()
+                    if attempt == attempts:
+                        raise
+                    log.info("read %s: cut on the way (attempt %d of %d); reading it again", uri, attempt, attempts)
+        raise AssertionError("unreachable")  # the last attempt returns or raises
 
     def delete(self, uri: str) -> None:
         bucket, key = self._object(uri)

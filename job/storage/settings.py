@@ -57,7 +57,7 @@ class StoreSettings:
 
         endpoint = cfg.endpoint_url or env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL") or ""
         source = "Storage.endpoint_url" if cfg.endpoint_url else "AWS_ENDPOINT_URL"
-        if endpoint and not re.match(r"^https?://[^/\s]+", endpoint):
+        if endpoint and not re.fullmatch(r"https?://[^/\s\x00-\x1f\x7f-\x9f]+(/[^\s\x00-\x1f\x7f-\x9f]*)?", endpoint):
             raise InputError(f"{source}: expected http(s)://host[:port], got {scrub.scrub_url(endpoint)!r}")
         self.endpoint_url: str | None = endpoint or None
         self.region: str = cfg.region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1"
