@@ -963,7 +963,7 @@ def render_pareto_png(report: dict[str, Any], path: Path) -> Path:
 def pareto_figure(report: dict[str, Any]):
     """Accuracy against latency, one panel per selection (run / task): every candidate
     with figures, select's Pareto set filled, the original as a cross, the selected model
-    as a star, and the accuracy-latency frontier dashed."""
+    as a star, and the accuracy-latency frontier of the eligible candidates dashed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -994,7 +994,7 @@ def pareto_figure(report: dict[str, Any]):
                 xytext=(5, 3),
                 fontsize=7,
             )
-        line = _frontier([(c["latency_ms"], c["score_points"]) for c in plotted])
+        line = _frontier([(c["latency_ms"], c["score_points"]) for c in plotted if c["eligible"]])
         ax.plot([p[0] for p in line], [p[1] for p in line], ls="--", lw=0.8, color="tab:blue", drawstyle="steps-post")
         base = next(
             (c for c in plotted if c["original_latency_ms"] is not None and c["original_points"] is not None), None
@@ -1022,7 +1022,10 @@ def pareto_figure(report: dict[str, Any]):
         ax.set_xlabel("latency, ms per batch (median)", fontsize=8)
         ax.set_ylabel(f"{task['figures']['metric'] if task['figures'] else 'metric'} (points)", fontsize=8)
         ax.grid(True, alpha=0.3)
-    fig.suptitle("accuracy vs latency (filled: Pareto set; grey: not eligible; star: selected)", fontsize=10)
+    fig.suptitle(
+        "accuracy vs latency (filled: Pareto set; grey: not eligible; star: selected; dashed: eligible frontier)",
+        fontsize=10,
+    )
     fig.tight_layout()
     return fig
 
