@@ -298,3 +298,6 @@ def _write_output(out: Path, compressed, original, outcome) -> None:
         if (original.folder / name).is_file():
             shutil.copy2(original.folder / name, out / name)
     (out / "results.json").write_text(outcome.to_json(), encoding="utf-8")  # a results.TaskResult
+    from job import card  # MODEL.md: the model card, every figure from results.json
+
+    (out / card.FILENAME).write_text(card.render(outcome), encoding="utf-8")

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import statistics
 from pathlib import Path
 from typing import Any
@@ -133,6 +134,19 @@ ACCURACY_COLUMNS = ("模型", "策略", *(label for _, label in CLUE_COLUMNS), "
 LATENCY_COLUMNS = ("模型", "策略", "Accuracy（avg）", "时延(ms)", "加速比")
 _LATENCY_EXTRA = ("FP32(ms)", "FP16(ms)", "INT8(ms)", "加速比(vs FP32)", "加速比(vs FP16)", "环境", "备注")
 _EXTRA_TASK_LABELS = {"uie": "UIE F1", "sentiment": "SENTIMENT"}
+# The selected models' latency table: the reference columns first, then what select weighed.
+SELECTED_LATENCY_COLUMNS = (
+    *LATENCY_COLUMNS,
+    "任务",
+    "原模型时延(ms)",
+    "samples/s",
+    "模型大小(MB)",
+    "权重内存(MB)",
+    "设备",
+    "run",
+)
+SELECTED = "选中模型"
+SELECTED_MARK = "★"
 
 BASE = "Base模型"
 _STRATEGY_NAMES = {
@@ -204,6 +218,160 @@ def _parse(where: str, read: Any, found: list, warnings: list[str]) -> None:
     found.append((where, result))
 
 
+# --------------------------------------------------------------------------------------
+# selected.json (written by ``select``): read defensively, it comes from a shared bucket
+# --------------------------------------------------------------------------------------
+
+SELECTION_FILE = "selected.json"
+_SELECTION_BYTES = 1 << 20  # a run's selection is a few kB; anything larger is not one
+_MAX_CANDIDATES = 100
+_CANDIDATE_STATUSES = ("complete", "gated", "failed", "incomplete", "unsafe")
+_CANDIDATE_FLOATS = (
+    "score_points",
+    "original_points",
+    "delta_points",
+    "latency_ms",
+    "original_latency_ms",
+    "speedup",
+    "throughput",
+)
+_CANDIDATE_INTS = ("size_bytes", "weight_bytes")
+
+
+def gather_selections(source: str) -> tuple[list[dict[str, Any]], list[str]]:
+    """Every readable ``<run>/<task>/selected.json`` under a folder or an s3:// prefix,
+    each checked (``_selection``); a bad file is skipped, a bad candidate dropped, each with
+    a one-line warning. Returns the selections and the warnings."""
+    found: list[dict[str, Any]] = []
+    warnings: list[str] = []
+
+    def read(where: str, size: int, parts: list[str], data: Any) -> None:
+        try:
+            if size > _SELECTION_BYTES:
+                raise ValueError(f"{size:,} bytes, more than a selection holds ({_SELECTION_BYTES:,})")
+            selection, dropped = _selection(json.loads(data().decode("utf-8")), parts)
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            from job.storage.locations import escape
+
+            message = f"{where}: skipped, not a selected.json of this job ({escape(str(exc).splitlines()[0])[:200]})"
+            log.warning(message)
+            warnings.append(message)
+            return
+        for reason in dropped:
+            message = f"{where}: {reason}"
+            log.warning(message)
+            warnings.append(message)
+        found.append({**selection, "source": where})
+
+    if source.lower().startswith("s3://"):
+        from job.storage import Storage
+
+        store = Storage()
+        prefix = source.rstrip("/")
+        for rel, info in sorted(store.listing(prefix).items()):
+            if rel == SELECTION_FILE or rel.endswith("/" + SELECTION_FILE):
+                uri = f"{prefix}/{rel}"
+                read(uri, info.size, rel.split("/")[:-1], lambda uri=uri: store.get_bytes(uri))
+        return found, warnings
+    path = Path(source)
+    if path.is_file():
+        return found, warnings
+    for file in sorted(p for p in path.rglob(SELECTION_FILE) if p.is_file()):
+        read(str(file), file.stat().st_size, list(file.parent.parts), file.read_bytes)
+    return found, warnings
+
+
+def _selection(data: Any, parts: list[str]) -> tuple[dict[str, Any], list[str]]:
+    """A selected.json object, checked: ``ValueError`` names the first bad key of the file;
+    a bad candidate is dropped and named in the returned list. ``parts`` is the folder the
+    file was found in: its last two names must be the file's run and task."""
+    from job.storage.locations import escape, is_safe_name
+
+    if not isinstance(data, dict):
+        raise ValueError("not a JSON object")
+    if data.get("schema") != 1:
+        raise ValueError(f"schema: {escape(repr(data.get('schema')))[:40]} is not 1")
+    for key in ("run_id", "task"):
+        if not is_safe_name(data.get(key)):
+            raise ValueError(f"{key}: missing or not one safe name")
+    if parts[-2:] != [data["run_id"], data["task"]]:
+        raise ValueError(f"run_id/task {data['run_id']}/{data['task']} is not the folder it was found in")
+    selected = data.get("selected")
+    if selected is not None and not is_safe_name(selected):
+        raise ValueError("selected: neither a strategy name nor null")
+    raw = data.get("candidates")
+    if not isinstance(raw, list):
+        raise ValueError("candidates: not a list")
+    if len(raw) > _MAX_CANDIDATES:
+        raise ValueError(f"candidates: {len(raw)}, more than {_MAX_CANDIDATES}")
+    candidates, dropped = [], []
+    for index, item in enumerate(raw):
+        try:
+            candidates.append(_candidate(item))
+        except ValueError as exc:
+            dropped.append(f"candidates[{index}] dropped ({escape(str(exc))[:200]})")
+    names = [c["strategy"] for c in candidates]
+    if len(set(names)) != len(names):
+        raise ValueError("candidates: a strategy is listed twice")
+    if selected is not None and selected not in names:
+        raise ValueError(f"selected: {selected} is not one of the (valid) candidates")
+    pareto = data.get("pareto", [])
+    if not isinstance(pareto, list) or not all(isinstance(name, str) for name in pareto):
+        raise ValueError("pareto: not a list of strategy names")
+    return {
+        "run_id": data["run_id"],
+        "task": data["task"],
+        "selected": selected,
+        "rule": _bounded_text(data.get("rule"), "rule"),
+        "reason": _bounded_text(data.get("reason"), "reason"),
+        "device": _bounded_text(data.get("device"), "device"),
+        "candidates": candidates,
+        "pareto": [name for name in pareto if name in names],
+    }, dropped
+
+
+def _candidate(item: Any) -> dict[str, Any]:
+    from job.storage.locations import is_safe_name
+
+    if not isinstance(item, dict):
+        raise ValueError("not an object")
+    if not is_safe_name(item.get("strategy")):
+        raise ValueError("strategy: missing or not one safe name")
+    if item.get("status") not in _CANDIDATE_STATUSES:
+        raise ValueError(f"status: not one of {', '.join(_CANDIDATE_STATUSES)}")
+    out: dict[str, Any] = {"strategy": item["strategy"], "status": item["status"]}
+    for key in ("eligible", "pareto"):
+        value = item.get(key, False)
+        if not isinstance(value, bool):
+            raise ValueError(f"{key}: not a boolean")
+        out[key] = value
+    for key in ("why", "metric"):
+        out[key] = _bounded_text(item.get(key), key)
+    for key in _CANDIDATE_FLOATS:
+        value = item.get(key)
+        if value is not None and not (_is_number(value) and math.isfinite(value)):
+            raise ValueError(f"{key}: not a finite number or null")
+        out[key] = None if value is None else float(value)
+    for key in _CANDIDATE_INTS:
+        value = item.get(key)
+        if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
+            raise ValueError(f"{key}: not a byte count or null")
+        out[key] = value
+    return out
+
+
+def _bounded_text(value: Any, key: str, limit: int = 300) -> str:
+    """Free text of a selection (rule, reason, why): one escaped line, cut at ``limit``."""
+    from job.storage.locations import escape
+
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ValueError(f"{key}: not text")
+    text = escape(value.replace("|", "/"))
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _metric_points(metrics: Any, metric: Any) -> float | None:
     value = _metric(metrics, metric)
     return None if value is None else round(value * 100, 4)
@@ -229,8 +397,14 @@ def _measured(record: dict[str, Any]) -> bool:
     return isinstance(latency, dict) and _is_number(latency.get("median"))
 
 
-def build(results: list[tuple[str, TaskResult]], warnings: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
-    """The whole report as a dict (written as report.json, rendered as Markdown)."""
+def build(
+    results: list[tuple[str, TaskResult]],
+    warnings: list[str] | tuple[str, ...] = (),
+    selections: list[dict[str, Any]] | tuple[dict[str, Any], ...] = (),
+) -> dict[str, Any]:
+    """The whole report as a dict (written as report.json, rendered as Markdown);
+    ``selections`` (from ``gather_selections``) add the selected models' tables and mark
+    the selected cells."""
     warnings = list(warnings)
     # One result per (model, strategy, task): the newest when a task ran several times.
     chosen: dict[tuple[str, str, str], tuple[str, TaskResult]] = {}
@@ -259,6 +433,7 @@ def build(results: list[tuple[str, TaskResult]], warnings: list[str] | tuple[str
                 "tasks": {},
                 "status": {},
                 "sources": [],
+                "selected": [],  # tasks for which `select` chose this row's result
             }
         return rows[(model, strategy)]
 
@@ -356,6 +531,7 @@ def build(results: list[tuple[str, TaskResult]], warnings: list[str] | tuple[str
                 record["flags"].append(SLOW_INT8)
                 break
 
+    selection = _selection_report(chosen, rows, selections)
     latency_rows = _latency_rows(ordered, benchmarks)
     env_list = []
     for env, env_id in environments.items():
@@ -370,6 +546,65 @@ def build(results: list[tuple[str, TaskResult]], warnings: list[str] | tuple[str
         "benchmarks": benchmarks,
         "environments": env_list,
         "flags": flags,
+        "selection": selection,
+    }
+
+
+def _selection_report(
+    chosen: dict[tuple[str, str, str], tuple[str, TaskResult]],
+    rows: dict[tuple[str, str], dict[str, Any]],
+    selections: list[dict[str, Any]] | tuple[dict[str, Any], ...],
+) -> dict[str, Any]:
+    """The selected models: one entry per selection (its figures are the selected
+    candidate's, as ``select`` recorded them), the accuracy table's rows (the original's
+    and the selected model's points per task, per model and run), and the marks on the
+    rows of table (a) whose result was selected (same run, task and strategy)."""
+    tasks = []
+    table: dict[tuple[str, str], dict[str, Any]] = {}
+    for sel in sorted(selections, key=lambda s: (s["run_id"], s["task"], s["source"])):
+        candidate = next((c for c in sel["candidates"] if c["strategy"] == sel["selected"]), None)
+        model = next(
+            (
+                result.model_name
+                for (_, strategy, task), (_, result) in chosen.items()
+                if task == sel["task"] and strategy == sel["selected"] and result.run_id == sel["run_id"]
+            ),
+            None,
+        )
+        if model is not None and (model, sel["selected"]) in rows:
+            rows[(model, sel["selected"])]["selected"].append(sel["task"])
+        name = model or next(
+            (
+                r.model_name
+                for (_, _, task), (_, r) in chosen.items()
+                if task == sel["task"] and r.run_id == sel["run_id"]
+            ),
+            "-",
+        )
+        tasks.append({**sel, "model": name, "figures": candidate})
+        row = table.setdefault(
+            (name, sel["run_id"]), {"model": name, "run_id": sel["run_id"], "base": {}, "selected": {}, "strategy": {}}
+        )
+        original = next((c["original_points"] for c in sel["candidates"] if c["original_points"] is not None), None)
+        row["base"][sel["task"]] = original
+        row["selected"][sel["task"]] = candidate["score_points"] if candidate else None
+        row["strategy"][sel["task"]] = sel["selected"]
+    extra = sorted({t["task"] for t in tasks if t["task"] not in dict(CLUE_COLUMNS)}, key=lambda t: (t != "uie", t))
+    for row in table.values():
+        for key in ("base", "selected"):
+            clue = [row[key][t] for t, _ in CLUE_COLUMNS if row[key].get(t) is not None]
+            row[f"{key}_avg"] = round(statistics.fmean(clue), 4) if clue else None
+            row[f"{key}_avg_label"] = _avg_label(
+                row[f"{key}_avg"], [t for t, _ in CLUE_COLUMNS if row[key].get(t) is not None], True
+            )
+    return {
+        "tasks": tasks,
+        "accuracy": {
+            "columns": [*ACCURACY_COLUMNS, *(_EXTRA_TASK_LABELS.get(t, t.upper()) for t in extra)],
+            "extra_tasks": extra,
+            "rows": [table[key] for key in sorted(table)],
+        },
+        "latency": {"columns": list(SELECTED_LATENCY_COLUMNS)},
     }
 
 
@@ -461,6 +696,8 @@ def _accuracy_cell(item: dict[str, Any], task: str) -> str:
     if value is None:
         return "failed" if item["status"].get(task) == "failed" else "-"
     mark = "†" if item["status"].get(task) == "gated" else ""
+    if task in item.get("selected", ()):
+        mark += f" {SELECTED_MARK}"
     return f"{value:.2f}{mark}"
 
 
@@ -471,6 +708,8 @@ def render_markdown(report: dict[str, Any]) -> str:
         f"{len(report['sources'])} results.json file(s). "
         "Metrics in points (fraction x 100); latency in ms per batch (median)."
     )
+    if report.get("selection", {}).get("tasks"):
+        lines += _selection_markdown(report["selection"])
     lines += ["", "## (a) 精度 (accuracy)", ""]
     acc = report["accuracy"]
     table = []
@@ -486,6 +725,11 @@ def render_markdown(report: dict[str, Any]) -> str:
         (
             "AVG: mean over the CLUE tasks; (n/7) when only n of the seven were run. "
             "† the accuracy gate failed for this task (status gated)."
+            + (
+                f" {SELECTED_MARK} the model `select` chose for this task."
+                if report.get("selection", {}).get("tasks")
+                else ""
+            )
         ),
     ]
 
@@ -626,6 +870,166 @@ def render_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _selection_markdown(selection: dict[str, Any]) -> list[str]:
+    """The selected models first: accuracy per task (the original and the selected model,
+    each cell naming the strategy) and their latency, both from selected.json."""
+    lines = ["", f"## {SELECTED} (selected models)", ""]
+    rules = sorted({t["rule"] for t in selection["tasks"] if t["rule"]})
+    lines += [f"Rule: {rule}" for rule in rules] or ["Rule: not recorded."]
+    lines += ["", "![accuracy vs latency per task, the selected model marked](pareto.png)", ""]
+    acc = selection["accuracy"]
+    table = []
+    for row in acc["rows"]:
+        tasks = [t for t, _ in CLUE_COLUMNS] + acc["extra_tasks"]
+        base = [_fmt(row["base"].get(t)) if t in row["base"] else "-" for t in tasks]
+        chosen = []
+        for t in tasks:
+            if t not in row["strategy"]:
+                chosen.append("-")
+            elif row["strategy"][t] is None:
+                chosen.append("none")
+            else:
+                chosen.append(f"{_fmt(row['selected'].get(t))} ({row['strategy'][t]})")
+        n_clue = len(CLUE_COLUMNS)
+        table.append(
+            [row["model"], f"{BASE} (run {row['run_id']})", *base[:n_clue], row["base_avg_label"], *base[n_clue:]]
+        )
+        table.append(
+            [
+                row["model"],
+                f"{SELECTED} (run {row['run_id']})",
+                *chosen[:n_clue],
+                row["selected_avg_label"],
+                *chosen[n_clue:],
+            ]
+        )
+    lines += tables.markdown(acc["columns"], table)
+    lines += ["", "Each selected cell: the selected model's points and its strategy; none: no model passed the rule."]
+    table = []
+    for task in selection["tasks"]:
+        c = task["figures"]
+        if c is None:
+            continue
+        table.append(
+            [
+                task["model"],
+                strategy_label(task["selected"]),
+                _fmt(c["score_points"]),
+                _fmt(c["latency_ms"]),
+                _fmt(c["speedup"]),
+                task["task"],
+                _fmt(c["original_latency_ms"]),
+                _fmt(c["throughput"], "{:.1f}"),
+                _fmt(c["size_bytes"] / 1e6 if c["size_bytes"] is not None else None),
+                _fmt(c["weight_bytes"] / 1e6 if c["weight_bytes"] is not None else None),
+                task["device"] or "-",
+                task["run_id"],
+            ]
+        )
+    lines += ["", *tables.markdown(selection["latency"]["columns"], table)]
+    lines += [
+        "",
+        "时延(ms): the selected model's median per batch, 加速比 against the original measured in the same run "
+        "(figures as `select` recorded them in selected.json).",
+    ]
+    unselected = [t for t in selection["tasks"] if t["selected"] is None]
+    if unselected:
+        lines += [""] + [
+            f"- {t['run_id']} / {t['task']}: no model selected ({t['reason'] or 'no reason'})" for t in unselected
+        ]
+    return lines
+
+
+def _frontier(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The accuracy-latency frontier: by latency, each point more accurate than every faster one."""
+    out: list[tuple[float, float]] = []
+    for latency, accuracy in sorted(points, key=lambda p: (p[0], -p[1])):
+        if not out or accuracy > out[-1][1]:
+            out.append((latency, accuracy))
+    return out
+
+
+def render_pareto_png(report: dict[str, Any], path: Path) -> Path:
+    """pareto.png: ``pareto_figure`` saved."""
+    import matplotlib.pyplot as plt
+
+    fig = pareto_figure(report)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def pareto_figure(report: dict[str, Any]):
+    """Accuracy against latency, one panel per selection (run / task): every candidate
+    with figures, select's Pareto set filled, the original as a cross, the selected model
+    as a star, and the accuracy-latency frontier of the eligible candidates dashed."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = report["selection"]["tasks"]
+    columns = min(3, max(1, len(tasks)))
+    rows = math.ceil(max(1, len(tasks)) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(5.5 * columns, 4.2 * rows), dpi=110, squeeze=False)
+    for ax in axes.flat[len(tasks) :]:
+        ax.set_axis_off()
+    for ax, task in zip(axes.flat, tasks, strict=False):
+        plotted = [c for c in task["candidates"] if c["latency_ms"] is not None and c["score_points"] is not None]
+        ax.set_title(f"{task['task']} (run {task['run_id']})", fontsize=9)
+        if not plotted:
+            ax.text(
+                0.5, 0.5, "no candidate with latency and accuracy", ha="center", va="center", transform=ax.transAxes
+            )
+            continue
+        for c in plotted:
+            face = "tab:blue" if c["pareto"] else "none"
+            edge = "tab:blue" if c["eligible"] else "tab:gray"
+            ax.scatter(c["latency_ms"], c["score_points"], s=50, marker="o", facecolors=face, edgecolors=edge)
+            ax.annotate(
+                c["strategy"],
+                (c["latency_ms"], c["score_points"]),
+                textcoords="offset points",
+                xytext=(5, 3),
+                fontsize=7,
+            )
+        line = _frontier([(c["latency_ms"], c["score_points"]) for c in plotted if c["eligible"]])
+        ax.plot([p[0] for p in line], [p[1] for p in line], ls="--", lw=0.8, color="tab:blue", drawstyle="steps-post")
+        base = next(
+            (c for c in plotted if c["original_latency_ms"] is not None and c["original_points"] is not None), None
+        )
+        if base is not None:
+            ax.scatter(base["original_latency_ms"], base["original_points"], marker="x", s=60, color="black")
+            ax.annotate(
+                "original",
+                (base["original_latency_ms"], base["original_points"]),
+                textcoords="offset points",
+                xytext=(5, -10),
+                fontsize=7,
+            )
+        chosen = task["figures"]
+        if chosen is not None and chosen["latency_ms"] is not None and chosen["score_points"] is not None:
+            ax.scatter(chosen["latency_ms"], chosen["score_points"], marker="*", s=260, color="tab:red", zorder=3)
+            ax.annotate(
+                f"selected: {chosen['strategy']}",
+                (chosen["latency_ms"], chosen["score_points"]),
+                textcoords="offset points",
+                xytext=(6, -12),
+                fontsize=8,
+                color="tab:red",
+            )
+        ax.set_xlabel("latency, ms per batch (median)", fontsize=8)
+        ax.set_ylabel(f"{task['figures']['metric'] if task['figures'] else 'metric'} (points)", fontsize=8)
+        ax.grid(True, alpha=0.3)
+    fig.suptitle(
+        "accuracy vs latency (filled: Pareto set; grey: not eligible; star: selected; dashed: eligible frontier)",
+        fontsize=10,
+    )
+    fig.tight_layout()
+    return fig
+
+
 def render_png(report: dict[str, Any], path: Path) -> Path:
     """Accuracy against served latency, one labelled marker per model / strategy row."""
     import matplotlib
@@ -667,14 +1071,22 @@ def cli(source: str, out: str | Path) -> int:
     if not results:
         detail = f" ({len(warnings)} unreadable)" if warnings else ""
         raise InputError(f"{source}: no readable results.json found{detail}")
-    report = build(results, warnings)
+    selections, selection_warnings = gather_selections(source)
+    report = build(results, warnings + selection_warnings, selections)
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
     markdown = render_markdown(report)
     (out_dir / "report.md").write_text(markdown, encoding="utf-8")
     (out_dir / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     render_png(report, out_dir / "report.png")
+    pareto = ""
+    if selections:
+        render_pareto_png(report, out_dir / "pareto.png")
+        pareto = f", pareto.png from {len(selections)} selected.json file(s)"
     print(markdown)
     flags = f", {len(report['flags'])} flag(s)" if report["flags"] else ""
-    print(f"wrote {out_dir / 'report.md'}, report.json and report.png from {len(results)} results.json file(s){flags}")
+    print(
+        f"wrote {out_dir / 'report.md'}, report.json and report.png from {len(results)} results.json file(s)"
+        f"{pareto}{flags}"
+    )
     return 0

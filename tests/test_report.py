@@ -293,3 +293,205 @@ def test_a_file_failing_the_schema_is_skipped_naming_the_file_and_the_key(clue_d
     ]
     built = report.build(found, warnings)
     assert any(row["model"] == "schema-two" and row["tasks"] == {"tnews": 57.52} for row in built["accuracy"]["rows"])
+
+
+# --------------------------------------------------------------------------------------
+# Selections (<run>/<task>/selected.json, written by `select`): fixtures made to the contract
+# --------------------------------------------------------------------------------------
+
+# tnews in run sel-1, three strategies: (after accuracy, latency ms, size bytes, status)
+_TNEWS = {
+    "qat_dis": (0.5690, 520.0, 80_000_000, "complete"),
+    "ptq": (0.5650, 400.0, 78_000_000, "complete"),
+    "prune_ptq": (0.5500, 300.0, 60_000_000, "gated"),
+}
+_ORIGINAL_MS = 1950.0
+
+
+def candidate(strategy: str, **changes) -> dict:
+    after, latency, size, status = _TNEWS[strategy]
+    item = {
+        "strategy": strategy,
+        "status": status,
+        "eligible": status == "complete",
+        "why": "passes the gate and is faster" if status == "complete" else "gated: lost 2.45 points",
+        "metric": "accuracy",
+        "score_points": round(after * 100, 4),
+        "original_points": 57.45,
+        "delta_points": round((after - 0.5745) * 100, 4),
+        "latency_ms": latency,
+        "original_latency_ms": _ORIGINAL_MS,
+        "speedup": round(_ORIGINAL_MS / latency, 4),
+        "throughput": round(40 / latency * 1000, 2),
+        "size_bytes": size,
+        "weight_bytes": size // 2,
+        "pareto": strategy in ("ptq", "qat_dis"),
+    }
+    item.update(changes)
+    return item
+
+
+def selection(selected: str | None = "ptq", **changes) -> dict:
+    data = {
+        "schema": 1,
+        "run_id": "sel-1",
+        "task": "tnews",
+        "rule": "passes the gate, faster than the original, then the fastest; ties by accuracy",
+        "selected": selected,
+        "reason": "ptq: the fastest eligible (400.00 ms, 4.88x)",
+        "device": "cpu",
+        "candidates": [candidate(name) for name in _TNEWS],
+        "pareto": ["qat_dis", "ptq"],
+    }
+    data.update(changes)
+    return data
+
+
+def lay_out_run(root: Path) -> Path:
+    """Run sel-1: tnews compressed three ways (results.json per strategy) and its selection."""
+    base = json.loads((FIXTURES / "clue_tnews_prune_ptq.json").read_text(encoding="utf-8"))
+    for strategy, (after, *_rest, status) in _TNEWS.items():
+        data = {**base, "run_id": "sel-1", "strategy": strategy, "status": status, "after": {"accuracy": after}}
+        folder = root / "sel-1" / "tnews" / strategy
+        folder.mkdir(parents=True)
+        (folder / "results.json").write_text(json.dumps(data), encoding="utf-8")
+    write_selection(root, selection())
+    return root
+
+
+def write_selection(root: Path, data, run: str = "sel-1", task: str = "tnews") -> Path:
+    path = root / run / task / "selected.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(data if isinstance(data, str) else json.dumps(data, ensure_ascii=False), encoding="utf-8")
+    return path
+
+
+def test_report_with_selections_marks_the_selected_model_and_draws_the_pareto_plot(tmp_path: Path):
+    from PIL import Image
+
+    root = lay_out_run(tmp_path / "runs")
+    out = tmp_path / "report"
+    assert report.cli(str(root), out) == 0
+    markdown = (out / "report.md").read_text(encoding="utf-8")
+
+    section = markdown.split("## 选中模型 (selected models)", 1)[1].split("## (a)", 1)[0]
+    headers = table_headers(section)
+    assert headers[0] == ACCURACY_HEADER
+    assert headers[1].startswith(LATENCY_HEADER + " 任务 | 原模型时延(ms) |")
+    assert "| ernie-3.0-medium | Base模型 (run sel-1) | - | 57.45 | - | - | - | - | - | 57.45 (1/7) |" in section
+    assert "| ernie-3.0-medium | 选中模型 (run sel-1) | - | 56.50 (ptq) | - | - | - | - | - | 56.50 (1/7) |" in section
+    assert (
+        "| ernie-3.0-medium | 离线量化 (ptq) | 56.50 | 400.00 | 4.88 | tnews | 1950.00 | 100.0 | 78.00 | 39.00 | cpu "
+        "| sel-1 |" in section
+    )
+    assert "Rule: passes the gate, faster than the original, then the fastest; ties by accuracy" in section
+
+    # Table (a): only the selected strategy's tnews cell carries the mark.
+    accuracy = markdown.split("## (a)", 1)[1].split("## (b)", 1)[0]
+    assert "| ernie-3.0-medium | 离线量化 (ptq) | - | 56.50 ★ |" in accuracy
+    assert "| ernie-3.0-medium | 量化训练+蒸馏 (qat_dis) | - | 56.90 |" in accuracy
+    assert accuracy.count("★") == 2, "one marked cell and the legend"
+
+    data = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    [chosen] = data["selection"]["tasks"]
+    assert chosen["selected"] == "ptq" and chosen["figures"]["latency_ms"] == 400.0
+    assert [r["selected"] for r in data["accuracy"]["rows"] if r["strategy_key"] == "ptq"] == [["tnews"]]
+
+    with Image.open(out / "pareto.png") as image:
+        image.verify()
+    with Image.open(out / "pareto.png") as image:
+        assert image.format == "PNG" and image.size[0] > 300
+    figure = report.pareto_figure(data)
+    texts = [t.get_text() for t in figure.axes[0].texts]
+    assert "selected: ptq" in texts and "original" in texts and {"qat_dis", "prune_ptq"} <= set(texts)
+    star = [c for c in figure.axes[0].collections if c.get_offsets().tolist() == [[400.0, 56.5]]]
+    assert len(star) == 2, "the ptq candidate and the star over it"
+
+
+def test_a_task_without_a_selected_model_says_why(tmp_path: Path):
+    root = lay_out_run(tmp_path / "runs")
+    write_selection(root, selection(None, reason="no candidate is faster than the original"))
+    out = tmp_path / "report"
+    assert report.cli(str(root), out) == 0
+    markdown = (out / "report.md").read_text(encoding="utf-8")
+    assert "| ernie-3.0-medium | 选中模型 (run sel-1) | - | none |" in markdown
+    assert "- sel-1 / tnews: no model selected (no candidate is faster than the original)" in markdown
+    assert " ★ |" not in markdown.split("## (a)", 1)[1].split("## (b)", 1)[0], "no cell marked"
+    assert (out / "pareto.png").is_file()
+
+
+def test_without_selections_the_report_is_as_before(clue_dir: Path, tmp_path: Path):
+    out = tmp_path / "report"
+    assert report.cli(str(clue_dir), out) == 0
+    markdown = (out / "report.md").read_text(encoding="utf-8")
+    assert "选中模型" not in markdown and "★" not in markdown
+    assert not (out / "pareto.png").exists()
+    assert json.loads((out / "report.json").read_text(encoding="utf-8"))["selection"]["tasks"] == []
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "not a selected.json of this job"),
+        (json.dumps([1, 2]), "(not a JSON object)"),
+        (json.dumps(selection(schema=2)), "(schema: 2 is not 1)"),
+        (json.dumps(selection(selected="prune_dis")), "(selected: prune_dis is not one of the (valid) candidates)"),
+        (json.dumps(selection(selected=["ptq"])), "(selected: neither a strategy name nor null)"),
+        (json.dumps(selection(candidates={"ptq": 1})), "(candidates: not a list)"),
+        (json.dumps(selection(task="afqmc")), "(run_id/task sel-1/afqmc is not the folder it was found in)"),
+        (json.dumps(selection(run_id="../sel-1")), "(run_id: missing or not one safe name)"),
+        (json.dumps(selection(candidates=[candidate("ptq")] * 2)), "(candidates: a strategy is listed twice)"),
+        (json.dumps(selection(reason={"a": 1})), "(reason: not text)"),
+        ('{"schema": 1, "pad": "' + "x" * (1 << 20) + '"}', "more than a selection holds"),
+    ],
+)
+def test_a_bad_selected_json_is_skipped_with_one_warning(tmp_path: Path, content: str, message: str):
+    root = lay_out_run(tmp_path / "runs")
+    path = write_selection(root, content)
+    out = tmp_path / "report"
+    assert report.cli(str(root), out) == 0
+    data = json.loads((out / "report.json").read_text(encoding="utf-8"))
+    assert data["selection"]["tasks"] == [] and not (out / "pareto.png").exists()
+    [warning] = [w for w in data["warnings"] if "selected.json" in w]
+    assert warning.startswith(f"{path}: skipped, not a selected.json of this job") and message in warning
+    assert "\n" not in warning and len(warning) < len(str(path)) + 300
+
+
+def test_a_bad_candidate_is_dropped_and_the_rest_is_read(tmp_path: Path):
+    root = lay_out_run(tmp_path / "runs")
+    bad = selection(
+        candidates=[
+            candidate("ptq"),
+            candidate("qat_dis", latency_ms="fast"),
+            candidate("prune_ptq", size_bytes=-1),
+            "\x1b[31mnot a candidate",
+            {**candidate("ptq"), "strategy": "a/b"},
+            {**candidate("ptq"), "strategy": "ptq2", "speedup": float("nan")},
+        ]
+    )
+    path = write_selection(root, bad)
+    found, warnings = report.gather_selections(str(root))
+    [read] = found
+    assert [c["strategy"] for c in read["candidates"]] == ["ptq"]
+    assert warnings == [
+        f"{path}: candidates[1] dropped (latency_ms: not a finite number or null)",
+        f"{path}: candidates[2] dropped (size_bytes: not a byte count or null)",
+        f"{path}: candidates[3] dropped (not an object)",
+        f"{path}: candidates[4] dropped (strategy: missing or not one safe name)",
+        f"{path}: candidates[5] dropped (speedup: not a finite number or null)",
+    ]
+    assert read["pareto"] == ["ptq"], "names of dropped candidates leave the Pareto list"
+
+
+def test_selections_are_read_from_s3(s3_server: str, s3_client, bucket: str, tmp_path: Path, monkeypatch):
+    root = lay_out_run(tmp_path / "runs")
+    for path in root.rglob("*.json"):
+        s3_client.put_object(Bucket=bucket, Key=f"act/{path.relative_to(root).as_posix()}", Body=path.read_bytes())
+    s3_client.put_object(Bucket=bucket, Key="act/sel-1/uie/selected.json", Body=b"\xff")
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server)
+    found, warnings = report.gather_selections(f"s3://{bucket}/act")
+    assert [(s["source"], s["selected"]) for s in found] == [(f"s3://{bucket}/act/sel-1/tnews/selected.json", "ptq")]
+    assert warnings == [
+        f"s3://{bucket}/act/sel-1/uie/selected.json: skipped, not a selected.json of this job "
+        "('utf-8' codec can't decode byte 0xff in position 0: invalid start byte)"
+    ]
