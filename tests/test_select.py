@@ -20,6 +20,7 @@ from job.errors import InputError
 from job.results import TaskResult, Timing
 from job.select import RULE, SCHEMA, Candidate, Selection, choose
 from job.storage import MANIFEST, MARKER, Storage, list_runs, publish, task_prefix
+from job.storage.download import LOCK_NAME
 from job.storage.selection import FILE, read_selection, select_run, selection_prefix
 
 REPO = Path(__file__).resolve().parent.parent
@@ -269,7 +270,8 @@ def test_pull_get_selected_pulls_exactly_the_selected_folder(s3_server, bucket, 
     )
     assert proc.returncode == 2, proc.stderr
     assert "error: r1/tnews: no published selection (absent)" in proc.stderr
-    pulled = sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file())
+    # the destination's lock file stays (job.storage.download.LOCK_NAME): nothing else but the folder
+    pulled = sorted(p.relative_to(dest).as_posix() for p in dest.rglob("*") if p.is_file() and p.name != LOCK_NAME)
     assert pulled == [
         f"{RUN}/uie/qat_dis/{name}"
         for name in sorted([MANIFEST, MARKER, "inference.pdiparams", "inference.pdmodel", "results.json"])

@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
         return _get(storage, args)
     except JobError as exc:
         log.debug("failed", exc_info=True)
-        print(f"error: {scrub.scrub(escape(str(exc)))}", file=sys.stderr)
+        print(f"error: {scrub.scrub(escape(str(exc), 1000))}", file=sys.stderr)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
@@ -240,7 +240,7 @@ def _pull_all(
             )
         except JobError as exc:  # one task's failure does not stop the others
             log.debug("failed", exc_info=True)
-            print(f"error: {t.name}: {scrub.scrub(escape(str(exc)))}", file=sys.stderr)
+            print(f"error: {t.name}: {scrub.scrub(escape(str(exc), 1000))}", file=sys.stderr)
             failed.append(exc)
             continue
         pulled_tasks += 1
@@ -300,7 +300,7 @@ def _pull_selected(storage: Storage, args: argparse.Namespace, folders: dict, na
                 take_lock=False,
             )
         except JobError as exc:  # one task's failure does not stop the others
-            print(f"error: {scrub.scrub(escape(str(exc)))}", file=sys.stderr)
+            print(f"error: {scrub.scrub(escape(str(exc), 1000))}", file=sys.stderr)
             codes.append(int(exc.exit_code))
             continue
         pulled_tasks += 1
