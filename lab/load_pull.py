@@ -10,7 +10,7 @@ by a scale factor, then runs the real ``scripts/pull get`` (light environment, a
 subprocess) against it through a proxy that answers 503 SlowDown to every Nth request and
 cuts every Nth large response mid-body. Per scale it reports the pull's throughput, its
 peak memory (the pull process's own max RSS, from ``os.wait4``), the faults injected and
-the requests repeated on the wire, and checks every pulled file against the SHA-256 of
+their retries (a faulted request seen again), and checks every pulled file against the SHA-256 of
 the bytes published. Two scales show whether peak memory grows with the folder size.
 
 Writes ``records/load-pull-DATE-CPU.json`` (the CPU and its instruction sets, versions).
@@ -122,7 +122,7 @@ class LoadProxy(ThreadingHTTPServer):
     """HTTP proxy in front of the S3 server that streams every body (its own memory stays
     flat) and injects faults by count: 503 SlowDown to every ``slowdown_every``-th request,
     and every ``drop_every``-th GET answer of at least ``drop_min_bytes`` cut after half its
-    body. Records every request (method, path, Range) and the faults."""
+    body. Records every request (method, path, Range), the faults and their retries."""
 
     daemon_threads = True
 
@@ -134,6 +134,8 @@ class LoadProxy(ThreadingHTTPServer):
         self.drop_min_bytes = drop_min_bytes
         self.lock = threading.Lock()
         self.requests: list[tuple[str, str, str]] = []
+        self._failed: dict[tuple[str, str, str], int] = {}  # request -> faults not yet retried
+        self.retries = 0
         self.large_answers = 0
         self.slowdowns = 0
         self.drops = 0
@@ -143,9 +145,22 @@ class LoadProxy(ThreadingHTTPServer):
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}"
 
-    def repeated(self) -> int:
-        """Requests seen again (same method, path and Range): the retries on the wire."""
-        return len(self.requests) - len(set(self.requests))
+    def _arrived(self, request: tuple[str, str, str]) -> int:
+        """Record a request; one that repeats a faulted request (same method, path and Range) is a retry."""
+        with self.lock:
+            self.requests.append(request)
+            if self._failed.get(request):
+                self._failed[request] -= 1
+                self.retries += 1
+            return len(self.requests)
+
+    def _faulted(self, request: tuple[str, str, str], kind: str) -> None:
+        with self.lock:
+            self._failed[request] = self._failed.get(request, 0) + 1
+            if kind == "slowdown":
+                self.slowdowns += 1
+            else:
+                self.drops += 1
 
 
 class _LoadHandler(BaseHTTPRequestHandler):
@@ -159,12 +174,10 @@ class _LoadHandler(BaseHTTPRequestHandler):
         proxy = self.server
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else None
-        with proxy.lock:
-            proxy.requests.append((self.command, self.path, self.headers.get("Range", "")))
-            number = len(proxy.requests)
+        request = (self.command, self.path, self.headers.get("Range", ""))
+        number = proxy._arrived(request)
         if proxy.slowdown_every and number % proxy.slowdown_every == 0:
-            with proxy.lock:
-                proxy.slowdowns += 1
+            proxy._faulted(request, "slowdown")
             self.send_response(503)
             self.send_header("Content-Type", "application/xml")
             self.send_header("Content-Length", str(len(_SLOWDOWN)))
@@ -185,7 +198,6 @@ class _LoadHandler(BaseHTTPRequestHandler):
                 with proxy.lock:
                     proxy.large_answers += 1
                     cut = bool(proxy.drop_every) and proxy.large_answers % proxy.drop_every == 0
-                    proxy.drops += cut
             self.send_response(response.status, response.reason)
             for key, value in response.getheaders():
                 if key.lower() not in _HOP:
@@ -193,6 +205,8 @@ class _LoadHandler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
             self.end_headers()
             self.close_connection = True
+            if cut:
+                proxy._faulted(request, "drop")
             if self.command == "HEAD":
                 return
             sent, stop = 0, size // 2 if cut else None
@@ -233,7 +247,7 @@ class ScaleResult:
     requests: int
     slowdowns: int
     drops: int
-    repeated_requests: int
+    retries: int
     verified_files: int
     problems: list[str]
 
@@ -368,13 +382,13 @@ def run_scale(experiment: Experiment, scale: float, endpoint: str, work: Path) -
             bytes=total,
             publish_seconds=round(publish_seconds, 2),
             pull_seconds=round(pull_seconds, 2),
-            mb_per_s=round(total / _MB / pull_seconds, 1),
+            mb_per_s=round(total / _MB / pull_seconds, 3),
             peak_rss_mb=round(usage.ru_maxrss * 1024 / _MB, 1),  # ru_maxrss is in KiB on Linux
             exit_code=process.returncode,
             requests=len(proxy.requests),
             slowdowns=proxy.slowdowns,
             drops=proxy.drops,
-            repeated_requests=proxy.repeated(),
+            retries=proxy.retries,
             verified_files=verified,
             problems=problems,
         )
@@ -446,7 +460,7 @@ def render_paragraph(record: dict) -> str:
         "cut after half its body:",
         "",
     ]
-    headers = ["scale", "folder", "pulled", "time", "throughput", "peak memory of the pull", "faults", "retried"]
+    headers = ["scale", "folder", "pulled", "time", "throughput", "peak memory of the pull", "faults", "faults retried"]
     headers += ["files verified"]
     rows = [
         [
@@ -457,7 +471,7 @@ def render_paragraph(record: dict) -> str:
             f"{s['mb_per_s']:.1f} MB/s",
             f"{s['peak_rss_mb']:.1f} MB",
             f"{s['slowdowns']} SlowDown, {s['drops']} cut",
-            f"{s['repeated_requests']} requests",
+            f"{s['retries']} of {s['slowdowns'] + s['drops']}",
             f"{s['verified_files']} of {s['files']}" + ("" if s["exit_code"] == 0 else f", exit {s['exit_code']}"),
         ]
         for s in record["scales"]
