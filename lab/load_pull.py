@@ -9,7 +9,7 @@ markers), each folder shaped like a UIE-base INT8 folder with every file's size 
 by a scale factor, then runs the real ``scripts/pull get`` (light environment, a
 subprocess) against it through a proxy that answers 503 SlowDown to every Nth request and
 cuts every Nth large response mid-body. Per scale it reports the pull's throughput, its
-peak memory (the pull process's own max RSS, from ``os.wait4``), the faults injected and
+peak memory (the pull process's own ``VmHWM``, read from /proc while it runs), the faults injected and
 their retries (a faulted request seen again), and checks every pulled file against the SHA-256 of
 the bytes published. Two scales show whether peak memory grows with the folder size.
 
@@ -297,6 +297,34 @@ def verify_pulled(dest: Path, expected: dict[str, dict[str, str]]) -> tuple[int,
     return verified, problems
 
 
+def _high_water(pid: int) -> int | None:
+    """``VmHWM`` of a live process (its peak resident memory, in bytes); None once it has exited."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def watch_peak_rss(process: subprocess.Popen, every: float = 0.02) -> int:
+    """Wait for ``process``; return its peak resident memory in bytes, read from /proc every ``every`` s.
+
+    Not ``getrusage``/``wait4``: Linux carries the parent's peak RSS at the spawn into the
+    child's ``ru_maxrss``, and this parent holds the S3 server's objects. ``VmHWM`` belongs to
+    the process's own address space; it only grows, so the last reading before the exit is
+    its peak unless the peak came within the final ``every`` seconds.
+    """
+    peak = 0
+    while True:
+        peak = max(peak, _high_water(process.pid) or 0)
+        if process.poll() is not None:
+            return peak
+        time.sleep(every)
+
+
 def _env(endpoint: str, home: Path) -> dict[str, str]:
     """Fake credentials only the local server accepts; none of the caller's AWS settings."""
     env = {
@@ -358,10 +386,8 @@ def run_scale(experiment: Experiment, scale: float, endpoint: str, work: Path) -
             with open(log, "wb") as out:
                 started = time.perf_counter()
                 process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=_env(proxy.url, work))
-                # wait4 reports this child's own peak RSS (RUSAGE_CHILDREN would be the max over all children).
-                _, status, usage = os.wait4(process.pid, 0)
+                peak = watch_peak_rss(process)
                 pull_seconds = time.perf_counter() - started
-                process.returncode = os.waitstatus_to_exitcode(status)
         finally:
             proxy.shutdown()
             proxy.server_close()
@@ -383,7 +409,7 @@ def run_scale(experiment: Experiment, scale: float, endpoint: str, work: Path) -
             publish_seconds=round(publish_seconds, 2),
             pull_seconds=round(pull_seconds, 2),
             mb_per_s=round(total / _MB / pull_seconds, 3),
-            peak_rss_mb=round(usage.ru_maxrss * 1024 / _MB, 1),  # ru_maxrss is in KiB on Linux
+            peak_rss_mb=round(peak / _MB, 1),
             exit_code=process.returncode,
             requests=len(proxy.requests),
             slowdowns=proxy.slowdowns,

@@ -145,3 +145,21 @@ def test_a_bad_setting_is_refused_in_one_line(tmp_path, bad):
         check=False,
     )
     assert done.returncode == 2 and done.stderr.count("\n") == 1 and str(config) in done.stderr, done.stderr
+
+
+def test_peak_memory_is_the_pull_processs_own_not_its_parents():
+    """A parent holding 300 MB starts a child that touches 80 MB: the child's peak is about
+    80 MB more than an idle interpreter's, not the parent's 300 MB (Linux carries the
+    parent's peak into the child's ``ru_maxrss``)."""
+    held = bytearray(300 * 1024 * 1024)
+    held[::4096] = b"x" * len(held[::4096])  # resident, not just reserved
+
+    def peak(code: str) -> float:
+        process = subprocess.Popen([sys.executable, "-c", code])
+        return load_pull.watch_peak_rss(process) / 1e6
+
+    idle = peak("import time; time.sleep(0.3)")
+    busy = peak("import time; b = bytearray(80 * 1024 * 1024); b[::4096] = b'x' * len(b[::4096]); time.sleep(0.3)")
+    del held
+    assert 0 < idle < 100, idle
+    assert 80 < busy - idle < 100, (idle, busy)
