@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Load check of ``scripts/pull`` (issue 20, item 7): a whole run pulled through injected faults.
 
-    python -m job lab load_pull [--scales 0.025 0.1] [--record-dir records]
+    python -m job lab load_pull [--scales 0.025 0.2] [--record-dir records]
 
 Starts a local S3 server (moto, HTTP on 127.0.0.1), publishes a run of 8 tasks x 3
 strategies through the job's own ``job.storage.publish`` (real manifests, ``_SUCCESS``
@@ -82,7 +82,7 @@ class Experiment:
     """Strategy names of the run."""
     folder: dict[str, int] = dataclasses.field(default_factory=_folder)
     """One task folder at full size: file name -> bytes (results.json is added, real and unscaled)."""
-    scales: list[float] = dataclasses.field(default_factory=lambda: [0.025, 0.1])
+    scales: list[float] = dataclasses.field(default_factory=lambda: [0.025, 0.2])
     """Each scale is one publish and one pull: every file's size times the scale (``--scales``)."""
     slowdown_every: int = 20
     """The proxy answers 503 SlowDown to every Nth request (0: never)."""
@@ -432,7 +432,7 @@ def parser():
     parser = experiment_parser("load_pull", __doc__, DEFAULT_CONFIG, ROOT)
     parser.add_argument("--out", help="work folder, removed after each scale (default: runs/load-pull)")
     parser.add_argument("--record-dir", help="where load-pull-DATE-CPU.json is written (default: records)")
-    parser.add_argument("--scales", nargs="+", type=float, metavar="SCALE", help="folder scales (default: 0.025 0.1)")
+    parser.add_argument("--scales", nargs="+", type=float, metavar="SCALE", help="folder scales (default: 0.025 0.2)")
     return parser
 
 
@@ -480,10 +480,12 @@ def render_paragraph(record: dict) -> str:
     """The README's load-check paragraph: every figure read from the record."""
     settings = record["settings"]
     lines = [
-        f"Measured on {record['hardware']['cpu']} ({record['hardware']['cores']} cores), "
-        f"{settings['tasks']} task folders, 503 SlowDown to every {_nth(settings['slowdown_every'])} request and "
-        f"every {_nth(settings['drop_every'])} response of at least {settings['drop_min_bytes'] / _MB:g} MB "
-        "cut after half its body:",
+        f"Measured on {record['hardware']['cpu']} ({record['hardware']['cores']} cores): "
+        f"{settings['tasks']} task folders, a full-size folder {settings['full_folder_bytes'] / _MB:.0f} MB "
+        "(each file's size times the scale), "
+        f"503 SlowDown to every {_nth(settings['slowdown_every'])} request and "
+        f"every {_nth(settings['drop_every'])} answer of at least {settings['drop_min_bytes'] / _MB:g} MB "
+        "cut after half its body; MB are 10^6 bytes.",
         "",
     ]
     headers = ["scale", "folder", "pulled", "time", "throughput", "peak memory of the pull", "faults", "faults retried"]
