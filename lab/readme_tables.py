@@ -109,10 +109,17 @@ def _bench_table(record: dict) -> str:
     return render_table(record).rstrip("\n")
 
 
+def _load_pull(record: dict) -> str:
+    from lab.load_pull import render_paragraph
+
+    return render_paragraph(record)
+
+
 BLOCKS: dict[str, Callable[[dict], str]] = {
     "bench-table": _bench_table,
     "probe-table": render_probe_table,
     "demo-table": render_demo_table,
+    "load-pull": _load_pull,
 }
 
 _BLOCK = re.compile(r"<!-- ([a-z-]+): (records/[\w./-]+\.json) -->\n(.*?)\n<!-- /\1 -->", re.S)
