@@ -287,21 +287,13 @@ def _select(args: argparse.Namespace) -> int:
     """Per task: the choice and the candidates table; refusals as one line each, exit code the worst."""
     from job.config import StorageConfig
     from job.storage import Storage, escape
-    from job.storage.selection import select_run
+    from job.storage.selection import print_selections, select_run
 
     store = Storage(StorageConfig(endpoint_url=args.endpoint_url, region=args.region))
     selections = select_run(store, args.output, args.run, args.task)
     if not selections:
         raise InputError(f"nothing under {escape(args.output)} for run {escape(args.run)}: no task to select for")
-    for selection in selections:
-        print(f"\n== {selection.run_id}/{selection.task}: {selection.selected or 'nothing selected'} ==")
-        if selection.candidates:
-            print("\n".join(selection.table()))
-        if selection.refused:
-            print(f"error: {escape(selection.refused)}", file=sys.stderr)
-            continue
-        print(f"  {escape(selection.reason)}\n  published: {selection.location}")
-    return max((s.exit_code for s in selections), default=0)
+    return print_selections(selections)
 
 
 if __name__ == "__main__":

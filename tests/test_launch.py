@@ -594,3 +594,29 @@ def test_final_step_is_not_run_without_watch_or_when_watching_fails(kube, kubeco
     kube.refuse = 403  # the cluster refuses: exit 4, no step
     assert _main(kubeconfig, monkeypatch, "--watch", on_all_done=step) == 4
     assert step.calls == []
+
+
+def test_watch_ends_with_the_selection_of_the_run_by_default(
+    kube, kubeconfig, monkeypatch, capsys, s3_server, bucket, tmp_path
+):
+    """Without an injected step, --watch runs the real selection on the bucket once every Job
+    ended: a task with results gets its selected.json, one without is refused (exit 2)."""
+    from test_select import RUN, publish_result, result
+
+    from job.config import StorageConfig
+    from job.storage import Storage
+    from job.storage.selection import read_selection
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server)
+    output = f"s3://{bucket}/act"
+    store = Storage(StorageConfig(endpoint_url=s3_server))
+    publish_result(store, output, result("ptq", ms=10.0, task="afqmc"), tmp_path)
+    publish_result(store, output, result("qat_dis", ms=20.0, task="afqmc"), tmp_path)
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    argv = ["--image", IMAGE, "--output", output, "--run-id", RUN, "--tasks", "afqmc", "uie"]
+    assert launch.main([*argv, "--apply", "--watch", "--interval", "0.05", *kubeconfig]) == 2  # uie: nothing to select
+    assert read_selection(store, output, RUN, "afqmc").selected == "ptq"
+    out = capsys.readouterr()
+    assert f"== {RUN}/afqmc: ptq ==" in out.out and f"{RUN}/uie: no strategy folders" in out.err
+    # --no-select: the Jobs' own status alone, nothing selected for it
+    assert launch.main([*argv, "--watch", "--no-select", "--interval", "0.05", *kubeconfig]) == 0

@@ -246,6 +246,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--watch", action="store_true", help="print a status table until every Job has finished; exit 1 if any failed"
     )
     out.add_argument(
+        "--no-select",
+        action="store_true",
+        help="with --watch: do not run the selection (python -m job select) once every Job has ended",
+    )
+    out.add_argument(
         "--interval",
         type=_positive_float,
         default=30.0,
@@ -430,6 +435,19 @@ def run_when_all_done(on_all_done: Callable[[str], int], run_id: str, jobs_statu
     return status or jobs_status
 
 
+def select_step(output: str, tasks: list[str]) -> Callable[[str], int]:
+    """The final step of ``--watch``: ``python -m job select`` on the run's tasks, reading the
+    bucket with the launcher's own credentials (the standard AWS environment)."""
+
+    def select(run_id: str) -> int:
+        from job.storage import Storage
+        from job.storage.selection import print_selections, select_run
+
+        return print_selections(select_run(Storage(), output, run_id, tasks))
+
+    return select
+
+
 def main(argv: list[str] | None = None, on_all_done: Callable[[str], int] | None = None) -> int:
     """``scripts/launch``. ``on_all_done(run_id) -> exit status``: run once by ``--watch`` when
     every Job of the run has ended (succeeded, failed or gone), never otherwise."""
@@ -446,6 +464,8 @@ def main(argv: list[str] | None = None, on_all_done: Callable[[str], int] | None
                 file=sys.stderr,
             )
         write_outputs(jobs, options, args)
+        if on_all_done is None and args.watch and not args.no_select:
+            on_all_done = select_step(options.output, tasks)
         if args.apply or args.watch:
             cluster = Cluster(args.kubeconfig, args.context)
             if args.apply:

@@ -34,7 +34,7 @@ from job.storage.manifest import MANIFEST, MARKER, UNSAFE, parse_manifest, task_
 from job.storage.publish import publish
 from job.storage.registry import backend_class
 
-__all__ = ["FILE", "MAX_BYTES", "read_selection", "select_run", "select_task", "selection_prefix"]
+__all__ = ["FILE", "MAX_BYTES", "print_selections", "read_selection", "select_run", "select_task", "selection_prefix"]
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,23 @@ def select_run(store: Any, output: str, run_id: str, tasks: list[str] | None = N
             log.debug("select %s/%s failed", run_id, task, exc_info=True)
             selections.append(Selection(run_id=run_id, task=task, refused=str(exc), exit_code=int(exc.exit_code)))
     return selections
+
+
+def print_selections(selections: list[Selection]) -> int:
+    """Per task: the choice and the candidates table, refusals as one line each on stderr;
+    returns the worst exit code (what ``python -m job select``, the launcher's ``--watch`` and a
+    local run of several strategies end with)."""
+    import sys
+
+    for selection in selections:
+        print(f"\n== {selection.run_id}/{selection.task}: {selection.selected or 'nothing selected'} ==")
+        if selection.candidates:
+            print("\n".join(selection.table()))
+        if selection.refused:
+            print(f"error: {escape(selection.refused, 1000)}", file=sys.stderr)
+            continue
+        print(f"  {escape(selection.reason, 1000)}\n  published: {selection.location}")
+    return max((s.exit_code for s in selections), default=0)
 
 
 def select_task(store: Any, output: str, run_id: str, task: str) -> Selection:
