@@ -225,17 +225,6 @@ def _parse(where: str, read: Any, found: list, warnings: list[str]) -> None:
 SELECTION_FILE = "selected.json"
 _SELECTION_BYTES = 1 << 20  # a run's selection is a few kB; anything larger is not one
 _MAX_CANDIDATES = 100
-_CANDIDATE_STATUSES = ("complete", "gated", "failed", "incomplete", "unsafe")
-_CANDIDATE_FLOATS = (
-    "score_points",
-    "original_points",
-    "delta_points",
-    "latency_ms",
-    "original_latency_ms",
-    "speedup",
-    "throughput",
-)
-_CANDIDATE_INTS = ("size_bytes", "weight_bytes")
 
 
 def gather_selections(source: str) -> tuple[list[dict[str, Any]], list[str]]:
@@ -250,7 +239,7 @@ def gather_selections(source: str) -> tuple[list[dict[str, Any]], list[str]]:
             if size > _SELECTION_BYTES:
                 raise ValueError(f"{size:,} bytes, more than a selection holds ({_SELECTION_BYTES:,})")
             selection, dropped = _selection(json.loads(data().decode("utf-8")), parts)
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
             from job.storage.locations import escape
 
             message = f"{where}: skipped, not a selected.json of this job ({escape(str(exc).splitlines()[0])[:200]})"
@@ -282,94 +271,23 @@ def gather_selections(source: str) -> tuple[list[dict[str, Any]], list[str]]:
 
 
 def _selection(data: Any, parts: list[str]) -> tuple[dict[str, Any], list[str]]:
-    """A selected.json object, checked: ``ValueError`` names the first bad key of the file;
-    a bad candidate is dropped and named in the returned list. ``parts`` is the folder the
-    file was found in: its last two names must be the file's run and task."""
-    from job.storage.locations import escape, is_safe_name
-
-    if not isinstance(data, dict):
-        raise ValueError("not a JSON object")
-    if data.get("schema") != 1:
-        raise ValueError(f"schema: {escape(repr(data.get('schema')))[:40]} is not 1")
-    for key in ("run_id", "task"):
-        if not is_safe_name(data.get(key)):
-            raise ValueError(f"{key}: missing or not one safe name")
-    if parts[-2:] != [data["run_id"], data["task"]]:
-        raise ValueError(f"run_id/task {data['run_id']}/{data['task']} is not the folder it was found in")
-    selected = data.get("selected")
-    if selected is not None and not is_safe_name(selected):
-        raise ValueError("selected: neither a strategy name nor null")
-    raw = data.get("candidates")
-    if not isinstance(raw, list):
-        raise ValueError("candidates: not a list")
-    if len(raw) > _MAX_CANDIDATES:
-        raise ValueError(f"candidates: {len(raw)}, more than {_MAX_CANDIDATES}")
-    candidates, dropped = [], []
-    for index, item in enumerate(raw):
-        try:
-            candidates.append(_candidate(item))
-        except ValueError as exc:
-            dropped.append(f"candidates[{index}] dropped ({escape(str(exc))[:200]})")
-    names = [c["strategy"] for c in candidates]
-    if len(set(names)) != len(names):
-        raise ValueError("candidates: a strategy is listed twice")
-    if selected is not None and selected not in names:
-        raise ValueError(f"selected: {selected} is not one of the (valid) candidates")
-    pareto = data.get("pareto", [])
-    if not isinstance(pareto, list) or not all(isinstance(name, str) for name in pareto):
-        raise ValueError("pareto: not a list of strategy names")
-    return {
-        "run_id": data["run_id"],
-        "task": data["task"],
-        "selected": selected,
-        "rule": _bounded_text(data.get("rule"), "rule"),
-        "reason": _bounded_text(data.get("reason"), "reason"),
-        "device": _bounded_text(data.get("device"), "device"),
-        "candidates": candidates,
-        "pareto": [name for name in pareto if name in names],
-    }, dropped
-
-
-def _candidate(item: Any) -> dict[str, Any]:
-    from job.storage.locations import is_safe_name
-
-    if not isinstance(item, dict):
-        raise ValueError("not an object")
-    if not is_safe_name(item.get("strategy")):
-        raise ValueError("strategy: missing or not one safe name")
-    if item.get("status") not in _CANDIDATE_STATUSES:
-        raise ValueError(f"status: not one of {', '.join(_CANDIDATE_STATUSES)}")
-    out: dict[str, Any] = {"strategy": item["strategy"], "status": item["status"]}
-    for key in ("eligible", "pareto"):
-        value = item.get(key, False)
-        if not isinstance(value, bool):
-            raise ValueError(f"{key}: not a boolean")
-        out[key] = value
-    for key in ("why", "metric"):
-        out[key] = _bounded_text(item.get(key), key)
-    for key in _CANDIDATE_FLOATS:
-        value = item.get(key)
-        if value is not None and not (_is_number(value) and math.isfinite(value)):
-            raise ValueError(f"{key}: not a finite number or null")
-        out[key] = None if value is None else float(value)
-    for key in _CANDIDATE_INTS:
-        value = item.get(key)
-        if value is not None and not (isinstance(value, int) and not isinstance(value, bool) and value >= 0):
-            raise ValueError(f"{key}: not a byte count or null")
-        out[key] = value
-    return out
-
-
-def _bounded_text(value: Any, key: str, limit: int = 300) -> str:
-    """Free text of a selection (rule, reason, why): one escaped line, cut at ``limit``."""
+    """A selected.json object read by ``job.select.Selection.from_dict`` (schema, types,
+    candidates, the choice among them: ``ValueError`` names the first bad key), found where
+    ``select`` publishes it: ``<run>/<task>/_selected/selected.json``."""
+    from job.select import Selection
+    from job.storage.layout import SELECTION
     from job.storage.locations import escape
 
-    if value is None:
-        return ""
-    if not isinstance(value, str):
-        raise ValueError(f"{key}: not text")
-    text = escape(value.replace("|", "/"))
-    return text if len(text) <= limit else text[: limit - 3] + "..."
+    selection = Selection.from_dict(data)
+    if len(selection.candidates) > _MAX_CANDIDATES:
+        raise ValueError(f"candidates: {len(selection.candidates)}, more than {_MAX_CANDIDATES}")
+    if parts[-3:] != [selection.run_id, selection.task, SELECTION]:
+        where = f"{escape(selection.run_id, 63)}/{escape(selection.task, 63)}"
+        raise ValueError(f"run_id/task {where} is not the folder it was found in")
+    fields = selection.to_dict()
+    return {
+        key: fields[key] for key in ("run_id", "task", "selected", "rule", "reason", "device", "candidates", "pareto")
+    }, []
 
 
 def _metric_points(metrics: Any, metric: Any) -> float | None:

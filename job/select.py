@@ -151,6 +151,12 @@ class Selection:
         body["candidates"] = [Candidate.from_dict(c, f"candidates[{i}]") for i, c in enumerate(body["candidates"])]
         selection = _typed(cls, body, "", skip=("candidates", "location", "refused", "exit_code"))
         names = [c.strategy for c in selection.candidates]
+        if len(set(names)) != len(names):
+            raise ValueError("candidates: a strategy is listed twice")
+        for i, c in enumerate(selection.candidates):
+            negative = [k for k in ("size_bytes", "weight_bytes", "latency_ms") if (getattr(c, k) or 0) < 0]
+            if negative:
+                raise ValueError(f"candidates[{i}].{negative[0]}: negative")
         if selection.selected is not None and selection.selected not in names:
             raise ValueError(f"selected: {selection.selected!r} is not one of the candidates")
         if (
@@ -316,7 +322,9 @@ def _checked(value: Any, hint: Any, where: str) -> Any:
     if origin is list and isinstance(value, list):
         return [_checked(item, args[0], f"{where}[{i}]") for i, item in enumerate(value)]
     is_int = isinstance(value, int) and not isinstance(value, bool)
-    if hint is float and (is_int or isinstance(value, float)) and math.isfinite(value):
+    if hint is float and (is_int or isinstance(value, float)):
+        if not math.isfinite(value):
+            raise ValueError(f"{where}: not a finite number")
         return float(value)
     if (hint is int and is_int) or (hint in (str, bool) and isinstance(value, hint)):
         return value

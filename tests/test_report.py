@@ -296,7 +296,7 @@ def test_a_file_failing_the_schema_is_skipped_naming_the_file_and_the_key(clue_d
 
 
 # --------------------------------------------------------------------------------------
-# Selections (<run>/<task>/selected.json, written by `select`): fixtures made to the contract
+# Selections (<run>/<task>/_selected/selected.json, written by `select`): fixtures made to its schema
 # --------------------------------------------------------------------------------------
 
 # tnews in run sel-1, three strategies: (after accuracy, latency ms, size bytes, status)
@@ -360,7 +360,7 @@ def lay_out_run(root: Path) -> Path:
 
 
 def write_selection(root: Path, data, run: str = "sel-1", task: str = "tnews") -> Path:
-    path = root / run / task / "selected.json"
+    path = root / run / task / "_selected" / "selected.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(data if isinstance(data, str) else json.dumps(data, ensure_ascii=False), encoding="utf-8")
     return path
@@ -433,16 +433,31 @@ def test_without_selections_the_report_is_as_before(clue_dir: Path, tmp_path: Pa
     ("content", "message"),
     [
         ("{not json", "not a selected.json of this job"),
-        (json.dumps([1, 2]), "(not a JSON object)"),
-        (json.dumps(selection(schema=2)), "(schema: 2 is not 1)"),
-        (json.dumps(selection(selected="prune_dis")), "(selected: prune_dis is not one of the (valid) candidates)"),
-        (json.dumps(selection(selected=["ptq"])), "(selected: neither a strategy name nor null)"),
-        (json.dumps(selection(candidates={"ptq": 1})), "(candidates: not a list)"),
+        (json.dumps([1, 2]), "(selected.json: not a JSON object)"),
+        (json.dumps(selection(schema=2)), "(schema: 2 is not a selected.json schema this job reads (1))"),
+        (json.dumps(selection(selected="prune_dis")), "(selected: 'prune_dis' is not one of the candidates)"),
+        (json.dumps(selection(selected="prune_ptq")), "(selected: 'prune_ptq' is not an eligible candidate)"),
+        (json.dumps(selection(selected=["ptq"])), "(selected: expected str, got list)"),
+        (json.dumps(selection(candidates={"ptq": 1})), "(candidates: expected a list)"),
         (json.dumps(selection(task="afqmc")), "(run_id/task sel-1/afqmc is not the folder it was found in)"),
-        (json.dumps(selection(run_id="../sel-1")), "(run_id: missing or not one safe name)"),
+        (json.dumps(selection(run_id="../sel-1")), "(run_id/task ../sel-1/tnews is not the folder it was found in)"),
         (json.dumps(selection(candidates=[candidate("ptq")] * 2)), "(candidates: a strategy is listed twice)"),
-        (json.dumps(selection(reason={"a": 1})), "(reason: not text)"),
+        (json.dumps(selection(reason={"a": 1})), "(reason: expected str, got dict)"),
+        (
+            json.dumps(selection(candidates=[candidate("ptq"), candidate("qat_dis", latency_ms="fast")])),
+            "(candidates[1].latency_ms: expected float, got str)",
+        ),
+        (
+            json.dumps(selection(candidates=[candidate("ptq"), candidate("prune_ptq", size_bytes=-1)])),
+            "(candidates[1].size_bytes: negative)",
+        ),
+        (
+            json.dumps(selection(candidates=[candidate("ptq"), candidate("qat_dis", speedup=float("nan"))])),
+            "(candidates[1].speedup: not a finite number)",
+        ),
+        (json.dumps(selection(candidates=["\x1b[31mnot a candidate"])), "(candidates[0]: expected an object)"),
         ('{"schema": 1, "pad": "' + "x" * (1 << 20) + '"}', "more than a selection holds"),
+        ("[" * 100_000 + "]" * 100_000, "not a selected.json of this job"),
     ],
 )
 def test_a_bad_selected_json_is_skipped_with_one_warning(tmp_path: Path, content: str, message: str):
@@ -457,41 +472,17 @@ def test_a_bad_selected_json_is_skipped_with_one_warning(tmp_path: Path, content
     assert "\n" not in warning and len(warning) < len(str(path)) + 300
 
 
-def test_a_bad_candidate_is_dropped_and_the_rest_is_read(tmp_path: Path):
-    root = lay_out_run(tmp_path / "runs")
-    bad = selection(
-        candidates=[
-            candidate("ptq"),
-            candidate("qat_dis", latency_ms="fast"),
-            candidate("prune_ptq", size_bytes=-1),
-            "\x1b[31mnot a candidate",
-            {**candidate("ptq"), "strategy": "a/b"},
-            {**candidate("ptq"), "strategy": "ptq2", "speedup": float("nan")},
-        ]
-    )
-    path = write_selection(root, bad)
-    found, warnings = report.gather_selections(str(root))
-    [read] = found
-    assert [c["strategy"] for c in read["candidates"]] == ["ptq"]
-    assert warnings == [
-        f"{path}: candidates[1] dropped (latency_ms: not a finite number or null)",
-        f"{path}: candidates[2] dropped (size_bytes: not a byte count or null)",
-        f"{path}: candidates[3] dropped (not an object)",
-        f"{path}: candidates[4] dropped (strategy: missing or not one safe name)",
-        f"{path}: candidates[5] dropped (speedup: not a finite number or null)",
-    ]
-    assert read["pareto"] == ["ptq"], "names of dropped candidates leave the Pareto list"
-
-
 def test_selections_are_read_from_s3(s3_server: str, s3_client, bucket: str, tmp_path: Path, monkeypatch):
     root = lay_out_run(tmp_path / "runs")
     for path in root.rglob("*.json"):
         s3_client.put_object(Bucket=bucket, Key=f"act/{path.relative_to(root).as_posix()}", Body=path.read_bytes())
-    s3_client.put_object(Bucket=bucket, Key="act/sel-1/uie/selected.json", Body=b"\xff")
+    s3_client.put_object(Bucket=bucket, Key="act/sel-1/uie/_selected/selected.json", Body=b"\xff")
     monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server)
     found, warnings = report.gather_selections(f"s3://{bucket}/act")
-    assert [(s["source"], s["selected"]) for s in found] == [(f"s3://{bucket}/act/sel-1/tnews/selected.json", "ptq")]
+    assert [(s["source"], s["selected"]) for s in found] == [
+        (f"s3://{bucket}/act/sel-1/tnews/_selected/selected.json", "ptq")
+    ]
     assert warnings == [
-        f"s3://{bucket}/act/sel-1/uie/selected.json: skipped, not a selected.json of this job "
+        f"s3://{bucket}/act/sel-1/uie/_selected/selected.json: skipped, not a selected.json of this job "
         "('utf-8' codec can't decode byte 0xff in position 0: invalid start byte)"
     ]
