@@ -15,6 +15,7 @@ model folder, flags), 3 accuracy gate failed, 4 object storage error.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 
@@ -215,7 +216,9 @@ def load_run_config(args: argparse.Namespace, config_file: str | None = None):
         overrides.append(f"Job.output={args.save_dir}")
     if getattr(args, "strategies", None):
         names = [name.strip() for name in args.strategies.split(",")]
-        overrides.append(f"Job.strategies=[{', '.join(names)}]")
+        if not all(names):
+            raise InputError(f"--strategies {args.strategies!r}: expected names separated by commas, e.g. ptq,qat_dis")
+        overrides.append(f"Job.strategies={json.dumps(names)}")  # a YAML list of strings
     if getattr(args, "force", False):
         overrides.append("Job.force=true")
     if args.command == "eval" and args.model:
