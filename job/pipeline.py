@@ -419,12 +419,12 @@ def strategies_table(cfg: JobConfig, outcomes: list[Outcome]) -> str:
         if outcome.result is not None:
             rows.append(summary_row(outcome.result, "compressed"))
         else:
-            why = "already complete" if outcome.state == "done" else f"failed: {escape(outcome.error)[:80]}"
-            rows.append((outcome.strategy, why, "", "", "", "", "", ""))
+            rows.append((outcome.strategy, "already complete" if outcome.state == "done" else "failed", *[""] * 6))
     lines = [
         f"\n== {cfg.task}: {len(outcomes)} strateg{'y' if len(outcomes) == 1 else 'ies'} (run {cfg.Job.run_id}) =="
     ]
     lines += tables.text(rows, "<<>>>>>>", indent="  ", rule=True)
+    lines += [f"  {o.strategy} failed: {escape(o.error)[:200]}" for o in outcomes if o.state == "failed"]
     timed = [o.result.latency for o in outcomes if o.result is not None and o.result.latency is not None]
     if first is not None and first.latency is not None:
         lat = first.latency
@@ -455,7 +455,7 @@ def _exit_code(cfg: JobConfig, outcomes: list[Outcome]) -> int:
     crashed = [o for o in ran if o.state == "failed"]
     if crashed:
         return crashed[0].exit_code
-    if ran and not any(o.state == "complete" for o in outcomes):
+    if ran and not any(o.state in ("complete", "done") for o in outcomes):  # done: complete from before
         log.error("no strategy passed the accuracy gate (Job.gate_tolerance %.2f)", cfg.Job.gate_tolerance)
         return int(ExitCode.GATE)
     return int(ExitCode.OK)
