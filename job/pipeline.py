@@ -13,7 +13,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from job import machine, storage, tables
 from job.config import JobConfig
@@ -33,6 +33,11 @@ __all__ = [
     "save_teacher",
     "strategies_table",
 ]
+
+if TYPE_CHECKING:  # importing them needs paddle
+    from job.evaluate import EvalResult
+    from job.model import ModelFiles
+    from job.results import Latency, TaskResult, Timing
 
 log = logging.getLogger("job")
 
@@ -278,10 +283,17 @@ def _plan(cfg: JobConfig, store: storage.Storage) -> tuple[list[Todo], list[Outc
     return todo, done
 
 
-def run_strategy(item: Todo, prepared: Prepared, before, original_timing, durations: dict[str, float], shared_seconds):
-    """One strategy: compress, evaluate, time, write and publish its folder; returns its
-    ``results.TaskResult``. A single-strategy run raises ``GateError`` when the gate fails
-    (published without ``_SUCCESS``); with several, a gated result is returned."""
+def run_strategy(
+    item: Todo,
+    prepared: Prepared,
+    before: EvalResult,
+    original_timing: Timing | None,
+    durations: dict[str, float],
+    shared_seconds: float,
+) -> TaskResult:
+    """One strategy: compress, evaluate, time, write and publish its folder, print its
+    summary; returns its result, ``gated`` ones included (published without ``_SUCCESS``).
+    ``durations`` and ``shared_seconds`` hold the preparation's share of its time."""
     from job import compress, results
 
     cfg, dest = item.cfg, item.dest
@@ -295,7 +307,7 @@ def run_strategy(item: Todo, prepared: Prepared, before, original_timing, durati
         with phase("evaluate compressed", durations):
             after = _evaluate(cfg, compressed.model, task, desc="compressed")
         latency = None
-        if original_timing is not None:
+        if cfg.Benchmark.quick:
             with phase("latency", durations):
                 latency = _latency(cfg, prepared, original_timing, compressed.model)
         bench = None
@@ -328,7 +340,7 @@ def run_strategy(item: Todo, prepared: Prepared, before, original_timing, durati
     return outcome
 
 
-def _time_original(cfg: JobConfig, prepared: Prepared, durations: dict[str, float]):
+def _time_original(cfg: JobConfig, prepared: Prepared, durations: dict[str, float]) -> Timing | None:
     """The original timed once per run, as served on Job.device, for every strategy's
     latency (a ``results.Timing``); None when ``Benchmark.quick`` is off or it could not
     be timed (the record's reason is logged)."""
@@ -338,7 +350,7 @@ def _time_original(cfg: JobConfig, prepared: Prepared, durations: dict[str, floa
         return _timing(_quick_records(cfg, prepared, {"original": prepared.built.model})[0])
 
 
-def _latency(cfg: JobConfig, prepared: Prepared, original, compressed_model):
+def _latency(cfg: JobConfig, prepared: Prepared, original: Timing | None, compressed_model: ModelFiles) -> Latency:
     """The compressed model timed like the original was: the ``results.Latency`` of both."""
     from job import results
 
@@ -386,7 +398,7 @@ def _quick_records(cfg: JobConfig, prepared: Prepared, models: dict) -> list[dic
     return benchmark.run(quick, models, prepared.task, plan, serving=_serving(cfg)).records
 
 
-def _timing(record: dict[str, Any]):
+def _timing(record: dict[str, Any]) -> Timing | None:
     """A benchmark record's figures as a ``results.Timing`` (None: not measured, logged)."""
     from job import results
 
