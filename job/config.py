@@ -602,8 +602,11 @@ class JobConfig:
         (``Job.strategy=name``) has, and reruns of either skip the other's completed work."""
         if name not in self.strategies:
             raise ValueError(f"{name!r} is not one of this config's strategies ({', '.join(self.strategies)})")
-        job = dataclasses.replace(self.Job, strategy=name, strategies=[])
-        return dataclasses.replace(self, Job=job)
+        # A deep copy: ACT edits the sections handed to it (it pops the optimizer's
+        # 'type'), which must not reach the next strategy's config.
+        one = copy.deepcopy(self)
+        one.Job = dataclasses.replace(one.Job, strategy=name, strategies=[])
+        return one
 
     def act_sections(self) -> dict[str, dict[str, Any]]:
         """The strategy's ACT sections as plain dicts (defaults filled in for absent ones)."""
