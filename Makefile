@@ -4,7 +4,7 @@
 setup:          ## create .venv, .venv-light and .venv-tools (idempotent)
 	bash scripts/setup.sh
 
-demo:           ## the main job on the embedded default (UIE, QAT + distillation)
+demo:           ## the main job on the embedded default (UIE: ptq, prune_ptq, qat_dis)
 	bash scripts/demo.sh
 
 test:           ## the default (fast) test tier and the linter

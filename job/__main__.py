@@ -16,6 +16,7 @@ model folder, flags), 3 accuracy gate failed, 4 object storage error.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 
@@ -35,6 +36,17 @@ exit codes:
   0 ok, 1 internal error, 2 bad input (config, data, model folder, flags),
   3 accuracy gate failed, 4 object storage error
 """
+
+_RUN_EPILOG = (
+    _EPILOG
+    + """
+several strategies (--strategies or Job.strategies):
+  the data, the model and the original's evaluation are prepared once, then each strategy
+  is compressed, gated and published in turn; a gated or crashed strategy does not stop the
+  next. Exit 0 when at least one strategy passed its gate and none crashed, 3 when none
+  passed, 1 when one crashed (an internal error), 4 when one could not be published.
+"""
+)
 
 
 def _str2bool(text: str) -> bool:
@@ -63,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Load the config, pull inputs, build data, compress, evaluate before and after "
         "through Paddle Inference, gate on accuracy, benchmark, publish.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog=_EPILOG,
+        epilog=_RUN_EPILOG,
     )
     run.add_argument(
         "--config",
@@ -84,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=_str2bool,
         metavar="BOOL",
         help="evaluate the model only, no compression (the reference example's --eval True)",
+    )
+    run.add_argument(
+        "--strategies",
+        metavar="S1,S2,...",
+        help="run several strategies one after the other, e.g. qat_dis,ptq,prune_ptq (same as Job.strategies=[...])",
     )
     run.add_argument("--force", action="store_true", help="redo tasks already complete under the same run id")
     run.add_argument("-v", "--verbose", action="store_true", help="debug logging, including PaddleSlim's own")
@@ -214,6 +231,11 @@ def load_run_config(args: argparse.Namespace, config_file: str | None = None):
     overrides = list(args.overrides)
     if getattr(args, "save_dir", None):
         overrides.append(f"Job.output={args.save_dir}")
+    if getattr(args, "strategies", None):
+        names = [name.strip() for name in args.strategies.split(",")]
+        if not all(names):
+            raise InputError(f"--strategies {args.strategies!r}: expected names separated by commas, e.g. ptq,qat_dis")
+        overrides.append(f"Job.strategies={json.dumps(names)}")  # a YAML list of strings
     if getattr(args, "force", False):
         overrides.append("Job.force=true")
     if args.command == "eval" and args.model:

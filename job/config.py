@@ -359,6 +359,13 @@ class JobSection:
         f"Compression strategy: {', '.join(STRATEGIES)}, 'none' (evaluate only) "
         "or 'auto' (from the ACT sections present, as ACT decides).",
     )
+    strategies: list[str] = _doc(
+        [],
+        "Several strategies for one run, e.g. [ptq, prune_ptq, qat_dis]: the data, model and original are prepared "
+        "once, then each strategy is compressed, gated and published in turn (one folder each). "
+        "Empty: Job.strategy alone. Set Job.strategy or this, not both; on the command line, "
+        "Job.strategy=S (or --strategies) replaces the other key of the file.",
+    )
     output: str = _doc(
         "./runs",
         "Output root (local folder or s3://bucket/prefix); results go to <output>/<run_id>/<task>/<strategy>/.",
@@ -390,6 +397,21 @@ class JobSection:
             self.strategy in (*STRATEGIES, "none", "auto"),
             "strategy",
             f"unknown strategy {self.strategy!r}; choose one of {', '.join((*STRATEGIES, 'none', 'auto'))}",
+        )
+        unknown = [name for name in self.strategies if name not in STRATEGIES]
+        _require(
+            not unknown,
+            "strategies",
+            f"unknown strategy {unknown[0]!r} (a list names compression strategies: {', '.join(STRATEGIES)})"
+            if unknown
+            else "",
+        )
+        repeated = sorted({name for name in self.strategies if self.strategies.count(name) > 1})
+        _require(not repeated, "strategies", f"names {', '.join(repeated)} twice")
+        _require(
+            not self.strategies or self.strategy == "auto",
+            "strategies",
+            f"is set, and so is Job.strategy ({self.strategy!r}); set one of them",
         )
         _require(bool(self.output), "output", "must not be empty")
         _require(
@@ -449,7 +471,17 @@ class TeacherConfig:
 class BenchmarkConfig:
     """``Benchmark``: latency measurement of the original and the compressed model."""
 
-    enabled: bool = _doc(False, "Measure latency at the end of the job.")
+    enabled: bool = _doc(
+        False, "Run the full benchmark at the end of the job (padding comparison, peers, Benchmark.batch_size)."
+    )
+    quick: bool = _doc(
+        True,
+        "Time the original (once per run) and each compressed model as served on Job.device, at the run's "
+        "Global.batch_size x Global.max_seq_length, with the benchmark's method but quick_warmup + quick_repeats "
+        "runs (seconds): results.json's latency and speedup. false: no latency in results.json.",
+    )
+    quick_warmup: int = _doc(1, "Untimed warm-up runs of the quick timing.")
+    quick_repeats: int = _doc(5, "Timed runs of the quick timing (its median and p90).")
     device: str = _doc("", "cpu (oneDNN) or gpu (TensorRT); empty: Job.device (they must agree).")
     batch_size: int = _doc(40, "Batch size (the reference example's test setting).")
     max_seq_len: int = _doc(128, "Sequence length when padding to the maximum.")
@@ -462,9 +494,10 @@ class BenchmarkConfig:
 
     def check(self) -> None:
         _require(self.device in ("", "cpu", "gpu"), "device", "must be 'cpu' or 'gpu'")
-        for key in ("batch_size", "max_seq_len", "repeats"):
+        for key in ("batch_size", "max_seq_len", "repeats", "quick_repeats"):
             _require(getattr(self, key) > 0, key, "must be > 0")
-        _require(self.warmup >= 0, "warmup", "must be >= 0")
+        for key in ("warmup", "quick_warmup"):
+            _require(getattr(self, key) >= 0, key, "must be >= 0")
         _require(self.threads >= 0, "threads", "must be >= 0")
         bad = [p for p in self.precisions if p not in ("fp32", "fp16", "int8")]
         _require(not bad, "precisions", f"unknown precisions {bad}; known: fp32, fp16, int8")
@@ -541,7 +574,15 @@ class JobConfig:
 
     @property
     def strategy(self) -> str:
-        """The resolved strategy name ('auto' decided from the sections present)."""
+        """The one strategy of this config ('auto' decided from the sections present).
+        ``ValueError`` (a bug) for a config of several strategies: take ``for_strategy(name)``."""
+        if self.Job.strategies:
+            if len(self.Job.strategies) > 1:
+                raise ValueError(
+                    f"the config names {len(self.Job.strategies)} strategies (Job.strategies); "
+                    "use strategies and for_strategy(name)"
+                )
+            return self.Job.strategies[0]
         if self.Job.strategy != "auto":
             return self.Job.strategy
         present = {name for name in _ACT_SECTIONS if getattr(self, name) is not None}
@@ -549,6 +590,23 @@ class JobConfig:
             if set(_REQUIRED_SECTIONS[name]) <= present:
                 return name
         return "none"
+
+    @property
+    def strategies(self) -> list[str]:
+        """The strategies this config runs, in order: ``Job.strategies``, else the one strategy."""
+        return list(self.Job.strategies) or [self.strategy]
+
+    def for_strategy(self, name: str) -> JobConfig:
+        """This config for one of its strategies: ``Job.strategy`` = ``name``, no
+        ``Job.strategies``; so its fingerprint is the one a run of that strategy alone
+        (``Job.strategy=name``) has, and reruns of either skip the other's completed work."""
+        if name not in self.strategies:
+            raise ValueError(f"{name!r} is not one of this config's strategies ({', '.join(self.strategies)})")
+        # A deep copy: ACT edits the sections handed to it (it pops the optimizer's
+        # 'type'), which must not reach the next strategy's config.
+        one = copy.deepcopy(self)
+        one.Job = dataclasses.replace(one.Job, strategy=name, strategies=[])
+        return one
 
     def act_sections(self) -> dict[str, dict[str, Any]]:
         """The strategy's ACT sections as plain dicts (defaults filled in for absent ones)."""
@@ -678,6 +736,7 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
         raise locator.error((), f"the top level must be a mapping of sections, got {_kind(data)}")
     for override in overrides:
         _apply_override(data, override, locator)
+    _one_strategy_key(data, overrides)
     config = _build(JobConfig, data, (), locator)
     config.source = source
     _check_whole(config, locator)
@@ -741,6 +800,17 @@ def parse_overrides(items: list[str]) -> list[str]:
         if not sep or "." not in key or not all(key.split(".")):
             raise ConfigError(f"override {item!r}: expected Section.key=value, e.g. TrainConfig.epochs=1")
     return list(items)
+
+
+def _one_strategy_key(data: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> None:
+    """The command line names what runs: an override of ``Job.strategy`` or of
+    ``Job.strategies`` (not both) drops the other key of the file, so that
+    ``Job.strategy=ptq`` on a config listing several strategies runs ptq alone."""
+    given = {item.partition("=")[0] for item in overrides}
+    job = data.get("Job")
+    if not isinstance(job, dict) or ("Job.strategy" in given) == ("Job.strategies" in given):
+        return
+    job.pop("strategies" if "Job.strategy" in given else "strategy", None)
 
 
 def _apply_override(data: dict[str, Any], item: str, locator: _Locator) -> None:
@@ -893,10 +963,11 @@ def _convert(tp: Any, value: Any, path: tuple[str, ...], locator: _Locator) -> A
 
 def _check_whole(config: JobConfig, locator: _Locator) -> None:
     """Rules that span sections."""
-    strategy = config.strategy
+    strategies = config.strategies
     if (
-        config.Job.strategy == "auto"
-        and strategy == "none"
+        not config.Job.strategies
+        and config.Job.strategy == "auto"
+        and strategies == ["none"]
         and any(getattr(config, s) is not None for s in _ACT_SECTIONS[1:])
     ):
         raise locator.error(
@@ -904,12 +975,13 @@ def _check_whole(config: JobConfig, locator: _Locator) -> None:
             "the ACT sections present form no strategy; "
             "add Distillation to QuantAware or TransformerPrune, or set Job.strategy",
         )
-    if strategy in ("qat_dis", "prune_dis", "prune_ptq"):
-        train = config.TrainConfig
-        if train is None or (train.epochs is None and train.train_iter is None):
-            raise locator.error(
-                ("TrainConfig",), f"strategy {strategy} trains: set TrainConfig.epochs or TrainConfig.train_iter"
-            )
+    for strategy in strategies:
+        if strategy in ("qat_dis", "prune_dis", "prune_ptq"):
+            train = config.TrainConfig
+            if train is None or (train.epochs is None and train.train_iter is None):
+                raise locator.error(
+                    ("TrainConfig",), f"strategy {strategy} trains: set TrainConfig.epochs or TrainConfig.train_iter"
+                )
 
 
 def _kind(value: Any) -> str:

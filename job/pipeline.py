@@ -13,14 +13,31 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from job import machine, storage, tables
 from job.config import JobConfig
-from job.errors import ConfigError, ExitCode, GateError, InputError
+from job.errors import ConfigError, ExitCode, GateError, InputError, JobError
 from job.logs import phase
+from job.storage.locations import escape  # job.terminal.escape once merged
 
-__all__ = ["Prepared", "cache_dir", "evaluate_only", "main", "prepare", "save_teacher"]
+__all__ = [
+    "Outcome",
+    "Prepared",
+    "Todo",
+    "cache_dir",
+    "evaluate_only",
+    "main",
+    "prepare",
+    "run_strategy",
+    "save_teacher",
+    "strategies_table",
+]
+
+if TYPE_CHECKING:  # importing them needs paddle
+    from job.evaluate import EvalResult
+    from job.model import ModelFiles
+    from job.results import Latency, TaskResult, Timing
 
 log = logging.getLogger("job")
 
@@ -76,7 +93,7 @@ def prepare(cfg: JobConfig, durations: dict[str, float], store: storage.Storage 
     from job.runtime import set_threads
 
     threads = set_threads(cfg.Job.threads)
-    log.info("task %s, strategy %s, %d CPU threads", cfg.task, cfg.strategy, threads)
+    log.info("task %s, strategies %s, %d CPU threads", cfg.task, ", ".join(cfg.strategies), threads)
     cache = cache_dir(cfg)
     store = store or storage.Storage(cfg.Storage)
     with phase("inputs", durations):
@@ -183,43 +200,116 @@ def _metric_lines(label: str, result) -> str:
     return f"{label} ({result.precision}, {result.examples} test examples): {shown}"
 
 
+@dataclass
+class Todo:
+    """One strategy of the run still to do: its own config, where it publishes, and the
+    fingerprint its completed folder carries."""
+
+    cfg: JobConfig
+    dest: str
+    fingerprint: str
+
+
+@dataclass
+class Outcome:
+    """What became of one strategy: its result (None when it was already complete or
+    crashed), and for a crash the one-line error and its exit code."""
+
+    strategy: str
+    dest: str
+    result: Any = None  # results.TaskResult
+    state: str = "complete"  # complete, gated, failed, or done (already complete: skipped)
+    error: str = ""
+    exit_code: int = 0
+
+
 def main(cfg: JobConfig) -> int:
-    """Compress, evaluate before and after, gate, benchmark, publish, summarise."""
+    """Prepare once (inputs, data, model, the original's evaluation and timing), then
+    compress, evaluate, gate, time and publish each strategy in turn; summarise."""
+    started = time.perf_counter()
+    if cfg.strategies == ["none"]:
+        return evaluate_only(cfg)
+    store = storage.Storage(cfg.Storage)
+    todo, outcomes = _plan(cfg, store)
+    if not todo:
+        return int(ExitCode.OK)
+    durations: dict[str, float] = {}
+    prepared = prepare(cfg, durations, store)
+    with phase("evaluate original", durations):
+        before = _evaluate(cfg, prepared.built.model, prepared.task, desc="original")
+    _check_origin_metric(cfg, prepared.built, prepared.task)
+    for item in todo:
+        _check_search_can_run(item.cfg, prepared.built, prepared.task)
+    original_timing = _time_original(cfg, prepared, durations)
+    shared_seconds = time.perf_counter() - started
+    for item in todo:
+        try:
+            result = run_strategy(item, prepared, before, original_timing, dict(durations), shared_seconds)
+        except Exception as exc:
+            if len(cfg.strategies) == 1:
+                raise  # one strategy: its errors are the run's, as before
+            # One strategy's crash does not stop the next.
+            code = exc.exit_code if isinstance(exc, JobError) else ExitCode.INTERNAL
+            log.error("strategy %s failed: %s", item.cfg.strategy, _one_line(exc), exc_info=log.isEnabledFor(10))
+            outcomes.append(Outcome(item.cfg.strategy, item.dest, None, "failed", _one_line(exc), int(code)))
+            continue
+        outcomes.append(Outcome(item.cfg.strategy, item.dest, result, result.status))
+    _after_strategies(cfg, prepared, outcomes)
+    return _exit_code(cfg, outcomes)
+
+
+def _plan(cfg: JobConfig, store: storage.Storage) -> tuple[list[Todo], list[Outcome]]:
+    """The strategies still to do, and those already complete for this config (skipped).
+    A folder completed with another config is refused before any work (``ConfigError``)."""
+    todo, done = [], []
+    for name in cfg.strategies:
+        one = cfg.for_strategy(name)
+        dest = storage.task_prefix(cfg.Job.output, cfg.Job.run_id, cfg.task, name)
+        # The inputs' content is part of it: a changed model or data file at the same URI is
+        # a new run, not an "already complete" skip.
+        fingerprint = storage.run_fingerprint(store, one.fingerprint(), _input_uris(one))
+        state = storage.completion_state(store, dest, fingerprint)
+        if state == "complete" and not cfg.Job.force:
+            log.info("%s is already complete for this config; nothing to do (use --force to redo it)", dest)
+            print(f"already complete: {dest}")
+            done.append(Outcome(name, dest, None, "done"))
+            continue
+        if state == "config_changed" and not cfg.Job.force:
+            raise ConfigError(
+                f"{dest} holds a completed run made with a different config or different inputs; "
+                "choose another Job.run_id, or --force to replace it"
+            )
+        todo.append(Todo(one, dest, fingerprint))
+    return todo, done
+
+
+def run_strategy(
+    item: Todo,
+    prepared: Prepared,
+    before: EvalResult,
+    original_timing: Timing | None,
+    durations: dict[str, float],
+    shared_seconds: float,
+) -> TaskResult:
+    """One strategy: compress, evaluate, time, write and publish its folder, print its
+    summary; returns its result, ``gated`` ones included (published without ``_SUCCESS``).
+    ``durations`` and ``shared_seconds`` hold the preparation's share of its time."""
     from job import compress, results
 
+    cfg, dest = item.cfg, item.dest
     started = time.perf_counter()
-    durations: dict[str, float] = {}
-    strategy = cfg.strategy
-    if strategy == "none":
-        return evaluate_only(cfg)
-    dest = storage.task_prefix(cfg.Job.output, cfg.Job.run_id, cfg.task, strategy)
-    store = storage.Storage(cfg.Storage)
-    # The inputs' content is part of it: a changed model or data file at the same URI is
-    # a new run, not an "already complete" skip.
-    fingerprint = storage.run_fingerprint(store, cfg.fingerprint(), _input_uris(cfg))
-    state = storage.completion_state(store, dest, fingerprint)
-    if state == "complete" and not cfg.Job.force:
-        log.info("%s is already complete for this config; nothing to do (use --force to redo it)", dest)
-        print(f"already complete: {dest}")
-        return 0
-    if state == "config_changed" and not cfg.Job.force:
-        raise ConfigError(
-            f"{dest} holds a completed run made with a different config or different inputs; "
-            "choose another Job.run_id, or --force to replace it"
-        )
-
-    prepared = prepare(cfg, durations, store)
     built, task = prepared.built, prepared.task
-    with phase("evaluate original", durations):
-        before = _evaluate(cfg, built.model, task, desc="original")
-    _check_origin_metric(cfg, built, task)
-    _check_search_can_run(cfg, built, task)
+    log.info("strategy %s -> %s", cfg.strategy, dest)
     with tempfile.TemporaryDirectory(prefix="act-job-", dir=os.environ.get("TMPDIR")) as tmp:
         workdir = Path(tmp)
         with phase("compress", durations):
             compressed = compress.run(cfg, built.model, task, workdir)
         with phase("evaluate compressed", durations):
             after = _evaluate(cfg, compressed.model, task, desc="compressed")
+        latency = None
+        if cfg.Benchmark.quick:
+            with phase("latency", durations):
+                latency = _latency(cfg, prepared, original_timing, compressed.model)
         bench = None
         if cfg.Benchmark.enabled:
             from job import benchmark
@@ -238,21 +328,154 @@ def main(cfg: JobConfig) -> int:
             after=after,
             durations=durations,
             bench=bench,
-            total_seconds=time.perf_counter() - started,
+            total_seconds=shared_seconds + time.perf_counter() - started,
             roles=prepared.roles,
+            latency=latency,
         )
         _write_output(out, compressed.model, built.model, outcome)
         with phase("publish", durations):
-            published = storage.publish(prepared.store, out, dest, fingerprint=fingerprint, status=outcome.status)
+            published = storage.publish(prepared.store, out, dest, fingerprint=item.fingerprint, status=outcome.status)
         log.info("published: %s", published.summary())
     print(results.summary(outcome, dest))
-    if outcome.status != "complete":
-        raise GateError(
-            f"the compressed model changed {outcome.metric} by {outcome.delta_points:+.2f} points, "
-            "beyond the tolerance of "
-            f"{cfg.Job.gate_tolerance:.2f} (Job.gate_tolerance); results are in {dest} without _SUCCESS"
+    return outcome
+
+
+def _time_original(cfg: JobConfig, prepared: Prepared, durations: dict[str, float]) -> Timing | None:
+    """The original timed once per run, as served on Job.device, for every strategy's
+    latency (a ``results.Timing``); None when ``Benchmark.quick`` is off or it could not
+    be timed (the record's reason is logged)."""
+    if not cfg.Benchmark.quick:
+        return None
+    with phase("latency original", durations):
+        return _timing(_quick_records(cfg, prepared, {"original": prepared.built.model})[0])
+
+
+def _latency(cfg: JobConfig, prepared: Prepared, original: Timing | None, compressed_model: ModelFiles) -> Latency:
+    """The compressed model timed like the original was: the ``results.Latency`` of both."""
+    from job import results
+
+    record = _quick_records(cfg, prepared, {"compressed": compressed_model})[0]
+    timing = _timing(record)
+    speedup = None
+    if timing is not None and original is not None and timing.latency_ms > 0:
+        speedup = round(original.latency_ms / timing.latency_ms, 3)
+    hardware = record.get("hardware") or {}
+    return results.Latency(
+        device=record["device"],
+        runtime=record["runtime"],
+        backend=record["backend"],
+        batch_size=record["batch_size"],
+        seq_len=int(record["seq_len"]),
+        threads=record["threads"],
+        warmup=record["warmup"],
+        repeats=record["repeats"],
+        hardware=", ".join(str(x) for x in (hardware.get("cpu"), hardware.get("gpu")) if x),
+        original=original,
+        compressed=timing,
+        speedup=speedup,
+    )
+
+
+def _quick_records(cfg: JobConfig, prepared: Prepared, models: dict) -> list[dict[str, Any]]:
+    """``job.benchmark``'s own method (fresh process, the latency batch of real test texts
+    padded to the maximum, perf_counter around copy-in, run, copy-out) on the run's shape,
+    with the quick warm-up and repeats: one record per model, served as the job serves it."""
+    from job import benchmark
+
+    quick = dataclasses.replace(
+        cfg.Benchmark,
+        device=cfg.Job.device,
+        batch_size=cfg.Global.batch_size,
+        max_seq_len=cfg.Global.max_seq_length,
+        threads=cfg.Job.threads,
+        warmup=cfg.Benchmark.quick_warmup,
+        repeats=cfg.Benchmark.quick_repeats,
+        dynamic_padding=False,
+        onnx_peer=False,
+        precisions=["fp32", "fp16", "int8"],
+    )
+    plan = [benchmark.Planned(name, padding=False) for name in models]
+    return benchmark.run(quick, models, prepared.task, plan, serving=_serving(cfg)).records
+
+
+def _timing(record: dict[str, Any]) -> Timing | None:
+    """A benchmark record's figures as a ``results.Timing`` (None: not measured, logged)."""
+    from job import results
+
+    if not record.get("latency_ms"):
+        log.warning("latency of %s not measured: %s", record["model"], record.get("skipped") or record.get("error"))
+        return None
+    return results.Timing(
+        precision=record["precision"],
+        latency_ms=round(record["latency_ms"]["median"], 3),
+        p90_ms=round(record["latency_ms"]["p90"], 3),
+        throughput=round(record["throughput"], 3),
+    )
+
+
+def _after_strategies(cfg: JobConfig, prepared: Prepared, outcomes: list[Outcome]) -> None:
+    """What follows the last strategy: for now the run's summary of every strategy."""
+    print(strategies_table(cfg, outcomes))
+
+
+def strategies_table(cfg: JobConfig, outcomes: list[Outcome]) -> str:
+    """One table of the run: the original, then each strategy's status, metric, latency,
+    speedup and size as measured in this run; and whether compression paid here."""
+    from job.results import summary_row
+
+    rows = [("model", "status", "metric", "change", "latency", "speedup", "size", "weights")]
+    first = next((o.result for o in outcomes if o.result is not None), None)
+    if first is not None:
+        rows.append(summary_row(first, "original"))
+    for outcome in outcomes:
+        if outcome.result is not None:
+            rows.append(summary_row(outcome.result, "compressed"))
+        else:
+            rows.append((outcome.strategy, "already complete" if outcome.state == "done" else "failed", *[""] * 6))
+    lines = [
+        f"\n== {cfg.task}: {len(outcomes)} strateg{'y' if len(outcomes) == 1 else 'ies'} (run {cfg.Job.run_id}) =="
+    ]
+    lines += tables.text(rows, "<<>>>>>>", indent="  ", rule=True)
+    lines += [f"  {o.strategy} failed: {escape(o.error)[:200]}" for o in outcomes if o.state == "failed"]
+    timed = [o.result.latency for o in outcomes if o.result is not None and o.result.latency is not None]
+    if first is not None and first.latency is not None:
+        lat = first.latency
+        lines.append(
+            f"  latency: median per batch of {lat.batch_size} x {lat.seq_len} tokens, {lat.runtime} {lat.backend} on "
+            f"{lat.device} ({lat.hardware}, {lat.threads} threads), {lat.warmup} warm-up + {lat.repeats} timed runs"
         )
+    if timed and not any(lat.faster() for lat in timed):
+        lines.append(
+            "  compression did not pay here: no compressed model was faster than the original on this device. "
+            "On a small model fixed costs dominate; for a model where compute dominates (UIE-base, INT8 about 3x "
+            "faster on CPU) see records/bench-uie-base-2026-11-30-amd-epyc.json"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _exit_code(cfg: JobConfig, outcomes: list[Outcome]) -> int:
+    """One strategy: its gate's verdict as before (``GateError``). Several: the first
+    crash's exit code; else 3 (GATE) when no strategy passed; else 0."""
+    ran = [o for o in outcomes if o.state != "done"]
+    if len(cfg.strategies) == 1 and ran and ran[0].state == "gated":
+        result = ran[0].result
+        raise GateError(
+            f"the compressed model changed {result.metric} by {result.delta_points:+.2f} points, "
+            "beyond the tolerance of "
+            f"{cfg.Job.gate_tolerance:.2f} (Job.gate_tolerance); results are in {ran[0].dest} without _SUCCESS"
+        )
+    crashed = [o for o in ran if o.state == "failed"]
+    if crashed:
+        return crashed[0].exit_code
+    if ran and not any(o.state in ("complete", "done") for o in outcomes):  # done: complete from before
+        log.error("no strategy passed the accuracy gate (Job.gate_tolerance %.2f)", cfg.Job.gate_tolerance)
+        return int(ExitCode.GATE)
     return int(ExitCode.OK)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return escape(f"{type(exc).__name__}: {text}" if not isinstance(exc, JobError) else text)[:300]
 
 
 def _check_origin_metric(cfg: JobConfig, built, task) -> None:

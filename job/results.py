@@ -49,6 +49,8 @@ __all__ = [
     "build",
     "gate_passed",
     "summary",
+    "summary_row",
+    "weight_bytes",
 ]
 
 SCHEMA = 3  # 2: split, examples and serving per model; 3: latency, weight_bytes
@@ -318,6 +320,7 @@ def build(
     bench: BenchResult | None,
     total_seconds: float,
     roles: dict[str, dict[str, Any]] | None = None,
+    latency: Latency | None = None,
 ) -> TaskResult:
     """The task's result from the stage results. ``ValueError`` (an internal error) when the
     original and the compressed model were not scored on the same split and examples, or
@@ -352,12 +355,14 @@ def build(
                 size_bytes=built.model.size_bytes(),
                 params=model_params(built.model),
                 **_measured(before, roles),
+                weight_bytes=weight_bytes(built.model),
                 source=built.source,
             ),
             compressed=CompressedFigures(
                 size_bytes=compressed.model.size_bytes(),
                 params=model_params(compressed.model),
                 **_measured(after, roles),
+                weight_bytes=weight_bytes(compressed.model),
                 int8_ops=dict(after.int8_ops),
                 int8_scope=asdict(compressed.int8_scope) if compressed.int8_scope else None,
                 calibration=asdict(compressed.calibration) if compressed.calibration else None,
@@ -380,8 +385,18 @@ def build(
         config=_without_url_credentials(cfg.to_dict()),
         config_fingerprint=cfg.fingerprint(),
         benchmark=list(bench.records if bench else []),
+        latency=latency,
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),  # noqa: UP017 - 3.10 image
     )
+
+
+def weight_bytes(model: Any) -> int:
+    """Bytes of the weights a model's predictor loads: the data of every tensor of its
+    parameter file, in the type the file stores it (float32, or int8 where weights are
+    stored quantized), read by ``job.program.read_params`` (headers left out)."""
+    from job.program import read_params
+
+    return sum(len(tensor.data) for tensor in read_params(model.params))
 
 
 def _measured(result: EvalResult, roles: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -431,15 +446,22 @@ def summary(result: TaskResult, dest: str) -> str:
     rows = [("", "original", "compressed")]
     for key in keys:
         rows.append((key, f"{before[key] * 100:.2f}", f"{after[key] * 100:.2f}"))
-    rows.append(
-        ("model size", f"{(original.size_bytes or 0) / 1e6:.2f} MB", f"{(compressed.size_bytes or 0) / 1e6:.2f} MB")
-    )
+    rows.append(("model size", _mb(original.size_bytes or 0), _mb(compressed.size_bytes or 0)))
     if original.params and compressed.params:
         rows.append(("parameters", f"{original.params:,}", f"{compressed.params:,}"))
     int8_ops = sum(compressed.int8_ops.values())
     rows.append(
         ("served as", original.precision, compressed.precision + (f" ({int8_ops} INT8 ops)" if int8_ops else ""))
     )
+    if original.weight_bytes is not None and compressed.weight_bytes is not None:
+        rows.append(("weight memory", _mb(original.weight_bytes), _mb(compressed.weight_bytes)))
+    lat = result.latency
+    if lat is not None:
+        timings = (lat.original, lat.compressed)
+        shape = f"latency ({lat.batch_size} x {lat.seq_len}, {lat.device})"
+        rows.append((shape, *(f"{t.latency_ms:.1f} ms" if t else "not measured" for t in timings)))
+        rows.append(("throughput", *(f"{t.throughput:.1f} /s" if t else "not measured" for t in timings)))
+        rows.append(("speedup", "", "not measured" if lat.speedup is None else f"{lat.speedup:.2f}x"))
     for record in result.benchmark:
         if record.get("padding") == "max" and record.get("latency_ms"):
             label = f"latency {record['runtime']} {record['precision']} ({record['model']})"
@@ -448,6 +470,8 @@ def summary(result: TaskResult, dest: str) -> str:
         rows.append(("PTQ calibration", "", f"{compressed.calibration['examples']:,} examples"))
     table = "\n".join(tables.text(rows, "<>>", indent="  "))
     verdict = "PASSED" if result.gate.passed else "FAILED"
+    if lat is not None and lat.speedup is not None and not lat.faster():
+        table += f"\n  not faster than the original on {lat.device} ({lat.hardware})"
     phases = ", ".join(f"{name} {_fmt_seconds(sec)}" for name, sec in result.durations.items())
     measured = f"{result.evaluation.split} ({result.evaluation.examples or 0:,} examples)"
     return (
@@ -457,4 +481,34 @@ def summary(result: TaskResult, dest: str) -> str:
         f"accuracy gate (tolerance {result.gate.tolerance:.2f}) {verdict}\n"
         f"  time {_fmt_seconds(result.total_seconds or 0)}: {phases}\n"
         f"  results: {dest}\n"
+    )
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1e6:.2f} MB"
+
+
+def summary_row(result: TaskResult, which: str) -> tuple[str, ...]:
+    """One row of a run's table of strategies (``job.pipeline.strategies_table``) for the
+    ``original`` or the ``compressed`` model of ``result``: name, status, metric, change
+    in points, median latency, speedup, folder size, weight memory."""
+    figures = result.models.original if which == "original" else result.models.compressed
+    lat = result.latency
+    timing = None if lat is None else (lat.original if which == "original" else lat.compressed)
+    score = result.score("before" if which == "original" else "after")
+    if which == "original":
+        name, status, change, speedup = f"original ({result.model_name})", "", "", ""
+    else:
+        name, status = result.strategy, result.status
+        change = "" if result.delta_points is None else f"{result.delta_points:+.2f}"
+        speedup = "" if lat is None or lat.speedup is None else f"{lat.speedup:.2f}x"
+    return (
+        name,
+        status,
+        "" if score is None else f"{result.metric} {score * 100:.2f}",
+        change,
+        "" if timing is None else f"{timing.latency_ms:.1f} ms {timing.precision}",
+        speedup,
+        "" if figures is None or figures.size_bytes is None else _mb(figures.size_bytes),
+        "" if figures is None or figures.weight_bytes is None else _mb(figures.weight_bytes),
     )

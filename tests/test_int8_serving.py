@@ -43,7 +43,15 @@ def test_demo_output_scores_the_same_in_taskflow_as_in_the_job(tmp_path):
     from lab.clients import taskflow_span_f1
 
     cache, out = tmp_path / "cache", tmp_path / "out"
-    done = run_job("run", "--config", str(DEMO), f"Job.cache_dir={cache}", f"Job.output={out}", timeout=1500)
+    done = run_job(
+        "run",
+        "--config",
+        str(DEMO),
+        "Job.strategy=qat_dis",
+        f"Job.cache_dir={cache}",
+        f"Job.output={out}",
+        timeout=1500,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     folder = out / "demo" / "uie" / "qat_dis"
     results = _results(folder)

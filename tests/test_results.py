@@ -262,7 +262,7 @@ def test_summary_reads_the_typed_result():
     text = summary(a_result(), "runs/demo/uie/ptq")
     lines = text.splitlines()
     assert lines[1] == "== uie / ptq (quant_post): complete =="
-    assert lines[2:12] == [
+    assert lines[2:16] == [
         "                                                 original          compressed",
         "  f1                                                85.12               84.77",
         "  precision                                         86.04               85.61",
@@ -270,11 +270,46 @@ def test_summary_reads_the_typed_result():
         "  model size                                    470.12 MB           120.46 MB",
         "  parameters                                  117,940,000         117,940,000",
         "  served as                                          fp32  int8 (12 INT8 ops)",
+        "  weight memory                                 471.76 MB           471.76 MB",
+        "  latency (40 x 128, cpu)                         30.5 ms             12.3 ms",
+        "  throughput                                    1311.5 /s           3241.5 /s",
+        "  speedup                                                               2.47x",
         "  latency paddle-inference int8 (compressed)      12.3 ms",
         "  PTQ calibration                                                 32 examples",
         "  f1 change -0.35 points on test (400 examples); accuracy gate (tolerance 1.00) PASSED",
     ]
     assert all(line == line.rstrip() for line in lines)
+    assert "not faster" not in text
+
+
+def test_summary_says_plainly_when_the_compressed_model_is_not_faster():
+    result = a_result()
+    result.latency.compressed = Timing(precision="int8", latency_ms=33.0, p90_ms=34.0, throughput=1200.0)
+    result.latency.speedup = round(30.5 / 33.0, 3)
+    text = summary(result, "runs/demo/uie/ptq")
+    assert "  speedup                                                               0.92x" in text.splitlines()
+    assert "  not faster than the original on cpu (AMD EPYC (avx512_vnni))" in text.splitlines()
+
+
+def test_summary_without_latency_shows_no_latency_rows():
+    result = a_result()
+    result.latency = None
+    text = summary(result, "runs/demo/uie/ptq")
+    assert "speedup" not in text and "latency (" not in text and "not faster" not in text
+
+
+def test_weight_bytes_are_the_tensors_data_as_stored(tmp_path: Path):
+    import numpy as np
+    from paddle_params import save_combine
+
+    from job.results import weight_bytes
+
+    arrays = {"a.w": np.ones((3, 4), dtype="float32"), "b.w": np.ones((5,), dtype="int8")}
+    save_combine(tmp_path / "inference.pdiparams", arrays)
+    folder = type("Model", (), {"params": tmp_path / "inference.pdiparams"})()
+    # 12 float32 + 5 int8: the data only, not the file's headers (the file is larger).
+    assert weight_bytes(folder) == 12 * 4 + 5
+    assert (tmp_path / "inference.pdiparams").stat().st_size > 12 * 4 + 5
 
 
 def test_tables():
