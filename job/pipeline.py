@@ -232,7 +232,7 @@ def main(cfg: JobConfig) -> int:
     store = storage.Storage(cfg.Storage)
     todo, outcomes = _plan(cfg, store)
     if not todo:
-        return int(ExitCode.OK)
+        return _select(cfg, store)
     durations: dict[str, float] = {}
     prepared = prepare(cfg, durations, store)
     with phase("evaluate original", durations):
@@ -255,7 +255,7 @@ def main(cfg: JobConfig) -> int:
             continue
         outcomes.append(Outcome(item.cfg.strategy, item.dest, result, result.status))
     _after_strategies(cfg, prepared, outcomes)
-    return _exit_code(cfg, outcomes)
+    return _exit_code(cfg, outcomes) or _select(cfg, store)
 
 
 def _plan(cfg: JobConfig, store: storage.Storage) -> tuple[list[Todo], list[Outcome]]:
@@ -414,8 +414,21 @@ def _timing(record: dict[str, Any]) -> Timing | None:
 
 
 def _after_strategies(cfg: JobConfig, prepared: Prepared, outcomes: list[Outcome]) -> None:
-    """What follows the last strategy: for now the run's summary of every strategy."""
+    """What follows the last strategy: the run's summary of every strategy."""
     print(strategies_table(cfg, outcomes))
+
+
+def _select(cfg: JobConfig, store: storage.Storage) -> int:
+    """A run of several strategies ends as the launcher's ``--watch`` does: ``select`` picks
+    the task's model from every result under the run id (``job.select``) and publishes
+    ``selected.json``; its exit code (2 when it refuses) is the run's."""
+    if len(cfg.strategies) < 2:
+        return int(ExitCode.OK)
+    from job.storage.selection import print_selections, select_run
+
+    with phase("select", {}):
+        selections = select_run(store, cfg.Job.output, cfg.Job.run_id, [cfg.task])
+    return print_selections(selections)
 
 
 def strategies_table(cfg: JobConfig, outcomes: list[Outcome]) -> str:
@@ -448,7 +461,7 @@ def strategies_table(cfg: JobConfig, outcomes: list[Outcome]) -> str:
         lines.append(
             "  compression did not pay here: no compressed model was faster than the original on this device. "
             "On a small model fixed costs dominate; for a model where compute dominates (UIE-base, INT8 about 3x "
-            "faster on CPU) see records/bench-uie-base-2026-11-30-amd-epyc.json"
+            "faster on CPU) see records/bench-uie-base-2026-12-06-amd-epyc.json"
         )
     return "\n".join(lines) + "\n"
 
