@@ -228,7 +228,7 @@ _MAX_CANDIDATES = 100
 
 
 def gather_selections(source: str) -> tuple[list[dict[str, Any]], list[str]]:
-    """Every readable ``<run>/<task>/selected.json`` under a folder or an s3:// prefix,
+    """Every readable ``<run>/<task>/_selected/selected.json`` under a folder or an s3:// prefix,
     each checked (``_selection``); a bad file is skipped, a bad candidate dropped, each with
     a one-line warning. Returns the selections and the warnings."""
     found: list[dict[str, Any]] = []

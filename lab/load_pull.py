@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Load check of ``scripts/pull`` (issue 20, item 7): a whole run pulled through injected faults.
 
-    python -m job lab load_pull [--scales 0.025 0.2] [--record-dir records]
+    python -m job lab load_pull [--scales 0.025 0.2 0.5] [--record-dir records]
 
 Starts a local S3 server (moto, HTTP on 127.0.0.1), publishes a run of 8 tasks x 3
 strategies through the job's own ``job.storage.publish`` (real manifests, ``_SUCCESS``
@@ -82,13 +82,13 @@ class Experiment:
     """Strategy names of the run."""
     folder: dict[str, int] = dataclasses.field(default_factory=_folder)
     """One task folder at full size: file name -> bytes (results.json is added, real and unscaled)."""
-    scales: list[float] = dataclasses.field(default_factory=lambda: [0.025, 0.2])
+    scales: list[float] = dataclasses.field(default_factory=lambda: [0.025, 0.2, 0.5])
     """Each scale is one publish and one pull: every file's size times the scale (``--scales``)."""
     slowdown_every: int = 20
     """The proxy answers 503 SlowDown to every Nth request (0: never)."""
     drop_every: int = 3
     """The proxy cuts every Nth large response after half its body (0: never)."""
-    drop_min_bytes: int = 1_000_000
+    drop_min_bytes: int = 0
     """Responses from this many bytes are large (the manifest and results.json are small reads; their
     retry is item 5 of issue 20)."""
 
@@ -432,7 +432,7 @@ def parser():
     parser = experiment_parser("load_pull", __doc__, DEFAULT_CONFIG, ROOT)
     parser.add_argument("--out", help="work folder, removed after each scale (default: runs/load-pull)")
     parser.add_argument("--record-dir", help="where load-pull-DATE-CPU.json is written (default: records)")
-    parser.add_argument("--scales", nargs="+", type=float, metavar="SCALE", help="folder scales (default: 0.025 0.2)")
+    parser.add_argument("--scales", nargs="+", type=float, metavar="SCALE", help="folder scales (default: 0.025 0.2 0.5)")
     return parser
 
 
