@@ -195,16 +195,14 @@ def test_a_temp_folder_removed_under_a_live_pull_is_never_installed(s3_server, s
 # -- names ------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ["uie\n", "uie\r", "uie\t", "uie\x00", "\nuie"])
+@pytest.mark.parametrize("name", ["uie\n", "2024-06-01\n"])  # re.match with ^...$ accepted these
 def test_names_with_a_control_character_are_refused(name):
     assert not is_safe_name(name)
     with pytest.raises(InputError):
         check_name("task", name)
 
 
-@pytest.mark.parametrize(
-    "uri", ["s3://act-bucket\n/key", "s3://act-bucket\x1b/key", "s3://10.0.0.1\n/key", "s3://\nact-bucket/key"]
-)
+@pytest.mark.parametrize("uri", ["s3://act-bucket\n/key", "s3://models.example\n/act"])
 def test_bucket_names_with_a_control_character_are_refused(uri):
     with pytest.raises(InputError):
         split_s3(uri)
