@@ -47,6 +47,7 @@ BAD_FLAGS = {
     "set-nested-under-a-value": ["--set", "TrainConfig.epochs.x=1", *OUTPUT],
     "set-nested-under-a-bool": ["--set", "Benchmark.enabled.x=1", *OUTPUT],
     "set-bad-choice": ["--set", "Distillation.loss=cosine", *OUTPUT],
+    "set-strategies-reserved": ["--set", "Job.strategies=[ptq,qat_dis]", *OUTPUT],
     "set-endpoint-with-password": ["--set", "Storage.endpoint_url=http://minio:hunter2pw@minio.internal:9000", *OUTPUT],
     "model-root-with-password": ["--model-root", "s3://minio:hunter2pw@ml-models/ernie", *OUTPUT],
     "data-root-relative": ["--data-root", "data/clue", *OUTPUT],

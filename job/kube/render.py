@@ -92,6 +92,7 @@ DATA_FILES: dict[str, str] = {"train_data": "train.json", "dev_data": "dev.json"
 # Keys the launcher sets itself; use the flags instead.
 _RESERVED = {
     "Job.strategy": "--strategies",
+    "Job.strategies": "--strategies (one Job per strategy)",
     "Job.output": "--output",
     "Job.run_id": "--run-id",
     "Job.device": "--gpu-product (every Job runs on one GPU)",
