@@ -147,3 +147,29 @@ def test_a_gated_strategy_does_not_stop_the_next(tiny):
         assert results["models"]["compressed"]["weight_bytes"] > 0
         assert results["config"]["Job"]["strategy"] == name and results["config"]["Job"]["strategies"] == []
     assert "== uie: 2 strategies (run tiny) ==" in done.stdout
+    # The run ends with the selection: the rule applied to the figures recorded in results.json.
+    selection = json.loads((out / "tiny" / "uie" / "_selected" / "selected.json").read_text(encoding="utf-8"))
+    assert (out / "tiny" / "uie" / "_selected" / "_SUCCESS").is_file()
+    eligible = {
+        name: r["latency"]["compressed"]["latency_ms"]
+        for name, r in found.items()
+        if r["status"] == "complete" and r["latency"]["speedup"] > 1
+    }
+    expected = min(eligible, key=eligible.get) if eligible else None
+    assert selection["selected"] == expected, selection["reason"]
+    assert {c["strategy"]: c["eligible"] for c in selection["candidates"]} == {n: n in eligible for n in found}
+    for name, folder in folders.items():  # a card per published model, its figures from results.json
+        card = (folder / "MODEL.md").read_text(encoding="utf-8")
+        assert f"{found[name]['after']['f1'] * 100:.2f}" in card
+    report_dir = tiny["root"] / "report-several"
+    assert run_job("report", str(out), "--out", str(report_dir)).returncode == 0
+    assert (report_dir / "pareto.png").stat().st_size > 0
+    if expected is None:
+        assert all("not faster" in c["why"] for c in selection["candidates"] if c["status"] == "complete")
+        return
+    # The selected folder as a user loads it: Taskflow at its defaults, within the gate of the original.
+    from lab.clients import taskflow_span_f1
+
+    served = taskflow_span_f1(folders[expected], tiny["data"] / "test.txt", max_seq_len=64)
+    before = found[expected]["before"]["f1"]
+    assert served["int8"] and (before - served["f1"]) * 100 <= 2.0, (served, before)
