@@ -82,3 +82,42 @@ def test_staging_is_invisible_to_pull(output, tmp_path):
     assert (status.name, status.state) == ("run1/uie/ptq", "incomplete")
     with pytest.raises(InputError, match=r"no manifest\.json"):
         pull_task(store, dest, tmp_path / "pulled", progress=False)
+
+
+def test_compress_stage_roundtrip_returns_the_same_typed_results(tmp_path, caplog):
+    """The pipeline's call: the second run with the same fingerprint never compresses and
+    gets the same CompressResult and EvalResult, its model files byte for byte."""
+    from job.compress.int8 import RestrictResult
+    from job.compress.stage import Calibration, CompressResult
+    from job.evaluate import EvalResult, ModelFiles
+
+    store = Storage()
+    dest = join(str(tmp_path / "out"), "run1", "uie", "ptq")
+    files = _files(tmp_path)
+    made = CompressResult(
+        ModelFiles(files["inference.pdmodel"].parent),
+        "ptq",
+        ["ptq"],
+        12.5,
+        0.61,
+        ("recover_dropout",),
+        ["a note"],
+        int8_scope=RestrictResult("linear", 31, 4, 2, 1),
+        calibration=Calibration(10, 32, True, 320),
+    )
+    after = EvalResult("f1", {"f1": 0.6, "precision": 0.7}, 400, "int8", 3.2, {"matmul": 20}, "test", "INT8 oneDNN")
+    first = staging.compressed_or_run(store, dest, FP, tmp_path / "w1", lambda: (made, after))
+    assert first == (made, after)
+
+    def must_not_run():
+        raise AssertionError("compressed again although a valid staging was there")
+
+    with caplog.at_level(logging.INFO, logger="job.storage.staging"):
+        compressed, evaluated = staging.compressed_or_run(store, dest, FP, tmp_path / "w2", must_not_run)
+    assert "reused staged stage compress" in caplog.text
+    assert evaluated == after
+    assert compressed.model.folder == tmp_path / "w2" / "compressed"
+    assert compressed == CompressResult(**{**made.__dict__, "model": compressed.model})
+    assert compressed.model.params.read_bytes() == files["inference.pdiparams"].read_bytes()
+    with pytest.raises(AssertionError, match="compressed again"):
+        staging.compressed_or_run(store, dest, FP, tmp_path / "w3", must_not_run, reuse=False)
