@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         "identical": {"model_file_sha256": same_files, "evaluation": same_eval},
         "after": results["after"] if results else None,
     }
-    cpu = re.sub(r"[^a-z0-9]+", "-", str(facts.get("model", "cpu")).lower()).strip("-")[:40]
+    cpu = re.sub(r"[^a-z0-9]+", "-", str(facts.get("cpu", "cpu")).lower()).strip("-")[:40]
     out = ROOT / experiment.records / f"resume-check-{datetime.date.today().isoformat()}-{cpu}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
