@@ -19,6 +19,7 @@ from job import machine, storage, tables
 from job.config import JobConfig
 from job.errors import ConfigError, ExitCode, GateError, InputError, JobError
 from job.logs import phase
+from job.storage import staging
 from job.storage.locations import escape  # job.terminal.escape once merged
 
 __all__ = [
@@ -302,10 +303,17 @@ def run_strategy(
     log.info("strategy %s -> %s", cfg.strategy, dest)
     with tempfile.TemporaryDirectory(prefix="act-job-", dir=os.environ.get("TMPDIR")) as tmp:
         workdir = Path(tmp)
-        with phase("compress", durations):
-            compressed = compress.run(cfg, built.model, task, workdir)
-        with phase("evaluate compressed", durations):
-            after = _evaluate(cfg, compressed.model, task, desc="compressed")
+
+        def compress_and_evaluate():
+            with phase("compress", durations):
+                compressed = compress.run(cfg, built.model, task, workdir)
+            with phase("evaluate compressed", durations):
+                return compressed, _evaluate(cfg, compressed.model, task, desc="compressed")
+
+        # Staged in the output after an earlier run of the same fingerprint was interrupted.
+        compressed, after = staging.compressed_or_run(
+            prepared.store, dest, item.fingerprint, workdir, compress_and_evaluate, reuse=not cfg.Job.force
+        )
         latency = None
         if cfg.Benchmark.quick:
             with phase("latency", durations):
@@ -336,6 +344,10 @@ def run_strategy(
         with phase("publish", durations):
             published = storage.publish(prepared.store, out, dest, fingerprint=item.fingerprint, status=outcome.status)
         log.info("published: %s", published.summary())
+    try:
+        staging.clear(prepared.store, dest)
+    except JobError as exc:  # the result is published; what staging is left is invisible to pull
+        log.warning("%s: staging not removed: %s", dest, exc)
     print(results.summary(outcome, dest))
     return outcome
 

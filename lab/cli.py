@@ -23,6 +23,7 @@ EXPERIMENTS = {
     "probe_attention_int8": "lab.probe_attention_int8",
     "demo_table": "lab.demo_table",
     "load_pull": "lab.load_pull",
+    "resume_check": "lab.resume_check",
 }
 
 
