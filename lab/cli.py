@@ -22,6 +22,7 @@ EXPERIMENTS = {
     "bench_uie_base": "lab.bench_uie_base",
     "probe_attention_int8": "lab.probe_attention_int8",
     "demo_table": "lab.demo_table",
+    "probe_int8_weights": "lab.probe_int8_weights",
 }
 
 
