@@ -50,7 +50,17 @@ from job.program import (
     write_program,
 )
 
-__all__ = ["SCOPES", "Keeps", "RestrictResult", "Scope", "restrict", "served_int8_ops"]
+__all__ = [
+    "SCOPES",
+    "Keeps",
+    "RestrictResult",
+    "Scope",
+    "float32_linear_weight_bytes",
+    "int8_weights",
+    "restrict",
+    "served_int8_ops",
+    "weights_note",
+]
 
 log = logging.getLogger("job.compress.int8")
 
@@ -360,6 +370,40 @@ def int8_weights(desc, params: Path, scale_hint: bool = True) -> int:
     if done:
         write_params(params, entries)
     return done
+
+
+def float32_linear_weight_bytes(program_file: str | Path, params_file: str | Path | None = None) -> tuple[int, int]:
+    """(bytes of float32 linear weights behind a per-tensor pair, bytes of the parameter
+    file): what the folder would save by storing those weights in INT8 is three quarters
+    of the first."""
+    path = Path(program_file)
+    params = Path(params_file) if params_file is not None else path.with_suffix(".pdiparams")
+    desc = read_program(path)
+    persistable = {v.name for v in desc.blocks[0].vars if v.persistable}
+    weights = {
+        op_args(op.inputs)["X"][0]
+        for op in desc.blocks[0].ops
+        if op.type == "quantize_linear" and op_args(op.inputs)["X"][0] in persistable
+    }
+    entries = program_params(desc, params)
+    linear = sum(len(entries[name].data) for name in weights if entries[name].numpy_dtype == "<f4")
+    return linear, params.stat().st_size
+
+
+def weights_note(program_file: str | Path, params_file: str | Path | None = None) -> str:
+    """One sentence for the summary and the model card: why the INT8 folder keeps float32
+    linear weights, with its sizes; the measurement is the probe record it names."""
+    linear, total = float32_linear_weight_bytes(program_file, params_file)
+    if not linear:
+        return ""
+    return (
+        f"Linear weights are stored in float32 ({linear / 1e6:.2f} MB of the {total / 1e6:.2f} MB parameter file; "
+        f"INT8 storage would save {0.75 * linear / 1e6:.2f} MB): with INT8-stored weights Paddle 2.6's oneDNN INT8 "
+        "reads their scales only from a quantize_linear op that FP32 predictors cannot run on INT8 data, and "
+        "without it mis-scales them (python -m job lab probe_int8_weights, records/probe-int8-weights-*.json); "
+        f"served weight memory is float32 either way ({linear / 1e6:.2f} MB for these weights), since the predictor "
+        "dequantizes INT8 weights when it loads and oneDNN keeps its own INT8 copy."
+    )
 
 
 def restrict(
