@@ -4,14 +4,16 @@
     python -m job lab probe_int8_weights
 
 Publishes the demo teacher with PTQ (``python -m job run --config configs/uie_demo.yaml
-Job.strategy=ptq``; ``--published`` reuses a folder instead), then builds two variants of
+Job.strategy=ptq``; ``--published`` reuses a folder instead), then builds three variants of
 that folder with ``job.compress.int8.int8_weights``, which stores every linear weight
 behind a per-tensor pair as INT8 with its scale (the ``dequantize_linear`` reads the INT8
 weight directly, Paddle 2.6's own form for INT8 weights):
 
 * ``int8``: keeps the pair's ``quantize_linear`` on the weight (its output unused), the
   op Paddle's oneDNN INT8 pass takes the weight's scale from;
-* ``int8-nohint``: without it, so oneDNN computes the fc weight scales itself.
+* ``int8-nohint``: without it, so oneDNN computes the fc weight scales itself;
+* ``int8-assign``: the scale carried by an in-place ``assign`` of the weight instead
+  (``out_threshold``), an op every predictor can run.
 
 Each of the three folders (the published one, float32 weights, included) is scored on the
 test split through the job's own evaluation, served as Taskflow serves it on CPU (a
@@ -38,8 +40,8 @@ sys.path.insert(0, str(ROOT))
 
 DEFAULT_CONFIG = "configs/lab/probe_int8_weights.yaml"
 DEMO = "configs/uie_demo.yaml"
-# Variant name -> int8_weights' scale_hint (None: the folder as published).
-VARIANTS = {"float32": None, "int8": True, "int8-nohint": False}
+# Variant name -> int8_weights' hint (None: the folder as published).
+VARIANTS = {"float32": None, "int8": "quantize", "int8-nohint": "none", "int8-assign": "assign"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,18 +90,18 @@ def configure(argv: list[str]) -> Experiment:
     return experiment
 
 
-def build(published: Path, folder: Path, scale_hint: bool | None) -> int:
+def build(published: Path, folder: Path, hint: str | None) -> int:
     """``published`` copied to ``folder``, its linear weights stored in INT8 unless
-    ``scale_hint`` is None; returns how many weights were stored in INT8."""
+    ``hint`` is None; returns how many weights were stored in INT8."""
     from job.compress import int8
     from job.program import read_program, write_program
 
     shutil.rmtree(folder, ignore_errors=True)
     shutil.copytree(published, folder)
-    if scale_hint is None:
+    if hint is None:
         return 0
     desc = read_program(folder / "inference.pdmodel")
-    stored = int8.int8_weights(desc, folder / "inference.pdiparams", scale_hint)
+    stored = int8.int8_weights(desc, folder / "inference.pdiparams", hint)
     write_program(folder / "inference.pdmodel", desc)
     return stored
 
@@ -174,7 +176,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, hint in VARIANTS.items():
         folder = out / "variants" / name
         stored = build(published, folder, hint)
-        row = {"int8_weights": stored, "scale_hint": hint, **_sizes(folder)}
+        row = {"int8_weights": stored, "hint": hint, **_sizes(folder)}
         row["served_int8"] = _score(folder, task, args.threads, "auto")
         row["served_fp32"] = _score(folder, task, args.threads, "fp32")
         if args.taskflow:

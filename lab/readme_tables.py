@@ -107,6 +107,7 @@ _WEIGHTS_LABELS = {
     "float32": "float32 (published)",
     "int8": "INT8 + `quantize_linear` scale hint",
     "int8-nohint": "INT8, no hint",
+    "int8-assign": "INT8 + in-place `assign` scale hint",
 }
 
 

@@ -19,12 +19,12 @@ def _restricted(folder):
     return program, arrays
 
 
-def _store(program, scale_hint: bool) -> int:
+def _store(program, hint: str) -> int:
     from job.compress.int8 import int8_weights
     from job.program import read_program, write_program
 
     desc = read_program(program)
-    stored = int8_weights(desc, program.with_suffix(".pdiparams"), scale_hint)
+    stored = int8_weights(desc, program.with_suffix(".pdiparams"), hint)
     write_program(program, desc)
     return stored
 
@@ -35,7 +35,7 @@ def test_int8_storage_shrinks_the_params_and_keeps_the_served_values(tmp_path):
     before_bytes = params.stat().st_size
     floats = load_combine(params, sorted([*arrays, *_NEW]))
 
-    assert _store(program, scale_hint=True) == 2
+    assert _store(program, hint="quantize") == 2
     assert params.stat().st_size == before_bytes - 3 * (16 + 32), "one byte per weight instead of four"
     after = load_combine(params, sorted([*arrays, *_NEW]))
     for weight in ("sq", "wide"):
@@ -49,12 +49,12 @@ def test_int8_storage_shrinks_the_params_and_keeps_the_served_values(tmp_path):
     assert ["sq"] in dequants and ["wide"] in dequants, "the dequantize reads the INT8 weight itself"
     hints = [inputs["X"] for kind, inputs in ops if kind == "quantize_linear"]
     assert ["sq"] in hints and ["wide"] in hints, "the scale hint stays"
-    assert _store(program, scale_hint=True) == 0, "INT8 weights are not stored again"
+    assert _store(program, hint="quantize") == 0, "INT8 weights are not stored again"
 
 
 def test_without_the_hint_the_quantize_op_on_the_weight_goes(tmp_path):
     program, _ = _restricted(tmp_path)
-    assert _store(program, scale_hint=False) == 2
+    assert _store(program, hint="none") == 2
     hints = [inputs["X"] for kind, inputs in _ops(program) if kind == "quantize_linear"]
     assert hints == [["x"]], "only the activation's quantize is left"
 
@@ -66,6 +66,24 @@ def test_the_note_gives_the_float32_weight_bytes_and_the_file_size(tmp_path):
     linear, total = float32_linear_weight_bytes(program)
     assert linear == 4 * (16 + 32) and total == program.with_suffix(".pdiparams").stat().st_size
     assert "float32" in weights_note(program) and "probe_int8_weights" in weights_note(program)
-    _store(program, scale_hint=True)
+    _store(program, hint="quantize")
     assert float32_linear_weight_bytes(program)[0] == 0
     assert weights_note(program) == "", "nothing to explain once the weights are INT8"
+
+
+def test_the_assign_hint_carries_the_scale_on_an_in_place_assign(tmp_path):
+    program, arrays = _restricted(tmp_path)
+    floats = load_combine(program.with_suffix(".pdiparams"), sorted([*arrays, *_NEW]))
+    assert _store(program, hint="assign") == 2
+    from job.program import read_program
+
+    assigns = {
+        op.inputs[0].arguments[0]: (op.outputs[0].arguments[0], {a.name: a.f for a in op.attrs})
+        for op in read_program(program).blocks[0].ops
+        if op.type == "assign"
+    }
+    for weight in ("sq", "wide"):
+        out, attrs = assigns[weight]
+        assert out == weight, "in place: the fc reads the weight under its own name"
+        assert attrs["out_threshold"] == float(floats[f"{weight}@tensor_scale"][0])
+    assert [k for k, _ in _ops(program)].count("quantize_linear") == 1, "only the activation's"

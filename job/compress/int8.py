@@ -299,7 +299,10 @@ def _per_tensor_weights(desc, params: Path) -> int:
     return done
 
 
-def int8_weights(desc, params: Path, scale_hint: bool = True) -> int:
+WEIGHT_HINTS = ("quantize", "assign", "none")
+
+
+def int8_weights(desc, params: Path, hint: str = "quantize") -> int:
     """Store every float32 linear weight that sits behind a per-tensor pair (what
     ``_per_tensor_weights`` writes) as INT8 with its scale: the weight becomes
     ``round(w / scale * 127)`` in INT8 and the pair's ``dequantize_linear`` reads it
@@ -308,12 +311,21 @@ def int8_weights(desc, params: Path, scale_hint: bool = True) -> int:
     Why the values do not move: oneDNN quantizes the float weight with that same per-tensor
     scale when the predictor loads (``quant_dequant_mkldnn_pass`` dequantizes an INT8 weight
     as ``q / 127 * scale`` and the fc kernel quantizes it back at the same scale), so the
-    INT8 values it serves are these. ``scale_hint`` keeps the pair's ``quantize_linear`` on
-    the weight, its output unused: that op is where ``quant_dequant_mkldnn_pass`` takes the
-    weight's scale from (``CollectInputScalesFromQuantize``); without it
-    ``compute_propagate_scales_mkldnn_pass`` computes the fc weight scales itself, wrongly
-    (see ``_per_tensor_weights``). Changes ``desc`` in place and rewrites ``params``."""
+    INT8 values it serves are these, if oneDNN is told the weight's scale (``hint``):
+
+    - ``quantize``: keeps the pair's ``quantize_linear`` on the weight, its output unused
+      (``quant_dequant_mkldnn_pass`` reads its scale, ``CollectInputScalesFromQuantize``);
+      a predictor without oneDNN INT8 must then run it on INT8 data and has no kernel;
+    - ``assign``: an in-place ``assign`` of the weight carrying ``out_threshold`` (the same
+      pass reads it, ``CollectOutputScalesFromAttr``), which every predictor can run;
+    - ``none``: no hint; ``compute_propagate_scales_mkldnn_pass`` then computes the fc
+      weight scales itself, wrongly (see ``_per_tensor_weights``).
+
+    Changes ``desc`` in place and rewrites ``params``."""
     import numpy as np
+
+    if hint not in WEIGHT_HINTS:
+        raise ValueError(f"unknown weight scale hint {hint!r}; choose one of {', '.join(WEIGHT_HINTS)}")
 
     if not params.is_file():
         return 0
@@ -364,8 +376,14 @@ def int8_weights(desc, params: Path, scale_hint: bool = True) -> int:
         for var in dequantize.inputs:
             if var.parameter == "X":
                 var.arguments[:] = [weight]
-        if not scale_hint:
+        if hint == "none":
             block.ops.remove(quantize)
+        elif hint == "assign":
+            quantize.type = "assign"
+            del quantize.inputs[:], quantize.outputs[:], quantize.attrs[:]
+            quantize.inputs.add(parameter="X", arguments=[weight])
+            quantize.outputs.add(parameter="Out", arguments=[weight])
+            quantize.attrs.add(name="out_threshold", type=1, f=limit)  # AttrType FLOAT
         done += 1
     if done:
         write_params(params, entries)
