@@ -416,11 +416,12 @@ def weights_note(program_file: str | Path, params_file: str | Path | None = None
         return ""
     return (
         f"Linear weights are stored in float32 ({linear / 1e6:.2f} MB of the {total / 1e6:.2f} MB parameter file; "
-        f"INT8 storage would save {0.75 * linear / 1e6:.2f} MB): with INT8-stored weights Paddle 2.6's oneDNN INT8 "
-        "reads their scales only from a quantize_linear op that FP32 predictors cannot run on INT8 data, and "
-        "without it mis-scales them (python -m job lab probe_int8_weights, records/probe-int8-weights-*.json); "
+        f"INT8 storage would save {0.75 * linear / 1e6:.2f} MB): Paddle 2.6's oneDNN INT8 mis-scales INT8-stored "
+        "weights unless a hint op gives their scale, and the hint the job could publish (an in-place assign) is "
+        "measured on the demo teacher only, not through TensorRT (python -m job lab probe_int8_weights, "
+        "records/probe-int8-weights-*.json); "
         f"served weight memory is float32 either way ({linear / 1e6:.2f} MB for these weights), since the predictor "
-        "dequantizes INT8 weights when it loads and oneDNN keeps its own INT8 copy."
+        "dequantizes INT8 weights when it loads."
     )
 
 
