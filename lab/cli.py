@@ -24,6 +24,7 @@ EXPERIMENTS = {
     "demo_table": "lab.demo_table",
     "load_pull": "lab.load_pull",
     "resume_check": "lab.resume_check",
+    "probe_int8_weights": "lab.probe_int8_weights",
 }
 
 

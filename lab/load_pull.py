@@ -432,7 +432,9 @@ def parser():
     parser = experiment_parser("load_pull", __doc__, DEFAULT_CONFIG, ROOT)
     parser.add_argument("--out", help="work folder, removed after each scale (default: runs/load-pull)")
     parser.add_argument("--record-dir", help="where load-pull-DATE-CPU.json is written (default: records)")
-    parser.add_argument("--scales", nargs="+", type=float, metavar="SCALE", help="folder scales (default: 0.025 0.2 0.5)")
+    parser.add_argument(
+        "--scales", nargs="+", type=float, metavar="SCALE", help="folder scales (default: 0.025 0.2 0.5)"
+    )
     return parser
 
 

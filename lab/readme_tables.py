@@ -16,7 +16,7 @@ from pathlib import Path
 
 from job import tables
 
-__all__ = ["BLOCKS", "blocks", "render_demo_table", "render_probe_table"]
+__all__ = ["BLOCKS", "blocks", "render_demo_table", "render_int8_weights_table", "render_probe_table"]
 
 # Ops whose time moves when attention runs in INT8, named as a reader knows them.
 _OP_NAMES = {
@@ -103,6 +103,40 @@ def render_demo_table(record: dict) -> str:
     return "\n".join(tables.markdown(headers, rows, ["---"] * len(headers)))
 
 
+_WEIGHTS_LABELS = {
+    "float32": "float32 (published)",
+    "int8": "INT8 + `quantize_linear` scale hint",
+    "int8-nohint": "INT8, no hint",
+    "int8-assign": "INT8 + in-place `assign` scale hint",
+}
+
+
+def render_int8_weights_table(record: dict) -> str:
+    """The INT8-weights probe's table: per storage of the linear weights, the parameter file
+    and folder sizes and the F1 through oneDNN INT8, an FP32 predictor and Taskflow."""
+
+    def f1(result: dict | None) -> str:
+        if not result:
+            return "–"
+        return f"{result['f1']:.2f}" if "f1" in result else "fails (no INT8 kernel)"
+
+    original = record["original"]
+    rows = [["original (FP32)", "–", f"{original['size_bytes'] / 1e6:.2f} MB", "–", f"{original['f1']:.2f}", "–"]]
+    for name, row in record["variants"].items():
+        rows.append(
+            [
+                _WEIGHTS_LABELS.get(name, name),
+                f"{row['params_bytes'] / 1e6:.2f} MB",
+                f"{row['folder_bytes'] / 1e6:.2f} MB",
+                f1(row["served_int8"]),
+                f1(row["served_fp32"]),
+                f1(row.get("taskflow")),
+            ]
+        )
+    headers = ["linear weights", "parameter file", "folder", "F1 oneDNN INT8", "F1 FP32 predictor", "F1 Taskflow"]
+    return "\n".join(tables.markdown(headers, rows, ["---"] * len(headers)))
+
+
 def _bench_table(record: dict) -> str:
     from lab.bench_record import render_table
 
@@ -120,6 +154,7 @@ BLOCKS: dict[str, Callable[[dict], str]] = {
     "probe-table": render_probe_table,
     "demo-table": render_demo_table,
     "load-pull": _load_pull,
+    "weights-table": render_int8_weights_table,
 }
 
 _BLOCK = re.compile(r"<!-- ([a-z-]+): (records/[\w./-]+\.json) -->\n(.*?)\n<!-- /\1 -->", re.S)
