@@ -121,3 +121,32 @@ def test_compress_stage_roundtrip_returns_the_same_typed_results(tmp_path, caplo
     assert compressed.model.params.read_bytes() == files["inference.pdiparams"].read_bytes()
     with pytest.raises(AssertionError, match="compressed again"):
         staging.compressed_or_run(store, dest, FP, tmp_path / "w3", must_not_run, reuse=False)
+
+
+def test_staging_left_beside_a_published_result_is_not_pulled_or_reported(output, tmp_path):
+    """A run killed between publish and clear: the result is complete and pulls exactly its
+    manifest's files; the report reads only the published results.json, not the staged record."""
+    from job.report import gather
+    from job.storage import publish
+
+    store = Storage()
+    dest = join(output, "run1", "uie", "ptq")
+    staging.save(store, dest, "compress", FP, _files(tmp_path), {"after": {"f1": 0.5}})
+    folder = tmp_path / "published"
+    folder.mkdir()
+    (folder / "inference.pdmodel").write_bytes(b"published program")
+    (folder / "results.json").write_text("{}", encoding="utf-8")
+    publish(store, folder, dest, fingerprint=FP, status="complete", progress=False)
+
+    (status,) = list_runs(store, output)
+    assert (status.name, status.state) == ("run1/uie/ptq", "complete")
+    pull_task(store, dest, tmp_path / "pulled", progress=False)
+    assert sorted(p.name for p in (tmp_path / "pulled").rglob("*")) == [
+        "_SUCCESS",
+        "inference.pdmodel",
+        "manifest.json",
+        "results.json",
+    ]
+    found, warnings = gather(output)
+    seen = [where for where, _ in found] + [w.split(": ", 1)[0] for w in warnings]
+    assert seen == [join(dest, "results.json")]  # the published one ("{}": skipped), never the staged record
