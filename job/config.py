@@ -389,6 +389,14 @@ class JobSection:
         "'linear+pv' (also attention's probabilities x V matmul), "
         "'all' (everything ACT quantized; oneDNN INT8 on the scores matmul Q x K^T ruins accuracy).",
     )
+    weights: str = _doc(
+        "float32",
+        "How a quantized program's INT8 linear weights are stored in the published folder: "
+        "'float32' (four bytes a weight, what every predictor reads as ACT's own output) or 'int8' "
+        "(one byte a weight with its scale and an in-place assign op carrying it: measured at the float "
+        "F1 in oneDNN INT8, FP32 predictors and Taskflow, not measured through TensorRT). "
+        "Served weight memory is float32 either way: predictors dequantize INT8 weights when they load.",
+    )
     seed: int = _doc(42, "Random seed.")
     force: bool = _doc(False, "Redo tasks already complete under the same run id.")
 
@@ -420,6 +428,7 @@ class JobSection:
         _require(-100 <= self.gate_tolerance <= 100, "gate_tolerance", "must be between -100 and 100 points")
         _require(self.threads >= 0, "threads", "must be >= 0")
         _require(self.device in ("cpu", "gpu"), "device", "must be 'cpu' or 'gpu'")
+        _require(self.weights in ("float32", "int8"), "weights", "must be 'float32' or 'int8'")
         _require(
             self.int8_scope in INT8_SCOPES,
             "int8_scope",

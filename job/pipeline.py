@@ -272,6 +272,7 @@ def _plan(cfg: JobConfig, store: storage.Storage) -> tuple[list[Todo], list[Outc
         state = storage.completion_state(store, dest, fingerprint)
         if state == "complete" and not cfg.Job.force:
             log.info("%s is already complete for this config; nothing to do (use --force to redo it)", dest)
+            staging.clear(store, dest)  # a run killed between publish and its clear left it behind
             print(f"already complete: {dest}")
             done.append(Outcome(name, dest, None, "done"))
             continue

@@ -393,10 +393,11 @@ def build(
 def weight_bytes(model: Any) -> int:
     """Bytes of the weights a model's predictor loads: the data of every tensor of its
     parameter file, in the type the file stores it (float32, or int8 where weights are
-    stored quantized), read by ``job.program.read_params`` (headers left out)."""
+    stored quantized), read by ``job.program.read_params`` (headers left out). INT8-stored
+    weights count four bytes each: predictors dequantize them to float32 when they load."""
     from job.program import read_params
 
-    return sum(len(tensor.data) for tensor in read_params(model.params))
+    return sum(len(t.data) * (4 if t.numpy_dtype == "i1" else 1) for t in read_params(model.params))
 
 
 def _measured(result: EvalResult, roles: dict[str, dict[str, Any]]) -> dict[str, Any]:

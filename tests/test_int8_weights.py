@@ -87,3 +87,34 @@ def test_the_assign_hint_carries_the_scale_on_an_in_place_assign(tmp_path):
         assert out == weight, "in place: the fc reads the weight under its own name"
         assert attrs["out_threshold"] == float(floats[f"{weight}@tensor_scale"][0])
     assert [k for k, _ in _ops(program)].count("quantize_linear") == 1, "only the activation's"
+
+
+def test_job_weights_int8_makes_restrict_store_them_and_served_memory_stays_float32(tmp_path):
+    """Job.weights: int8 goes through restrict (the stage's one call); results count the
+    served weight memory as float32 (predictors dequantize INT8 weights when they load)."""
+    from types import SimpleNamespace
+
+    from job.compress.int8 import restrict
+    from job.results import weight_bytes
+
+    float_dir, int8_dir = tmp_path / "f", tmp_path / "i"
+    float_dir.mkdir(), int8_dir.mkdir()
+    program_f, _ = _weight_program(float_dir)
+    program_i, _ = _weight_program(int8_dir)
+    assert restrict(program_f, "linear").stored_int8 == 0
+    result = restrict(program_i, "linear", weight_storage="int8")
+    assert result.folded == 2 and result.stored_int8 == 2 and "2 stored as INT8" in result.summary()
+    assert program_i.with_suffix(".pdiparams").stat().st_size < program_f.with_suffix(".pdiparams").stat().st_size
+    assert [kind for kind, _ in _ops(program_i)].count("assign") == 2
+    served = [weight_bytes(SimpleNamespace(params=p.with_suffix(".pdiparams"))) for p in (program_f, program_i)]
+    assert served[0] == served[1]
+
+
+def test_job_weights_is_checked():
+    import pytest
+
+    from job.config import JobSection
+
+    JobSection(weights="int8").check()
+    with pytest.raises(ValueError, match="float32"):
+        JobSection(weights="int4").check()

@@ -76,12 +76,12 @@ class RestrictResult:
     removed: int  # pairs removed
     rewired: int  # consumers moved from a dequantized tensor to its float original
     folded: int = 0  # per-channel linear weights made per-tensor (see _per_tensor_weights)
+    stored_int8: int = 0  # of those, stored as INT8 with their scale (Job.weights: int8, see int8_weights)
 
     def summary(self) -> str:
         text = f"INT8 scope {self.scope}: kept {self.kept} activation quantize/dequantize pairs, removed {self.removed}"
-        return text + (
-            f"; {self.folded} per-channel linear weights made per-tensor (float32 storage)" if self.folded else ""
-        )
+        storage = f"{self.stored_int8} stored as INT8" if self.stored_int8 else "float32 storage"
+        return text + (f"; {self.folded} per-channel linear weights made per-tensor ({storage})" if self.folded else "")
 
 
 # Ops that pass a tensor on unchanged in value for this purpose (quantization simulation,
@@ -429,6 +429,7 @@ def restrict(
     program_file: str | Path,
     scope: str | Scope = "linear",
     params_file: str | Path | None = None,
+    weight_storage: str = "float32",
 ) -> RestrictResult:
     """Keep activation quantize/dequantize pairs only in front of the ops ``scope`` serves
     in INT8 ('linear': weight-bearing ops; 'linear+pv': also matmuls whose first input
@@ -437,7 +438,9 @@ def restrict(
     weights become float32 weights behind a per-tensor pair (``_per_tensor_weights``:
     Paddle's oneDNN INT8 passes scale per-channel ones wrongly). Rewrites ``program_file`` and its parameter file
     (``params_file``, default: the program's name with ``.pdiparams``) in place; the scale
-    variables stay declared, so the two still match. ``scope`` is a name of ``SCOPES`` or a
+    variables stay declared, so the two still match. ``weight_storage`` ``int8`` (``Job.weights``)
+    then stores those linear weights as INT8 (``int8_weights``, the ``assign`` hint).
+    ``scope`` is a name of ``SCOPES`` or a
     ``Scope`` of one's own (experiments, e.g. the lab's attention probe; not a published setting)."""
     if isinstance(scope, str):
         if scope not in SCOPES:
@@ -501,9 +504,17 @@ def restrict(
         del block.ops[index]
     params = Path(params_file) if params_file is not None else path.with_suffix(".pdiparams")
     folded = _per_tensor_weights(desc, params)
+    # Job.weights: int8 stores them with their scale and the in-place assign hint, the one
+    # variant every predictor runs (lab probe_int8_weights); float32 keeps them as they are.
     if doomed or rewired or folded:
         write_program(path, desc)
-    result = RestrictResult(scope.name, kept, removed, rewired, folded)
+    stored = 0
+    if weight_storage == "int8":  # on the program as written: the per-tensor pairs are its ops now
+        desc = read_program(path)
+        stored = int8_weights(desc, params, hint="assign")
+        if stored:
+            write_program(path, desc)
+    result = RestrictResult(scope.name, kept, removed, rewired, folded, stored)
     log.info("%s: %s", path, result.summary())
     return result
 

@@ -245,7 +245,7 @@ def run(cfg: JobConfig, model: ModelFiles, task: Task, workdir: Path) -> Compres
     scope = None
     if is_quantized(result_model):
         # The program is the contract every consumer serves from: INT8 only where it is accurate.
-        scope = int8.restrict(result_model.program, cfg.Job.int8_scope)
+        scope = int8.restrict(result_model.program, cfg.Job.int8_scope, weight_storage=cfg.Job.weights)
     log.info("ACT %s done in %.1f s: %s", "+".join(act_strategies), seconds, result_model.folder)
     selection_metric = final_metric if final_metric is not None and final_metric >= 0 else dev_metric.get("last")
     return CompressResult(
