@@ -486,8 +486,11 @@ def render_paragraph(record: dict) -> str:
         f"{settings['tasks']} task folders, a full-size folder {settings['full_folder_bytes'] / _MB:.0f} MB "
         "(each file's size times the scale), "
         f"503 SlowDown to every {_nth(settings['slowdown_every'])} request and "
-        f"every {_nth(settings['drop_every'])} answer of at least {settings['drop_min_bytes'] / _MB:g} MB "
-        "cut after half its body; MB are 10^6 bytes.",
+        f"every {_nth(settings['drop_every'])} answer"
+        + (f" of at least {settings['drop_min_bytes'] / _MB:g} MB" if settings["drop_min_bytes"] else "")
+        + " cut after half its body (manifests and results.json included"
+        + (" when that small" if settings["drop_min_bytes"] else "")
+        + "); MB are 10^6 bytes.",
         "",
     ]
     headers = ["scale", "folder", "pulled", "time", "throughput", "peak memory of the pull", "faults", "faults retried"]
