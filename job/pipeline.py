@@ -470,6 +470,20 @@ def strategies_table(cfg: JobConfig, outcomes: list[Outcome]) -> str:
             f"  latency: median per batch of {lat.batch_size} x {lat.seq_len} tokens, {lat.runtime} {lat.backend} on "
             f"{lat.device} ({lat.hardware}, {lat.threads} threads), {lat.warmup} warm-up + {lat.repeats} timed runs"
         )
+    float_weights = [
+        o.strategy
+        for o in outcomes
+        if o.result is not None
+        and ((o.result.models.compressed.int8_scope or {}) if o.result.models.compressed else {}).get("folded")
+        and not (o.result.models.compressed.int8_scope or {}).get("stored_int8")
+    ]
+    if float_weights:
+        lines.append(
+            f"  {', '.join(float_weights)}: INT8 linear weights stored as float32 (Job.weights: float32, the default: "
+            "INT8 storage is measured accurate in oneDNN and Taskflow but not through TensorRT; README, 'Why the INT8 "
+            "folders keep float32 linear weights'), so the folder is not smaller; served weight memory is float32 "
+            "either way (the weights column)"
+        )
     if timed and not any(lat.faster() for lat in timed):
         lines.append(
             "  compression did not pay here: no compressed model was faster than the original on this device. "

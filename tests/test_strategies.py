@@ -173,3 +173,13 @@ def test_a_gated_strategy_does_not_stop_the_next(tiny):
     served = taskflow_span_f1(folders[expected], tiny["data"] / "test.txt", max_seq_len=64)
     before = found[expected]["before"]["f1"]
     assert served["int8"] and (before - served["f1"]) * 100 <= 2.0, (served, before)
+
+
+def test_the_table_says_why_int8_folders_keep_float32_weights():
+    folded, stored = outcome("ptq"), outcome("qat_dis")
+    folded.result.models.compressed.int8_scope = {"scope": "linear", "folded": 20, "stored_int8": 0}
+    stored.result.models.compressed.int8_scope = {"scope": "linear", "folded": 20, "stored_int8": 20}
+    text = strategies_table(SEVERAL, [folded, stored])
+    assert "  ptq: INT8 linear weights stored as float32 (Job.weights: float32" in text
+    assert "qat_dis" not in text.split("INT8 linear weights")[0].splitlines()[-1]
+    assert "stored as float32" not in strategies_table(SEVERAL, [stored])
