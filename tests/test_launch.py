@@ -232,6 +232,7 @@ def test_help_documents_flags_exit_codes_and_an_example(light_python):
         "--out-dir",
         "--apply",
         "--watch",
+        "--no-select",
         "--interval",
         "--kubeconfig",
         "--context",
@@ -271,9 +272,19 @@ def kubeconfig(kube, tmp_path) -> list[str]:
 def run_apply_watch(
     python: Path, kubeconfig: list[str], *tasks: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
-    """Apply the Jobs of ``tasks`` and watch them until they finish."""
+    """Apply the Jobs of ``tasks`` and watch them until they finish (the selection step has its own tests)."""
     return run_launch(
-        python, *BASE_ARGS, "--tasks", *tasks, "--apply", "--watch", "--interval", "0.05", *kubeconfig, env=env
+        python,
+        *BASE_ARGS,
+        "--tasks",
+        *tasks,
+        "--apply",
+        "--watch",
+        "--no-select",
+        "--interval",
+        "0.05",
+        *kubeconfig,
+        env=env,
     )
 
 
@@ -321,7 +332,9 @@ def test_watch_reports_a_failed_job_with_exit_1(light_python, kube, kubeconfig):
     kube.fail_tasks = {"tnews"}
     args = [*BASE_ARGS, "--tasks", "afqmc", "tnews", *kubeconfig]
     assert run_launch(light_python, *args, "--apply").returncode == 0
-    result = run_launch(light_python, *args, "--watch", "--interval", "0.05")  # re-attach without --apply
+    result = run_launch(
+        light_python, *args, "--watch", "--no-select", "--interval", "0.05"
+    )  # re-attach without --apply
     assert result.returncode == 1, result.stdout + result.stderr
     assert re.search(
         r"^tnews\s+prune_ptq\s+act-tnews-prune-ptq-exp1\s+0\s+0\s+4\s+failed\s+BackoffLimitExceeded",
@@ -332,7 +345,7 @@ def test_watch_reports_a_failed_job_with_exit_1(light_python, kube, kubeconfig):
 
 
 def test_watch_without_jobs_is_bad_input(light_python, kubeconfig):
-    result = run_launch(light_python, *BASE_ARGS, "--watch", "--interval", "0.05", *kubeconfig)
+    result = run_launch(light_python, *BASE_ARGS, "--watch", "--no-select", "--interval", "0.05", *kubeconfig)
     _assert_one_line_error(result, int(ExitCode.INPUT))
 
 

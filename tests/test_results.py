@@ -298,7 +298,7 @@ def test_summary_without_latency_shows_no_latency_rows():
     assert "speedup" not in text and "latency (" not in text and "not faster" not in text
 
 
-def test_weight_bytes_are_the_tensors_data_as_stored(tmp_path: Path):
+def test_weight_bytes_are_the_tensors_data_as_served(tmp_path: Path):
     import numpy as np
     from paddle_params import save_combine
 
@@ -307,8 +307,9 @@ def test_weight_bytes_are_the_tensors_data_as_stored(tmp_path: Path):
     arrays = {"a.w": np.ones((3, 4), dtype="float32"), "b.w": np.ones((5,), dtype="int8")}
     save_combine(tmp_path / "inference.pdiparams", arrays)
     folder = type("Model", (), {"params": tmp_path / "inference.pdiparams"})()
-    # 12 float32 + 5 int8: the data only, not the file's headers (the file is larger).
-    assert weight_bytes(folder) == 12 * 4 + 5
+    # 12 float32 + 5 int8 served as float32 (predictors dequantize INT8 weights when they
+    # load): the data only, not the file's headers (the file is larger than what it stores).
+    assert weight_bytes(folder) == 12 * 4 + 5 * 4
     assert (tmp_path / "inference.pdiparams").stat().st_size > 12 * 4 + 5
 
 

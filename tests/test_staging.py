@@ -3,9 +3,11 @@ content, on a local output and on the local S3 server; never seen as a published
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 
 import pytest
+from test_results import a_result
 
 from job.storage import Storage, list_runs, pull_task, staging
 from job.storage.locations import join
@@ -135,7 +137,8 @@ def test_staging_left_beside_a_published_result_is_not_pulled_or_reported(output
     folder = tmp_path / "published"
     folder.mkdir()
     (folder / "inference.pdmodel").write_bytes(b"published program")
-    (folder / "results.json").write_text("{}", encoding="utf-8")
+    published = dataclasses.replace(a_result(), run_id="run1", task="uie", strategy="ptq")
+    (folder / "results.json").write_text(published.to_json(), encoding="utf-8")  # pull checks it as a TaskResult
     publish(store, folder, dest, fingerprint=FP, status="complete", progress=False)
 
     (status,) = list_runs(store, output)
@@ -149,4 +152,4 @@ def test_staging_left_beside_a_published_result_is_not_pulled_or_reported(output
     ]
     found, warnings = gather(output)
     seen = [where for where, _ in found] + [w.split(": ", 1)[0] for w in warnings]
-    assert seen == [join(dest, "results.json")]  # the published one ("{}": skipped), never the staged record
+    assert seen == [join(dest, "results.json")]  # the published one, never the staged record
