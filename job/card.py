@@ -302,16 +302,14 @@ def _limits(result: TaskResult) -> str:
     sizes = (original and original.size_bytes, compressed and compressed.size_bytes)
     if all(isinstance(size, int) for size in sizes) and sizes[1] >= sizes[0]:
         limits.append(f"The folder is not smaller than the original's ({sizes[1]:,} bytes against {sizes[0]:,}).")
-    scope = (compressed.int8_scope or {}) if compressed else {}
-    folded = scope.get("folded")
-    stored = scope.get("stored_int8")
-    if isinstance(stored, int) and stored > 0:
+    folded, stored = compressed.linear_weights_stored() if compressed else (0, 0)
+    if stored:
         limits.append(
             f"{stored} INT8 linear weights are stored as INT8 with their scale (Job.weights: int8), read through an "
             "in-place assign op; measured at the float F1 in oneDNN INT8 and Taskflow on the demo teacher, not "
             "through TensorRT. Predictors dequantize them to float32 when they load (the served weight memory)."
         )
-    elif isinstance(folded, int) and folded > 0:
+    elif folded:
         limits.append(
             f"{folded} INT8 linear weights are stored as float32 behind per-tensor quantize/dequantize pairs "
             "(Paddle 2.6 oneDNN mis-scales ACT's per-channel weights), so they take four times their INT8 size "

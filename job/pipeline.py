@@ -474,8 +474,8 @@ def strategies_table(cfg: JobConfig, outcomes: list[Outcome]) -> str:
         o.strategy
         for o in outcomes
         if o.result is not None
-        and ((o.result.models.compressed.int8_scope or {}) if o.result.models.compressed else {}).get("folded")
-        and not (o.result.models.compressed.int8_scope or {}).get("stored_int8")
+        and o.result.models.compressed is not None
+        and o.result.models.compressed.linear_weights_stored()[0]
     ]
     if float_weights:
         lines.append(

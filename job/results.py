@@ -95,6 +95,15 @@ class CompressedFigures(ModelFigures):
     calibration: dict[str, Any] | None = None  # what PTQ read (job.compress.stage.Calibration)
     compress_seconds: float | None = None
 
+    def linear_weights_stored(self) -> tuple[int, int]:
+        """(INT8 linear weights kept in float32, those stored as INT8), from ``int8_scope``
+        (``folded`` and ``stored_int8`` of ``RestrictResult``); (0, 0) when not quantized."""
+        scope = self.int8_scope or {}
+        folded, stored = scope.get("folded"), scope.get("stored_int8")
+        folded = folded if isinstance(folded, int) and folded > 0 else 0
+        stored = stored if isinstance(stored, int) and stored > 0 else 0
+        return max(folded - stored, 0), stored
+
 
 @dataclass(kw_only=True)
 class Models:
