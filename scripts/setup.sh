@@ -2,6 +2,9 @@
 # Set up the project's environments (idempotent; reruns only when a requirements file changes):
 #   .venv        the compression job, tests and linters (paddle 2.6 CPU build, pinned set)
 #   .venv-light  the launcher and the pull script alone (pyyaml, boto3, kubernetes; no paddle)
+#   .venv-openvino  only with --openvino: .venv plus the optional OpenVINO extra (openvino,
+#                nncf), for the OpenVINO serving rows, their tests and make bench; .venv
+#                itself never gets OpenVINO, so the README commands prove they do without it
 # Needs only Python 3.11 (3.10 works too). Set PYTHON to choose the interpreter.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,4 +58,18 @@ if [ "$(cat .venv-tools/.setup-stamp 2>/dev/null)" != "$want" ]; then
   echo "$want" > .venv-tools/.setup-stamp
 fi
 # --- end .venv-tools
-echo "setup: environments ready (.venv, .venv-light, .venv-tools)"
+if [ "${1:-}" = "--openvino" ]; then
+  ov_want=$(printf '%s' "$want" | cat - requirements/extras/*.txt | sha256sum | cut -d' ' -f1)
+  if [ "$(cat .venv-openvino/.setup-stamp 2>/dev/null)" != "$ov_want" ]; then
+    echo "setup: creating .venv-openvino (.venv's packages plus openvino and nncf)"
+    [ -x .venv-openvino/bin/python ] || "$PY" -m venv .venv-openvino
+    # .venv's site-packages on this environment's path (a .pth line): pip sees paddle and
+    # numpy as installed and adds only what the extra needs beyond them.
+    base=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    own=$(.venv-openvino/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+    echo "$base" > "$own/_act_venv.pth"
+    .venv-openvino/bin/python -m pip install "${pip_quiet[@]}" -r requirements/extras/bench.txt -c requirements/constraints.txt
+    echo "$ov_want" > .venv-openvino/.setup-stamp
+  fi
+fi
+echo "setup: environments ready (.venv, .venv-light, .venv-tools${1:+, .venv-openvino})"

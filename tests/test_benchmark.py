@@ -329,7 +329,7 @@ def test_onnx_export_moves_constant_weights_to_initializers(tiny, tmp_path: Path
 
 
 # --------------------------------------------------------------------------------------
-# OpenVINO peer (optional package: make bench installs requirements/extras/bench.txt)
+# OpenVINO peer (optional package: bash scripts/setup.sh --openvino makes .venv-openvino)
 # --------------------------------------------------------------------------------------
 
 

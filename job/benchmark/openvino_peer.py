@@ -74,7 +74,7 @@ def available() -> tuple[bool, str]:
     except ImportError as exc:
         return (
             False,
-            f"{exc.name or 'openvino'} is not installed (make bench installs requirements/extras/bench.txt into .venv)",
+            f"{exc.name or 'openvino'} is not installed (bash scripts/setup.sh --openvino makes .venv-openvino with it; make bench runs there)",
         )
     return True, ""
 
