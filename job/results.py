@@ -35,6 +35,7 @@ if TYPE_CHECKING:  # the types build() takes; importing them needs paddle
 
 __all__ = [
     "ADDED_IN",
+    "RUNTIME_STATUSES",
     "SCHEMA",
     "STATUSES",
     "CompressedFigures",
@@ -44,6 +45,7 @@ __all__ = [
     "ModelFigures",
     "Models",
     "OriginalFigures",
+    "RuntimeFigures",
     "TaskResult",
     "Timing",
     "build",
@@ -53,11 +55,13 @@ __all__ = [
     "weight_bytes",
 ]
 
-SCHEMA = 3  # 2: split, examples and serving per model; 3: latency, weight_bytes
+SCHEMA = 4  # 2: split, examples and serving per model; 3: latency, weight_bytes; 4: runtimes
 STATUSES = ("complete", "gated", "failed")
-_READS = (1, 2, 3)
+_READS = (1, 2, 3, 4)
 # Keys a later schema added: a file of an earlier schema may lack them (they take defaults).
-ADDED_IN = {"latency": 3, "weight_bytes": 3}
+ADDED_IN = {"latency": 3, "weight_bytes": 3, "runtimes": 4}
+# What a row of ``TaskResult.runtimes`` says of its model in that runtime.
+RUNTIME_STATUSES = ("measured", "gated", "refused", "skipped")
 
 
 def gate_passed(before: float, after: float, tolerance_points: float) -> bool:
@@ -164,6 +168,33 @@ class Latency:
 
 
 @dataclass(kw_only=True)
+class RuntimeFigures:
+    """One published model served by one CPU runtime with one setting, measured by the job
+    in the run: its score on the gate's split and its latency at the run's batch x length.
+
+    ``runtime`` ``paddle-inference`` is the folder as Taskflow serves it (oneDNN at its
+    defaults); ``openvino`` is the same folder read by OpenVINO's Paddle frontend, with
+    ``setting`` ``default`` (OpenVINO's own choice for what is not INT8: BF16 where the CPU
+    has it) or ``f32`` (FP32 pinned). ``status``: ``measured`` (scored within the gate and
+    timed), ``gated`` (lost more than the gate in this runtime: not offered), ``refused``
+    (the runtime could not read or run the program: ``reason`` says how), ``skipped`` (the
+    runtime is not installed, or not measured on this device).
+    """
+
+    model: str = "compressed"  # original or compressed
+    runtime: str = "paddle-inference"  # paddle-inference or openvino
+    setting: str = "default"  # default, or f32 (OpenVINO's INFERENCE_PRECISION_HINT)
+    precision: str = ""  # what ran, read back from the runtime: int8, fp32, int8+bf16, bf16
+    status: str = "measured"  # one of RUNTIME_STATUSES
+    reason: str = ""  # one line, for every status but measured
+    score_points: float | None = None  # the metric x 100 on Evaluation.split
+    delta_points: float | None = None  # score_points - the original's as Paddle Inference serves it (before)
+    int8_ops: int | None = None  # ops the runtime ran in INT8
+    timing: Timing | None = None  # None unless measured or gated
+    speedup: float | None = None  # the original on Paddle Inference (latency.original) / this timing
+
+
+@dataclass(kw_only=True)
 class TaskResult:
     """One task's results.json (``to_dict`` adds ``schema``)."""
 
@@ -189,6 +220,7 @@ class TaskResult:
     config_fingerprint: str = ""
     benchmark: list[dict[str, Any]] = field(default_factory=list)  # job.benchmark's records, as they are
     latency: Latency | None = None  # None: not measured (Benchmark.enabled false, a failed task, schema < 3)
+    runtimes: list[RuntimeFigures] = field(default_factory=list)  # CPU runtimes (Benchmark.runtimes); schema 4
     created: str = ""
     error: str = ""  # why a failed task failed
 

@@ -20,6 +20,7 @@ from job.results import (
     Latency,
     Models,
     OriginalFigures,
+    RuntimeFigures,
     TaskResult,
     Timing,
     summary,
@@ -97,6 +98,19 @@ def a_result() -> TaskResult:
             compressed=Timing(precision="int8", latency_ms=12.34, p90_ms=12.9, throughput=3241.5),
             speedup=2.472,
         ),
+        runtimes=[
+            RuntimeFigures(
+                runtime="openvino",
+                setting="default",
+                precision="int8+bf16",
+                score_points=83.01,
+                delta_points=-0.06,
+                int8_ops=20,
+                timing=Timing(precision="int8+bf16", latency_ms=11.0, p90_ms=11.5, throughput=3636.4),
+                speedup=2.773,
+            ),
+            RuntimeFigures(runtime="openvino", setting="f32", status="refused", reason="Fail to convert x"),
+        ],
         created="2026-12-06T10:00:00+00:00",
     )
 
@@ -104,7 +118,7 @@ def a_result() -> TaskResult:
 def test_round_trip_keeps_the_field_names_users_read():
     result = a_result()
     data = json.loads(result.to_json())
-    assert data["schema"] == SCHEMA == 3
+    assert data["schema"] == SCHEMA == 4
     for key in ("status", "metric", "before", "after", "delta_points", "gate", "models", "evaluation", "benchmark"):
         assert key in data, key
     for key in ("versions", "hardware", "config", "config_fingerprint"):
@@ -129,8 +143,8 @@ def test_round_trip_keeps_the_field_names_users_read():
         (("evaluation", "examples"), "400", "evaluation.examples: expected an integer, got text"),
         (("benchmark", 0), "a record", "benchmark[0]: expected an object, got text"),
         (("task",), "", "task: missing or empty"),
-        (("schema",), 4, "schema: 4 is not a results.json schema this job reads"),
-        (("models", "original", "surprise"), 1, "models.original.surprise: not a key of results.json schema 3"),
+        (("schema",), 5, "schema: 5 is not a results.json schema this job reads"),
+        (("models", "original", "surprise"), 1, "models.original.surprise: not a key of results.json schema 4"),
         (("latency", "compressed", "latency_ms"), "12", "latency.compressed.latency_ms: expected a number, got text"),
         (("latency", "speedup"), [2], "latency.speedup: expected a number, got a list"),
         (("models", "compressed", "weight_bytes"), 1.5, "models.compressed.weight_bytes: expected an integer"),
@@ -169,6 +183,20 @@ def test_schema_2_files_lack_only_the_keys_schema_3_added():
     del data["models"]["original"]["serving"]
     with pytest.raises(ValueError, match=r"^models\.original\.serving: missing$"):
         TaskResult.from_dict(data)
+
+
+def test_schema_3_files_lack_only_the_runtimes():
+    data = a_result().to_dict()
+    data["schema"] = 3
+    del data["runtimes"]
+    assert TaskResult.from_dict(data).runtimes == []
+    data["schema"] = 4
+    with pytest.raises(ValueError, match=r"^runtimes: missing$"):
+        TaskResult.from_dict(data)
+    row = a_result().to_dict()
+    row["runtimes"][0]["timing"]["latency_ms"] = "fast"
+    with pytest.raises(ValueError, match=r"^runtimes\[0\]\.timing\.latency_ms: expected a number, got text$"):
+        TaskResult.from_dict(row)
 
 
 def test_faster_means_a_measured_speedup_above_one():
