@@ -95,8 +95,11 @@ def run(
         env = {"hardware": hardware(), "versions": versions()}
         if any(entry.runtime == "openvino" for entry in entries):
             env["versions"].update(openvino_peer.versions())
-        quantized = {name: is_quantized(model) for name, model in models.items()}
-        names_by_model = {name: tuple(program_inputs(model)) for name, model in models.items()}
+        # Only the models Paddle serves or a peer starts from are read here: a program handed
+        # to OpenVINO as it is (``quantized``) may be one Paddle cannot read, its refusal a row.
+        read = {entry.model for entry in entries if entry.model}
+        quantized = {name: is_quantized(model) for name, model in models.items() if name in read}
+        names_by_model = {name: tuple(program_inputs(model)) for name, model in models.items() if name in read}
         input_names = next(iter(names_by_model.values())) if names_by_model else tuple(task.input_names)
         workload = build_workload(cfg, task, list(input_names))
         workload_file = workdir / "workload.npz"
