@@ -74,7 +74,8 @@ def available() -> tuple[bool, str]:
     except ImportError as exc:
         return (
             False,
-            f"{exc.name or 'openvino'} is not installed (bash scripts/setup.sh --openvino makes .venv-openvino with it; make bench runs there)",
+            f"{exc.name or 'openvino'} is not installed "
+            "(bash scripts/setup.sh --openvino makes .venv-openvino with it; make bench runs there)",
         )
     return True, ""
 
