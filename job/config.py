@@ -37,6 +37,7 @@ from job.errors import ConfigError
 
 __all__ = [
     "CLUE_TASKS",
+    "CPU_RUNTIMES",
     "INT8_SCOPES",
     "STRATEGIES",
     "TASKS",
@@ -66,6 +67,10 @@ TASKS = ("uie", *CLUE_TASKS, "sentiment")
 # Job.int8_scope: which tensors of a quantized program keep their quantize/dequantize
 # pair, so are run in INT8 by every consumer (job.compress.int8.restrict, where the why is).
 INT8_SCOPES = ("linear", "linear+pv", "all")
+
+# Benchmark.cpu_runtimes: a CPU runtime besides Paddle Inference -> (runtime, setting) of
+# results.json's runtimes rows; the setting is OpenVINO's INFERENCE_PRECISION_HINT ("" its default).
+CPU_RUNTIMES: dict[str, tuple[str, str]] = {"openvino": ("openvino", "default"), "openvino-f32": ("openvino", "f32")}
 
 # Which ACT sections each strategy hands to AutoCompression.
 STRATEGIES: dict[str, tuple[str, ...]] = {
@@ -500,9 +505,21 @@ class BenchmarkConfig:
     precisions: list[str] = _doc(["fp32", "int8"], "Precisions to measure: fp32, fp16 (GPU), int8.")
     dynamic_padding: bool = _doc(True, "Also measure real texts batched with dynamic padding and length bucketing.")
     onnx_peer: bool = _doc(False, "Also measure ONNX Runtime (FP32 and INT8) on the same model.")
+    cpu_runtimes: list[str] = _doc(
+        ["openvino", "openvino-f32"],
+        "On Job.device cpu, the runtimes besides Paddle Inference (the gate's, always measured) that read each "
+        "published folder: each scores the model on the gate's split (a runtime that loses more than "
+        "Job.gate_tolerance is not offered for it) and times it like the quick timing (results.json runtimes). "
+        "openvino: OpenVINO at its default precision (BF16 for the float ops where the CPU has it); openvino-f32: "
+        "FP32 for the float ops. Needs the optional extra requirements/extras/openvino.txt (the CPU image has it); "
+        "without it the rows say skipped. []: Paddle Inference only.",
+    )
 
     def check(self) -> None:
         _require(self.device in ("", "cpu", "gpu"), "device", "must be 'cpu' or 'gpu'")
+        unknown = [r for r in self.cpu_runtimes if r not in CPU_RUNTIMES]
+        _require(not unknown, "cpu_runtimes", f"unknown runtimes {unknown}; known: {', '.join(CPU_RUNTIMES)}")
+        _require(len(set(self.cpu_runtimes)) == len(self.cpu_runtimes), "cpu_runtimes", "lists a runtime twice")
         for key in ("batch_size", "max_seq_len", "repeats", "quick_repeats"):
             _require(getattr(self, key) > 0, key, "must be > 0")
         for key in ("warmup", "quick_warmup"):

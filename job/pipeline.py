@@ -38,7 +38,7 @@ __all__ = [
 if TYPE_CHECKING:  # importing them needs paddle
     from job.evaluate import EvalResult
     from job.model import ModelFiles
-    from job.results import Latency, TaskResult, Timing
+    from job.results import Latency, RuntimeFigures, TaskResult, Timing
 
 log = logging.getLogger("job")
 
@@ -242,10 +242,15 @@ def main(cfg: JobConfig) -> int:
     for item in todo:
         _check_search_can_run(item.cfg, prepared.built, prepared.task)
     original_timing = _time_original(cfg, prepared, durations)
+    original_rows = _runtime_rows(
+        cfg, prepared, durations, "original", prepared.built.model, before, original_timing, before
+    )
     shared_seconds = time.perf_counter() - started
     for item in todo:
         try:
-            result = run_strategy(item, prepared, before, original_timing, dict(durations), shared_seconds)
+            result = run_strategy(
+                item, prepared, before, original_timing, dict(durations), shared_seconds, original_rows
+            )
         except Exception as exc:
             if len(cfg.strategies) == 1:
                 raise  # one strategy: its errors are the run's, as before
@@ -292,10 +297,12 @@ def run_strategy(
     original_timing: Timing | None,
     durations: dict[str, float],
     shared_seconds: float,
+    original_rows: list[RuntimeFigures] | None = None,
 ) -> TaskResult:
-    """One strategy: compress, evaluate, time, write and publish its folder, print its
-    summary; returns its result, ``gated`` ones included (published without ``_SUCCESS``).
-    ``durations`` and ``shared_seconds`` hold the preparation's share of its time."""
+    """One strategy: compress, evaluate, time, serve in the CPU runtimes, write and publish
+    its folder, print its summary; returns its result, ``gated`` ones included (published
+    without ``_SUCCESS``). ``durations`` and ``shared_seconds`` hold the preparation's share
+    of its time; ``original_rows`` the original's rows in the runtimes (``job.serve``)."""
     from job import compress, results
 
     cfg, dest = item.cfg, item.dest
@@ -319,6 +326,17 @@ def run_strategy(
         if cfg.Benchmark.quick:
             with phase("latency", durations):
                 latency = _latency(cfg, prepared, original_timing, compressed.model)
+        compressed_rows = _runtime_rows(
+            cfg,
+            prepared,
+            durations,
+            "compressed",
+            compressed.model,
+            after,
+            original_timing,
+            before,
+            latency.compressed if latency else None,
+        )
         bench = None
         if cfg.Benchmark.enabled:
             from job import benchmark
@@ -340,6 +358,7 @@ def run_strategy(
             total_seconds=shared_seconds + time.perf_counter() - started,
             roles=prepared.roles,
             latency=latency,
+            runtimes=[*(original_rows or []), *compressed_rows],
         )
         _write_output(out, compressed.model, built.model, outcome)
         with phase("publish", durations):
@@ -359,16 +378,57 @@ def _time_original(cfg: JobConfig, prepared: Prepared, durations: dict[str, floa
     be timed (the record's reason is logged)."""
     if not cfg.Benchmark.quick:
         return None
+    from job.serve import timing_of
+
     with phase("latency original", durations):
-        return _timing(_quick_records(cfg, prepared, {"original": prepared.built.model})[0])
+        return timing_of(_quick_records(cfg, prepared, {"original": prepared.built.model})[0])
+
+
+def _runtime_rows(
+    cfg: JobConfig,
+    prepared: Prepared,
+    durations: dict[str, float],
+    role: str,
+    model: ModelFiles,
+    evaluation: EvalResult,
+    original_timing: Timing | None,
+    before: EvalResult,
+    timing: Timing | None = None,
+) -> list[RuntimeFigures]:
+    """``role``'s rows of results.json's ``runtimes`` (``job.serve``): Paddle Inference's
+    from its evaluation and ``timing`` (the original's: ``original_timing``), then each CPU
+    runtime's, scored on the gate's split and timed with the quick timing."""
+    from job import serve
+
+    if role == "original":
+        timing = original_timing
+    if not serve.settings(cfg):
+        return serve.rows(cfg, prepared.task, role, model, evaluation, timing, before, original_timing, None)
+
+    def time_entries(entries):
+        return _quick_records(cfg, prepared, {role: model}, entries)
+
+    with phase(f"runtimes {role}", durations):
+        return serve.rows(
+            cfg,
+            prepared.task,
+            role,
+            model,
+            evaluation,
+            timing,
+            before,
+            original_timing,
+            time_entries if cfg.Benchmark.quick else None,
+        )
 
 
 def _latency(cfg: JobConfig, prepared: Prepared, original: Timing | None, compressed_model: ModelFiles) -> Latency:
     """The compressed model timed like the original was: the ``results.Latency`` of both."""
     from job import results
+    from job.serve import timing_of
 
     record = _quick_records(cfg, prepared, {"compressed": compressed_model})[0]
-    timing = _timing(record)
+    timing = timing_of(record)
     speedup = None
     if timing is not None and original is not None and timing.latency_ms > 0:
         speedup = round(original.latency_ms / timing.latency_ms, 3)
@@ -389,10 +449,13 @@ def _latency(cfg: JobConfig, prepared: Prepared, original: Timing | None, compre
     )
 
 
-def _quick_records(cfg: JobConfig, prepared: Prepared, models: dict) -> list[dict[str, Any]]:
+def _quick_records(
+    cfg: JobConfig, prepared: Prepared, models: dict, entries: list | None = None
+) -> list[dict[str, Any]]:
     """``job.benchmark``'s own method (fresh process, the latency batch of real test texts
     padded to the maximum, perf_counter around copy-in, run, copy-out) on the run's shape,
-    with the quick warm-up and repeats: one record per model, served as the job serves it."""
+    with the quick warm-up and repeats: one record per model, served as the job serves it
+    (or one per planned entry of ``entries``)."""
     from job import benchmark
 
     quick = dataclasses.replace(
@@ -407,23 +470,8 @@ def _quick_records(cfg: JobConfig, prepared: Prepared, models: dict) -> list[dic
         onnx_peer=False,
         precisions=["fp32", "fp16", "int8"],
     )
-    plan = [benchmark.Planned(name, padding=False) for name in models]
+    plan = entries if entries is not None else [benchmark.Planned(name, padding=False) for name in models]
     return benchmark.run(quick, models, prepared.task, plan, serving=_serving(cfg)).records
-
-
-def _timing(record: dict[str, Any]) -> Timing | None:
-    """A benchmark record's figures as a ``results.Timing`` (None: not measured, logged)."""
-    from job import results
-
-    if not record.get("latency_ms"):
-        log.warning("latency of %s not measured: %s", record["model"], record.get("skipped") or record.get("error"))
-        return None
-    return results.Timing(
-        precision=record["precision"],
-        latency_ms=round(record["latency_ms"]["median"], 3),
-        p90_ms=round(record["latency_ms"]["p90"], 3),
-        throughput=round(record["throughput"], 3),
-    )
 
 
 def _after_strategies(cfg: JobConfig, prepared: Prepared, outcomes: list[Outcome]) -> None:

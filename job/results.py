@@ -362,6 +362,7 @@ def build(
     total_seconds: float,
     roles: dict[str, dict[str, Any]] | None = None,
     latency: Latency | None = None,
+    runtimes: list[RuntimeFigures] | None = None,
 ) -> TaskResult:
     """The task's result from the stage results. ``ValueError`` (an internal error) when the
     original and the compressed model were not scored on the same split and examples, or
@@ -427,6 +428,7 @@ def build(
         config_fingerprint=cfg.fingerprint(),
         benchmark=list(bench.records if bench else []),
         latency=latency,
+        runtimes=list(runtimes or []),
         created=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),  # noqa: UP017 - 3.10 image
     )
 
@@ -514,6 +516,7 @@ def summary(result: TaskResult, dest: str) -> str:
     verdict = "PASSED" if result.gate.passed else "FAILED"
     if lat is not None and lat.speedup is not None and not lat.faster():
         table += f"\n  not faster than the original on {lat.device} ({lat.hardware})"
+    table += "".join(f"\n{line}" for line in runtime_lines(result))
     phases = ", ".join(f"{name} {_fmt_seconds(sec)}" for name, sec in result.durations.items())
     measured = f"{result.evaluation.split} ({result.evaluation.examples or 0:,} examples)"
     return (
@@ -524,6 +527,43 @@ def summary(result: TaskResult, dest: str) -> str:
         f"  time {_fmt_seconds(result.total_seconds or 0)}: {phases}\n"
         f"  results: {dest}\n"
     )
+
+
+def runtime_lines(result: TaskResult) -> list[str]:
+    """The ``runtimes`` rows as a terminal table: each model in each CPU runtime, its score,
+    change against the original as Paddle serves it, latency and speedup; why not, when not."""
+    from job.terminal import escape
+
+    if not result.runtimes:
+        return []
+    header = ("model", "runtime", "ran as", result.metric, "change", "latency", "speedup", "status")
+    rows = [header]
+    for row in result.runtimes:
+        where = (
+            row.runtime
+            if row.setting == "default" and row.runtime == "paddle-inference"
+            else (f"{row.runtime} ({row.setting})")
+        )
+        timing = row.timing
+        rows.append(
+            (
+                row.model,
+                where,
+                row.precision or "-",
+                "-" if row.score_points is None else f"{row.score_points:.2f}",
+                "-" if row.delta_points is None else f"{row.delta_points:+.2f}",
+                f"{timing.latency_ms:.1f} ms" if timing else "-",
+                f"{row.speedup:.2f}x" if row.speedup is not None else "-",
+                row.status if row.status == "measured" else f"{row.status}: {escape(row.reason, 80)}",
+            )
+        )
+    lat = result.latency
+    shape = f" at {lat.batch_size} x {lat.seq_len}" if lat else ""
+    return [
+        f"  served in each CPU runtime (same split; latency per batch{shape}; speedup against the original as "
+        "Paddle Inference serves it):",
+        *tables.text(rows, "<<<>>>><", indent="    ", rule=True),
+    ]
 
 
 def _mb(size: int) -> str:

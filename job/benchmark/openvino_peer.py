@@ -45,11 +45,13 @@ __all__ = [
     "Session",
     "available",
     "error_text",
+    "int8_nodes",
     "nncf_int8",
     "peer",
     "quantize",
     "read",
     "refusal",
+    "runtime_available",
     "versions",
 ]
 
@@ -156,6 +158,7 @@ class Session:
         self._requests: dict[tuple, Any] = {}
         self.inference_precision = ""
         self.last_request = None
+        self.compiled = None  # the last compiled model (``int8_nodes``)
 
     def _request(self, shape: tuple):
         key = shape if self.static else ()
@@ -166,6 +169,7 @@ class Session:
                 model = self.model.clone()
                 model.reshape({name: list(shape) for name in self.names})
             compiled = self.core.compile_model(model, "CPU", self.config)
+            self.compiled = compiled
             # What the plugin chose for the ops that are not INT8 (bf16, f32), not what was asked.
             self.inference_precision = compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name()
             request = compiled.create_infer_request()
@@ -192,6 +196,7 @@ class Session:
         return {
             "inference_precision": self.inference_precision,
             "shapes_compiled": "per batch shape" if self.static else "dynamic",
+            "int8_nodes": int8_nodes(self.compiled) if self.compiled is not None else {},
         }
 
     def checks(self, batch: dict[str, np.ndarray], outputs: list[np.ndarray]) -> dict[str, Any]:
@@ -343,3 +348,39 @@ def peer(ctx: Context, model: ModelFiles, name: str, ours: dict[str, ModelFiles]
                 else "OpenVINO's default precision"
             )
             measure_into(ctx, spec.replace(paddings=ctx.text_paddings, dynamic_shapes=True), dict(extra, chosen=chosen))
+
+
+# --------------------------------------------------------------------------------------
+# The job's own serving in OpenVINO (job.serve): the optional extra is openvino alone
+# --------------------------------------------------------------------------------------
+
+
+def runtime_available() -> tuple[bool, str]:
+    """Whether openvino imports here (the job's extra; NNCF is the benchmark's), and why not."""
+    try:
+        import openvino  # noqa: F401
+    except ImportError:
+        return (
+            False,
+            "openvino is not installed (the job's optional extra: requirements/extras/openvino.txt; "
+            "the CPU image has it)",
+        )
+    return True, ""
+
+
+# Node types of the compiled (runtime) model that hold a layer's weights or its matrix product.
+_INT8_CAPABLE = ("FullyConnected", "MatMul", "Convolution")
+
+
+def int8_nodes(compiled) -> dict[str, int]:
+    """Nodes of a compiled model that the CPU plugin runs in INT8, by layer type: its
+    runtime model's ``runtimePrecision`` (i8 or u8) for the layer types of ``_INT8_CAPABLE``."""
+    counts: Counter[str] = Counter()
+    for op in compiled.get_runtime_model().get_ops():
+        info = op.get_rt_info()
+        if "layerType" not in info or "runtimePrecision" not in info:
+            continue
+        kind = info["layerType"].astype(str)
+        if kind in _INT8_CAPABLE and info["runtimePrecision"].astype(str) in ("i8", "u8"):
+            counts[kind] += 1
+    return dict(counts)

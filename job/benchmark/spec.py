@@ -22,7 +22,7 @@ __all__ = ["PLANNED_OPTIONS", "Measurement", "Planned", "Profile", "record_base"
 PLANNED_OPTIONS: dict[str, tuple[str, ...]] = {
     "paddle-inference": ("bf16",),
     "onnxruntime": (),
-    "openvino": ("quantized",),
+    "openvino": ("quantized", "hint"),
 }
 
 
@@ -48,7 +48,9 @@ class Planned:
     options: Mapping[str, Any] = field(default_factory=dict)
     """Runtime options (``PLANNED_OPTIONS``). Paddle: ``bf16`` (oneDNN BF16 for the float
     ops, ``enable_mkldnn_bfloat16()``). OpenVINO: ``quantized``, names of quantized models in
-    ``run``'s models handed to OpenVINO as they are (``variant`` paddle-quantized)."""
+    ``run``'s models handed to OpenVINO as they are (``variant`` paddle-quantized); with
+    ``variant`` ``served``, the model's own folder read by OpenVINO with ``hint`` (its
+    INFERENCE_PRECISION_HINT, "" the default): the job's serving rows (``job.serve``)."""
     label: str = ""
     """``served_as`` of the entry's records: how a user gets this row, when not as the job serves it."""
     padding: bool = True

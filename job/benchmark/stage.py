@@ -177,6 +177,9 @@ def run(
                 )
                 measure_into(ctx, spec, {"served_as": entry.label} if entry.label else None)
                 continue
+            if entry.runtime == "openvino" and entry.variant == "served":
+                _served_in_openvino(ctx, entry, models[entry.model], quantized[entry.model], names_by_model)
+                continue
             label, runtime, source = _PEERS[entry.runtime], entry.runtime, entry.model
             if not source:
                 note = (
@@ -205,6 +208,35 @@ def run(
                 ours = {name: models[name] for name in entry.options.get("quantized", ())}
                 openvino_peer.peer(peer_ctx, models[source], source, ours)
     return ctx.result
+
+
+def _served_in_openvino(
+    ctx: Context, entry: Planned, model: ModelFiles, quantized: bool, names_by_model: dict[str, tuple[str, ...]]
+) -> None:
+    """A published folder read by OpenVINO as it is, with the entry's precision hint: a
+    row of the job's own serving (``job.serve``), not the peer's conversions."""
+    hint = str(entry.options.get("hint", ""))
+    spec = ctx.base.replace(
+        runtime="openvino",
+        model=entry.model,
+        device="cpu",
+        backend="ov-cpu",
+        precision="int8" if quantized else "fp32",
+        variant="served",
+        hint=hint,
+        source=str(model.program),
+        input_names=names_by_model[entry.model],
+    )
+    extra = {"hint": hint or "default", "source": "the published folder, read by OpenVINO's Paddle frontend"}
+    if ctx.base.device == "gpu":
+        skipped(ctx, spec, "OpenVINO serves on CPU here; time it with a CPU run", **extra)
+        return
+    ok, why = openvino_peer.runtime_available()
+    if not ok:
+        skipped(ctx, spec, why, **extra)
+        return
+    log.info("benchmark: %s on openvino (published folder, hint %s)", entry.model, hint or "default")
+    measure_into(ctx, spec, extra)
 
 
 def prepare_peers(
