@@ -21,12 +21,13 @@ from job.errors import ConfigError
 from job.results import TaskResult
 
 # Measured on the tiny teacher's 400 test examples (AMD EPYC, 2026-12-06): OpenVINO with FP32
-# pinned scored the published PTQ folder 0.00 points from Paddle Inference's oneDNN INT8, with
-# its default (BF16 for the float ops) 0.02; outputs differ by at most MAX_OUTPUT_DIFF. The
-# bounds leave room for other CPUs' kernels, and are far below what a wrong input mapping or
-# an INT8 scale misread costs (whole points, and outputs off by tenths).
-F1_BOUND = {"f32": 0.3, "default": 0.6}
-MAX_OUTPUT_DIFF = 0.02
+# pinned scored the published PTQ folder F1 15.13, as Paddle Inference's oneDNN INT8 did (0.00
+# points apart); at its default (BF16 for the float ops) 15.10 (0.03 apart); on the first six
+# test batches the two runtimes' outputs differed by at most 6.2e-5. The bounds leave room for
+# other CPUs' kernels and stay far below what a misfed input or a misread INT8 scale costs
+# (whole points; outputs off by tenths).
+F1_BOUND = {"f32": 0.1, "default": 0.3}
+MAX_OUTPUT_DIFF = 1e-3
 
 
 def _openvino_installed() -> bool:
