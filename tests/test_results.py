@@ -290,7 +290,7 @@ def test_summary_reads_the_typed_result():
     text = summary(a_result(), "runs/demo/uie/ptq")
     lines = text.splitlines()
     assert lines[1] == "== uie / ptq (quant_post): complete =="
-    assert lines[2:16] == [
+    assert lines[2:21] == [
         "                                                 original          compressed",
         "  f1                                                85.12               84.77",
         "  precision                                         86.04               85.61",
@@ -304,6 +304,12 @@ def test_summary_reads_the_typed_result():
         "  speedup                                                               2.47x",
         "  latency paddle-inference int8 (compressed)      12.3 ms",
         "  PTQ calibration                                                 32 examples",
+        "  served in each CPU runtime (same split; latency per batch at 40 x 128; speedup against the original as "
+        "Paddle Inference serves it):",
+        "    model       runtime             ran as        f1  change  latency  speedup  status",
+        "    ----------  ------------------  ---------  -----  ------  -------  -------  --------------------------",
+        "    compressed  openvino (default)  int8+bf16  83.01   -0.06  11.0 ms    2.77x  measured",
+        "    compressed  openvino (f32)      -              -       -        -        -  refused: Fail to convert x",
         "  f1 change -0.35 points on test (400 examples); accuracy gate (tolerance 1.00) PASSED",
     ]
     assert all(line == line.rstrip() for line in lines)
