@@ -558,6 +558,9 @@ def runtime_lines(result: TaskResult) -> list[str]:
             )
         )
     lat = result.latency
+    if not any(row.timing for row in result.runtimes):  # not timed (Benchmark.quick off): scores only
+        rows = [(*row[:5], row[7]) for row in rows]
+        return ["  served in each CPU runtime (same split):", *tables.text(rows, "<<<>><", indent="    ", rule=True)]
     shape = f" at {lat.batch_size} x {lat.seq_len}" if lat else ""
     return [
         f"  served in each CPU runtime (same split; latency per batch{shape}; speedup against the original as "

@@ -328,8 +328,11 @@ def test_summary_says_plainly_when_the_compressed_model_is_not_faster():
 def test_summary_without_latency_shows_no_latency_rows():
     result = a_result()
     result.latency = None
+    for row in result.runtimes:  # Benchmark.quick off: the runtimes are scored, not timed
+        row.timing, row.speedup = None, None
     text = summary(result, "runs/demo/uie/ptq")
-    assert "speedup" not in text and "latency (" not in text and "not faster" not in text
+    assert "speedup" not in text and "latency" not in text and "not faster" not in text
+    assert "    compressed  openvino (default)  int8+bf16  83.01   -0.06  measured" in text
 
 
 def test_weight_bytes_are_the_tensors_data_as_served(tmp_path: Path):
