@@ -62,6 +62,13 @@ _READS = (1, 2, 3, 4)
 ADDED_IN = {"latency": 3, "weight_bytes": 3, "runtimes": 4}
 # What a row of ``TaskResult.runtimes`` says of its model in that runtime.
 RUNTIME_STATUSES = ("measured", "gated", "refused", "skipped")
+# The values each of a runtimes row's names may take (the file comes from a shared bucket).
+_RUNTIME_VALUES = {
+    "model": ("original", "compressed"),
+    "runtime": ("paddle-inference", "openvino"),
+    "setting": ("default", "f32"),
+    "status": RUNTIME_STATUSES,
+}
 
 
 def gate_passed(before: float, after: float, tolerance_points: float) -> bool:
@@ -255,6 +262,10 @@ class TaskResult:
                 raise ValueError(f"{key}: missing or empty")
         if result.status not in STATUSES:
             raise ValueError(f"status: {result.status!r} is not one of {', '.join(STATUSES)}")
+        for i, row in enumerate(result.runtimes):
+            for key, known in _RUNTIME_VALUES.items():
+                if getattr(row, key) not in known:
+                    raise ValueError(f"runtimes[{i}].{key}: {getattr(row, key)!r} is not one of {', '.join(known)}")
         return result
 
 

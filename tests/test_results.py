@@ -193,6 +193,11 @@ def test_schema_3_files_lack_only_the_runtimes():
     data["schema"] = 4
     with pytest.raises(ValueError, match=r"^runtimes: missing$"):
         TaskResult.from_dict(data)
+    for key, value in (("runtime", "tensorrt"), ("setting", "bf16"), ("status", "ok"), ("model", "\x1b[2J")):
+        bad = a_result().to_dict()
+        bad["runtimes"][1][key] = value
+        with pytest.raises(ValueError, match=rf"^runtimes\[1\]\.{key}: .* is not one of"):
+            TaskResult.from_dict(bad)
     row = a_result().to_dict()
     row["runtimes"][0]["timing"]["latency_ms"] = "fast"
     with pytest.raises(ValueError, match=r"^runtimes\[0\]\.timing\.latency_ms: expected a number, got text$"):
