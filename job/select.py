@@ -145,8 +145,8 @@ class Candidate:
 
 def candidates_of(result: TaskResult) -> list[Candidate]:
     """The candidates of one strategy's result: one per runtime row of its compressed model
-    (``TaskResult.runtimes``), or, without such rows, the Paddle Inference one of its
-    ``latency``. A row's runtime, setting, precision and status must be known values
+    (``TaskResult.runtimes``), and the Paddle Inference one of its ``latency`` unless a row
+    is Paddle Inference's (``default``). A row's runtime, setting, precision and status must be known values
     (``ValueError`` names the key: the file comes from a shared bucket)."""
     base = Candidate.from_result(result)
     rows = []
@@ -158,9 +158,9 @@ def candidates_of(result: TaskResult) -> list[Candidate]:
         _checked_value(row.status, RUNTIME_STATUSES, f"{where}.status")
         if row.model == "compressed":
             rows.append(row)
-    if not rows:
-        return [base]
-    candidates = []
+    # Paddle Inference as Taskflow serves it is the result's ``latency``: a candidate even
+    # when the runtime rows leave it out.
+    candidates = [] if any((r.runtime, r.setting) == (RUNTIMES[0], SETTINGS[0]) for r in rows) else [base]
     for row in rows:
         timing = row.timing
         candidate = dataclasses.replace(

@@ -17,11 +17,11 @@ from test_results import a_result
 from job.__main__ import main as job_main
 from job.config import StorageConfig
 from job.errors import InputError
-from job.results import TaskResult, Timing
-from job.select import RULE, SCHEMA, Candidate, Selection, choose
+from job.results import RuntimeFigures, TaskResult, Timing
+from job.select import RULE, SCHEMA, Candidate, Selection, candidates_of, choose
 from job.storage import MANIFEST, MARKER, Storage, list_runs, publish, task_prefix
 from job.storage.download import LOCK_NAME
-from job.storage.selection import FILE, read_selection, select_run, selection_prefix
+from job.storage.selection import DEPLOY, FILE, read_selection, select_run, selection_prefix
 
 REPO = Path(__file__).resolve().parent.parent
 RUN = "r1"
@@ -36,8 +36,10 @@ def result(
     status: str = "complete",
     size: int = 120_000_000,
     task: str = "uie",
+    rows: list[RuntimeFigures] | None = None,
 ) -> TaskResult:
-    """a_result() as another strategy with these figures (speedup = original_ms / ms)."""
+    """a_result() as another strategy with these figures (speedup = original_ms / ms) and
+    these runtime rows (none: a schema-3 result)."""
     base = a_result()
     latency = None
     if ms is not None:
@@ -59,11 +61,12 @@ def result(
         gate=dataclasses.replace(base.gate, passed=status == "complete"),
         models=dataclasses.replace(base.models, compressed=compressed),
         latency=latency,
+        runtimes=list(rows or []),
     )
 
 
 def pick(*results: TaskResult) -> Selection:
-    return choose("uie", RUN, [Candidate.from_result(r) for r in results], device="cpu")
+    return choose("uie", RUN, [c for r in results for c in candidates_of(r)], device="cpu")
 
 
 def by_name(selection: Selection) -> dict[str, Candidate]:
@@ -129,7 +132,7 @@ def test_pareto_set_over_score_latency_and_size():
         result("gated", ms=25.0, f1=0.87, size=200, status="gated"),  # every candidate with figures counts
         result("untimed", ms=None, f1=0.99, size=1),  # no latency: not in the set
     )
-    assert selection.pareto == ["fast", "accurate", "small", "gated"]
+    assert selection.pareto == [f"{name}/paddle-inference/default" for name in ("fast", "accurate", "small", "gated")]
     assert [c.strategy for c in selection.candidates if c.pareto] == ["accurate", "fast", "gated", "small"]
     assert selection.selected == "fast"
 
@@ -137,10 +140,14 @@ def test_pareto_set_over_score_latency_and_size():
 def test_selection_round_trip_and_its_checks():
     selection = pick(result("ptq"), result("qat_dis", ms=31.0))
     data = json.loads(selection.to_json())
-    assert set(data) == {"schema", "run_id", "task", "rule", "selected", "reason", "device", "candidates", "pareto"}
-    assert data["schema"] == SCHEMA and data["rule"] == RULE
+    assert set(data) == {
+        "schema", "run_id", "task", "rule", "selected", "runtime", "setting", "precision", "reason", "device",
+        "candidates", "pareto",
+    }  # fmt: skip
+    assert data["schema"] == SCHEMA == 2 and data["rule"] == RULE
+    assert (data["runtime"], data["setting"], data["precision"]) == ("paddle-inference", "default", "int8")
     assert set(data["candidates"][0]) == {
-        "strategy", "status", "eligible", "why", "metric", "score_points", "original_points", "delta_points",
+        "strategy", "runtime", "setting", "precision", "status", "eligible", "why", "metric", "score_points", "original_points", "delta_points",
         "latency_ms", "original_latency_ms", "speedup", "throughput", "size_bytes", "weight_bytes", "pareto",
     }  # fmt: skip
     assert Selection.from_dict(data) == selection
@@ -189,7 +196,7 @@ def test_select_run_publishes_selected_json_marker_last_and_reads_it_back(place,
     assert selection.selected == "qat_dis"
     prefix = selection_prefix(output, RUN, "uie")
     assert selection.location == f"{prefix}/{FILE}"
-    assert set(store.listing(prefix)) == {FILE, MANIFEST, MARKER}
+    assert set(store.listing(prefix)) == {FILE, DEPLOY, MANIFEST, MARKER}
     assert read_selection(store, output, RUN, "uie") == selection
     assert {c.strategy: c.status for c in selection.candidates} == {
         "prune_ptq": "gated",
