@@ -374,7 +374,7 @@ def _openvino(path: str, row: RuntimeFigures, result: TaskResult) -> list[str]:
             "print(np.argmax(logits, axis=-1))  # label ids",
         ]
     lines += [
-        'print(compiled.get_property("INFERENCE_PRECISION_HINT"))  # what OpenVINO runs the non-INT8 ops in',
+        'print(compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name())  # what the non-INT8 ops run in',
         "```",
     ]
     return lines

@@ -491,18 +491,22 @@ def test_openvino_loading_code_of_the_cards_runs_on_a_published_int8_folder(tmp_
     result.config["Global"]["max_seq_length"] = 64
     result.runtimes[3].status, result.runtimes[3].reason = "measured", ""  # f32 passed too: both settings' code
     model_card = card.render(result, prefix=str(tmp_path / "out"))
-    deploy = card.render_deploy(deploy_selection(result), result, prefix=str(tmp_path / "out"))
+    result.runtimes[2].status = "refused"  # the selection then serves with OpenVINO f32
+    selection = deploy_selection(result)
+    assert (selection.runtime, selection.setting) == ("openvino", "f32")
+    deploy = card.render_deploy(selection, result, prefix=str(tmp_path / "out"))
     blocks = [b.split("```", 1)[0] for b in model_card.split("```python\n")[2:]]
     blocks.append(deploy.split("```python\n", 1)[1].split("```", 1)[0])
     assert len(blocks) == 3 and all("import openvino" in b for b in blocks)
     hints = []
     for code in blocks:
         probe = code + (
-            "\nruntime = compiled.get_runtime_model()\n"
-            "precisions = [op.get_rt_info()['runtimePrecision'].astype(str) for op in runtime.get_ordered_ops()\n"
-            "              if op.get_rt_info().get('layerType', '').astype(str) == 'FullyConnected'\n"
-            "              and 'runtimePrecision' in op.get_rt_info()]\n"
-            "print('int8 linear layers', precisions.count('i8'))\n"
+            "\ndef info(op, key):\n"
+            "    rt = op.get_rt_info()\n"
+            "    return rt[key].astype(str) if key in rt else ''\n"
+            "ops = compiled.get_runtime_model().get_ordered_ops()\n"
+            "linear = [info(op, 'runtimePrecision') for op in ops if info(op, 'layerType') == 'FullyConnected']\n"
+            "print('int8 linear layers', linear.count('i8'))\n"
         )
         run = run_card_code(f"```python\n{probe}```", tmp_path)
         assert run.returncode == 0, run.stderr[-3000:]
@@ -511,4 +515,5 @@ def test_openvino_loading_code_of_the_cards_runs_on_a_published_int8_folder(tmp_
         assert int(start) < 64 and int(end) < 64, shape
         hints.append(lines[-2])
         assert int(lines[-1].rsplit(" ", 1)[1]) > 0, "OpenVINO compiled no linear layer in INT8 from the folder"
-    assert hints[1] == "f32", "the f32 setting's code pins FP32"
+    assert hints[1] == hints[2] == "f32", "the f32 setting's code pins FP32 (MODEL.md's and DEPLOY.md's)"
+    assert hints[0] in ("bf16", "f16", "f32"), hints[0]
