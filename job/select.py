@@ -269,8 +269,8 @@ class Selection:
         ]
         skip = ("candidates", "location", "refused", "exit_code", "read_schema")
         if schema == 1:  # before runtimes: a selected model was served by Paddle Inference
-            chosen = next((c for c in body["candidates"] if c.strategy == body["selected"]), None)
-            body["runtime"], body["setting"] = (chosen.runtime, chosen.setting) if chosen else ("", "")
+            named = body["selected"] is not None
+            body["runtime"], body["setting"] = (RUNTIMES[0], SETTINGS[0]) if named else ("", "")
             body["precision"] = ""
         selection = _typed(cls, body, "", skip=skip)
         selection.read_schema = schema
