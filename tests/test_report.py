@@ -436,7 +436,10 @@ def test_without_selections_the_report_is_as_before(clue_dir: Path, tmp_path: Pa
         (json.dumps([1, 2]), "(selected.json: not a JSON object)"),
         (json.dumps(selection(schema=3)), "(schema: 3 is not a selected.json schema this job reads (1, 2))"),
         (json.dumps(selection(schema=2)), "(precision: missing)"),
-        (json.dumps(selection(selected="prune_dis")), "(selected: 'prune_dis' on 'paddle-inference' ('default') is not one of the candidates)"),
+        (
+            json.dumps(selection(selected="prune_dis")),
+            "(selected: 'prune_dis' on 'paddle-inference' ('default') is not one of the candidates)",
+        ),
         (json.dumps(selection(selected="prune_ptq")), "(selected: 'prune_ptq' is not an eligible candidate)"),
         (json.dumps(selection(selected=["ptq"])), "(selected: expected str, got list)"),
         (json.dumps(selection(candidates={"ptq": 1})), "(candidates: expected a list)"),
