@@ -408,6 +408,29 @@ def test_report_with_selections_marks_the_selected_model_and_draws_the_pareto_pl
     assert len(star) == 2, "the ptq candidate and the star over it"
 
 
+def test_a_selection_served_by_openvino_shows_its_runtime_and_that_runtimes_figures(tmp_path: Path):
+    root = lay_out_run(tmp_path / "runs")
+    runtimes = {"runtime": "paddle-inference", "setting": "default", "precision": "int8"}
+    candidates = [{**candidate(name), **runtimes} for name in _TNEWS]
+    # ptq read by OpenVINO (default precision): faster than ptq on Paddle Inference (400 ms)
+    openvino = {**candidate("ptq", latency_ms=350.0, speedup=round(_ORIGINAL_MS / 350.0, 4), score_points=56.4)}
+    openvino.update(runtime="openvino", setting="default", precision="int8+bf16")
+    data = selection(schema=2, candidates=[*candidates, openvino], runtime="openvino", setting="default")
+    data.update(precision="int8+bf16", pareto=["ptq/openvino/default", "qat_dis/paddle-inference/default"])
+    write_selection(root, data)
+    out = tmp_path / "report"
+    assert report.cli(str(root), out) == 0
+    section = (out / "report.md").read_text(encoding="utf-8").split("## 选中模型 (selected models)", 1)[1]
+    assert (
+        "| ernie-3.0-medium | 离线量化 (ptq) | 56.40 | 350.00 | 5.57 | tnews | openvino (default, int8+bf16) "
+        "| 1950.00 |" in section
+    )
+    assert "| 56.40 (ptq) |" in section, "the accuracy table shows the served runtime's score"
+    figure = report.pareto_figure(json.loads((out / "report.json").read_text(encoding="utf-8")))
+    texts = [t.get_text() for t in figure.axes[0].texts]
+    assert "selected: ptq (openvino, default)" in texts and "ptq" in texts
+
+
 def test_a_task_without_a_selected_model_says_why(tmp_path: Path):
     root = lay_out_run(tmp_path / "runs")
     write_selection(root, selection(None, reason="no candidate is faster than the original"))
