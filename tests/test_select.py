@@ -257,6 +257,7 @@ def test_job_select_command(tmp_path: Path, capsys):
     assert "== r1/uie: ptq ==" in out
     assert "not faster than the original: 1.03x slower on cpu" in out
     assert f"published: {output}/{RUN}/uie/_selected/{FILE}" in out
+    assert "  serve with: paddle-inference (default, int8)" in out
     assert job_main(["select", output, "--run", RUN, "--task", "tnews"]) == 2
     assert "error: r1/tnews: no strategy folders" in capsys.readouterr().err
 
