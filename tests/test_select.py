@@ -269,6 +269,10 @@ def test_pull_get_selected_pulls_exactly_the_selected_folder(s3_server, bucket, 
     publish_result(store, output, result("qat_dis", ms=12.0, rows=[row("openvino", "f32", 10.0)]), tmp_path)
     publish_result(store, output, result("ptq", ms=12.0, task="tnews"), tmp_path)  # never selected
     select_run(store, output, RUN, ["uie"])
+    # the deployment card beside selected.json names the runtime and gives its loading code
+    deploy = store.get_bytes(f"{selection_prefix(output, RUN, 'uie')}/{DEPLOY}").decode("utf-8")
+    assert "strategy `qat_dis`, served by **openvino**, setting `f32`, precision `int8`" in deploy
+    assert 'config["INFERENCE_PRECISION_HINT"] = "f32"' in deploy and "core.read_model(" in deploy
     dest = tmp_path / "pulled"
     flags = ["--selected", "--dest", str(dest), "--endpoint-url", s3_server, "--no-progress"]
     proc = subprocess.run(
