@@ -322,11 +322,14 @@ def _openvino(path: str, row: RuntimeFigures, result: TaskResult) -> list[str]:
     max_len = seq_len if isinstance(seq_len, int) else 128
     f32 = row.setting == "f32"
     precision = _safe(row.precision) or "not recorded"
+    version = result.versions.get("openvino")
     intro = (
         f"OpenVINO (setting `{_safe(row.setting)}`: "
         + ("INFERENCE_PRECISION_HINT f32, FP32 for what is not INT8" if f32 else "its default precision on this CPU")
         + f"; the job measured `{precision}`) reads the same folder through its Paddle frontend; "
-        "`pip install openvino` (the job measured 2026.4.1, `requirements/extras/openvino.txt`):"
+        + "`pip install -r requirements/extras/openvino.txt`"
+        + (f" (the job measured openvino {_safe(version)})" if version else "")
+        + ":"
     )
     lines = [
         intro,
