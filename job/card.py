@@ -4,8 +4,15 @@
 test ``tests/test_card.py`` parses the card back and compares), nothing is measured or
 looked up here. The card says what the model is and where it came from, how accurate it
 is on which data, how it is served, how fast and how large it is against its original on
-which hardware (``result.latency``; "not measured" when a result has none), how to load
-it (PaddleNLP Taskflow for UIE, Paddle Inference for classifiers) and its known limits.
+which hardware (``result.latency``; "not measured" when a result has none), every CPU
+runtime row (``result.runtimes``: Paddle Inference as Taskflow serves it, OpenVINO at its
+default precision and at f32, each measured, gated, refused or skipped), how to load it
+(PaddleNLP Taskflow for UIE, Paddle Inference for classifiers, and OpenVINO for each setting
+the model was measured and passed in) and its known limits.
+
+``render_deploy(selection, result)`` is the selection's deployment card (``DEPLOY.md``
+beside ``selected.json``): the strategy, the runtime and setting to serve it with, its
+figures as ``selected.json`` holds them, and that runtime's loading code.
 
 Light on purpose (stdlib, ``job.results``, ``job.data.clue``'s label table): readers of
 pulled results may render cards without paddle.
@@ -14,13 +21,17 @@ pulled results may render cards without paddle.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from job.results import Latency, TaskResult, Timing
+from job.results import Latency, RuntimeFigures, TaskResult, Timing
 
-__all__ = ["FILENAME", "render"]
+if TYPE_CHECKING:
+    from job.select import Selection
+
+__all__ = ["DEPLOY_FILENAME", "FILENAME", "render", "render_deploy"]
 
 FILENAME = "MODEL.md"
+DEPLOY_FILENAME = "DEPLOY.md"
 
 # The ACT sections each strategy runs (job.config.STRATEGIES; kept here so that the card
 # needs no config import, and checked equal by tests/test_card.py).
@@ -46,6 +57,7 @@ def render(result: TaskResult, *, prefix: str = "") -> str:
         _origin(result, folder),
         _accuracy(result),
         _speed_and_size(result),
+        _runtimes(result),
         _loading(result, root),
         _limits(result),
     ]
@@ -162,30 +174,219 @@ def _speed_and_size(result: TaskResult) -> str:
     return "\n".join(lines)
 
 
-def _loading(result: TaskResult, root: str) -> str:
-    folder = "/".join((result.run_id, result.task, result.strategy))
-    lines = ["## How to load it", ""]
-    if root.lower().startswith("s3://"):
-        lines += [
-            "Pull it first (every file is checked against `manifest.json`):",
-            "",
-            "```sh",
+def _runtimes(result: TaskResult) -> str:
+    lines = ["## Runtimes", ""]
+    if not result.runtimes:
+        lines.append(
+            "No runtime rows in this results.json (schema 3 or earlier, a GPU run, or runtimes not measured): "
+            "the Paddle Inference figures above are the ones measured."
+        )
+        return "\n".join(lines)
+    lines += [
+        "The folder as each CPU runtime serves it, measured by the job in the run on the gate's split: Paddle "
+        "Inference as Taskflow serves it, OpenVINO reading the same folder at its default precision and at f32. "
+        "Change: against the original as Paddle Inference serves it; speedup: the original's Paddle Inference "
+        "median / this median. Only `measured` rows passed the gate in their runtime.",
+        "",
+        "| model | runtime | setting | status | precision | score (points) | change (points) "
+        "| latency, median (ms per batch) | speedup | INT8 ops | reason |",
+        "|---|---|---|---|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for row in result.runtimes:
+        timing = row.timing
+        cells = (
+            _safe(row.model),
+            _safe(row.runtime),
+            _safe(row.setting),
+            _safe(row.status),
+            _text(row.precision),
+            _fmt(row.score_points, "{:.2f}"),
+            _fmt(row.delta_points, "{:+.2f}"),
+            _fmt(timing.latency_ms if timing else None, "{:.2f}"),
+            _fmt(row.speedup, "{:.2f}x"),
+            "-" if row.int8_ops is None else f"{row.int8_ops:,}",
+            _text(row.reason),
+        )
+        lines.append(f"| {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
+def render_deploy(selection: Selection, result: TaskResult | None, *, prefix: str = "") -> str:
+    """``DEPLOY.md`` of a task's selection: the strategy, the runtime and setting to serve it
+    with, the selected candidate's figures (as ``selected.json`` holds them) and the loading
+    code of that runtime for the folder ``<prefix>/<run>/<task>/<strategy>`` (``result``
+    is that folder's results.json; None: no code)."""
+    title = f"# Deployment of {_safe(selection.task)} (run `{_safe(selection.run_id)}`)"
+    chosen = selection.chosen
+    if chosen is None:
+        return (
+            f"{title}\n\nNo model selected: {_safe(selection.reason, 1000) or 'no reason recorded'}.\n\n"
+            "Nothing to deploy; `selected.json` beside this card lists every candidate and why it is not eligible.\n"
+        )
+    lines = [
+        title,
+        "",
+        f"Selected by `python -m job select` (the rule is in `selected.json` beside this card): strategy "
+        f"`{_safe(chosen.strategy)}`, served by **{_safe(chosen.runtime)}**, setting `{_safe(chosen.setting)}`, "
+        f"precision `{_text(chosen.precision)}`.",
+        "",
+        f"Why: {_safe(selection.reason, 1000)}.",
+        "",
+        "| figure | value |",
+        "|---|---:|",
+        f"| {_safe(chosen.metric) or 'metric'} (points) | {_fmt(chosen.score_points, '{:.2f}')} |",
+        f"| change against the original (points) | {_fmt(chosen.delta_points, '{:+.2f}')} |",
+        f"| latency, median (ms per batch) | {_fmt(chosen.latency_ms, '{:.2f}')} |",
+        f"| the original on paddle-inference (ms per batch) | {_fmt(chosen.original_latency_ms, '{:.2f}')} |",
+        f"| speedup | {_fmt(chosen.speedup, '{:.2f}x')} |",
+        f"| throughput (examples/s) | {_fmt(chosen.throughput, '{:.1f}')} |",
+        f"| folder size (bytes) | {_fmt_int(chosen.size_bytes)} |",
+        f"| served weight memory (bytes) | {_fmt_int(chosen.weight_bytes)} |",
+        f"| measured on | {_safe(selection.device) or 'not recorded'} |",
+        "",
+        "## How to load it",
+        "",
+    ]
+    if result is None:
+        return "\n".join([*lines, "The selected strategy's results.json was not read: no loading code."]) + "\n"
+    root = prefix or _config(result, "Job", "output") or ""
+    pull, path = _where(result, root)
+    if pull:  # the selection's own pull: the folder it names, verified
+        pull[3] = (
             f"scripts/pull get {_safe(root, 300)} --run {_safe(result.run_id)} --task {_safe(result.task)} "
-            f"--strategy {_safe(result.strategy)} --dest pulled",
-            "```",
-            "",
-        ]
-        path = f"pulled/{folder}"
+            "--selected --dest pulled"
+        )
+    lines += pull
+    if chosen.runtime == "openvino":
+        row = next((r for r in _servable(result, "openvino") if r.setting == chosen.setting), None)
+        if row is None:
+            return "\n".join([*lines, "Its results.json has no measured row of that runtime: no loading code."]) + "\n"
+        lines += _openvino(path, row, result)
     else:
-        path = "/".join(part.rstrip("/") for part in (root, folder) if part)
-    path = _safe(path, 300)
-    threads = result.latency.threads if result.latency and result.latency.threads else None
+        lines += _paddle_code(result, path)
+    return "\n".join(lines) + "\n"
+
+
+def _loading(result: TaskResult, root: str) -> str:
+    lines = ["## How to load it", ""]
+    pull, path = _where(result, root)
+    lines += pull
+    lines += _paddle_code(result, path)
+    for row in _servable(result, "openvino"):
+        lines += ["", *_openvino(path, row, result)]
+    return "\n".join(lines)
+
+
+def _where(result: TaskResult, root: str) -> tuple[list[str], str]:
+    """The pull command (for an s3:// output) and the folder's path the loading code reads."""
+    folder = "/".join((result.run_id, result.task, result.strategy))
+    if not root.lower().startswith("s3://"):
+        return [], _safe("/".join(part.rstrip("/") for part in (root, folder) if part), 300)
+    pull = [
+        "Pull it first (every file is checked against `manifest.json`):",
+        "",
+        "```sh",
+        f"scripts/pull get {_safe(root, 300)} --run {_safe(result.run_id)} --task {_safe(result.task)} "
+        f"--strategy {_safe(result.strategy)} --dest pulled",
+        "```",
+        "",
+    ]
+    return pull, _safe(f"pulled/{folder}", 300)
+
+
+def _paddle_code(result: TaskResult, path: str) -> list[str]:
+    threads = _threads(result)
     seq_len = _config(result, "Global", "max_seq_length")
     if result.task == "uie":
-        lines += _taskflow(path, threads, seq_len, result)
+        return _taskflow(path, threads, seq_len, result)
+    return _paddle_inference(path, threads, seq_len, result)
+
+
+def _threads(result: TaskResult) -> int | None:
+    return result.latency.threads if result.latency and result.latency.threads else None
+
+
+def _servable(result: TaskResult, runtime: str) -> list[RuntimeFigures]:
+    """The compressed model's rows of ``runtime`` it was measured and passed the gate in."""
+    order = ("default", "f32")
+    rows = [r for r in result.runtimes if r.model == "compressed" and r.runtime == runtime and r.status == "measured"]
+    return sorted(rows, key=lambda r: order.index(r.setting) if r.setting in order else len(order))
+
+
+def _openvino(path: str, row: RuntimeFigures, result: TaskResult) -> list[str]:
+    """OpenVINO reading the published folder, compiled as the job measured ``row`` (its
+    setting: OpenVINO's default precision, or f32 pinned), fed by input name as the job's
+    ``openvino_peer.Session`` feeds it."""
+    threads = _threads(result) or 2
+    seq_len = _config(result, "Global", "max_seq_length")
+    max_len = seq_len if isinstance(seq_len, int) else 128
+    f32 = row.setting == "f32"
+    precision = _safe(row.precision) or "not recorded"
+    version = result.versions.get("openvino")
+    intro = (
+        f"OpenVINO (setting `{_safe(row.setting)}`: "
+        + ("INFERENCE_PRECISION_HINT f32, FP32 for what is not INT8" if f32 else "its default precision on this CPU")
+        + f"; the job measured `{precision}`) reads the same folder through its Paddle frontend; "
+        + "`pip install -r requirements/extras/openvino.txt`"
+        + (f" (the job measured openvino {_safe(version)})" if version else "")
+        + ":"
+    )
+    lines = [
+        intro,
+        "",
+        "```python",
+        "import numpy as np",
+        "import openvino as ov",
+        "from paddlenlp.transformers import AutoTokenizer",
+        "",
+        f"folder = {path!r}",
+        "core = ov.Core()",
+        'model = core.read_model(f"{folder}/inference.pdmodel")',
+        f'config = {{"INFERENCE_NUM_THREADS": {threads}, "PERFORMANCE_HINT": "LATENCY", "NUM_STREAMS": 1}}',
+    ]
+    if f32:
+        lines.append('config["INFERENCE_PRECISION_HINT"] = "f32"  # the f32 setting the job measured')
+    lines += [
+        'compiled = core.compile_model(model, "CPU", config)',
+        "",
+        "tokenizer = AutoTokenizer.from_pretrained(folder)",
+    ]
+    if result.task == "uie":
+        lines += [
+            "prompt, text = '人名', '江泽民主席1998年1月5日在北京会见了美国国务卿奥尔布赖特。'",
+            f"encoded = tokenizer(text=[prompt], text_pair=[text], max_length={max_len}, truncation=True, "
+            "padding=True, return_tensors='np')",
+            'ids = encoded["input_ids"].astype("int64")',
+            "batch = {  # the four inputs, as Taskflow and the job feed them",
+            '    "input_ids": ids,',
+            '    "token_type_ids": encoded["token_type_ids"].astype("int64"),',
+            '    "position_ids": np.broadcast_to(np.arange(ids.shape[1], dtype="int64"), ids.shape).copy(),',
+            '    "attention_mask": (ids != tokenizer.pad_token_id).astype("int64"),',
+            "}",
+            "outputs = compiled({i.get_any_name(): batch[i.get_any_name()] for i in model.inputs})",
+            "start_prob, end_prob = (outputs[port] for port in compiled.outputs)",
+            "print(start_prob.shape, int(start_prob[0].argmax()), int(end_prob[0].argmax()))  # token positions",
+        ]
     else:
-        lines += _paddle_inference(path, threads, seq_len, result)
-    return "\n".join(lines)
+        pair = _is_pair(result.task)
+        example = '["第一句话"], ["第二句话"]' if pair else '["一句要分类的话"]'
+        lines += [
+            f"encoded = tokenizer({example}, max_length={max_len}, truncation=True, padding=True, return_tensors='np')",
+            "outputs = compiled({i.get_any_name(): encoded[i.get_any_name()].astype('int64') for i in model.inputs})",
+            "logits = outputs[compiled.outputs[0]]",
+            "print(np.argmax(logits, axis=-1))  # label ids",
+        ]
+    lines += [
+        'print(compiled.get_property("INFERENCE_PRECISION_HINT").get_type_name())  # what the non-INT8 ops run in',
+        "```",
+    ]
+    return lines
+
+
+def _is_pair(task: str) -> bool:
+    from job.data.clue import LABELS, is_pair_task
+
+    return task in LABELS and is_pair_task(task)
 
 
 def _taskflow(path: str, threads: int | None, seq_len: Any, result: TaskResult) -> list[str]:
@@ -338,6 +539,10 @@ def _safe(text: Any, limit: int = 200) -> str:
     """Text from results.json (a shared bucket) as one bounded Markdown-inert line."""
     text = _UNSAFE.sub(" ", str(text))
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _fmt_int(value: Any) -> str:
+    return f"{value:,}" if isinstance(value, int) and not isinstance(value, bool) else "-"
 
 
 def _number(value: Any) -> float | None:

@@ -138,6 +138,7 @@ _EXTRA_TASK_LABELS = {"uie": "UIE F1", "sentiment": "SENTIMENT"}
 SELECTED_LATENCY_COLUMNS = (
     *LATENCY_COLUMNS,
     "任务",
+    "运行时",  # the runtime (setting, precision) select chose to serve the model with
     "原模型时延(ms)",
     "samples/s",
     "模型大小(MB)",
@@ -285,9 +286,8 @@ def _selection(data: Any, parts: list[str]) -> tuple[dict[str, Any], list[str]]:
         where = f"{escape(selection.run_id, 63)}/{escape(selection.task, 63)}"
         raise ValueError(f"run_id/task {where} is not the folder it was found in")
     fields = selection.to_dict()
-    return {
-        key: fields[key] for key in ("run_id", "task", "selected", "rule", "reason", "device", "candidates", "pareto")
-    }, []
+    keys = ("run_id", "task", "selected", "runtime", "setting", "precision", "rule", "reason", "device")
+    return {**{key: fields[key] for key in (*keys, "candidates", "pareto")}, "schema": selection.read_schema}, []
 
 
 def _metric_points(metrics: Any, metric: Any) -> float | None:
@@ -480,7 +480,10 @@ def _selection_report(
     tasks = []
     table: dict[tuple[str, str], dict[str, Any]] = {}
     for sel in sorted(selections, key=lambda s: (s["run_id"], s["task"], s["source"])):
-        candidate = next((c for c in sel["candidates"] if c["strategy"] == sel["selected"]), None)
+        chosen_key = (sel["selected"], sel["runtime"], sel["setting"])
+        candidate = next(
+            (c for c in sel["candidates"] if (c["strategy"], c["runtime"], c["setting"]) == chosen_key), None
+        )
         model = next(
             (
                 result.model_name
@@ -836,6 +839,7 @@ def _selection_markdown(selection: dict[str, Any]) -> list[str]:
                 _fmt(c["latency_ms"]),
                 _fmt(c["speedup"]),
                 task["task"],
+                _runtime_label(task),
                 _fmt(c["original_latency_ms"]),
                 _fmt(c["throughput"], "{:.1f}"),
                 _fmt(c["size_bytes"] / 1e6 if c["size_bytes"] is not None else None),
@@ -847,8 +851,9 @@ def _selection_markdown(selection: dict[str, Any]) -> list[str]:
     lines += ["", *tables.markdown(selection["latency"]["columns"], table)]
     lines += [
         "",
-        "时延(ms): the selected model's median per batch, 加速比 against the original measured in the same run "
-        "(figures as `select` recorded them in selected.json).",
+        "时延(ms): the selected model's median per batch in the runtime it is served with (运行时: runtime, setting, "
+        "precision), 加速比 against the original as Paddle Inference serves it, measured in the same run (figures as "
+        "`select` recorded them in selected.json; a selection of schema 1 predates runtimes: Paddle Inference).",
     ]
     unselected = [t for t in selection["tasks"] if t["selected"] is None]
     if unselected:
@@ -856,6 +861,20 @@ def _selection_markdown(selection: dict[str, Any]) -> list[str]:
             f"- {t['run_id']} / {t['task']}: no model selected ({t['reason'] or 'no reason'})" for t in unselected
         ]
     return lines
+
+
+def _runtime_label(selection: dict[str, Any]) -> str:
+    """``openvino (f32, int8)``: the runtime a selection serves its model with (known names only:
+    ``job.select`` checked them)."""
+    precision = selection["precision"] or "precision not recorded"
+    return f"{selection['runtime']} ({selection['setting']}, {precision})"
+
+
+def _candidate_label(candidate: dict[str, Any]) -> str:
+    """A candidate in the plot: its strategy, and its runtime when not Paddle Inference's default."""
+    if (candidate["runtime"], candidate["setting"]) == ("paddle-inference", "default"):
+        return candidate["strategy"]
+    return f"{candidate['strategy']} ({candidate['runtime']}, {candidate['setting']})"
 
 
 def _frontier(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
@@ -906,7 +925,7 @@ def pareto_figure(report: dict[str, Any]):
             edge = "tab:blue" if c["eligible"] else "tab:gray"
             ax.scatter(c["latency_ms"], c["score_points"], s=50, marker="o", facecolors=face, edgecolors=edge)
             ax.annotate(
-                c["strategy"],
+                _candidate_label(c),
                 (c["latency_ms"], c["score_points"]),
                 textcoords="offset points",
                 xytext=(5, 3),
@@ -930,7 +949,7 @@ def pareto_figure(report: dict[str, Any]):
         if chosen is not None and chosen["latency_ms"] is not None and chosen["score_points"] is not None:
             ax.scatter(chosen["latency_ms"], chosen["score_points"], marker="*", s=260, color="tab:red", zorder=3)
             ax.annotate(
-                f"selected: {chosen['strategy']}",
+                f"selected: {_candidate_label(chosen)}",
                 (chosen["latency_ms"], chosen["score_points"]),
                 textcoords="offset points",
                 xytext=(6, -12),

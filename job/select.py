@@ -1,11 +1,15 @@
-"""Selection: which compressed model of a task to deploy, by one documented rule (``RULE``).
+"""Selection: which compressed model of a task to deploy, and in which runtime, by one
+documented rule (``RULE``).
 
-``choose(task, run_id, candidates)`` is pure: it decides which candidate is eligible (and
-says why each is not), picks the fastest eligible one and lists the Pareto set. Candidates
-come from each strategy's ``results.json`` (``Candidate.from_result``) or, for a folder
-that could not be read, with the status ``incomplete`` or ``unsafe`` (never eligible).
-``Selection`` is ``selected.json`` (schema ``SCHEMA``); ``job.storage.selection`` reads the
-published folders and publishes it.
+A candidate is a (strategy, runtime, setting): each strategy's compressed model in each CPU
+runtime its ``results.json`` measured it in (``TaskResult.runtimes``, schema 4), or, for a
+result without runtime rows (schema <= 3, a GPU run), the one Paddle Inference candidate of
+its ``latency`` (``candidates_of``). A folder that could not be read is one candidate with
+the status ``incomplete`` or ``unsafe`` (never eligible). ``choose(task, run_id,
+candidates)`` is pure: it decides which candidate is eligible (and says why each is not),
+picks the fastest eligible one and lists the Pareto set. ``Selection`` is ``selected.json``
+(schema ``SCHEMA``; schema 1, written before runtimes, is still read); ``job.storage.selection``
+reads the published folders and publishes it.
 
 Light dependencies only (stdlib and ``job.results``, no paddle): the launcher runs it.
 """
@@ -21,45 +25,81 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from job import tables
-from job.results import Latency, TaskResult
+from job.results import RUNTIME_STATUSES, Latency, RuntimeFigures, TaskResult
 
-__all__ = ["RULE", "SCHEMA", "STATUSES", "TIE", "Candidate", "Selection", "choose", "device_of"]
+__all__ = [
+    "PRECISIONS",
+    "RULE",
+    "RUNTIMES",
+    "SCHEMA",
+    "SETTINGS",
+    "STATUSES",
+    "TIE",
+    "Candidate",
+    "Selection",
+    "candidates_of",
+    "choose",
+    "device_of",
+]
 
-SCHEMA = 1
-STATUSES = ("complete", "gated", "failed", "incomplete", "unsafe")
+SCHEMA = 2  # 2: a candidate per (strategy, runtime, setting); the choice names its runtime
+_READS = (1, 2)
+_ADDED_IN_2 = ("runtime", "setting", "precision")
+# A candidate's status: a results.json status, what its folder was (incomplete, unsafe), or
+# what its runtime row says when the result itself passed (refused, skipped).
+STATUSES = ("complete", "gated", "failed", "incomplete", "unsafe", "refused", "skipped")
+# The values a runtime row of results.json may name (it comes from a shared bucket): anything
+# else refuses the result. In preference order for ties (the runtime Taskflow serves with first).
+RUNTIMES = ("paddle-inference", "openvino")
+SETTINGS = ("default", "f32")
+PRECISIONS = ("", "fp32", "fp16", "bf16", "int8", "int8+bf16", "int8+fp16")
+_ROW_STATUS = {"measured": "complete", "gated": "gated", "refused": "refused", "skipped": "skipped"}
 # Latencies within this fraction of the fastest eligible one are a tie, decided by score: a
 # margin chosen (not measured) to be below what a median on a shared machine can resolve.
 TIE = 0.005
 RULE = (
-    "eligible: published complete, passed the accuracy gate, and measured faster than its original on its serving "
-    "device (speedup above 1); selected: the eligible model of lowest compressed latency, latencies within "
-    f"{TIE:.1%} of the fastest tied and broken by the higher score, then by strategy name"
+    "candidates: each strategy's compressed model in each runtime and setting its results.json measured it in "
+    "(a result without runtime rows: one paddle-inference candidate from its latency); eligible: published "
+    "complete, passed the accuracy gate, its runtime row measured (not gated, refused or skipped), and faster than "
+    "the original as Paddle Inference serves it on the same device (speedup above 1); selected: the eligible "
+    f"candidate of lowest latency, latencies within {TIE:.1%} of the fastest tied and broken by the higher score, "
+    "then by strategy name, then runtime (paddle-inference first) and setting (default first)"
 )
 
 
 @dataclass(kw_only=True)
 class Candidate:
-    """One strategy of a task, with the figures the rule and the Pareto set read."""
+    """One strategy of a task in one runtime and setting, with the figures the rule and the
+    Pareto set read."""
 
     strategy: str
-    status: str  # one of STATUSES: a results.json status, or what its folder was (incomplete, unsafe)
+    status: str  # one of STATUSES: a results.json status, what its folder was, or what its runtime row says
+    runtime: str = "paddle-inference"  # one of RUNTIMES
+    setting: str = "default"  # one of SETTINGS
+    precision: str = ""  # what ran (one of PRECISIONS); "" when not recorded
     eligible: bool = False  # set by choose()
     why: str = ""  # one line: why it is (not) eligible
     metric: str = ""
     score_points: float | None = None  # the compressed model's metric x 100
     original_points: float | None = None
     delta_points: float | None = None
-    latency_ms: float | None = None  # the compressed model's median per batch
-    original_latency_ms: float | None = None
-    speedup: float | None = None  # original median / compressed median
+    latency_ms: float | None = None  # the compressed model's median per batch in this runtime
+    original_latency_ms: float | None = None  # the original's, as Paddle Inference serves it
+    speedup: float | None = None  # original median (Paddle Inference) / this median
     throughput: float | None = None  # the compressed model's examples per second
     size_bytes: int | None = None  # the compressed model's folder
     weight_bytes: int | None = None  # its weights as served
     pareto: bool = False  # set by choose()
 
+    @property
+    def key(self) -> str:
+        """``strategy/runtime/setting``: what names a candidate in the Pareto list."""
+        return f"{self.strategy}/{self.runtime}/{self.setting}"
+
     @classmethod
     def from_result(cls, result: TaskResult) -> Candidate:
-        """The candidate a results.json makes (its status taken as written; ``choose`` judges it)."""
+        """The Paddle Inference candidate of a result's ``latency`` (what a result without
+        runtime rows makes; its status taken as written; ``choose`` judges it)."""
         latency = result.latency
         compressed = latency.compressed if latency else None
         original = latency.original if latency else None
@@ -82,17 +122,77 @@ class Candidate:
             throughput=_positive(compressed.throughput) if compressed else None,
             size_bytes=figures.size_bytes if figures else None,
             weight_bytes=figures.weight_bytes if figures else None,
+            precision=_checked_value(
+                compressed.precision if compressed else (figures.precision if figures else ""),
+                PRECISIONS,
+                "latency.compressed.precision",
+            ),
         )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, data: Any, where: str = "candidate") -> Candidate:
+    def from_dict(cls, data: Any, where: str = "candidate", *, schema: int = SCHEMA) -> Candidate:
+        if schema == 1 and isinstance(data, dict):  # before runtimes: Paddle Inference, precision not recorded
+            data = {"runtime": RUNTIMES[0], "setting": SETTINGS[0], "precision": "", **data}
         candidate = _typed(cls, data, where)
-        if candidate.status not in STATUSES:
-            raise ValueError(f"{where}.status: {candidate.status!r} is not one of {', '.join(STATUSES)}")
+        known_values = (("status", STATUSES), ("runtime", RUNTIMES), ("setting", SETTINGS), ("precision", PRECISIONS))
+        for key, known in known_values:
+            _checked_value(getattr(candidate, key), known, f"{where}.{key}")
         return candidate
+
+
+def candidates_of(result: TaskResult) -> list[Candidate]:
+    """The candidates of one strategy's result: one per runtime row of its compressed model
+    (``TaskResult.runtimes``), and the Paddle Inference one of its ``latency`` unless a row
+    is Paddle Inference's (``default``). A row's runtime, setting, precision and status must be known values
+    (``ValueError`` names the key: the file comes from a shared bucket)."""
+    base = Candidate.from_result(result)
+    rows = []
+    for i, row in enumerate(result.runtimes):
+        where = f"runtimes[{i}]"
+        _checked_value(row.model, ("original", "compressed"), f"{where}.model")
+        for key, known in (("runtime", RUNTIMES), ("setting", SETTINGS), ("precision", PRECISIONS)):
+            _checked_value(getattr(row, key), known, f"{where}.{key}")
+        _checked_value(row.status, RUNTIME_STATUSES, f"{where}.status")
+        if row.model == "compressed":
+            rows.append(row)
+    # Paddle Inference as Taskflow serves it is the result's ``latency``: a candidate even
+    # when the runtime rows leave it out.
+    candidates = [] if any((r.runtime, r.setting) == (RUNTIMES[0], SETTINGS[0]) for r in rows) else [base]
+    for row in rows:
+        timing = row.timing
+        candidate = dataclasses.replace(
+            base,
+            runtime=row.runtime,
+            setting=row.setting,
+            precision=row.precision,
+            score_points=row.score_points,
+            delta_points=row.delta_points,
+            latency_ms=_positive(timing.latency_ms) if timing else None,
+            throughput=_positive(timing.throughput) if timing else None,
+            speedup=row.speedup,
+        )
+        if base.status == "complete" and row.status != "measured":
+            candidate.status = _ROW_STATUS[row.status]
+            candidate.why = _row_why(row, result.metric)
+        candidates.append(candidate)
+    keys = [c.key for c in candidates]
+    if len(set(keys)) != len(keys):
+        raise ValueError("runtimes: a (runtime, setting) of the compressed model is listed twice")
+    return candidates
+
+
+def _row_why(row: RuntimeFigures, metric: str) -> str:
+    where = f"{row.runtime} ({row.setting})"
+    reason = f": {row.reason}" if row.reason else ""
+    if row.status == "gated":
+        lost = f" ({row.delta_points:+.2f} points of {metric})" if row.delta_points is not None else ""
+        return f"gated: lost more than the gate in {where}{lost}{reason}"
+    if row.status == "refused":
+        return f"refused: {where} could not read or run the program{reason}"
+    return f"skipped: not measured in {where}{reason}"
 
 
 @dataclass(kw_only=True)
@@ -107,6 +207,9 @@ class Selection:
     task: str
     rule: str = RULE
     selected: str | None = None  # a strategy name; None when no candidate is eligible
+    runtime: str = ""  # the runtime to serve the selected model with (RUNTIMES); "" when none selected
+    setting: str = ""  # and its setting (SETTINGS)
+    precision: str = ""  # what ran in it (PRECISIONS)
     reason: str = ""  # one line
     device: str = ""  # where the latencies were measured (cpu, gpu)
     candidates: list[Candidate] = field(default_factory=list)
@@ -114,6 +217,13 @@ class Selection:
     location: str = field(default="", compare=False)
     refused: str = field(default="", compare=False)
     exit_code: int = field(default=0, compare=False)
+    read_schema: int = field(default=SCHEMA, compare=False)  # the schema of the file it was read from
+
+    @property
+    def chosen(self) -> Candidate | None:
+        """The selected candidate."""
+        key = f"{self.selected}/{self.runtime}/{self.setting}"
+        return next((c for c in self.candidates if c.key == key), None) if self.selected is not None else None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -122,6 +232,9 @@ class Selection:
             "task": self.task,
             "rule": self.rule,
             "selected": self.selected,
+            "runtime": self.runtime,
+            "setting": self.setting,
+            "precision": self.precision,
             "reason": self.reason,
             "device": self.device,
             "candidates": [c.to_dict() for c in self.candidates],
@@ -136,45 +249,85 @@ class Selection:
         """A selected.json object, type-checked: ``ValueError`` names the first bad key."""
         if not isinstance(data, dict):
             raise ValueError("selected.json: not a JSON object")
-        if data.get("schema") != SCHEMA:
-            raise ValueError(f"schema: {data.get('schema')!r} is not a selected.json schema this job reads ({SCHEMA})")
+        schema = data.get("schema")
+        if schema not in _READS or isinstance(schema, bool):
+            raise ValueError(f"schema: {schema!r} is not a selected.json schema this job reads {_READS}")
         body = {key: value for key, value in data.items() if key != "schema"}
         keys = {"run_id", "task", "rule", "selected", "reason", "device", "candidates", "pareto"}
+        if schema >= 2:
+            keys |= set(_ADDED_IN_2)
         unknown = sorted(set(body) - keys)
         if unknown:
-            raise ValueError(f"{unknown[0]}: not a key of selected.json schema {SCHEMA}")
+            raise ValueError(f"{unknown[0]}: not a key of selected.json schema {schema}")
         missing = sorted(keys - set(body))
         if missing:
             raise ValueError(f"{missing[0]}: missing")
         if not isinstance(body["candidates"], list):
             raise ValueError("candidates: expected a list")
-        body["candidates"] = [Candidate.from_dict(c, f"candidates[{i}]") for i, c in enumerate(body["candidates"])]
-        selection = _typed(cls, body, "", skip=("candidates", "location", "refused", "exit_code"))
-        names = [c.strategy for c in selection.candidates]
-        if len(set(names)) != len(names):
-            raise ValueError("candidates: a strategy is listed twice")
+        body["candidates"] = [
+            Candidate.from_dict(c, f"candidates[{i}]", schema=schema) for i, c in enumerate(body["candidates"])
+        ]
+        skip = ("candidates", "location", "refused", "exit_code", "read_schema")
+        if schema == 1:  # before runtimes: a selected model was served by Paddle Inference
+            named = body["selected"] is not None
+            body["runtime"], body["setting"] = (RUNTIMES[0], SETTINGS[0]) if named else ("", "")
+            body["precision"] = ""
+        selection = _typed(cls, body, "", skip=skip)
+        selection.read_schema = schema
+        keys_seen = [c.key for c in selection.candidates]
+        if len(set(keys_seen)) != len(keys_seen):
+            raise ValueError("candidates: a (strategy, runtime, setting) is listed twice")
         for i, c in enumerate(selection.candidates):
             negative = [k for k in ("size_bytes", "weight_bytes", "latency_ms") if (getattr(c, k) or 0) < 0]
             if negative:
                 raise ValueError(f"candidates[{i}].{negative[0]}: negative")
-        if selection.selected is not None and selection.selected not in names:
-            raise ValueError(f"selected: {selection.selected!r} is not one of the candidates")
-        if (
-            selection.selected is not None
-            and not next(c for c in selection.candidates if c.strategy == selection.selected).eligible
-        ):
+        if selection.selected is None:
+            if any((selection.runtime, selection.setting, selection.precision)):
+                raise ValueError("runtime: names a runtime while nothing is selected")
+            return selection
+        for key, known in (("runtime", RUNTIMES), ("setting", SETTINGS), ("precision", PRECISIONS)):
+            _checked_value(getattr(selection, key), known, key)
+        chosen = selection.chosen
+        if chosen is None:
+            raise ValueError(
+                f"selected: {selection.selected!r} on {selection.runtime!r} ({selection.setting!r}) "
+                "is not one of the candidates"
+            )
+        if not chosen.eligible:
             raise ValueError(f"selected: {selection.selected!r} is not an eligible candidate")
+        if chosen.precision != selection.precision:
+            raise ValueError(f"precision: {selection.precision!r} is not the selected candidate's")
         return selection
 
     def table(self) -> list[str]:
         """The candidates as plain-text columns: ``*`` marks the selected one, ``P`` the Pareto set."""
-        rows = [("", "strategy", "status", "score", "delta", "latency ms", "original ms", "speedup", "size MB", "why")]
+        rows = [
+            (
+                "",
+                "strategy",
+                "runtime",
+                "setting",
+                "precision",
+                "status",
+                "score",
+                "delta",
+                "latency ms",
+                "original ms",
+                "speedup",
+                "size MB",
+                "why",
+            )
+        ]
+        chosen = self.chosen
         for c in self.candidates:
-            mark = ("*" if c.strategy == self.selected else "") + ("P" if c.pareto else "")
+            mark = ("*" if c is chosen else "") + ("P" if c.pareto else "")
             rows.append(
                 (
                     mark,
                     c.strategy,
+                    c.runtime,
+                    c.setting,
+                    c.precision or "-",
                     c.status,
                     _fmt(c.score_points, ".2f"),
                     _fmt(c.delta_points, "+.2f"),
@@ -187,7 +340,7 @@ class Selection:
             )
         # metric names and strategies come from a shared bucket: shown escaped and bounded
         rows = [tuple(_shown(cell) for cell in row) for row in rows]
-        return tables.text(rows, "<<<>>>>>><", indent="  ", rule=True)
+        return tables.text(rows, "<<<<<<>>>>>><", indent="  ", rule=True)
 
 
 def device_of(result: TaskResult) -> str:
@@ -200,34 +353,44 @@ def device_of(result: TaskResult) -> str:
 def choose(task: str, run_id: str, candidates: list[Candidate], *, device: str = "") -> Selection:
     """The selection of ``task`` by ``RULE``: each candidate judged (``eligible``, ``why``),
     the fastest eligible one chosen, the Pareto set marked. Pure: the inputs are not changed."""
-    judged = [_judge(c, device) for c in sorted(candidates, key=lambda c: c.strategy)]
+    judged = [_judge(c, device) for c in sorted(candidates, key=_order)]
     eligible = [c for c in judged if c.eligible]
-    selected, reason = None, _none_reason(judged)
+    best, reason = None, _none_reason(judged)
     if eligible:
         fastest = min(c.latency_ms for c in eligible)  # eligible ones have a latency
         tied = [c for c in eligible if c.latency_ms <= fastest * (1 + TIE)]
-        best = min(tied, key=lambda c: (-(c.score_points if c.score_points is not None else -math.inf), c.strategy))
-        selected = best.strategy
+        score = lambda c: -(c.score_points if c.score_points is not None else -math.inf)  # noqa: E731
+        best = min(tied, key=lambda c: (score(c), *_order(c)))
         reason = (
-            f"{best.strategy}: the fastest eligible model, {best.latency_ms:.1f} ms "
-            f"({best.speedup:.2f}x faster than the original{_on(device)}), "
+            f"{best.strategy} served by {best.runtime} ({best.setting}, {best.precision or 'precision not recorded'}): "
+            f"the fastest eligible model, {best.latency_ms:.1f} ms "
+            f"({best.speedup:.2f}x faster than the original on paddle-inference{_on(device)}), "
             f"{best.metric} {_fmt(best.delta_points, '+.2f')} points"
         )
-        others = [c.strategy for c in tied if c is not best]
+        others = [c.key for c in tied if c is not best]
         if others:
             reason += f"; tied within {TIE:.1%} with {', '.join(others)}, chosen by higher score, then name"
     pareto = _pareto(judged)
     for c in judged:
-        c.pareto = c.strategy in pareto
+        c.pareto = c.key in pareto
     return Selection(
         run_id=run_id,
         task=task,
-        selected=selected,
+        selected=best.strategy if best else None,
+        runtime=best.runtime if best else "",
+        setting=best.setting if best else "",
+        precision=best.precision if best else "",
         reason=reason,
         device=device,
         candidates=judged,
-        pareto=[c.strategy for c in sorted((c for c in judged if c.pareto), key=lambda c: (c.latency_ms, c.strategy))],
+        pareto=[c.key for c in sorted((c for c in judged if c.pareto), key=lambda c: (c.latency_ms, *_order(c)))],
     )
+
+
+def _order(c: Candidate) -> tuple[str, int, int]:
+    """Name order: strategy, then runtime and setting in preference order (unknown ones last)."""
+    rank = lambda value, known: known.index(value) if value in known else len(known)  # noqa: E731
+    return c.strategy, rank(c.runtime, RUNTIMES), rank(c.setting, SETTINGS)
 
 
 def _judge(candidate: Candidate, device: str) -> Candidate:
@@ -238,6 +401,8 @@ def _judge(candidate: Candidate, device: str) -> Candidate:
         c.why = c.why or "unsafe: its folder or results.json cannot be trusted"
     elif c.status == "failed":
         c.why = c.why or "failed: no compressed model"
+    elif c.status in ("refused", "skipped"):
+        c.why = c.why or f"{c.status}: in {c.runtime} ({c.setting})"
     elif c.status == "gated":
         lost = f" ({c.delta_points:+.2f} points of {c.metric})" if c.delta_points is not None else ""
         c.why = c.why or f"gated: failed the accuracy gate{lost}"
@@ -263,7 +428,7 @@ def _none_reason(judged: list[Candidate]) -> str:
 
 
 def _pareto(judged: list[Candidate]) -> set[str]:
-    """Strategies not dominated on (score higher, latency lower, size smaller) among those with all three."""
+    """Candidate keys not dominated on (score higher, latency lower, size smaller) among those with all three."""
     measured = [c for c in judged if None not in (c.score_points, c.latency_ms, c.size_bytes)]
 
     def dominates(a: Candidate, b: Candidate) -> bool:
@@ -271,7 +436,7 @@ def _pareto(judged: list[Candidate]) -> set[str]:
         better = a.score_points > b.score_points or a.latency_ms < b.latency_ms or a.size_bytes < b.size_bytes
         return no_worse and better
 
-    return {c.strategy for c in measured if not any(dominates(o, c) for o in measured if o is not c)}
+    return {c.key for c in measured if not any(dominates(o, c) for o in measured if o is not c)}
 
 
 def _shown(cell: str, limit: int = 120) -> str:
@@ -290,6 +455,16 @@ def _positive(value: float | None) -> float | None:
     return value if value is not None and value > 0 else None
 
 
+def _checked_value(value: Any, known: tuple[str, ...], where: str) -> Any:
+    """``value`` when it is one of ``known``, else ``ValueError`` naming ``where`` (values come from a bucket)."""
+    if value not in known:
+        from job.storage.locations import escape
+
+        shown = escape(repr(value))[:80] if isinstance(value, str) else type(value).__name__
+        raise ValueError(f"{where}: {shown} is not one of {', '.join(k or '(empty)' for k in known)}")
+    return value
+
+
 def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
     return "-" if value is None else f"{value:{spec}}{suffix}"
 
@@ -302,7 +477,7 @@ def _typed(cls: type, data: Any, where: str, skip: tuple[str, ...] = ()) -> Any:
     names = [f.name for f in dataclasses.fields(cls) if f.name not in skip]
     unknown = sorted(set(data) - set(names) - set(skip))
     if unknown:
-        raise ValueError(f"{_join(where, unknown[0])}: not a key of selected.json schema {SCHEMA}")
+        raise ValueError(f"{_join(where, unknown[0])}: not a key of a selected.json candidate")
     values = {}
     for name in names:
         if name not in data:

@@ -22,6 +22,7 @@ from job.results import (
     Latency,
     Models,
     OriginalFigures,
+    RuntimeFigures,
     TaskResult,
     Timing,
 )
@@ -285,3 +286,234 @@ def test_uie_card_code_runs_in_taskflow(exports: Path):
     done = run_card_code(card.render(fp32, prefix=str(exports / "out")), exports)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip().splitlines()[-1].startswith("[{"), done.stdout
+
+
+# --------------------------------------------------------------------------------------
+# Runtimes: every row in MODEL.md, the OpenVINO loading code, and the selection's DEPLOY.md
+# --------------------------------------------------------------------------------------
+
+
+def with_runtimes() -> TaskResult:
+    """schema3() with the CPU runtime rows of schema 4, every figure distinct."""
+    rows = [
+        RuntimeFigures(
+            model="original",
+            runtime="paddle-inference",
+            precision="fp32",
+            score_points=83.071,
+            delta_points=0.0,
+            int8_ops=0,
+            timing=Timing(precision="fp32", latency_ms=61.234, p90_ms=63.456, throughput=653.2),
+            speedup=1.0,
+        ),
+        RuntimeFigures(
+            runtime="paddle-inference",
+            precision="int8",
+            score_points=83.384,
+            delta_points=0.313,
+            int8_ops=26,
+            timing=Timing(precision="int8", latency_ms=25.811, p90_ms=27.023, throughput=1549.7),
+            speedup=2.3724,
+        ),
+        RuntimeFigures(
+            runtime="openvino",
+            precision="int8+bf16",
+            score_points=83.217,
+            delta_points=0.146,
+            int8_ops=20,
+            timing=Timing(precision="int8+bf16", latency_ms=21.377, p90_ms=22.01, throughput=1871.2),
+            speedup=2.8645,
+        ),
+        RuntimeFigures(
+            runtime="openvino",
+            setting="f32",
+            precision="int8",
+            status="gated",
+            reason="lost 1.52 points in this runtime",
+            score_points=81.551,
+            delta_points=-1.52,
+            int8_ops=19,
+            timing=Timing(precision="int8", latency_ms=23.904, p90_ms=24.5, throughput=1673.4),
+            speedup=2.5617,
+        ),
+    ]
+    return schema3(runtimes=rows)
+
+
+def test_every_runtime_row_is_in_the_card_with_its_results_json_figures():
+    result = TaskResult.from_dict(json.loads(with_runtimes().to_json()))  # as read back from the file
+    text = card.render(result)
+    section = text.split("## Runtimes\n", 1)[1].split("\n## ", 1)[0]
+    rows = [
+        [cell.strip() for cell in line.strip().strip("|").split("|")]
+        for line in section.splitlines()
+        if line.startswith("| ") and not line.startswith("| model ")
+    ]
+    assert len(rows) == len(result.runtimes) == 4
+    for cells, want in zip(rows, result.runtimes, strict=True):
+        model, runtime, setting, status, precision, score, delta, latency, speedup, int8_ops, reason = cells
+        assert (model, runtime, setting, status, precision) == (
+            want.model,
+            want.runtime,
+            want.setting,
+            want.status,
+            want.precision,
+        )
+        assert number(score) == round(want.score_points, 2)
+        assert number(delta) == round(want.delta_points, 2)
+        assert number(latency) == round(want.timing.latency_ms, 2)
+        assert number(speedup.rstrip("x")) == round(want.speedup, 2)
+        assert number(int8_ops) == want.int8_ops
+        assert reason == (want.reason or "-")
+    # loading code for each runtime it was measured and passed in: Taskflow, OpenVINO default; not the gated f32
+    blocks = text.split("## How to load it\n", 1)[1].split("```python\n")[1:]
+    assert len(blocks) == 2
+    assert "from paddlenlp import Taskflow" in blocks[0]
+    openvino = blocks[1].split("```", 1)[0]
+    assert 'model = core.read_model(f"{folder}/inference.pdmodel")' in openvino
+    assert 'core.compile_model(model, "CPU", config)' in openvino
+    assert 'INFERENCE_PRECISION_HINT"] = "f32"' not in openvino, "the default setting pins nothing"
+    assert '"INFERENCE_NUM_THREADS": 2' in openvino and "folder = 'pulled/run-7/uie/ptq'" in openvino
+    # once f32 passed too, it gets its own code, with the hint pinned
+    result.runtimes[3].status, result.runtimes[3].reason = "measured", ""
+    blocks = card.render(result).split("## How to load it\n", 1)[1].split("```python\n")[1:]
+    assert len(blocks) == 3 and 'config["INFERENCE_PRECISION_HINT"] = "f32"' in blocks[2]
+    # a result without rows says so
+    assert "No runtime rows in this results.json" in card.render(schema3())
+
+
+def deploy_selection(result: TaskResult):
+    from job.select import candidates_of, choose
+
+    return choose(result.task, result.run_id, candidates_of(result), device="cpu")
+
+
+def test_deploy_card_names_the_runtime_and_its_figures_equal_results_json():
+    result = TaskResult.from_dict(json.loads(with_runtimes().to_json()))
+    selection = deploy_selection(result)
+    assert (selection.selected, selection.runtime, selection.setting) == ("ptq", "openvino", "default")
+    text = card.render_deploy(selection, result, prefix="s3://ml-results/act")
+    assert "strategy `ptq`, served by **openvino**, setting `default`, precision `int8+bf16`" in text
+    figures = {cells[0]: cells[1] for cells in ([c.strip() for c in line.strip("|").split("|")] for line in
+               text.splitlines() if line.startswith("| ") and not line.startswith("| figure"))}  # fmt: skip
+    row = result.runtimes[2]
+    assert number(figures["f1 (points)"]) == round(row.score_points, 2)
+    assert number(figures["change against the original (points)"]) == round(row.delta_points, 2)
+    assert number(figures["latency, median (ms per batch)"]) == round(row.timing.latency_ms, 2)
+    assert number(figures["speedup"].rstrip("x")) == round(row.speedup, 2)
+    assert number(figures["throughput (examples/s)"]) == round(row.timing.throughput, 1)
+    assert number(figures["the original on paddle-inference (ms per batch)"]) == round(
+        result.latency.original.latency_ms, 2
+    )
+    assert number(figures["folder size (bytes)"]) == result.models.compressed.size_bytes
+    assert "scripts/pull get s3://ml-results/act --run run-7 --task uie --selected --dest pulled" in text
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "import openvino as ov" in code and "from paddlenlp import Taskflow" not in code
+    # served by Paddle Inference: the Taskflow code as in MODEL.md
+    for r in result.runtimes:
+        if r.runtime == "openvino":
+            r.status = "refused"
+    selection = deploy_selection(result)
+    assert selection.runtime == "paddle-inference"
+    text = card.render_deploy(selection, result, prefix="/data/out")
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "from paddlenlp import Taskflow" in code and "task_path='/data/out/run-7/uie/ptq'" in code
+    # nothing selected: says why, no code
+    result.latency.speedup = 0.5
+    for r in result.runtimes:
+        r.speedup = 0.5
+    text = card.render_deploy(deploy_selection(result), result)
+    assert "No model selected: no candidate is eligible" in text and "```" not in text
+
+
+def test_deploy_card_code_runs_in_taskflow(exports: Path):
+    fp32 = schema3()
+    fp32.models.compressed.precision = "fp32"
+    fp32.latency.compressed.precision = "fp32"
+    text = card.render_deploy(deploy_selection(fp32), fp32, prefix=str(exports / "out"))
+    done = run_card_code(text, exports)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().splitlines()[-1].startswith("[{"), done.stdout
+
+
+_INT8_FOLDER = """
+import zlib  # before paddle: see the pitfalls
+import sys
+from pathlib import Path
+from job import compress
+from job.config import load_config
+from job.data.tasks import UIETask
+from job.data.uie import UIEData, UIEExample, encode
+from job.model import ModelFiles, build_uie, build_vocab, export_uie, load_tokenizer, save_tokenizer
+from job.pipeline import _write_output
+from job.results import TaskResult
+
+root = Path(sys.argv[1])
+text = "新华社北京一月一日电国家主席江泽民在人民大会堂发表新年讲话"
+text += "江泽民主席1998年1月5日在北京会见了美国国务卿奥尔布赖特。"
+prompts = ("人名", "地名", "时间")
+save_tokenizer(build_vocab([text, *prompts]), root / "vocab")
+tokenizer = load_tokenizer(root / "vocab")
+
+
+def examples(n, split):
+    cut = lambda i: text[i % 10 : i % 10 + 4 + (i * 7) % 40]
+    return UIEData([UIEExample(cut(i), prompts[i % 3], (), f"{split}:{i + 1}") for i in range(n)])
+
+
+task = UIETask({split: encode(examples(16, split), tokenizer, 64) for split in ("train", "dev", "test")})
+fp32 = ModelFiles(export_uie(build_uie("uie-tiny", len(tokenizer.vocab), seed=1), root / "vocab", root / "fp32"))
+(root / "ptq.yaml").write_text(
+    "Global: {task_name: uie, dataset: embedded, batch_size: 8, max_seq_length: 64}\\n"
+    "QuantPost: {batch_size: 8, batch_nums: 1, algo: abs_max, onnx_format: true}\\n"
+    "Job: {strategy: ptq, threads: 1}\\n",
+    encoding="utf-8",
+)
+(root / "ptq").mkdir()
+int8 = compress.run(load_config(root / "ptq.yaml"), fp32.check(), task, root / "ptq").model
+_write_output(root / "out/run-7/uie/ptq", int8, fp32, TaskResult(task="uie", strategy="ptq"))
+"""
+
+
+@pytest.mark.openvino
+def test_openvino_loading_code_of_the_cards_runs_on_a_published_int8_folder(tmp_path: Path):
+    """The OpenVINO code of MODEL.md and DEPLOY.md, executed on a folder published as the job
+    publishes it (PTQ INT8 of a tiny UIE, the default INT8 scope): it runs and OpenVINO
+    compiles INT8 layers from it."""
+    pytest.importorskip("openvino", reason="OpenVINO is an optional extra: bash scripts/setup.sh --openvino")
+    done = subprocess.run(
+        [sys.executable, "-c", _INT8_FOLDER, str(tmp_path)], cwd=REPO, capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    folder = tmp_path / "out" / "run-7" / "uie" / "ptq"
+    assert (folder / "inference.pdmodel").is_file() and (folder / "vocab.txt").is_file()
+    result = with_runtimes()
+    result.config["Global"]["max_seq_length"] = 64
+    result.runtimes[3].status, result.runtimes[3].reason = "measured", ""  # f32 passed too: both settings' code
+    model_card = card.render(result, prefix=str(tmp_path / "out"))
+    result.runtimes[2].status = "refused"  # the selection then serves with OpenVINO f32
+    selection = deploy_selection(result)
+    assert (selection.runtime, selection.setting) == ("openvino", "f32")
+    deploy = card.render_deploy(selection, result, prefix=str(tmp_path / "out"))
+    blocks = [b.split("```", 1)[0] for b in model_card.split("```python\n")[2:]]
+    blocks.append(deploy.split("```python\n", 1)[1].split("```", 1)[0])
+    assert len(blocks) == 3 and all("import openvino" in b for b in blocks)
+    hints = []
+    for code in blocks:
+        probe = code + (
+            "\ndef info(op, key):\n"
+            "    rt = op.get_rt_info()\n"
+            "    return rt[key].astype(str) if key in rt else ''\n"
+            "ops = compiled.get_runtime_model().get_ordered_ops()\n"
+            "linear = [info(op, 'runtimePrecision') for op in ops if info(op, 'layerType') == 'FullyConnected']\n"
+            "print('int8 linear layers', linear.count('i8'))\n"
+        )
+        run = run_card_code(f"```python\n{probe}```", tmp_path)
+        assert run.returncode == 0, run.stderr[-3000:]
+        lines = run.stdout.strip().splitlines()
+        shape, start, end = re.fullmatch(r"\((\d+), (\d+)\) (\d+) (\d+)", lines[-3]).group(0, 3, 4)
+        assert int(start) < 64 and int(end) < 64, shape
+        hints.append(lines[-2])
+        assert int(lines[-1].rsplit(" ", 1)[1]) > 0, "OpenVINO compiled no linear layer in INT8 from the folder"
+    assert hints[1] == hints[2] == "f32", "the f32 setting's code pins FP32 (MODEL.md's and DEPLOY.md's)"
+    assert hints[0] in ("bf16", "f16", "f32"), hints[0]

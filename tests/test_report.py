@@ -377,12 +377,12 @@ def test_report_with_selections_marks_the_selected_model_and_draws_the_pareto_pl
     section = markdown.split("## 选中模型 (selected models)", 1)[1].split("## (a)", 1)[0]
     headers = table_headers(section)
     assert headers[0] == ACCURACY_HEADER
-    assert headers[1].startswith(LATENCY_HEADER + " 任务 | 原模型时延(ms) |")
+    assert headers[1].startswith(LATENCY_HEADER + " 任务 | 运行时 | 原模型时延(ms) |")
     assert "| ernie-3.0-medium | Base模型 (run sel-1) | - | 57.45 | - | - | - | - | - | 57.45 (1/7) |" in section
     assert "| ernie-3.0-medium | 选中模型 (run sel-1) | - | 56.50 (ptq) | - | - | - | - | - | 56.50 (1/7) |" in section
     assert (
-        "| ernie-3.0-medium | 离线量化 (ptq) | 56.50 | 400.00 | 4.88 | tnews | 1950.00 | 100.0 | 78.00 | 39.00 | cpu "
-        "| sel-1 |" in section
+        "| ernie-3.0-medium | 离线量化 (ptq) | 56.50 | 400.00 | 4.88 | tnews | paddle-inference (default, precision "
+        "not recorded) | 1950.00 | 100.0 | 78.00 | 39.00 | cpu | sel-1 |" in section
     )
     assert "Rule: passes the gate, faster than the original, then the fastest; ties by accuracy" in section
 
@@ -406,6 +406,29 @@ def test_report_with_selections_marks_the_selected_model_and_draws_the_pareto_pl
     assert "selected: ptq" in texts and "original" in texts and {"qat_dis", "prune_ptq"} <= set(texts)
     star = [c for c in figure.axes[0].collections if c.get_offsets().tolist() == [[400.0, 56.5]]]
     assert len(star) == 2, "the ptq candidate and the star over it"
+
+
+def test_a_selection_served_by_openvino_shows_its_runtime_and_that_runtimes_figures(tmp_path: Path):
+    root = lay_out_run(tmp_path / "runs")
+    runtimes = {"runtime": "paddle-inference", "setting": "default", "precision": "int8"}
+    candidates = [{**candidate(name), **runtimes} for name in _TNEWS]
+    # ptq read by OpenVINO (default precision): faster than ptq on Paddle Inference (400 ms)
+    openvino = {**candidate("ptq", latency_ms=350.0, speedup=round(_ORIGINAL_MS / 350.0, 4), score_points=56.4)}
+    openvino.update(runtime="openvino", setting="default", precision="int8+bf16")
+    data = selection(schema=2, candidates=[*candidates, openvino], runtime="openvino", setting="default")
+    data.update(precision="int8+bf16", pareto=["ptq/openvino/default", "qat_dis/paddle-inference/default"])
+    write_selection(root, data)
+    out = tmp_path / "report"
+    assert report.cli(str(root), out) == 0
+    section = (out / "report.md").read_text(encoding="utf-8").split("## 选中模型 (selected models)", 1)[1]
+    assert (
+        "| ernie-3.0-medium | 离线量化 (ptq) | 56.40 | 350.00 | 5.57 | tnews | openvino (default, int8+bf16) "
+        "| 1950.00 |" in section
+    )
+    assert "| 56.40 (ptq) |" in section, "the accuracy table shows the served runtime's score"
+    figure = report.pareto_figure(json.loads((out / "report.json").read_text(encoding="utf-8")))
+    texts = [t.get_text() for t in figure.axes[0].texts]
+    assert "selected: ptq (openvino, default)" in texts and "ptq" in texts
 
 
 def test_a_task_without_a_selected_model_says_why(tmp_path: Path):
@@ -434,14 +457,21 @@ def test_without_selections_the_report_is_as_before(clue_dir: Path, tmp_path: Pa
     [
         ("{not json", "not a selected.json of this job"),
         (json.dumps([1, 2]), "(selected.json: not a JSON object)"),
-        (json.dumps(selection(schema=2)), "(schema: 2 is not a selected.json schema this job reads (1))"),
-        (json.dumps(selection(selected="prune_dis")), "(selected: 'prune_dis' is not one of the candidates)"),
+        (json.dumps(selection(schema=3)), "(schema: 3 is not a selected.json schema this job reads (1, 2))"),
+        (json.dumps(selection(schema=2)), "(precision: missing)"),
+        (
+            json.dumps(selection(selected="prune_dis")),
+            "(selected: 'prune_dis' on 'paddle-inference' ('default') is not one of the candidates)",
+        ),
         (json.dumps(selection(selected="prune_ptq")), "(selected: 'prune_ptq' is not an eligible candidate)"),
         (json.dumps(selection(selected=["ptq"])), "(selected: expected str, got list)"),
         (json.dumps(selection(candidates={"ptq": 1})), "(candidates: expected a list)"),
         (json.dumps(selection(task="afqmc")), "(run_id/task sel-1/afqmc is not the folder it was found in)"),
         (json.dumps(selection(run_id="../sel-1")), "(run_id/task ../sel-1/tnews is not the folder it was found in)"),
-        (json.dumps(selection(candidates=[candidate("ptq")] * 2)), "(candidates: a strategy is listed twice)"),
+        (
+            json.dumps(selection(candidates=[candidate("ptq")] * 2)),
+            "(candidates: a (strategy, runtime, setting) is listed twice)",
+        ),
         (json.dumps(selection(reason={"a": 1})), "(reason: expected str, got dict)"),
         (
             json.dumps(selection(candidates=[candidate("ptq"), candidate("qat_dis", latency_ms="fast")])),

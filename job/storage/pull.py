@@ -277,7 +277,7 @@ def _get_selected(storage: Storage, args: argparse.Namespace) -> int:
 
 def _pull_selected(storage: Storage, args: argparse.Namespace, folders: dict, names: list[str]) -> int:
     """Pull each named task's selected folder (the caller holds the destination's lock)."""
-    from job.storage.selection import read_selection
+    from job.storage.selection import DEPLOY, read_selection, selection_prefix, serve_with
 
     codes, pulled_tasks = [], 0
     for task in names:
@@ -305,5 +305,11 @@ def _pull_selected(storage: Storage, args: argparse.Namespace, folders: dict, na
             continue
         pulled_tasks += 1
         print(f"{args.run}/{task}: selected {selection.selected}; {pulled.summary()}")
+        # the runtime comes from a verified selected.json whose values select.py checks (known names only)
+        folder = scrub.scrub(escape(selection_prefix(args.output, args.run, task), 300))
+        print(
+            f"{args.run}/{task}: serve with {serve_with(selection)}; its loading code: {DEPLOY} in {folder}/ "
+            "(MODEL.md in the folder has every runtime's)"
+        )
     print(f"pulled the selected model of {pulled_tasks} of {len(names)} tasks into {args.dest}")
     return max(codes, default=0)

@@ -1,8 +1,10 @@
 """The published selection of a task: read every strategy folder of ``<output>/<run>/<task>/``,
 choose by ``job.select.RULE``, publish ``selected.json``, and read it back verified.
 
-Where it lands: ``<output>/<run>/<task>/_selected/`` holds ``selected.json``, published
-like a model folder (``job.storage.publish``: the file verified by the store, then
+Where it lands: ``<output>/<run>/<task>/_selected/`` holds ``selected.json`` and the
+deployment card ``DEPLOY.md`` (``job.card.render_deploy``: the strategy, the runtime and
+setting to serve it with, its figures and that runtime's loading code), published like a
+model folder (``job.storage.publish``: the file verified by the store, then
 ``manifest.json`` with its SHA-256, then ``_SUCCESS`` last). ``read_selection`` trusts it
 only when that folder is complete (``manifest.task_state``), the bytes it reads have the
 manifest's SHA-256, and the rule applied to the task's folders as they are now makes the
@@ -27,18 +29,29 @@ from typing import Any
 
 from job.errors import ExitCode, InputError, JobError
 from job.results import TaskResult
-from job.select import Candidate, Selection, choose, device_of
+from job.select import Candidate, Selection, candidates_of, choose, device_of
 from job.storage.layout import SELECTION, list_runs
 from job.storage.locations import UnsafePathError, as_uri, check_name, escape, join
 from job.storage.manifest import MANIFEST, MARKER, UNSAFE, parse_manifest, task_state
 from job.storage.publish import publish
 from job.storage.registry import backend_class
 
-__all__ = ["FILE", "MAX_BYTES", "print_selections", "read_selection", "select_run", "select_task", "selection_prefix"]
+__all__ = [
+    "DEPLOY",
+    "FILE",
+    "MAX_BYTES",
+    "print_selections",
+    "read_selection",
+    "select_run",
+    "select_task",
+    "selection_prefix",
+    "serve_with",
+]
 
 log = logging.getLogger(__name__)
 
 FILE = "selected.json"
+DEPLOY = "DEPLOY.md"
 RESULTS = "results.json"
 # Larger results.json or selected.json files are refused unread: both are a few KB.
 MAX_BYTES = 4 * 1024 * 1024
@@ -87,13 +100,15 @@ def print_selections(selections: list[Selection]) -> int:
             print(f"error: {escape(selection.refused, 1000)}", file=sys.stderr)
             continue
         print(f"  {escape(selection.reason, 1000)}\n  published: {selection.location}")
+        if selection.selected is not None:
+            print(f"  serve with: {serve_with(selection)}")
     return max((s.exit_code for s in selections), default=0)
 
 
 def select_task(store: Any, output: str, run_id: str, task: str) -> Selection:
     """Choose the task's model and publish ``selected.json``, or say why not (``refused``)."""
     prefix = selection_prefix(output, run_id, task)
-    candidates, devices = _candidates(store, output, run_id, task)
+    candidates, devices, results = _candidates(store, output, run_id, task)
     if not candidates:
         raise InputError(f"{run_id}/{task}: no strategy folders under {escape(output)} to select from")
     device = ",".join(sorted(devices))
@@ -107,8 +122,12 @@ def select_task(store: Any, output: str, run_id: str, task: str) -> Selection:
     if selection.refused:
         selection.exit_code = int(ExitCode.INPUT)
         return selection
+    from job.card import render_deploy
+
+    chosen = results.get(selection.selected) if selection.selected is not None else None
     with tempfile.TemporaryDirectory(prefix="selection-") as tmp:
         (Path(tmp) / FILE).write_text(selection.to_json(), encoding="utf-8")
+        (Path(tmp) / DEPLOY).write_text(render_deploy(selection, chosen, prefix=output), encoding="utf-8")
         publish(store, tmp, prefix, fingerprint=_fingerprint(selection), status="complete", progress=False)
     selection.location = join(prefix, FILE)
     return selection
@@ -134,8 +153,9 @@ def read_selection(store: Any, output: str, run_id: str, task: str) -> Selection
         )
     if selection.selected is not None:
         check_name(f"{join(prefix, FILE)}: selected", selection.selected)
-    candidates, devices = _candidates(store, output, run_id, task)
-    if choose(task, run_id, candidates, device=",".join(sorted(devices))).to_dict() != selection.to_dict():
+    candidates, devices, _ = _candidates(store, output, run_id, task)
+    fresh = choose(task, run_id, candidates, device=",".join(sorted(devices)))
+    if _decision(fresh, selection.read_schema) != _decision(selection, selection.read_schema):
         raise InputError(
             f"{run_id}/{task}: the published selection is stale (the task's results changed since it was made); "
             "run `python -m job select` again"
@@ -144,9 +164,33 @@ def read_selection(store: Any, output: str, run_id: str, task: str) -> Selection
     return selection
 
 
-def _candidates(store: Any, output: str, run_id: str, task: str) -> tuple[list[Candidate], set[str]]:
-    """A candidate per strategy folder of the task, and the devices their latencies were measured on."""
-    candidates, devices = [], set()
+def _decision(selection: Selection, schema: int) -> dict[str, Any]:
+    """What a published selection must still agree on with the rule applied now: all of it;
+    for a schema-1 file (before runtimes, another rule text) the choice and each strategy's
+    verdict and figures (results of that age have no runtime rows, so the rule is the same)."""
+    data = selection.to_dict()
+    if schema >= 2:
+        return data
+    figures = ("strategy", "status", "eligible", "score_points", "latency_ms", "speedup", "size_bytes")
+    return {
+        "selected": data["selected"],
+        "candidates": [{key: c[key] for key in figures} for c in data["candidates"]],
+    }
+
+
+def serve_with(selection: Selection) -> str:
+    """``<runtime> (<setting>, <precision>)``: what ``scripts/pull get --selected`` and ``select`` print."""
+    precision = selection.precision or "precision not recorded"
+    return f"{selection.runtime} ({selection.setting}, {precision})"
+
+
+def _candidates(
+    store: Any, output: str, run_id: str, task: str
+) -> tuple[list[Candidate], set[str], dict[str, TaskResult]]:
+    """The candidates of every strategy folder of the task (one per runtime row, or one for
+    a folder that cannot be read), the devices their latencies were measured on, and the
+    results read, by strategy."""
+    candidates, devices, results = [], set(), {}
     for folder in list_runs(store, output, run_id=run_id):
         if folder.task != task and folder.task != escape(repr(task)):
             continue
@@ -176,13 +220,20 @@ def _candidates(store: Any, output: str, run_id: str, task: str) -> tuple[list[C
             why = f"unsafe: {RESULTS} names {escape(result.task)}/{escape(result.strategy)}, not its folder"[:200]
             candidates.append(Candidate(strategy=folder.strategy, status=UNSAFE, why=why))
             continue
-        candidate = Candidate.from_result(result)
-        if manifest.get("status") != "complete" and candidate.status == "complete":
-            candidate.status, candidate.why = "incomplete", f"published as {manifest.get('status')}, not complete"
-        candidates.append(candidate)
-        if candidate.status == "complete" and result.latency is not None:
+        try:
+            made = candidates_of(result)
+        except ValueError as exc:  # a runtime row naming an unknown runtime, setting, precision or status
+            why = f"unsafe: {RESULTS}: {escape(str(exc))}"[:200]
+            candidates.append(Candidate(strategy=folder.strategy, status=UNSAFE, why=why))
+            continue
+        for candidate in made:
+            if manifest.get("status") != "complete" and candidate.status == "complete":
+                candidate.status, candidate.why = "incomplete", f"published as {manifest.get('status')}, not complete"
+        candidates.extend(made)
+        results[folder.strategy] = result
+        if any(c.status == "complete" for c in made) and result.latency is not None:
             devices.add(device_of(result))
-    return candidates, devices
+    return candidates, devices, results
 
 
 def _unmarked_manifest(store: Any, prefix: str, objects: dict[str, Any]) -> tuple[str, dict[str, Any] | None]:
