@@ -90,7 +90,7 @@ DEVICES = ("gpu", "cpu")
 # equal. UIE-base and ERNIE runs need more: --cpu and --memory.
 GPU_NODE_CPU, GPU_NODE_MEMORY, GPU_NODE_SHM = "8", "48Gi", "8Gi"
 FOOTPRINT_RECORD = "records/job-footprint-2026-12-06-amd-epyc.json"
-CPU_NODE_CPU, CPU_NODE_MEMORY = "2", "1536Mi"
+CPU_NODE_CPU, CPU_NODE_MEMORY = "2", "3328Mi"
 # Not measured: the CPU job's data loaders run in the job's process; the memory limit bounds /dev/shm anyway.
 CPU_NODE_SHM = "1Gi"
 _MEMORY_HEADROOM = 1.5
