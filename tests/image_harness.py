@@ -301,8 +301,12 @@ def main(argv: list[str] | None = None) -> int:
     print("image-test: preparing the tiny inputs (cached after the first run)", file=sys.stderr)
     with Stage(work) as stage:
         job = stage.job("image-test", "Job.gate_tolerance=100", image=args.image, device=args.device)
+        container = job["spec"]["template"]["spec"]["containers"][0]
+        limits = container["resources"]["limits"]
+        device = next(a for a in container["args"] if a.startswith("Job.device="))
         print(
-            f"image-test: running Job {job['metadata']['name']} in podman, read-only, as user {render.RUN_AS_ID}",
+            f"image-test: running Job {job['metadata']['name']} (cpu {limits['cpu']}, memory {limits['memory']}, "
+            f"{device}) in podman, read-only, as user {render.RUN_AS_ID}",
             file=sys.stderr,
         )
         run = stage.run(job, "act-image-test")
