@@ -146,6 +146,18 @@ def measure(command: list[str], env: dict[str, str]) -> dict:
     }
 
 
+def readme_line(record: dict, path: str) -> str:
+    """The README's line for a footprint record (tests/test_job_footprint.py holds the README to it)."""
+    from job.kube.render import cpu_resources_from_footprint
+
+    cpu, memory = cpu_resources_from_footprint(record)
+    return (
+        f"# measured ({path}): the demo job ({record['strategy']}, teacher uie-pico) with {record['threads']} "
+        f"threads on {record['hardware']['cpu']}: peak RSS {record['peak_rss_bytes'] / 2**20:,.0f} MiB "
+        f"-> --device cpu defaults --cpu {cpu} --memory {memory}"
+    )
+
+
 def _tree_bytes(folder: Path) -> int:
     return sum(path.stat().st_size for path in folder.rglob("*") if path.is_file())
 
