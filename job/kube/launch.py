@@ -55,11 +55,11 @@ example:
   scripts/launch --image registry.example.com/ml/act-job:0.1.0 --output s3://ml-results/act \\
       --run-id exp2 --tasks afqmc tnews --strategies qat_dis,ptq_hpo,prune_ptq \\
       --model-root s3://ml-models/ernie-3.0-medium --data-root s3://ml-data/clue > jobs.yaml
-  # the same fan-out on CPU nodes, from the CPU image (docker/Dockerfile.cpu); bigger models
-  # than the demo teacher need more than the default requests: --cpu, --memory
+  # the same fan-out on CPU nodes, from the CPU image (docker/Dockerfile.cpu); models bigger
+  # than the demo teacher need more than the default requests: add --cpu and --memory
   scripts/launch --device cpu --image registry.example.com/ml/act-job:0.1.0-cpu \
       --output s3://ml-results/act --run-id exp2-cpu --tasks afqmc tnews --strategies ptq,prune_ptq \
-      --cpu 8 --memory 16Gi > jobs-cpu.yaml
+      > jobs-cpu.yaml
 
 what each Job runs:
   python -m job run --config <config in image> Job.strategy=<s> Job.output=<output>
@@ -71,7 +71,7 @@ what each Job runs:
 
 run id:
   --run-id names the run. Without it the run id is derived from a hash of the inputs that
-  decide the results (image, --strategies, --set, --model-root, --data-root), e.g. run-3f2a9c01de: launching
+  decide the results (image, --strategies, --set, --model-root, --data-root, --device), e.g. run-3f2a9c01de: launching
   the same thing twice gives the same Job names, so nothing is created twice and the job
   skips tasks already complete. Pass --run-id to rerun on purpose (e.g. after pushing a new
   image under the same tag). Job names: act-<task>-<strategy>-<run id>, at most 63 chars.

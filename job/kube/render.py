@@ -445,7 +445,7 @@ def pod_failure_policy() -> dict:
 
 
 def _checkov_skips(options: JobOptions) -> dict[str, str]:
-    """Checks of checkov that do not fit a batch GPU Job, each with its reason."""
+    """Checks of checkov that do not fit a batch Job (GPU or CPU), each with its reason."""
     reasons = [
         "CKV_K8S_15=IfNotPresent on purpose: the image is several GB and is pinned by version tag or digest",
         "CKV_K8S_35=boto3 reads the standard AWS_* variables; the Secret is referenced with envFrom, never inlined",
