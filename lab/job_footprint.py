@@ -109,6 +109,7 @@ def measure(command: list[str], env: dict[str, str]) -> dict:
     the job must be the first child: run this in a fresh process (the lab command does).
     """
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    load_before = os.getloadavg()[0]  # other processes on the machine stretch wall time, not peak RSS
     started = time.perf_counter()
     proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     tail: list[str] = []
@@ -142,6 +143,7 @@ def measure(command: list[str], env: dict[str, str]) -> dict:
         "cores_busy_on_average": round(cpu_seconds / wall, 2) if wall > 0 else None,
         "peak_rss_bytes": after.ru_maxrss * 1024,  # Linux reports KiB
         "peak_os_threads": peak_threads,
+        "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],  # before, after
         "log_tail": tail,
     }
 
