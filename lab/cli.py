@@ -25,6 +25,7 @@ EXPERIMENTS = {
     "load_pull": "lab.load_pull",
     "resume_check": "lab.resume_check",
     "probe_int8_weights": "lab.probe_int8_weights",
+    "job_footprint": "lab.job_footprint",
 }
 
 

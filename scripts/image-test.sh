@@ -5,6 +5,9 @@
 #
 #   bash scripts/image-test.sh               build, run the tiny PTQ job, pull; prints size and times
 #   bash scripts/image-test.sh --build-only  build (or reuse) the image and stop
+#   bash scripts/image-test.sh --cpu [--build-only]
+#                                            the same for the CPU image, docker/Dockerfile.cpu (Paddle CPU
+#                                            and OpenVINO), its Job rendered by scripts/launch --device cpu
 #
 # No Docker engine and no registry here, so the base is made from Debian's archive
 # (debootstrap bookworm, Python 3.11) plus CPU paddle 2.6.2, and cached under
@@ -23,7 +26,14 @@ PACKAGES=python3,python3-dev,python3-pip,python-is-python3,ca-certificates,g++
 PADDLE=paddlepaddle==2.6.2
 LOCK=requirements/constraints.txt   # the Python 3.11 lock, bookworm's Python
 build_only=0
-[ "${1:-}" = "--build-only" ] && build_only=1
+cpu_image=0
+for arg in "$@"; do
+  case "$arg" in
+    --build-only) build_only=1 ;;
+    --cpu) cpu_image=1 ;;
+    *) echo "image-test: unknown argument $arg (--build-only, --cpu)" >&2; exit 2 ;;
+  esac
+done
 
 say() { echo "image-test: $*" >&2; }
 now() { date +%s.%N; }
@@ -74,7 +84,9 @@ recipe="3|$SUITE|$MIRROR|minbase|$PACKAGES|$PADDLE|$(sha256sum "$LOCK" | cut -d'
 key=$(printf '%s' "$recipe" | sha256sum | cut -c1-12)
 BASE=localhost/act-base:cpu-$key
 base_started=$(now)
-if podman image exists "$BASE"; then
+if [ "$cpu_image" = 1 ] && podman image exists "localhost/act-debian:$SUITE-$key"; then
+  say "Debian base localhost/act-debian:$SUITE-$key: cached"
+elif podman image exists "$BASE"; then
   say "base $BASE: cached"
 else
   tarball=$CACHE/base/debian-$SUITE-$key.tar
@@ -111,6 +123,47 @@ EOF
   podman images --format '{{.Repository}}:{{.Tag}}' | grep -E '^localhost/act-(base:cpu|debian:'"$SUITE"')-' \
     | grep -v -x -e "$BASE" -e "localhost/act-debian:$SUITE-$key" | xargs -r podman rmi --force >/dev/null 2>&1 || true
   find "$CACHE/base" -name "debian-*.tar" ! -name "debian-$SUITE-$key.tar" -delete
+fi
+
+# --- the CPU image (docker/Dockerfile.cpu), on a stand-in for python:3.11-slim ---------------------
+if [ "$cpu_image" = 1 ]; then
+  # The stand-in: Debian's Python 3.11 without the PEP 668 marker, /etc/mtab as every Debian
+  # system has it, and no C++ compiler (as on python:3.11-slim: the build stage installs one).
+  PYBASE=localhost/act-pybase:cpu-$key-1   # -1: the recipe below; bump it when that changes
+  if ! podman image exists "$PYBASE"; then
+    buildah --storage-driver vfs bud --isolation chroot --network host -t "$PYBASE" -f - requirements <<EOF >"$CACHE/base/pybase.log" 2>&1 || { tail -n 40 "$CACHE/base/pybase.log" >&2; say "stand-in base build failed"; exit 1; }
+FROM localhost/act-debian:$SUITE-$key
+RUN rm -f /usr/lib/python3*/EXTERNALLY-MANAGED \\
+    && ln -sf /proc/mounts /etc/mtab \\
+    && DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq g++ g++-12 >/dev/null \\
+    && rm -rf /var/cache/apt/archives/*.deb /var/lib/apt/lists/*
+EOF
+    say "stand-in base $PYBASE: made"
+  fi
+  context_hash=$(
+    { cat docker/Dockerfile.cpu .dockerignore; find requirements job configs scripts -type f ! -path '*/__pycache__/*' ! -name '*.py[co]' -print0 | sort -z | xargs -0 sha256sum; } | sha256sum | cut -c1-12
+  )
+  CPU_IMAGE=localhost/act-job-cpu:test
+  TAGGED=localhost/act-job-cpu:test-$key-$context_hash
+  build_seconds=0
+  if podman image exists "$TAGGED"; then
+    say "image $TAGGED: cached (nothing it is built from changed)"
+  else
+    build_started=$(now)
+    buildah --storage-driver vfs bud --isolation chroot --network host --format docker --quiet "${mount_cert[@]}" \
+      --build-arg BASE_IMAGE="$PYBASE" -f docker/Dockerfile.cpu -t "$TAGGED" . >"$CACHE/build-cpu.log" 2>&1 \
+      || { tail -n 40 "$CACHE/build-cpu.log" >&2; say "build failed, log: $CACHE/build-cpu.log"; exit 1; }
+    build_seconds=$(since "$build_started")
+    # Older builds of the CPU image are of no further use: free their space.
+    podman images --format '{{.Repository}}:{{.Tag}}' | grep '^localhost/act-job-cpu:test-' | grep -v -x -e "$TAGGED" \
+      | xargs -r podman rmi --force >/dev/null 2>&1 || true
+  fi
+  podman tag "$TAGGED" "$CPU_IMAGE"
+  podman image prune --force >/dev/null
+  size=$(podman image inspect --format '{{.Size}}' "$CPU_IMAGE")
+  say "image $CPU_IMAGE: $((size / 1000000)) MB, built in $build_seconds s"
+  [ "$build_only" = 1 ] && exit 0
+  ACT_IMAGE_CACHE=$CACHE exec .venv/bin/python tests/image_harness.py run --image "$CPU_IMAGE" --device cpu
 fi
 
 # --- the image ----------------------------------------------------------------------------------

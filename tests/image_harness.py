@@ -33,6 +33,8 @@ from job.kube import render  # noqa: E402
 
 CACHE = Path(os.environ.get("ACT_IMAGE_CACHE", "/var/tmp/act-image-cache"))
 IMAGE = "localhost/act-job:cpu-test"
+# The CPU image (docker/Dockerfile.cpu), built by scripts/image-test.sh --cpu.
+CPU_IMAGE = "localhost/act-job-cpu:test"
 BUCKET = "act-image-test"
 LIGHT_PYTHON = ROOT / ".venv-light" / "bin" / "python"
 SECRET = "act-job-s3"
@@ -47,7 +49,8 @@ TINY_SETTINGS = (
     "Benchmark.enabled=false",
     "QuantPost.batch_nums=1",
 )
-# This machine has 2 cores and 23 GB: the launcher's defaults (8 CPUs, 48Gi) cannot be granted.
+# This machine has 2 cores and 23 GB: the launcher's GPU defaults (8 CPUs, 48Gi) cannot be granted.
+# CPU Jobs (--device cpu) keep the launcher's measured defaults: they fit here as they are.
 MACHINE_FLAGS = ("--cpu", "2", "--memory", "8Gi", "--shm-size", "1Gi")
 
 
@@ -228,21 +231,30 @@ class Stage:
         return {**clean, **self.secret, "NO_PROXY": "127.0.0.1,localhost"}
 
     def job(
-        self, run_id: str, *settings: str, image: str = IMAGE, strategy: str = "ptq", edited: tuple[str, ...] = ()
+        self,
+        run_id: str,
+        *settings: str,
+        image: str = IMAGE,
+        strategy: str = "ptq",
+        edited: tuple[str, ...] = (),
+        device: str = "gpu",
     ) -> dict:
         """The tiny job's Job; ``edited``: arguments appended to the container's after rendering,
-        as a hand edit of the YAML would (the launcher refuses a config that would fail)."""
+        as a hand edit of the YAML would (the launcher refuses a config that would fail).
+        ``device="cpu"``: the Job exactly as ``scripts/launch --device cpu`` renders it."""
         sets = [flag for item in (*TINY_SETTINGS, *settings) for flag in ("--set", item)]
+        machine = MACHINE_FLAGS if device == "gpu" else ("--device", device)
         job = render_job(
             "--image", image, "--output", f"s3://{BUCKET}/act", "--run-id", run_id, "--tasks", "uie",
             "--strategy", strategy, "--model-root", f"s3://{BUCKET}/models", "--secret", SECRET,
-            *MACHINE_FLAGS, *sets,
+            *machine, *sets,
         )  # fmt: skip
-        # The launcher renders GPU Jobs (Job.device=gpu, reserved in --set); this is the CPU
-        # image on a machine without a GPU, so that one argument is swapped, nothing else.
         container = job["spec"]["template"]["spec"]["containers"][0]
-        assert "Job.device=gpu" in container["args"], container["args"]
-        container["args"] = ["Job.device=cpu" if a == "Job.device=gpu" else a for a in container["args"]]
+        if device == "gpu":
+            # The launcher renders GPU Jobs (Job.device=gpu, reserved in --set); this is the
+            # docker/Dockerfile image on a machine without a GPU, so that one argument is swapped.
+            assert "Job.device=gpu" in container["args"], container["args"]
+            container["args"] = ["Job.device=cpu" if a == "Job.device=gpu" else a for a in container["args"]]
         container["args"] += list(edited)
         return job
 
@@ -278,6 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="run the tiny job in the image as the Job runs it, then pull it")
     parser.add_argument("command", choices=["run"])
     parser.add_argument("--image", default=IMAGE)
+    parser.add_argument(
+        "--device", choices=["gpu", "cpu"], default="gpu", help="cpu: the CPU image's Job (scripts/launch --device cpu)"
+    )
     args = parser.parse_args(argv)
     for old in (CACHE / "runs").glob("*"):  # earlier runs' volumes and pulls: kept until the next run
         shutil.rmtree(old, ignore_errors=True)
@@ -285,9 +300,13 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True)
     print("image-test: preparing the tiny inputs (cached after the first run)", file=sys.stderr)
     with Stage(work) as stage:
-        job = stage.job("image-test", "Job.gate_tolerance=100", image=args.image)
+        job = stage.job("image-test", "Job.gate_tolerance=100", image=args.image, device=args.device)
+        container = job["spec"]["template"]["spec"]["containers"][0]
+        limits = container["resources"]["limits"]
+        device = next(a for a in container["args"] if a.startswith("Job.device="))
         print(
-            f"image-test: running Job {job['metadata']['name']} in podman, read-only, as user {render.RUN_AS_ID}",
+            f"image-test: running Job {job['metadata']['name']} (cpu {limits['cpu']}, memory {limits['memory']}, "
+            f"{device}) in podman, read-only, as user {render.RUN_AS_ID}",
             file=sys.stderr,
         )
         run = stage.run(job, "act-image-test")

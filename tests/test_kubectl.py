@@ -140,3 +140,26 @@ def test_kubectl_applies_seven_tasks_times_three_strategies_twice_without_change
     changes = len(kube.changes())
     assert _lines(apply(kubectl, kube, tmp_path, jobs)) == [f"job.batch/{name} unchanged" for name in names]
     assert len(kube.changes()) == changes == 21 and len(kube.jobs) == 21
+
+
+def test_kubectl_applies_cpu_jobs_seven_tasks_times_three_strategies_twice_without_change(
+    kubectl, kube, light_python, tmp_path
+):
+    """The same fan-out on CPU nodes (--device cpu, the CPU image): created once, then unchanged."""
+    extra = ["--device", "cpu", "--image", IMAGE + "-cpu", "--tasks", *CLUE_TASKS]
+    extra += ["--strategies", "qat_dis,ptq_hpo,prune_ptq", "--data-root", "s3://ml-data/clue"]
+    jobs = render_yaml(light_python, tmp_path, *extra)
+    rendered = [d for d in yaml.safe_load_all(jobs.read_text()) if d]
+    names = [job["metadata"]["name"] for job in rendered]
+    assert len(set(names)) == 21
+    assert all("nvidia.com/gpu" not in json.dumps(job) for job in rendered)
+
+    assert _lines(apply(kubectl, kube, tmp_path, jobs)) == [f"job.batch/{name} created" for name in names]
+    bodies = [json.loads(r["body"]) for r in kube.creates()]
+    for body in bodies:
+        body["metadata"]["annotations"].pop(LAST_APPLIED)
+    assert bodies == rendered
+    assert all("fieldValidation=Strict" in r["path"] for r in kube.creates())
+    changes = len(kube.changes())
+    assert _lines(apply(kubectl, kube, tmp_path, jobs)) == [f"job.batch/{name} unchanged" for name in names]
+    assert len(kube.changes()) == changes == 21 and len(kube.jobs) == 21

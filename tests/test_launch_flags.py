@@ -61,6 +61,13 @@ BAD_FLAGS = {
     "strategies-empty": ["--strategies", ",", *OUTPUT],
     "tasks-empty": ["--tasks", "", *OUTPUT],
     "tasks-only-commas": ["--tasks", ",", *OUTPUT],
+    "device-unknown": ["--device", "tpu", *OUTPUT],
+    "device-upper-case": ["--device", "CPU", *OUTPUT],
+    "device-cpu-with-gpu-product": ["--device", "cpu", "--gpu-product", "Tesla-T4", *OUTPUT],
+    "device-cpu-bad-cpu": ["--device", "cpu", "--cpu", "two", *OUTPUT],
+    "device-cpu-zero-cpu": ["--device", "cpu", "--cpu", "0", *OUTPUT],
+    "device-cpu-bad-memory": ["--device", "cpu", "--memory", "4GB", *OUTPUT],
+    "device-cpu-set-device": ["--device", "cpu", "--set", "Job.device=gpu", *OUTPUT],
 }
 
 
@@ -115,3 +122,27 @@ def test_kubeconfig_server_credentials_never_printed(light_python, tmp_path):
         assert result.returncode == 4, result.stderr
         assert "127.0.0.1" in result.stderr, "the message still names the cluster"
         assert password not in result.stdout + result.stderr
+
+
+def test_cpu_device_takes_the_cpu_image_and_never_the_gpu_one(light_python):
+    """--device cpu without --image: $ACT_JOB_CPU_IMAGE; the GPU image ($ACT_JOB_IMAGE) is not a fallback."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "KUBECONFIG", "ACT_JOB_"))}
+    args = [str(light_python), str(LAUNCH), "--device", "cpu", "--run-id", "exp1", "--tasks", "afqmc", *OUTPUT]
+    gpu_only = subprocess.run(
+        args, cwd=ROOT, env=env | {"ACT_JOB_IMAGE": IMAGE}, capture_output=True, text=True, timeout=120
+    )
+    assert gpu_only.returncode == 2 and gpu_only.stdout == ""
+    assert gpu_only.stderr.strip() == "error: --image is required (or set $ACT_JOB_CPU_IMAGE)"
+    cpu_image = IMAGE + "-cpu"
+    done = subprocess.run(
+        args,
+        cwd=ROOT,
+        env=env | {"ACT_JOB_IMAGE": IMAGE, "ACT_JOB_CPU_IMAGE": cpu_image},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    (job,) = [d for d in yaml.safe_load_all(done.stdout) if d]
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    assert container["image"] == cpu_image and "Job.device=cpu" in container["args"]

@@ -33,6 +33,7 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures" / "k8s"
 TOOLS_BIN = ROOT / ".venv-tools" / "bin"
 
 IMAGE = "registry.example.com/ml/act-job:0.1.0"
+CPU_IMAGE = "registry.example.com/ml/act-job:0.1.0-cpu"
 DIGEST_IMAGE = "registry.example.com/ml/act-job@sha256:" + "0123456789abcdef" * 4
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -79,7 +80,36 @@ FANOUT = ("qat_dis", "ptq_hpo", "prune_ptq")
 FANOUT_JOBS = render.render_jobs(
     _options(strategies=FANOUT, model_root="s3://ml-models/ernie", data_root="s3://ml-data/clue/"), CLUE_TASKS
 )
-ALL_JOBS = [pytest.param(j, id=j["metadata"]["name"]) for j in DEFAULT_JOBS + VARIANT_JOBS + FANOUT_JOBS]
+# The same fan-out on CPU nodes (--device cpu), and the default Jobs on CPU with every other option.
+CPU_FANOUT_JOBS = render.render_jobs(
+    _options(
+        image=CPU_IMAGE,
+        device="cpu",
+        run_id="exp1-cpu",
+        strategies=FANOUT,
+        model_root="s3://ml-models/ernie",
+        data_root="s3://ml-data/clue/",
+    ),
+    CLUE_TASKS,
+)
+CPU_VARIANT_JOBS = render.render_jobs(
+    _options(
+        image=DIGEST_IMAGE,
+        device="cpu",
+        run_id="Exp_2026.11-cpu",
+        queue="cpu",
+        runtime_class="kata",
+        image_pull_secret="registry-cred",
+        overrides=("TrainConfig.epochs=3",),
+        cpu="8",
+        memory="16Gi",
+    ),
+    ["afqmc", "uie"],
+)
+ALL_JOBS = [
+    pytest.param(j, id=j["metadata"]["name"])
+    for j in DEFAULT_JOBS + VARIANT_JOBS + FANOUT_JOBS + CPU_FANOUT_JOBS + CPU_VARIANT_JOBS
+]
 
 
 def _pod(job: dict) -> dict:
@@ -195,38 +225,42 @@ def test_namespace_enforces_restricted_pod_security():
 # The template in k8s/ is the same Job
 # --------------------------------------------------------------------------------------
 
-_TEMPLATE = K8S / "job.template.yaml"
+# The template of each device: GPU Jobs (the default) and CPU Jobs (--device cpu).
+_TEMPLATES = {"gpu": K8S / "job.template.yaml", "cpu": K8S / "job-cpu.template.yaml"}
 
 
-def _template_header_variables() -> dict[str, str]:
+def _template_header_variables(device: str = "gpu") -> dict[str, str]:
     header = []
-    for line in _TEMPLATE.read_text().splitlines():
+    for line in _TEMPLATES[device].read_text().splitlines():
         if not line.startswith("#"):
             break
         header.append(line)
-    assert header, "job.template.yaml must open with a comment header"
+    assert header, f"{_TEMPLATES[device].name} must open with a comment header"
     return {m.group(1): m.group(2) for line in header if (m := re.match(r"^#   ([A-Z][A-Z0-9_]*)\s{2,}(\S.*)$", line))}
 
 
-def _template_body() -> str:
-    return "\n".join(line for line in _TEMPLATE.read_text().splitlines() if not line.lstrip().startswith("#"))
+def _template_body(device: str = "gpu") -> str:
+    lines = _TEMPLATES[device].read_text().splitlines()
+    return "\n".join(line for line in lines if not line.lstrip().startswith("#"))
 
 
-def test_template_header_lists_every_variable_with_its_meaning():
-    listed = _template_header_variables()
-    used = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)\}", _template_body()))
+@pytest.mark.parametrize("device", list(_TEMPLATES))
+def test_template_header_lists_every_variable_with_its_meaning(device):
+    listed = _template_header_variables(device)
+    used = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)\}", _template_body(device)))
     assert used == set(listed), f"used but not listed: {used - set(listed)}; listed but unused: {set(listed) - used}"
     assert all(len(meaning) > 10 for meaning in listed.values())
-    assert "$" not in _template_body().replace("${", "")
+    assert "$" not in _template_body(device).replace("${", "")
 
 
-def _substitute(values: dict[str, str]) -> dict:
-    return yaml.safe_load(string.Template(_TEMPLATE.read_text()).substitute(values))
+def _substitute(values: dict[str, str], device: str = "gpu") -> dict:
+    return yaml.safe_load(string.Template(_TEMPLATES[device].read_text()).substitute(values))
 
 
+@pytest.mark.parametrize("device", list(_TEMPLATES))
 @pytest.mark.parametrize("task", ["afqmc", "uie"])
-def test_template_renders_the_same_job_as_the_launcher(task):
-    options = _options()
+def test_template_renders_the_same_job_as_the_launcher(task, device):
+    options = _options(device=device, image=IMAGE if device == "gpu" else CPU_IMAGE)
     strategy = render.strategy_for(task)
     values = {
         "JOB_NAME": render.job_name(options.run_id, task, strategy),
@@ -238,7 +272,7 @@ def test_template_renders_the_same_job_as_the_launcher(task):
         "RUN_ID": options.run_id,
         "OUTPUT": options.output,
         "S3_SECRET": options.secret_name,
-        "GPU_PRODUCT": options.gpu_products[0],
+        **({"GPU_PRODUCT": options.gpu_products[0]} if device == "gpu" else {}),
         "CPU": options.cpu,
         "MEMORY": options.memory,
         "SHM_SIZE": options.shm_size,
@@ -248,8 +282,8 @@ def test_template_renders_the_same_job_as_the_launcher(task):
         "ACTIVE_DEADLINE_SECONDS": str(options.active_deadline_seconds),
         "TTL_SECONDS_AFTER_FINISHED": str(options.ttl_seconds_after_finished),
     }
-    assert set(values) == set(_template_header_variables())
-    from_template = _substitute(values)
+    assert set(values) == set(_template_header_variables(device))
+    from_template = _substitute(values, device)
     assert from_template == render.render_job(options, task)
     for version in VERSIONS:
         kubernetes_validate.validate(from_template, version, strict=True)
@@ -566,7 +600,7 @@ def checkov_k8s(tmp_path_factory):
             f"{checkov} is missing: run bash scripts/setup.sh (it creates .venv-tools from requirements/tools.txt)"
         )
     folder = tmp_path_factory.mktemp("rendered")
-    for job in DEFAULT_JOBS + VARIANT_JOBS:
+    for job in DEFAULT_JOBS + VARIANT_JOBS + CPU_VARIANT_JOBS:
         (folder / f"{job['metadata']['name']}.yaml").write_text(yaml.safe_dump(job, sort_keys=False))
     result = subprocess.run(
         [str(checkov), "-d", str(folder), "--framework", "kubernetes", "--compact", "--skip-download", "-o", "json"],
@@ -594,7 +628,7 @@ def test_checkov_skips_are_in_the_manifests_with_reasons(checkov_k8s):
     assert {c["check_id"] for c in skipped} <= EXPECTED_SKIPS
     for check in skipped:
         assert len(check["check_result"].get("suppress_comment", "")) > 20, check["check_id"]
-    for job in DEFAULT_JOBS + VARIANT_JOBS:
+    for job in DEFAULT_JOBS + VARIANT_JOBS + CPU_VARIANT_JOBS:
         for key, value in job["metadata"]["annotations"].items():
             if key.startswith("checkov.io/skip"):
                 check, _, reason = value.partition("=")
@@ -782,3 +816,117 @@ def test_name_patterns_match_whole_strings(name):
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "match"
     ]
     assert calls == [], f"{name}: .match( at lines {calls}; use fullmatch"
+
+
+# --------------------------------------------------------------------------------------
+# CPU nodes (--device cpu)
+# --------------------------------------------------------------------------------------
+
+
+def _gpu_mentions(node, path: str = "") -> list[str]:
+    """Every key or text under ``node`` that names a GPU (gpu, nvidia, T4), with its path."""
+    found = []
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if re.search(r"gpu|nvidia|\bt4\b", str(key), re.I):
+                found.append(f"{path}/{key}")
+            found += _gpu_mentions(value, f"{path}/{key}")
+    elif isinstance(node, list):
+        for i, value in enumerate(node):
+            found += _gpu_mentions(value, f"{path}[{i}]")
+    elif isinstance(node, str) and re.search(r"gpu|nvidia|tesla|\bt4\b", node, re.I):
+        found.append(f"{path}={node}")
+    return found
+
+
+def test_the_gpu_walk_finds_every_gpu_key_of_a_gpu_job():
+    found = _gpu_mentions(DEFAULT_JOBS[0])
+    assert any("affinity" in f for f in found) and any("tolerations" in f for f in found)
+    assert any(f.endswith("requests/nvidia.com/gpu") for f in found) and any("Job.device=gpu" in f for f in found)
+
+
+@pytest.mark.parametrize("job", CPU_FANOUT_JOBS + CPU_VARIANT_JOBS, ids=lambda j: j["metadata"]["name"])
+def test_cpu_jobs_have_no_gpu_key_anywhere(job):
+    assert _gpu_mentions(job) == []
+    pod = _pod(job)
+    assert "affinity" not in pod and "tolerations" not in pod
+    assert "Job.device=cpu" in _container(job)["args"]
+
+
+@pytest.mark.parametrize("task", ["afqmc", "uie"])
+def test_cpu_jobs_differ_from_gpu_jobs_only_in_the_device_keys(task):
+    """Exit-code policy, security, Secret, names, strategies, data: the same as the GPU Job."""
+    same = {"image": CPU_IMAGE, "data_root": "s3://ml-data/clue", "strategies": FANOUT, "queue": "q"}
+    for strategy in FANOUT:
+        gpu = render.render_job(_options(**same), task, strategy)
+        cpu = render.render_job(_options(device="cpu", **same), task, strategy)
+        pod = _pod(gpu)
+        del pod["affinity"], pod["tolerations"]
+        container = _container(gpu)
+        container["args"] = [a if a != "Job.device=gpu" else "Job.device=cpu" for a in container["args"]]
+        cpu_default = {"cpu": render.CPU_NODE_CPU, "memory": render.CPU_NODE_MEMORY}
+        container["resources"] = {"requests": cpu_default, "limits": dict(cpu_default)}
+        next(v for v in pod["volumes"] if v["name"] == "dshm")["emptyDir"]["sizeLimit"] = render.CPU_NODE_SHM
+        assert cpu == gpu
+
+
+def test_cpu_resources_are_the_rule_on_the_committed_footprint_record():
+    record = json.loads((ROOT / render.FOOTPRINT_RECORD).read_text())
+    assert record["exit_code"] == 0, "the footprint comes from a run that succeeded"
+    assert render.cpu_resources_from_footprint(record) == (render.CPU_NODE_CPU, render.CPU_NODE_MEMORY)
+    resources = _container(CPU_FANOUT_JOBS[0])["resources"]
+    measured = {"cpu": render.CPU_NODE_CPU, "memory": render.CPU_NODE_MEMORY}
+    assert resources["requests"] == resources["limits"] == measured
+    assert {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": render.CPU_NODE_SHM}} in _pod(
+        CPU_FANOUT_JOBS[0]
+    )["volumes"]
+
+
+@pytest.mark.parametrize(
+    "threads,peak_mi,expected",
+    [
+        (2, 1024, ("2", "1536Mi")),  # x 1.5 is a whole multiple of 256 Mi: no rounding up
+        (2, 1025, ("2", "1792Mi")),  # a little over: the next multiple
+        (4, 100, ("4", "256Mi")),
+    ],
+)
+def test_footprint_rule_rounds_peak_times_one_and_a_half_up_to_256_mi(threads, peak_mi, expected):
+    assert render.cpu_resources_from_footprint({"threads": threads, "peak_rss_bytes": peak_mi * 2**20}) == expected
+
+
+@pytest.mark.parametrize("record", [{"threads": 0, "peak_rss_bytes": 1}, {"threads": 2, "peak_rss_bytes": 0}])
+def test_footprint_rule_refuses_a_record_without_figures(record):
+    with pytest.raises(ValueError):
+        render.cpu_resources_from_footprint(record)
+
+
+def test_cpu_flags_override_the_measured_defaults():
+    job = render.render_job(_options(device="cpu", cpu="8", memory="16Gi", shm_size="2Gi"), "uie")
+    assert _container(job)["resources"]["limits"] == {"cpu": "8", "memory": "16Gi"}
+    assert _options(device="gpu").memory == "48Gi" and _options(device="gpu").cpu == "8"
+
+
+@pytest.mark.parametrize(
+    "changes,flag",
+    [
+        ({"device": "tpu"}, "--device"),
+        ({"device": "CPU"}, "--device"),
+        ({"device": "cpu\n"}, "--device"),
+        ({"device": "cpu", "cpu": "two"}, "--cpu"),
+        ({"device": "cpu", "cpu": "0"}, "--cpu"),
+        ({"device": "cpu", "memory": "4GB"}, "--memory"),
+        ({"device": "cpu", "memory": "-1Gi"}, "--memory"),
+        ({"device": "cpu", "overrides": ("Job.device=gpu",)}, "--set"),
+    ],
+)
+def test_bad_cpu_options_are_input_errors_naming_the_flag(changes, flag):
+    with pytest.raises(InputError) as info:
+        _options(**changes)
+    assert str(info.value).startswith(flag) and info.value.exit_code == ExitCode.INPUT
+    assert "\n" not in str(info.value)
+
+
+def test_derived_run_id_covers_the_device_and_keeps_gpu_ids():
+    gpu = render.derive_run_id(IMAGE, (), (), None)
+    assert render.derive_run_id(IMAGE, (), (), None, None, "gpu") == gpu
+    assert render.derive_run_id(IMAGE, (), (), None, None, "cpu") != gpu

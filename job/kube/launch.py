@@ -1,4 +1,5 @@
-"""The launcher behind ``scripts/launch``: one Kubernetes Job per task and strategy, each on one T4 GPU.
+"""The launcher behind ``scripts/launch``: one Kubernetes Job per task and strategy, each on one T4 GPU
+(or, with ``--device cpu``, on CPU nodes from the CPU image).
 
 Renders the Jobs (``job.kube.render``), checks them with the job's own parsers before anything is
 scheduled (``check_with_job``: each task's config loaded with exactly the arguments its
@@ -31,12 +32,14 @@ from job.storage import check_location, scrub
 from job.terminal import escape
 
 IMAGE_ENV = "ACT_JOB_IMAGE"
+CPU_IMAGE_ENV = "ACT_JOB_CPU_IMAGE"  # the CPU image (docker/Dockerfile.cpu), the default of --device cpu
 _REPO = Path(__file__).resolve().parents[2]
 _IMAGE_CONFIGS = "/app/configs"  # where docker/Dockerfile puts configs/
 _DESCRIPTION = """\
 Render one Kubernetes Job per task and strategy of the compression job (PaddleSlim ACT on UIE
-and the CLUE classifiers), each pinned to one NVIDIA T4; print them as YAML, write them to
-files, or create them with your kubeconfig and watch them until they finish."""
+and the CLUE classifiers), each pinned to one NVIDIA T4 (or, with --device cpu, on CPU nodes
+from the CPU image); print them as YAML, write them to files, or create them with your
+kubeconfig and watch them until they finish."""
 
 _EPILOG = f"""\
 example:
@@ -52,10 +55,15 @@ example:
   scripts/launch --image registry.example.com/ml/act-job:0.1.0 --output s3://ml-results/act \\
       --run-id exp2 --tasks afqmc tnews --strategies qat_dis,ptq_hpo,prune_ptq \\
       --model-root s3://ml-models/ernie-3.0-medium --data-root s3://ml-data/clue > jobs.yaml
+  # the same fan-out on CPU nodes, from the CPU image (docker/Dockerfile.cpu); models bigger
+  # than the demo teacher need more than the default requests: add --cpu and --memory
+  scripts/launch --device cpu --image registry.example.com/ml/act-job:0.1.0-cpu \
+      --output s3://ml-results/act --run-id exp2-cpu --tasks afqmc tnews --strategies ptq,prune_ptq \
+      > jobs-cpu.yaml
 
 what each Job runs:
   python -m job run --config <config in image> Job.strategy=<s> Job.output=<output>
-      Job.run_id=<run id> [Global.model_dir=<model root>/<task>]
+      Job.run_id=<run id> Job.device=<gpu|cpu> [Global.model_dir=<model root>/<task>]
       [Global.dataset=local Global.{{train,dev,test}}_data=<data root>/<task>/{{train,dev,test}}.json]
       [--set overrides...]
   configs: /app/configs/clue/<task>.yaml, /app/configs/uie_base.yaml (uie)
@@ -63,7 +71,7 @@ what each Job runs:
 
 run id:
   --run-id names the run. Without it the run id is derived from a hash of the inputs that
-  decide the results (image, --strategies, --set, --model-root, --data-root), e.g. run-3f2a9c01de: launching
+  decide the results (image, --strategies, --set, --model-root, --data-root, --device), e.g. run-3f2a9c01de: launching
   the same thing twice gives the same Job names, so nothing is created twice and the job
   skips tasks already complete. Pass --run-id to rerun on purpose (e.g. after pushing a new
   image under the same tag). Job names: act-<task>-<strategy>-<run id>, at most 63 chars.
@@ -122,9 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     what = p.add_argument_group("what to run")
     what.add_argument(
         "--image",
-        default=os.environ.get(IMAGE_ENV),
         help=(
-            f"job image, REPOSITORY:TAG or REPOSITORY@sha256:DIGEST (a digest pins the content); default: ${IMAGE_ENV}"
+            "job image, REPOSITORY:TAG or REPOSITORY@sha256:DIGEST (a digest pins the content); "
+            f"default: ${IMAGE_ENV}, with --device cpu ${CPU_IMAGE_ENV} (the CPU image, docker/Dockerfile.cpu)"
         ),
     )
     what.add_argument("--output", metavar="s3://BUCKET/PREFIX", help="results root in object storage (required)")
@@ -174,12 +182,20 @@ def build_parser() -> argparse.ArgumentParser:
     where = p.add_argument_group("where and how it runs")
     where.add_argument("--namespace", "-n", default=d["namespace"], help="namespace (default: %(default)s)")
     where.add_argument(
+        "--device",
+        default=d["device"],
+        help=(
+            "gpu: one T4 per Job (node affinity, GPU request and toleration); cpu: CPU nodes, the CPU image, "
+            "no GPU key, CPU and memory requests from a measured run of the demo teacher (default: %(default)s)"
+        ),
+    )
+    where.add_argument(
         "--gpu-product",
         action="append",
         metavar="PRODUCT",
         help=(
             "allowed values of the node label nvidia.com/gpu.product, repeatable or comma-separated; "
-            "replaces the default Tesla-T4 (e.g. --gpu-product Tesla-T4,Tesla-T4-SHARED)"
+            "replaces the default Tesla-T4 (e.g. --gpu-product Tesla-T4,Tesla-T4-SHARED); --device gpu only"
         ),
     )
     where.add_argument(
@@ -199,11 +215,22 @@ def build_parser() -> argparse.ArgumentParser:
         help="Secret with the S3 credentials, passed with envFrom (default: %(default)s)",
     )
     where.add_argument("--image-pull-secret", metavar="NAME", help="imagePullSecret for a private registry")
-    where.add_argument("--cpu", default=d["cpu"], help="CPU request and limit (default: %(default)s)")
     where.add_argument(
-        "--memory", default=d["memory"], help="memory request and limit, /dev/shm included (default: %(default)s)"
+        "--cpu",
+        help=f"CPU request and limit (default: {render.GPU_NODE_CPU}, with --device cpu {render.CPU_NODE_CPU})",
     )
-    where.add_argument("--shm-size", default=d["shm_size"], help="size of /dev/shm, in memory (default: %(default)s)")
+    where.add_argument(
+        "--memory",
+        help=(
+            "memory request and limit, /dev/shm included "
+            f"(default: {render.GPU_NODE_MEMORY}, with --device cpu {render.CPU_NODE_MEMORY}: the demo teacher's "
+            "measured peak x 1.5; UIE-base and ERNIE need more)"
+        ),
+    )
+    where.add_argument(
+        "--shm-size",
+        help=f"size of /dev/shm, in memory (default: {render.GPU_NODE_SHM}, with --device cpu {render.CPU_NODE_SHM})",
+    )
     where.add_argument(
         "--scratch-size",
         default=d["scratch_size"],
@@ -269,8 +296,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def options_from_args(args: argparse.Namespace) -> tuple[render.JobOptions, list[str], bool]:
     """(options, tasks, run id derived?) from parsed flags; InputError on bad input."""
-    if not args.image:
-        raise InputError(f"--image is required (or set ${IMAGE_ENV})")
+    device = args.device
+    image_env = CPU_IMAGE_ENV if device == "cpu" else IMAGE_ENV
+    image = args.image or os.environ.get(image_env)
+    if not image:
+        raise InputError(f"--image is required (or set ${image_env})")
+    if args.gpu_product and device != "gpu":
+        raise InputError(f"--gpu-product: only with --device gpu (--device is {escape(repr(device), 60)})")
     if not args.output:
         raise InputError("--output s3://bucket/prefix is required")
     given = [("--output", args.output), ("--model-root", args.model_root), ("--data-root", args.data_root)] + [
@@ -295,10 +327,10 @@ def options_from_args(args: argparse.Namespace) -> tuple[render.JobOptions, list
     run_id = (
         args.run_id
         if not derived
-        else render.derive_run_id(args.image, strategies, args.overrides, args.model_root, args.data_root)
+        else render.derive_run_id(image, strategies, args.overrides, args.model_root, args.data_root, device)
     )
     options = render.JobOptions(
-        image=args.image,
+        image=image,
         output=args.output,
         run_id=run_id,
         strategies=strategies,
@@ -306,6 +338,7 @@ def options_from_args(args: argparse.Namespace) -> tuple[render.JobOptions, list
         model_root=args.model_root,
         data_root=args.data_root,
         namespace=args.namespace,
+        device=device,
         gpu_products=tuple(_split(args.gpu_product)) or render.JobOptions.gpu_products,
         runtime_class=args.runtime_class,
         queue=args.queue,

@@ -9,8 +9,11 @@ test keeps the two identical.
 
 What every Job gets:
 
-* pinned to one T4: required node affinity on ``nvidia.com/gpu.product``, one
-  ``nvidia.com/gpu``, a toleration of the ``nvidia.com/gpu`` NoSchedule taint;
+* with ``device="gpu"`` (the default), pinned to one T4: required node affinity on
+  ``nvidia.com/gpu.product``, one ``nvidia.com/gpu``, a toleration of the ``nvidia.com/gpu``
+  NoSchedule taint, ``Job.device=gpu``; with ``device="cpu"`` none of those (any node with the
+  CPU and memory asked), ``Job.device=cpu``, and CPU and memory requests sized from a measured
+  run (``CPU_NODE_CPU``, ``CPU_NODE_MEMORY``: ``cpu_resources_from_footprint``); the same rest;
 * the exit-code contract of ``job.errors``: a ``podFailurePolicy`` fails the Job at once on
   ``NON_RETRYABLE`` exit codes (bad input, accuracy gate), ignores disruptions (preemption,
   eviction, node drain: they do not count against ``backoffLimit``) and retries the rest;
@@ -40,12 +43,17 @@ from job.terminal import escape, has_control
 
 __all__ = [
     "CONTAINER_NAME",
+    "CPU_NODE_CPU",
+    "CPU_NODE_MEMORY",
+    "CPU_NODE_SHM",
     "DEFAULT_STRATEGY",
     "DEFAULT_TASKS",
+    "DEVICES",
     "LAUNCH_TASKS",
     "RUN_AS_ID",
     "JobOptions",
     "config_path",
+    "cpu_resources_from_footprint",
     "data_args",
     "derive_run_id",
     "is_digest",
@@ -75,6 +83,19 @@ CACHE_DIR = "/cache"
 WORK_DIR = "/work"
 TMP_SIZE = "2Gi"
 
+DEVICES = ("gpu", "cpu")
+# Requests and limits of a GPU Job (a T4 node's share) and of a CPU Job. The CPU Job's come
+# from the committed footprint record FOOTPRINT_RECORD (lab/job_footprint.py: the demo job,
+# teacher uie-pico, one strategy, on CPU) by cpu_resources_from_footprint; a test holds them
+# equal. UIE-base and ERNIE runs need more: --cpu and --memory.
+GPU_NODE_CPU, GPU_NODE_MEMORY, GPU_NODE_SHM = "8", "48Gi", "8Gi"
+FOOTPRINT_RECORD = "records/job-footprint-2026-12-06-amd-epyc.json"
+CPU_NODE_CPU, CPU_NODE_MEMORY = "2", "3328Mi"
+# Not measured: the CPU job's data loaders run in the job's process; the memory limit bounds /dev/shm anyway.
+CPU_NODE_SHM = "1Gi"
+_MEMORY_HEADROOM = 1.5
+_MEMORY_STEP_MI = 256
+
 # Patterns of whole values: always used with fullmatch (``$`` would also match before a final "\n").
 _DNS_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 _DNS_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*")
@@ -95,7 +116,7 @@ _RESERVED = {
     "Job.strategies": "--strategies (one Job per strategy)",
     "Job.output": "--output",
     "Job.run_id": "--run-id",
-    "Job.device": "--gpu-product (every Job runs on one GPU)",
+    "Job.device": "--device",
 }
 
 
@@ -114,7 +135,8 @@ class JobOptions:
     model_root: str | None = None  # Global.model_dir=<model_root>/<task>
     data_root: str | None = None  # Global.dataset=local, <data_root>/<task>/{train,dev,test}.json
     namespace: str = "act-jobs"
-    gpu_products: tuple[str, ...] = ("Tesla-T4",)
+    device: str = "gpu"  # gpu: one T4 per Job; cpu: CPU nodes, the CPU image
+    gpu_products: tuple[str, ...] = ("Tesla-T4",)  # gpu only
     runtime_class: str | None = None
     queue: str | None = None  # Kueue LocalQueue; the Job is created suspended for Kueue to admit
     secret_name: str = "act-job-s3"
@@ -122,9 +144,9 @@ class JobOptions:
     backoff_limit: int = 3
     active_deadline_seconds: int = 6 * 3600
     ttl_seconds_after_finished: int = 7 * 24 * 3600
-    cpu: str = "8"
-    memory: str = "48Gi"
-    shm_size: str = "8Gi"
+    cpu: str | None = None  # None: the device's default (GPU_NODE_CPU, CPU_NODE_CPU)
+    memory: str | None = None  # None: the device's default (GPU_NODE_MEMORY, CPU_NODE_MEMORY)
+    shm_size: str | None = None  # None: the device's default (GPU_NODE_SHM, CPU_NODE_SHM)
     scratch_size: str = "50Gi"
     cache_size: str = "20Gi"
 
@@ -134,6 +156,15 @@ class JobOptions:
         object.__setattr__(self, "gpu_products", tuple(self.gpu_products))
         given = self.strategies
         object.__setattr__(self, "strategies", (given,) if isinstance(given, str) else tuple(given))
+        _check(self.device in DEVICES, "--device", self.device, f"choose from {', '.join(DEVICES)}")
+        gpu = self.device == "gpu"
+        for field, default in (
+            ("cpu", GPU_NODE_CPU if gpu else CPU_NODE_CPU),
+            ("memory", GPU_NODE_MEMORY if gpu else CPU_NODE_MEMORY),
+            ("shm_size", GPU_NODE_SHM if gpu else CPU_NODE_SHM),
+        ):
+            if getattr(self, field) is None:
+                object.__setattr__(self, field, default)
         # Before any pattern: a control character is refused in every value, whatever its flag.
         for flag, value in self._texts():
             _check(
@@ -263,6 +294,7 @@ class JobOptions:
             "--model-root": self.model_root,
             "--data-root": self.data_root,
             "--namespace": self.namespace,
+            "--device": self.device,
             "--runtime-class": self.runtime_class,
             "--queue": self.queue,
             "--secret": self.secret_name,
@@ -278,6 +310,21 @@ class JobOptions:
         items += [("--set", value) for value in self.overrides]
         items += [("--gpu-product", value) for value in self.gpu_products]
         return items
+
+
+def cpu_resources_from_footprint(record: dict) -> tuple[str, str]:
+    """(cpu, memory) of a CPU Job from a footprint record of ``lab/job_footprint.py``.
+
+    cpu (request and limit) = the compute threads the measured run was given (``threads``);
+    memory (request and limit) = its peak resident memory (``peak_rss_bytes``) x 1.5, rounded
+    up to a multiple of 256 Mi. Measured on the demo teacher: bigger models need more.
+    """
+    threads, peak = record["threads"], record["peak_rss_bytes"]
+    if not (isinstance(threads, int) and threads >= 1 and isinstance(peak, int) and peak > 0):
+        raise ValueError(f"not a footprint record: threads {threads!r}, peak_rss_bytes {peak!r}")
+    step = _MEMORY_STEP_MI * 2**20
+    steps = -(-int(peak * _MEMORY_HEADROOM) // step)  # ceiling
+    return str(threads), f"{steps * _MEMORY_STEP_MI}Mi"
 
 
 def _is_positive_quantity(value: str) -> bool:
@@ -353,17 +400,21 @@ def derive_run_id(
     overrides: tuple[str, ...] | list[str],
     model_root: str | None,
     data_root: str | None = None,
+    device: str = "gpu",
 ) -> str:
-    """A run id from the inputs that decide results: image, strategies, overrides, model and data roots.
+    """A run id from the inputs that decide results: image, strategies, overrides, model and data roots, device.
 
     The same launch gives the same id (applying it again creates nothing new, and the job
     skips tasks already complete); any change of those inputs gives a new one. Tasks are
     left out on purpose: adding a task later joins the same run folder. A single strategy,
-    and no data root, give the ids that launches before ``--strategies`` and ``--data-root`` got.
+    no data root and the GPU give the ids that launches before ``--strategies``, ``--data-root``
+    and ``--device`` got.
     """
     parts = [image, ",".join(strategies) or "default", *overrides, "\0", model_root or ""]
     if data_root:
         parts += ["\0data", data_root]
+    if device != "gpu":
+        parts += ["\0device", device]
     return "run-" + hashlib.sha256("\0".join(parts).encode()).hexdigest()[:10]
 
 
@@ -394,7 +445,7 @@ def pod_failure_policy() -> dict:
 
 
 def _checkov_skips(options: JobOptions) -> dict[str, str]:
-    """Checks of checkov that do not fit a batch GPU Job, each with its reason."""
+    """Checks of checkov that do not fit a batch Job (GPU or CPU), each with its reason."""
     reasons = [
         "CKV_K8S_15=IfNotPresent on purpose: the image is several GB and is pinned by version tag or digest",
         "CKV_K8S_35=boto3 reads the standard AWS_* variables; the Secret is referenced with envFrom, never inlined",
@@ -416,7 +467,9 @@ def _args(options: JobOptions, task: str, strategy: str) -> list[str]:
         f"Job.strategy={strategy}",
         f"Job.output={options.output}",
         f"Job.run_id={options.run_id}",
-        "Job.device=gpu",  # each Job holds a T4: the gate and the benchmark serve through TensorRT there
+        # gpu: each Job holds a T4, the gate and the benchmark serve through TensorRT there;
+        # cpu: oneDNN, and the CPU image's OpenVINO runtimes
+        f"Job.device={options.device}",
     ]
     if options.model_root:
         args.append(f"Global.model_dir={options.model_root.rstrip('/')}/{task}")
@@ -426,7 +479,8 @@ def _args(options: JobOptions, task: str, strategy: str) -> list[str]:
 
 
 def render_job(options: JobOptions, task: str, strategy: str | None = None) -> dict:
-    """One ``batch/v1`` Job compressing ``task`` with ``strategy`` on one T4 GPU.
+    """One ``batch/v1`` Job compressing ``task`` with ``strategy`` on one T4 GPU, or on CPU
+    (``options.device``).
 
     ``strategy`` None: the first of ``strategies_for(task, options.strategies)``.
     """
@@ -448,6 +502,8 @@ def render_job(options: JobOptions, task: str, strategy: str | None = None) -> d
     annotations = {f"{LABEL_PREFIX}run-id": options.run_id, **_checkov_skips(options)}
 
     user = {"runAsNonRoot": True, "runAsUser": RUN_AS_ID, "runAsGroup": RUN_AS_ID}
+    gpu = options.device == "gpu"
+    gpu_request = {"nvidia.com/gpu": "1"} if gpu else {}
     container = {
         "name": CONTAINER_NAME,
         "image": options.image,
@@ -460,8 +516,8 @@ def render_job(options: JobOptions, task: str, strategy: str | None = None) -> d
         ],
         "envFrom": [{"secretRef": {"name": options.secret_name}}],
         "resources": {
-            "requests": {"cpu": options.cpu, "memory": options.memory, "nvidia.com/gpu": "1"},
-            "limits": {"cpu": options.cpu, "memory": options.memory, "nvidia.com/gpu": "1"},
+            "requests": {"cpu": options.cpu, "memory": options.memory, **gpu_request},
+            "limits": {"cpu": options.cpu, "memory": options.memory, **gpu_request},
         },
         "securityContext": {
             **user,
@@ -484,7 +540,9 @@ def render_job(options: JobOptions, task: str, strategy: str | None = None) -> d
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "securityContext": {**user, "fsGroup": RUN_AS_ID, "seccompProfile": {"type": "RuntimeDefault"}},
-        "affinity": {
+    }
+    if gpu:
+        pod_spec["affinity"] = {
             "nodeAffinity": {
                 "requiredDuringSchedulingIgnoredDuringExecution": {
                     "nodeSelectorTerms": [
@@ -500,16 +558,15 @@ def render_job(options: JobOptions, task: str, strategy: str | None = None) -> d
                     ]
                 }
             }
-        },
-        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
-        "containers": [container],
-        "volumes": [
-            {"name": "work", "emptyDir": {"sizeLimit": options.scratch_size}},
-            {"name": "cache", "emptyDir": {"sizeLimit": options.cache_size}},
-            {"name": "tmp", "emptyDir": {"sizeLimit": TMP_SIZE}},
-            {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": options.shm_size}},
-        ],
-    }
+        }
+        pod_spec["tolerations"] = [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    pod_spec["containers"] = [container]
+    pod_spec["volumes"] = [
+        {"name": "work", "emptyDir": {"sizeLimit": options.scratch_size}},
+        {"name": "cache", "emptyDir": {"sizeLimit": options.cache_size}},
+        {"name": "tmp", "emptyDir": {"sizeLimit": TMP_SIZE}},
+        {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": options.shm_size}},
+    ]
     if options.runtime_class:
         pod_spec["runtimeClassName"] = options.runtime_class
     if options.image_pull_secret:
