@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import re
 import secrets
@@ -286,6 +287,24 @@ def pull(stage: Stage, run_id: str, dest: Path) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
+def _openvino_rows(results: Path) -> list[str]:
+    """The CPU image has the OpenVINO extra: the pulled results.json must hold the compressed
+    model's OpenVINO rows measured, its linear layers in INT8 (job.serve). Problems, if any."""
+    from job.results import TaskResult
+
+    result = TaskResult.from_dict(json.loads(results.read_text(encoding="utf-8")))
+    rows = [r for r in result.runtimes if r.model == "compressed" and r.runtime == "openvino"]
+    for row in rows:
+        print(
+            f"image-test: openvino ({row.setting}): {row.status}, ran {row.precision or '-'}, "
+            f"{row.int8_ops} INT8 nodes, {row.timing.latency_ms if row.timing else '-'} ms {row.reason}",
+            file=sys.stderr,
+        )
+    if len(rows) != 2 or any(r.status != "measured" or not r.precision.startswith("int8") for r in rows):
+        return ["the CPU image's run did not measure the published folder in OpenVINO in INT8 at both settings"]
+    return []
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="run the tiny job in the image as the Job runs it, then pull it")
     parser.add_argument("command", choices=["run"])
@@ -327,6 +346,8 @@ def main(argv: list[str] | None = None) -> int:
         task = work / "pulled" / "image-test" / "uie" / "ptq"
         if pulled.returncode != 0 or not (task / "_SUCCESS").is_file():
             problems.append(f"scripts/pull get exited with {pulled.returncode}")
+        elif args.device == "cpu":
+            problems += _openvino_rows(task / "results.json")
     print(
         f"image-test: job run {run.seconds:.0f} s in the container; log {len(run.log.splitlines())} lines",
         file=sys.stderr,
