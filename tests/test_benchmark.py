@@ -409,11 +409,14 @@ def test_openvino_best_int8_and_default_are_timed_in_the_padding_modes_with_dyna
 
 
 def test_openvino_runs_or_refuses_our_programs_as_rows(ov_result):
-    (ours,) = ov_result.find(runtime="openvino", model="compressed")
-    assert ours["variant"] == "paddle-quantized" and ours["precision"] == "int8"
-    assert ours.get("latency_ms") or ours.get("error")
-    (broken,) = ov_result.find(runtime="openvino", model="broken")
-    assert broken["latency_ms"] is None and broken["error"] and "\n" not in broken["error"]
+    from job.benchmark.openvino_peer import OURS_VARIANTS
+
+    ours = {r["variant"]: r for r in ov_result.find(runtime="openvino", model="compressed")}
+    assert set(ours) == set(OURS_VARIANTS), "our program at both settings: f32 and OpenVINO's default"
+    assert all(r["precision"] == "int8" and (r.get("latency_ms") or r.get("error")) for r in ours.values())
+    broken = ov_result.find(runtime="openvino", model="broken")
+    assert len(broken) == len(OURS_VARIANTS)
+    assert all(r["latency_ms"] is None and r["error"] and "\n" not in r["error"] for r in broken)
     assert "failed: " in ov_result.summary()
 
 
