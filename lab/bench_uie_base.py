@@ -400,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
     missed = [key for key, entry in record["targets"].items() if entry["verdict"] == "MISS"]
     if missed and experiment.profile:
         with logs.phase("profiles", phases):
-            record["profiles"] = profiles(result, missed, scope)
+            record["profiles"] = profiles(result, missed, scope, (accuracy or {}).get("f1", {}))
     total = time.perf_counter() - started
     record["phases"] = dict(phases, total=total)
 
