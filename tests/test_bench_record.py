@@ -383,6 +383,20 @@ def test_the_bench_scripts_keys_cover_code_and_settings(bench, tmp_path, monkeyp
     assert bench.build_key(bench.FULL, vocab, "data-1") != built
 
 
+def test_each_pruned_entry_is_applied_to_the_demo_teacher_with_its_own_ratio(bench):
+    """The accuracy beside a pruned row is the same compression config's, applied to the demo teacher."""
+    from job.config import load_config
+
+    compression = bench.Compression()
+    assert compression.pruned() == ["prune_ptq", "prune050_ptq"]
+    overrides = bench.teacher_prune_overrides(compression, bench.FULL, 2, "linear")
+    for name, ratio in (("prune_ptq", 0.25), ("prune050_ptq", 0.5)):
+        assert bench.compress_config(name, compression, bench.FULL, 2, "linear").TransformerPrune.pruned_ratio == ratio
+        cfg = load_config(bench.TEACHER_CONFIG, overrides[name])
+        assert cfg.Job.strategy == "prune_ptq" and cfg.TransformerPrune.pruned_ratio == ratio
+        assert cfg.TrainConfig.train_iter == bench.FULL.teacher_train_iter and cfg.Teacher.shape == "uie-pico"
+
+
 def test_table_of_an_unreadable_record_is_one_line_and_exit_2(bench, tmp_path, capsys):
     bad = tmp_path / "record.json"
     bad.write_text("{not json", encoding="utf-8")
