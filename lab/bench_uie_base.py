@@ -626,7 +626,8 @@ def compress_config(name: str, compression: Compression, settings: Settings, thr
         from job.errors import ConfigError
 
         raise ConfigError(
-            f"{cfg.source}: Job.strategy is {cfg.Job.strategy}, but it is the lab's {name} config (strategy {strategy})"
+            f"{cfg.source}: Job.strategy is {cfg.Job.strategy}, "
+            f"but it is the {name} config of the lab (strategy {strategy})"
         )
     return cfg
 
