@@ -737,7 +737,8 @@ def _accuracy(
     overrides = ["Job.strategy=ptq", "Job.int8_scope=all", f"QuantPost.batch_nums={batches}", f"Job.threads={threads}"]
     cfg = load_config(TEACHER_CONFIG, overrides)
     prune_overrides = teacher_prune_overrides(compression, settings, threads, scope)
-    prune_cfgs = {name: load_config(TEACHER_CONFIG, extra) for name, extra in prune_overrides.items()}
+    for extra in prune_overrides.values():
+        load_config(TEACHER_CONFIG, extra)  # a bad override is a config error now, not in the worker
     teacher = ROOT / "teachers" / "uie-pico-pd199801"
     folder = work / "accuracy"
     from job.benchmark import openvino_peer
@@ -754,6 +755,8 @@ def _accuracy(
         _measure_accuracy,
         _scoped,
         teacher_prune_overrides,
+        _prune_teacher_worker,
+        _prune_teacher,
     )
     key = cache.key(
         files=sorted(p for p in teacher.iterdir() if p.is_file()),
@@ -768,11 +771,37 @@ def _accuracy(
     cache.build_once(
         folder,
         key,
-        lambda tmp: _measure_accuracy(tmp, cfg, threads, batches, scope, teacher, key, ov_ok, ov_why, prune_cfgs),
+        lambda tmp: _measure_accuracy(tmp, cfg, threads, batches, scope, teacher, key, ov_ok, ov_why, prune_overrides),
         what="accuracy results",
         rebuild=rebuild,
     )
     return json.loads((folder / "accuracy.json").read_text(encoding="utf-8"))
+
+
+def _prune_teacher_worker(overrides: list[str], out: str) -> tuple[str, str, str]:
+    """In a fresh process: the demo teacher compressed with ``overrides`` (``teacher_prune_overrides``)."""
+    from job import compress, pipeline
+    from job.config import load_config
+
+    cfg = load_config(TEACHER_CONFIG, overrides)
+    prepared = pipeline.prepare(cfg, {})
+    made = compress.run(cfg, prepared.built.model, prepared.task, Path(out)).model
+    return str(made.folder), made.model_filename, made.params_filename
+
+
+def _prune_teacher(overrides: list[str], out: Path):
+    """The demo teacher pruned, distilled and quantized with ``overrides`` in a spawned process: Paddle's
+    static graph keeps the parameter names of the models built before it (the benchmark's UIE-base
+    and its pruning), which a pruning of another shape in the same process collides with."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from job.config import load_config
+    from job.model import ModelFiles
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        folder, model_filename, params_filename = pool.submit(_prune_teacher_worker, overrides, str(out)).result()
+    return ModelFiles(Path(folder), model_filename, params_filename).check(), load_config(TEACHER_CONFIG, overrides)
 
 
 def _measure_accuracy(
@@ -785,7 +814,7 @@ def _measure_accuracy(
     key: str,
     ov_ok: bool,
     ov_why: str,
-    prune_cfgs: dict | None = None,
+    prune_overrides: dict[str, list[str]] | None = None,
 ) -> None:
     """``_accuracy``'s build, in the (temporary) ``folder``: writes accuracy.json."""
     import functools
@@ -821,9 +850,9 @@ def _measure_accuracy(
     # Each pruned entry's compression applied to the teacher, published as the job publishes it (scope applied).
     ours_for_openvino = {"ptq": scoped[scope]}
     notes = []
-    for name, prune_cfg in (prune_cfgs or {}).items():
+    for name, extra in (prune_overrides or {}).items():
         (folder / name).mkdir()
-        pruned_model = compress.run(prune_cfg, model, task, folder / name).model
+        pruned_model, prune_cfg = _prune_teacher(extra, folder / name)
         f1[f"paddle-{name}-int8"] = (
             100.0 * evaluate.evaluate(pruned_model, task, serving=Serving(threads=threads), batch_size=bs).score
         )
