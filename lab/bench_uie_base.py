@@ -95,6 +95,8 @@ class Settings:
     """PTQ and NNCF calibration of the demo teacher: batches of 32 training examples."""
     teacher_train_iter: int = 600
     """Distillation steps of the pruned entries applied to the demo teacher (the demo's ``TrainConfig.train_iter``)."""
+    teacher_learning_rate: float = 5.0e-5
+    """Their learning rate (the demo's ``TrainConfig.learning_rate``)."""
 
     def check(self) -> None:
         from job.config import require
@@ -105,6 +107,7 @@ class Settings:
             require(getattr(self, name) >= 0, name, "must be >= 0")
         for name in ("calib_batches", "train_iter", "teacher_calib_batches", "teacher_train_iter"):
             require(getattr(self, name) >= 1, name, "must be >= 1")
+        require(self.teacher_learning_rate > 0, "teacher_learning_rate", "must be > 0")
 
 
 FULL = Settings()
@@ -708,6 +711,7 @@ def teacher_prune_overrides(
             "Job.strategy=prune_ptq",
             f"TransformerPrune.pruned_ratio={cfg.TransformerPrune.pruned_ratio}",
             f"TrainConfig.train_iter={settings.teacher_train_iter}",
+            f"TrainConfig.learning_rate={settings.teacher_learning_rate}",
             f"QuantPost.batch_nums={settings.teacher_calib_batches}",
             f"Job.int8_scope={scope}",
             f"Job.threads={threads}",
@@ -859,7 +863,8 @@ def _measure_accuracy(
         ours_for_openvino[name] = pruned_model
         notes.append(
             f"{name}: TransformerPrune.pruned_ratio {prune_cfg.TransformerPrune.pruned_ratio} with distillation "
-            f"({prune_cfg.TrainConfig.train_iter} steps), then PTQ, on the teacher; "
+            f"({prune_cfg.TrainConfig.train_iter} steps, learning rate {prune_cfg.TrainConfig.learning_rate}), "
+            "then PTQ, on the teacher; "
             f"{model_params(pruned_model):,} of {model_params(model):,} parameters"
         )
     if ov_ok:

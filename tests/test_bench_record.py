@@ -395,6 +395,7 @@ def test_each_pruned_entry_is_applied_to_the_demo_teacher_with_its_own_ratio(ben
         cfg = load_config(bench.TEACHER_CONFIG, overrides[name])
         assert cfg.Job.strategy == "prune_ptq" and cfg.TransformerPrune.pruned_ratio == ratio
         assert cfg.TrainConfig.train_iter == bench.FULL.teacher_train_iter and cfg.Teacher.shape == "uie-pico"
+        assert cfg.TrainConfig.learning_rate == bench.FULL.teacher_learning_rate
 
 
 def test_table_of_an_unreadable_record_is_one_line_and_exit_2(bench, tmp_path, capsys):
