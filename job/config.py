@@ -92,7 +92,9 @@ def _doc(default: Any = dataclasses.MISSING, help: str = "", **kw: Any) -> Any:
     """A dataclass field carrying its documentation (shown by ``python -m job config``)."""
     if isinstance(default, (list, dict)):
         value = default
-        return field(default_factory=lambda: type(value)(value), metadata={"help": help}, **kw)
+        # A deep copy: ACT pops keys of nested defaults (optimizer_builder's optimizer 'type'); a shared
+        # nested dict would break the next compression in the same process.
+        return field(default_factory=lambda: copy.deepcopy(value), metadata={"help": help}, **kw)
     return field(default=default, metadata={"help": help}, **kw)
 
 

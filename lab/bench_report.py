@@ -65,8 +65,9 @@ def peer_lines(result) -> list[str]:
     return lines
 
 
-def profiles(result, missed: list[str], scope: str) -> dict[str, list[dict]]:
-    """Op profiles of the rows behind each missed target (their max-padding batch)."""
+def profiles(result, missed: list[str], scope: str, f1: dict[str, float] | None = None) -> dict[str, list[dict]]:
+    """Op profiles of the rows behind each missed target (their max-padding batch);
+    ``f1``: the accuracy results (F1 by ``bench_record.accuracy_key``) the headline chose its rows by."""
     from lab import bench_record
 
     pi = {"runtime": "paddle-inference", "padding": "max"}
@@ -80,7 +81,12 @@ def profiles(result, missed: list[str], scope: str) -> dict[str, list[dict]]:
         key=lambda r: r["latency_ms"]["median"],
         default=None,
     )
+    sides = bench_record.headline_sides(result.records, f1 or {}, scope)
     picks = {
+        "headline": [
+            ("ours (headline)", sides["ours"]["chosen"]),
+            ("OpenVINO NNCF INT8 (headline)", sides["peer"]["chosen"]),
+        ],
         "peer": [
             ("Paddle best INT8", ours),
             (

@@ -14,23 +14,27 @@ Builds a UIE with the shape of PaddleNLP's uie-base (12 layers, 768 hidden, 12 h
 vocabulary 40,000; random weights: latency does not depend on them) and its tokenizer
 (the embedded People's Daily benchmark's characters plus ``[unusedN]`` fillers), exports
 it, compresses it with the project's own ``job.compress.run`` (strategy ``ptq``, and
-``prune_ptq``: a quarter of heads and FFN width pruned with distillation, then PTQ) and then
-measures in one run, through ``job.benchmark``, each figure in its own worker process:
+strategy ``prune_ptq`` twice: ``prune_ptq``, a quarter of heads and FFN width pruned with
+distillation, then PTQ, and ``prune050_ptq``, half of them) and then measures in one run,
+through ``job.benchmark``, each figure in its own worker process:
 
 * Paddle Inference (oneDNN), as the job publishes and Taskflow serves: FP32, PTQ INT8,
-  pruned + INT8; benchmark-only rows labelled as such: the PTQ program with INT8 scope
+  each pruned + INT8; benchmark-only rows labelled as such: the PTQ program with INT8 scope
   linear+pv, and FP32 / PTQ INT8 with ``enable_mkldnn_bfloat16()``;
 * OpenVINO (optional extra, ``make bench`` installs it): the FP32 program read directly,
   at FP32 and at its default precision (BF16 where the CPU has it), NNCF INT8 at both, and
-  our own PTQ program (its Paddle frontend may refuse it: the refusal is the row);
+  our own published folders (PTQ and each pruned one) at both (its Paddle frontend may
+  refuse a program: the refusal is the row);
 * ONNX Runtime: the FP32 model exported by paddle2onnx, at FP32 and at its best INT8;
 * padding: the same test texts padded to 128, to each batch's longest in the original
   order, and length-bucketed.
 
 Accuracy (not timed): the demo teacher (``teachers/uie-pico-pd199801``) through the
 embedded test split with the job's span metric, for every served configuration above
-(Paddle FP32 and PTQ INT8 per scope, OpenVINO FP32 and NNCF INT8), so that speed is
-compared between models of comparable accuracy.
+(Paddle FP32 and PTQ INT8 per scope, OpenVINO FP32 and NNCF INT8, each pruned entry's
+compression applied to the teacher in Paddle and in OpenVINO at both settings), so that
+speed is compared between models of comparable accuracy: the headline target
+(``lab.bench_record``) compares only models within 1 F1 point of their own FP32.
 
 Prints a table, every target with PASS or MISS (the distance and the dominant op types
 when missed) and writes one JSON record (``--record``, default ``--out``/bench.json) from
@@ -89,6 +93,10 @@ class Settings:
     """Pruning + distillation steps (``TrainConfig.train_iter`` of prune_ptq)."""
     teacher_calib_batches: int = 8
     """PTQ and NNCF calibration of the demo teacher: batches of 32 training examples."""
+    teacher_train_iter: int = 600
+    """Distillation steps of the pruned entries applied to the demo teacher (the demo's ``TrainConfig.train_iter``)."""
+    teacher_learning_rate: float = 5.0e-5
+    """Their learning rate (the demo's ``TrainConfig.learning_rate``)."""
 
     def check(self) -> None:
         from job.config import require
@@ -97,8 +105,9 @@ class Settings:
             require(getattr(self, name) >= 1, name, "must be >= 1")
         for name in ("warmup", "test_examples", "train_examples", "dev_examples"):
             require(getattr(self, name) >= 0, name, "must be >= 0")
-        for name in ("calib_batches", "train_iter", "teacher_calib_batches"):
+        for name in ("calib_batches", "train_iter", "teacher_calib_batches", "teacher_train_iter"):
             require(getattr(self, name) >= 1, name, "must be >= 1")
+        require(self.teacher_learning_rate > 0, "teacher_learning_rate", "must be > 0")
 
 
 FULL = Settings()
@@ -114,6 +123,7 @@ QUICK = Settings(
     calib_batches=2,
     train_iter=2,
     teacher_calib_batches=2,
+    teacher_train_iter=20,
 )
 
 
@@ -126,6 +136,12 @@ class Compression:
     """Strategy ptq (relative paths: to the repository root)."""
     prune_ptq: str = "configs/lab/compress/uie_base_prune_ptq.yaml"
     """Strategy prune_ptq: 25 % of heads and FFN width pruned with distillation, then PTQ."""
+    prune050_ptq: str = "configs/lab/compress/uie_base_prune050_ptq.yaml"
+    """Strategy prune_ptq, deeper: half of the heads and FFN width pruned with distillation, then PTQ."""
+
+    def pruned(self) -> list[str]:
+        """The pruned entries (strategy prune_ptq): every one but ``ptq``, in the order above."""
+        return [field.name for field in dataclasses.fields(self) if field.name != "ptq"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -289,31 +305,42 @@ def main(argv: list[str] | None = None) -> int:
             if scope != "linear+pv"
             else None
         )
-    with logs.phase("prune + PTQ (job.compress, strategy prune_ptq)", phases):
-        pruned, _, compression["prune_ptq"] = _compress(
-            work, settings, "prune_ptq", fp32, fp32_key, task, threads, args.rebuild, scope, experiment.compression
-        )
+    pruned: dict = {}
+    for name in experiment.compression.pruned():
+        with logs.phase(f"prune + PTQ (job.compress, {name}: strategy prune_ptq)", phases):
+            pruned[name], _, compression[name] = _compress(
+                work, settings, name, fp32, fp32_key, task, threads, args.rebuild, scope, experiment.compression
+            )
     accuracy: dict = {}
     if experiment.accuracy:
         with logs.phase("accuracy on the demo teacher", phases):
-            accuracy = _accuracy(work, settings, threads, args.rebuild, scope, openvino=experiment.openvino)
+            accuracy = _accuracy(
+                work,
+                settings,
+                threads,
+                args.rebuild,
+                scope,
+                openvino=experiment.openvino,
+                compression=experiment.compression,
+            )
 
     from job.program import model_params
 
-    params = {name: model_params(m) for name, m in (("fp32", fp32), ("ptq", ptq), ("prune_ptq", pruned))}
-    if params["prune_ptq"] >= params["fp32"]:
-        print(
-            f"error: the pruned model is not smaller ({params['prune_ptq']:,} >= {params['fp32']:,} parameters): "
-            "pruning pruned nothing",
-            file=sys.stderr,
-        )
-        return 1
+    params = {name: model_params(m) for name, m in (("fp32", fp32), ("ptq", ptq), *pruned.items())}
+    for name in pruned:
+        if params[name] >= params["fp32"]:
+            print(
+                f"error: the pruned model {name} is not smaller ({params[name]:,} >= {params['fp32']:,} parameters): "
+                "pruning pruned nothing",
+                file=sys.stderr,
+            )
+            return 1
 
     from job import benchmark
     from job.config import BenchmarkConfig
     from lab import bench_record
 
-    models = {"fp32": fp32, "ptq": ptq, **({"ptq-pv": ptq_pv} if ptq_pv else {}), "prune_ptq": pruned}
+    models = {"fp32": fp32, "ptq": ptq, **({"ptq-pv": ptq_pv} if ptq_pv else {}), **pruned}
     cfg = BenchmarkConfig(
         enabled=True,
         device="cpu",
@@ -376,7 +403,7 @@ def main(argv: list[str] | None = None) -> int:
     missed = [key for key, entry in record["targets"].items() if entry["verdict"] == "MISS"]
     if missed and experiment.profile:
         with logs.phase("profiles", phases):
-            record["profiles"] = profiles(result, missed, scope)
+            record["profiles"] = profiles(result, missed, scope, (accuracy or {}).get("f1", {}))
     total = time.perf_counter() - started
     record["phases"] = dict(phases, total=total)
 
@@ -394,8 +421,8 @@ def main(argv: list[str] | None = None) -> int:
             "(served by oneDNN with its defaults, as Taskflow serves them)"
         ),
         (
-            f"# parameters: FP32 {params['fp32']:,}; PTQ {params['ptq']:,}; pruned+PTQ {params['prune_ptq']:,} "
-            f"({params['prune_ptq'] / params['fp32']:.1%} of FP32)"
+            f"# parameters: FP32 {params['fp32']:,}; PTQ {params['ptq']:,}; "
+            + "; ".join(f"{name} {params[name]:,} ({params[name] / params['fp32']:.1%} of FP32)" for name in pruned)
         ),
         "# compression: "
         + "; ".join(
@@ -439,7 +466,8 @@ def bench_plan(cfg, models: dict, *, openvino: bool, bf16_rows: list[str]) -> li
     """The job's own plan for ``models`` (``job.benchmark.plan``), extended with the lab's
     rows: the linear+pv program labelled as such, FP32 and PTQ INT8 with oneDNN BF16 (after
     the job's Paddle rows, latency batch only), and the OpenVINO peer from the FP32 model,
-    handed our PTQ programs (``ptq``, and ``ptq-all``: the unrestricted one) as well."""
+    handed our PTQ programs (``ptq``, and ``ptq-all``: the unrestricted one) and our pruned ones
+    (every model named ``prune*``) as well, each at f32 and at OpenVINO's default precision."""
     from job import benchmark
 
     job_plan = [
@@ -452,7 +480,9 @@ def bench_plan(cfg, models: dict, *, openvino: bool, bf16_rows: list[str]) -> li
         benchmark.Planned(name, variant="bf16", options={"bf16": True}, label=_BF16_LABEL, padding=False)
         for name in bf16_rows
     ]
-    ov = [benchmark.Planned("fp32", "openvino", options={"quantized": ("ptq", "ptq-all")})] if openvino else []
+    # Our published programs (the PTQ one and each pruned one) read by OpenVINO, and the unrestricted PTQ program.
+    ours = ("ptq", "ptq-all", *(name for name in models if name.startswith("prune")))
+    ov = [benchmark.Planned("fp32", "openvino", options={"quantized": ours})] if openvino else []
     return [*paddle, *bf16, *peers, *ov]
 
 
@@ -578,10 +608,13 @@ def _build(work: Path, settings: Settings, vocab_dir: Path, data: str, rebuild: 
     return ModelFiles(folder).check(), key
 
 
-def compress_config(strategy: str, compression: Compression, settings: Settings, threads: int, int8_scope: str):
-    """The job config ``strategy`` is compressed with: its file (``compression``), loaded by
-    ``job.config.load_config`` with this run's settings as overrides."""
+def compress_config(name: str, compression: Compression, settings: Settings, threads: int, int8_scope: str):
+    """The job config of the compression entry ``name`` (``ptq``, or a pruned entry whose strategy is
+    prune_ptq): its file (``compression``), loaded by ``job.config.load_config`` with this run's
+    settings as overrides."""
     from job.config import load_config
+
+    strategy = "ptq" if name == "ptq" else "prune_ptq"
 
     overrides = [
         f"Global.max_seq_length={settings.seq_len}",
@@ -591,12 +624,13 @@ def compress_config(strategy: str, compression: Compression, settings: Settings,
     ]
     if strategy != "ptq":
         overrides.append(f"TrainConfig.train_iter={settings.train_iter}")
-    cfg = load_config(ROOT / getattr(compression, strategy), overrides)
+    cfg = load_config(ROOT / getattr(compression, name), overrides)
     if cfg.Job.strategy != strategy:
         from job.errors import ConfigError
 
         raise ConfigError(
-            f"{cfg.source}: Job.strategy is {cfg.Job.strategy}, but it is the {strategy} config of the lab"
+            f"{cfg.source}: Job.strategy is {cfg.Job.strategy}, "
+            f"but it is the {name} config of the lab (strategy {strategy})"
         )
     return cfg
 
@@ -604,7 +638,7 @@ def compress_config(strategy: str, compression: Compression, settings: Settings,
 def _compress(
     work: Path,
     settings: Settings,
-    strategy: str,
+    name: str,
     source,
     source_key: str,
     task,
@@ -613,22 +647,23 @@ def _compress(
     int8_scope: str,
     compression: Compression = Compression(),
 ):
-    """``source`` compressed by ``job.compress.run`` with ``strategy``, cached in work and
+    """``source`` compressed by ``job.compress.run`` with the entry ``name``'s config, cached in work and
     reused only while the config, the source model and the code that compresses are the same;
     its cache key; and how long compressing took (``seconds`` of the run that built it,
     ``reused`` when this run took it from the cache, ``act_strategies``)."""
     from job import cache, compress
     from job.model import ModelFiles
 
-    folder = work / (strategy if int8_scope != "all" else f"{strategy}-all")
-    cfg = compress_config(strategy, compression, settings, threads, int8_scope)
+    folder = work / (name if int8_scope != "all" else f"{name}-all")
+    cfg = compress_config(name, compression, settings, threads, int8_scope)
     key = compress_key(cfg.fingerprint(), source_key)
 
     def build(tmp: Path) -> dict:
         result = compress.run(cfg, source, task, tmp)
         return {"act_strategies": list(result.act_strategies), "seconds": round(result.seconds, 1)}
 
-    built = cache.build_once(folder, key, build, what=f"strategy {strategy}", rebuild=rebuild)
+    what = f"compression {name} (strategy {cfg.Job.strategy})"
+    built = cache.build_once(folder, key, build, what=what, rebuild=rebuild)
     return (
         ModelFiles(folder / "compressed", source.model_filename, source.params_filename).check(),
         key,
@@ -636,6 +671,7 @@ def _compress(
             "seconds": built.info.get("seconds"),
             "reused": built.reused,
             "act_strategies": built.info.get("act_strategies") or [],
+            **({"pruned_ratio": cfg.TransformerPrune.pruned_ratio} if cfg.TransformerPrune else {}),
         },
     )
 
@@ -662,16 +698,51 @@ def _scoped(source, source_key: str, folder: Path, scope: str, rebuild: bool):
 # --------------------------------------------------------------------------------------
 
 
-def _accuracy(work: Path, settings: Settings, threads: int, rebuild: bool, scope: str, *, openvino: bool) -> dict:
+def teacher_prune_overrides(
+    compression: Compression, settings: Settings, threads: int, scope: str
+) -> dict[str, list[str]]:
+    """Per pruned entry, the overrides of the demo teacher's config (``configs/uie_demo.yaml``) that
+    apply the entry's compression to the teacher: strategy prune_ptq, the entry's
+    ``TransformerPrune.pruned_ratio`` and INT8 scope, the teacher's calibration and distillation steps."""
+    out = {}
+    for name in compression.pruned():
+        cfg = compress_config(name, compression, settings, threads, scope)
+        out[name] = [
+            "Job.strategy=prune_ptq",
+            f"TransformerPrune.pruned_ratio={cfg.TransformerPrune.pruned_ratio}",
+            f"TrainConfig.train_iter={settings.teacher_train_iter}",
+            f"TrainConfig.learning_rate={settings.teacher_learning_rate}",
+            f"QuantPost.batch_nums={settings.teacher_calib_batches}",
+            f"Job.int8_scope={scope}",
+            f"Job.threads={threads}",
+        ]
+    return out
+
+
+def _accuracy(
+    work: Path,
+    settings: Settings,
+    threads: int,
+    rebuild: bool,
+    scope: str,
+    *,
+    openvino: bool,
+    compression: Compression = Compression(),
+) -> dict:
     """F1 (points) of the demo teacher on the embedded test split, served each way the
     benchmark times: Paddle FP32 and PTQ INT8 per scope (and with BF16), OpenVINO FP32 at
-    both precision hints and NNCF INT8 at both. Cached under work/accuracy by cache key."""
+    both precision hints and NNCF INT8 at both, our PTQ program in OpenVINO at both; and each
+    pruned entry's compression applied to the teacher (``teacher_prune_overrides``), served by
+    Paddle and by OpenVINO at both. Cached under work/accuracy by cache key."""
     from job import cache
     from job.config import load_config
 
     batches = settings.teacher_calib_batches
     overrides = ["Job.strategy=ptq", "Job.int8_scope=all", f"QuantPost.batch_nums={batches}", f"Job.threads={threads}"]
     cfg = load_config(TEACHER_CONFIG, overrides)
+    prune_overrides = teacher_prune_overrides(compression, settings, threads, scope)
+    for extra in prune_overrides.values():
+        load_config(TEACHER_CONFIG, extra)  # a bad override is a config error now, not in the worker
     teacher = ROOT / "teachers" / "uie-pico-pd199801"
     folder = work / "accuracy"
     from job.benchmark import openvino_peer
@@ -687,12 +758,16 @@ def _accuracy(work: Path, settings: Settings, threads: int, rebuild: bool, scope
         _accuracy,
         _measure_accuracy,
         _scoped,
+        teacher_prune_overrides,
+        _prune_teacher_worker,
+        _prune_teacher,
     )
     key = cache.key(
         files=sorted(p for p in teacher.iterdir() if p.is_file()),
         code=code,
         config=TEACHER_CONFIG.read_text(encoding="utf-8"),
         overrides=overrides,
+        prune_overrides=prune_overrides,
         scope=scope,
         openvino=ov_ok,
         versions=cache.versions("paddlepaddle", "paddleslim", "openvino", "nncf"),
@@ -700,15 +775,50 @@ def _accuracy(work: Path, settings: Settings, threads: int, rebuild: bool, scope
     cache.build_once(
         folder,
         key,
-        lambda tmp: _measure_accuracy(tmp, cfg, threads, batches, scope, teacher, key, ov_ok, ov_why),
+        lambda tmp: _measure_accuracy(tmp, cfg, threads, batches, scope, teacher, key, ov_ok, ov_why, prune_overrides),
         what="accuracy results",
         rebuild=rebuild,
     )
     return json.loads((folder / "accuracy.json").read_text(encoding="utf-8"))
 
 
+def _prune_teacher_worker(overrides: list[str], out: str) -> tuple[str, str, str]:
+    """In a fresh process: the demo teacher compressed with ``overrides`` (``teacher_prune_overrides``)."""
+    from job import compress, pipeline
+    from job.config import load_config
+
+    cfg = load_config(TEACHER_CONFIG, overrides)
+    prepared = pipeline.prepare(cfg, {})
+    made = compress.run(cfg, prepared.built.model, prepared.task, Path(out)).model
+    return str(made.folder), made.model_filename, made.params_filename
+
+
+def _prune_teacher(overrides: list[str], out: Path):
+    """The demo teacher pruned, distilled and quantized with ``overrides`` in a spawned process: Paddle's
+    static graph keeps the parameter names of the models built before it (the benchmark's UIE-base
+    and its pruning), which a pruning of another shape in the same process collides with."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from job.config import load_config
+    from job.model import ModelFiles
+
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        folder, model_filename, params_filename = pool.submit(_prune_teacher_worker, overrides, str(out)).result()
+    return ModelFiles(Path(folder), model_filename, params_filename).check(), load_config(TEACHER_CONFIG, overrides)
+
+
 def _measure_accuracy(
-    folder: Path, cfg, threads: int, batches: int, scope: str, teacher: Path, key: str, ov_ok: bool, ov_why: str
+    folder: Path,
+    cfg,
+    threads: int,
+    batches: int,
+    scope: str,
+    teacher: Path,
+    key: str,
+    ov_ok: bool,
+    ov_why: str,
+    prune_overrides: dict[str, list[str]] | None = None,
 ) -> None:
     """``_accuracy``'s build, in the (temporary) ``folder``: writes accuracy.json."""
     import functools
@@ -716,6 +826,7 @@ def _measure_accuracy(
     from job import benchmark, compress, evaluate, pipeline
     from job.benchmark import openvino_peer
     from job.evaluate import Serving, create_predictor, run_batch
+    from job.program import model_params
 
     prepared = pipeline.prepare(cfg, {})  # the job's own path to the teacher and its encoded data
     model, task = prepared.built.model, prepared.task
@@ -740,7 +851,22 @@ def _measure_accuracy(
             100.0 * evaluate.evaluate(files, task, serving=Serving(threads=threads), batch_size=bs).score
         )
         f1[f"paddle-int8-{name}-bf16"] = paddle_f1(files, "int8", bf16=True)
+    # Each pruned entry's compression applied to the teacher, published as the job publishes it (scope applied).
+    ours_for_openvino = {"ptq": scoped[scope]}
     notes = []
+    for name, extra in (prune_overrides or {}).items():
+        (folder / name).mkdir()
+        pruned_model, prune_cfg = _prune_teacher(extra, folder / name)
+        f1[f"paddle-{name}-int8"] = (
+            100.0 * evaluate.evaluate(pruned_model, task, serving=Serving(threads=threads), batch_size=bs).score
+        )
+        ours_for_openvino[name] = pruned_model
+        notes.append(
+            f"{name}: TransformerPrune.pruned_ratio {prune_cfg.TransformerPrune.pruned_ratio} with distillation "
+            f"({prune_cfg.TrainConfig.train_iter} steps, learning rate {prune_cfg.TrainConfig.learning_rate}), "
+            "then PTQ, on the teacher; "
+            f"{model_params(pruned_model):,} of {model_params(model):,} parameters"
+        )
     if ov_ok:
         calibration = benchmark.calibration_batches(task, list(task.input_names), count=batches, size=bs, split="train")
         xml = folder / "openvino" / "nncf-int8.xml"
@@ -751,15 +877,16 @@ def _measure_accuracy(
             log.info(
                 "accuracy: openvino %s (%s): F1 %.2f", variant, session.inference_precision, f1[f"openvino-{variant}"]
             )
-        try:  # our published PTQ program, run by OpenVINO (its frontend refuses some QDQ programs)
-            f1["openvino-ptq"] = (
-                100.0
-                * task.score("test", bs, openvino_peer.Session(scoped[scope].program, threads, "f32", static=False))[
-                    task.metric
-                ]
-            )
-        except RuntimeError as exc:
-            notes.append(f"OpenVINO could not run our {scope} PTQ program: {openvino_peer.refusal(str(exc))}")
+        # Our published programs run by OpenVINO at each setting (its frontend refuses some QDQ programs).
+        for name, files in ours_for_openvino.items():
+            for variant, hint in openvino_peer.OURS_VARIANTS.items():
+                row = f"openvino-{name}" + ("-default" if not hint else "")
+                try:
+                    session = openvino_peer.Session(files.program, threads, hint, static=False)
+                    f1[row] = 100.0 * task.score("test", bs, session)[task.metric]
+                except RuntimeError as exc:
+                    why = openvino_peer.refusal(str(exc))
+                    notes.append(f"OpenVINO ({variant}) could not run our {name} program: {why}")
         notes.append(f"OpenVINO NNCF INT8: {made}")
     else:
         notes.append(f"OpenVINO accuracy not measured: {ov_why}")

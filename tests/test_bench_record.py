@@ -96,6 +96,12 @@ F1 = {
 
 COMPRESSION = {
     "ptq": {"seconds": 312.4, "reused": True, "act_strategies": ["QuantPost"]},
+    "prune050_ptq": {
+        "seconds": 1490.0,
+        "reused": False,
+        "act_strategies": ["TransformerPrune", "Distillation", "QuantPost"],
+        "pruned_ratio": 0.5,
+    },
     "prune_ptq": {
         "seconds": 1504.6,
         "reused": False,
@@ -114,7 +120,7 @@ def _record(rows=ROWS, f1=F1, hardware=EPYC):
         threads=2,
         settings={"shape": "uie-base", "batch_size": 40, "seq_len": 128, "warmup": 3, "repeats": 10},
         int8_scope="linear",
-        params={"fp32": 117_400_000, "ptq": 117_400_000, "prune_ptq": 96_100_000},
+        params={"fp32": 117_400_000, "ptq": 117_400_000, "prune_ptq": 96_100_000, "prune050_ptq": 48_000_000},
         accuracy={"model": "teacher", "f1": f1},
         profiles={},
         phases={},
@@ -150,14 +156,16 @@ def test_record_carries_the_cpu_instruction_sets_and_every_ratio():
 
 def test_verdicts_say_pass_or_miss_and_how_far():
     targets = _record()["targets"]
-    assert targets["peer"]["verdict"] == "MISS" and "0.91x where 1.20x is wanted" in targets["peer"]["distance"]
     assert targets["padding"]["verdict"] == "MISS" and targets["prune_ptq"]["verdict"] == "MISS"
     assert targets["ort_peer"]["verdict"] == "PASS" and "distance" not in targets["ort_peer"]
+    # The runtime-vs-runtime row is followed, not a target: never missed, however slow.
+    assert targets["peer"]["verdict"] == "TRACKED" and "distance" not in targets["peer"]
     lines = "\n".join(bench_record.target_lines(_record()))
     assert (
-        "MISS   0.91x (target >= 1.2x)  [peer]" in lines
-        and "missed by: 0.91x where 1.20x is wanted: 32% faster needed" in lines
+        "MISS   3.77x (target >= 4.0x)  [prune_ptq]" in lines
+        and "missed by: 3.77x where 4.00x is wanted: 6% faster needed" in lines
     )
+    assert "TRACKED   0.91x (target >= 1.2x)  [peer]" in lines
 
 
 def test_amx_raises_the_pruned_target_to_six():
@@ -167,23 +175,85 @@ def test_amx_raises_the_pruned_target_to_six():
     assert amx["threshold"] == 6.0 and amx["verdict"] == "MISS"
 
 
-def test_the_peer_target_needs_both_int8_models_within_one_point():
+def test_the_tracked_peer_row_carries_its_ratio_and_both_accuracies():
     fast = [
         r
         for r in ROWS
         if not (r["runtime"] == "paddle-inference" and r["model"] in ("ptq", "ptq-pv") and r["padding"] == "max")
     ]
     fast += [_row("ptq", "paddle-inference", "int8", 400.0)]
-    assert _record(fast)["targets"]["peer"]["verdict"] == "PASS"  # 544 / 400 = 1.36x; 82.5 is within 1 of 83.07
+    entry = _record(fast)["targets"]["peer"]
+    assert entry["value"] == pytest.approx(544.0 / 400.0) and entry["verdict"] == "TRACKED"
     worse = dict(F1, **{"paddle-int8-linear": 81.9})
     entry = _record(fast, worse)["targets"]["peer"]
+    assert entry["verdict"] == "TRACKED" and "-1.17" in entry["accuracy"]
+
+
+# The deeper pruned entry (prune050_ptq) in Paddle and read by OpenVINO at both settings.
+DEEP = [
+    _row("prune050_ptq", "paddle-inference", "int8", 400.0),
+    _row("prune050_ptq", "openvino", "int8", 350.0, variant="paddle-quantized", inference_precision="f32"),
+    _row("prune050_ptq", "openvino", "int8", 250.0, variant="paddle-quantized-default", inference_precision="bf16"),
+]
+DEEP_F1 = dict(
+    F1,
+    **{
+        "paddle-prune_ptq-int8": 82.9,
+        "paddle-prune050_ptq-int8": 81.5,  # outside 1 point of Paddle FP32 (83.07)
+        "openvino-prune050_ptq": 82.2,
+        "openvino-prune050_ptq-default": 82.1,
+    },
+)
+
+
+def test_the_headline_is_our_fastest_published_model_within_one_point_vs_nncf():
+    # Without accuracy for the pruned models, ours is the PTQ program in Paddle (680 ms): not the faster
+    # benchmark-only BF16 variant (600 ms), nor PTQ linear+pv (F1 -1.80), nor unmeasured rows.
+    entry = _record()["targets"]["headline"]
+    assert entry["value"] == pytest.approx(544.0 / 680.0) and entry["verdict"] == "MISS"
+    assert entry["threshold"] == 1.5 and "ours paddle-inference ptq 680.0 ms" in entry["detail"]
+    assert any("ptq-pv" in line and "(-1.80)" in line for line in entry["excluded"])
+    assert any("prune_ptq" in line and "accuracy not measured" in line for line in entry["excluded"])
+    # With the deeper pruned entry: its folder read by OpenVINO at its default precision, 250 ms.
+    entry = _record([*ROWS, *DEEP], DEEP_F1)["targets"]["headline"]
+    assert entry["value"] == pytest.approx(544.0 / 250.0) and entry["verdict"] == "PASS"
+    assert "prune050_ptq/paddle-quantized-default 250.0 ms" in entry["detail"]
+    assert "openvino-prune050_ptq-default F1 82.10 vs paddle-fp32 83.07 (-0.97)" in entry["accuracy"]
+    assert "openvino-nncf-int8-default F1 83.06 vs openvino-f32 83.07 (-0.01)" in entry["accuracy"]
+    assert any(line.startswith("ours: prune050_ptq 400.0 ms: ") for line in entry["excluded"])
+
+
+def test_a_headline_side_outside_one_point_is_not_chosen():
+    worse = dict(DEEP_F1, **{"openvino-prune050_ptq-default": 81.9, "openvino-nncf-int8-default": 81.9})
+    entry = _record([*ROWS, *DEEP], worse)["targets"]["headline"]
+    # ours: the same folder at f32 (350 ms); the peer: NNCF INT8 at f32 (592 ms)
+    assert entry["value"] == pytest.approx(592.0 / 350.0) and entry["verdict"] == "PASS"
+    assert "nncf-int8-f32 592.0 ms" in entry["detail"] and "prune050_ptq/paddle-quantized 350.0 ms" in entry["detail"]
+    assert any(line.startswith("ours: prune050_ptq/paddle-quantized-default 250.0 ms") for line in entry["excluded"])
+    assert any(line.startswith("peer: fp32/nncf-int8-default 544.0 ms") for line in entry["excluded"])
+    # Nothing of ours within 1 point: a miss that says so, not a ratio of models of unlike accuracy.
+    none = {k: (70.0 if k.startswith(("paddle-int8", "paddle-prune", "openvino-p")) else v) for k, v in worse.items()}
+    entry = _record([*ROWS, *DEEP], none)["targets"]["headline"]
+    assert entry["value"] is None and entry["verdict"] == "MISS"
+    assert "ours: no candidate within 1 F1 point" in entry["distance"]
+
+
+def test_the_headline_leads_the_readme_targets_with_both_accuracies():
+    record = _record([*ROWS, *DEEP], DEEP_F1)
+    table = bench_record.render_table(record)
+    targets = table[table.index("Targets (issues 13 and 21):") :].splitlines()
+    assert targets[2].startswith("- **PASS** 2.18× (≥ 1.5×) the job's best CPU model")
+    assert "Accuracy (demo teacher): ours openvino-prune050_ptq-default F1 82.10" in targets[2]
+    assert "- **TRACKED** 0.91× (≥ 1.2×)" in table
+    lines = table.splitlines()
     assert (
-        entry["verdict"] == "MISS"
-        and "accuracy condition not met" in entry["distance"]
-        and "-1.17" in entry["accuracy"]
+        "| our published prune 0.50 + PTQ program, default precision | OpenVINO 2026.4.1 | INT8 (bf16 for the rest) "
+        "| 250.0 | 255.0 | 160.0 | 82.10 |" in lines
     )
-    unknown = {k: v for k, v in F1.items() if not k.startswith("openvino")}
-    assert _record(fast, unknown)["targets"]["peer"]["verdict"] == "n/a"
+    assert any(
+        line.startswith("| prune 0.50 + PTQ (48.0 M params) | Paddle Inference, oneDNN | INT8 | 400.0 |")
+        for line in lines
+    )
 
 
 def test_the_readme_table_is_a_pure_function_of_the_record():
@@ -211,7 +281,7 @@ def test_the_readme_table_is_a_pure_function_of_the_record():
         for line in lines
     )
     assert "| PTQ | Paddle Inference, oneDNN | 57.1 (pad 128.0) | 80.0 (pad 70.4) | 133.3 (pad 54.0) | 1.40× |" in lines
-    assert "- **MISS** 0.91× (≥ 1.2×)" in table and "- **PASS** 1.47× (≥ 1.3×)" in table
+    assert "- **TRACKED** 0.91× (≥ 1.2×)" in table and "- **PASS** 1.47× (≥ 1.3×)" in table
     # Every figure in the table comes from the record: change one, the table follows.
     record["records"][1]["latency_ms"]["median"] = 123.4
     assert "| PTQ | Paddle Inference, oneDNN | INT8 | 123.4 |" in bench_record.render_table(record)
@@ -311,6 +381,21 @@ def test_the_bench_scripts_keys_cover_code_and_settings(bench, tmp_path, monkeyp
         handle.write("\n# changed\n")
     monkeypatch.setattr(cache, "_SOURCES", {})
     assert bench.build_key(bench.FULL, vocab, "data-1") != built
+
+
+def test_each_pruned_entry_is_applied_to_the_demo_teacher_with_its_own_ratio(bench):
+    """The accuracy beside a pruned row is the same compression config's, applied to the demo teacher."""
+    from job.config import load_config
+
+    compression = bench.Compression()
+    assert compression.pruned() == ["prune_ptq", "prune050_ptq"]
+    overrides = bench.teacher_prune_overrides(compression, bench.FULL, 2, "linear")
+    for name, ratio in (("prune_ptq", 0.25), ("prune050_ptq", 0.5)):
+        assert bench.compress_config(name, compression, bench.FULL, 2, "linear").TransformerPrune.pruned_ratio == ratio
+        cfg = load_config(bench.TEACHER_CONFIG, overrides[name])
+        assert cfg.Job.strategy == "prune_ptq" and cfg.TransformerPrune.pruned_ratio == ratio
+        assert cfg.TrainConfig.train_iter == bench.FULL.teacher_train_iter and cfg.Teacher.shape == "uie-pico"
+        assert cfg.TrainConfig.learning_rate == bench.FULL.teacher_learning_rate
 
 
 def test_table_of_an_unreadable_record_is_one_line_and_exit_2(bench, tmp_path, capsys):

@@ -413,11 +413,14 @@ def test_openvino_best_int8_and_default_are_timed_in_the_padding_modes_with_dyna
 
 @pytest.mark.openvino
 def test_openvino_runs_or_refuses_our_programs_as_rows(ov_result):
-    (ours,) = ov_result.find(runtime="openvino", model="compressed")
-    assert ours["variant"] == "paddle-quantized" and ours["precision"] == "int8"
-    assert ours.get("latency_ms") or ours.get("error")
-    (broken,) = ov_result.find(runtime="openvino", model="broken")
-    assert broken["latency_ms"] is None and broken["error"] and "\n" not in broken["error"]
+    from job.benchmark.openvino_peer import OURS_VARIANTS
+
+    ours = {r["variant"]: r for r in ov_result.find(runtime="openvino", model="compressed")}
+    assert set(ours) == set(OURS_VARIANTS), "our program at both settings: f32 and OpenVINO's default"
+    assert all(r["precision"] == "int8" and (r.get("latency_ms") or r.get("error")) for r in ours.values())
+    broken = ov_result.find(runtime="openvino", model="broken")
+    assert len(broken) == len(OURS_VARIANTS)
+    assert all(r["latency_ms"] is None and r["error"] and "\n" not in r["error"] for r in broken)
     assert "failed: " in ov_result.summary()
 
 
@@ -444,7 +447,7 @@ def test_openvino_rows_are_skipped_with_a_reason_without_the_package(tiny, monke
     ]
     result = benchmark.run(cfg, {"original": tiny["fp32"], "compressed": tiny["int8"]}, tiny["task"], entries)
     rows = result.find(runtime="openvino")
-    assert len(rows) == 5
+    assert len(rows) == len(openvino_peer.OPENVINO_VARIANTS) + len(openvino_peer.OURS_VARIANTS)
     assert all(r["skipped"] == "openvino is not installed (test)" and r["latency_ms"] is None for r in rows)
 
 

@@ -529,18 +529,21 @@ def test_describe_output_loads_back_as_the_defaults(tmp_path):
         assert dataclasses.asdict(getattr(cfg, name)) == expected, name
 
 
-@pytest.mark.parametrize("strategy", ["ptq", "prune_ptq"])
-def test_the_benchmarks_compression_configs_validate_with_the_runs_settings(strategy):
+@pytest.mark.parametrize(
+    ("name", "strategy", "ratio"),
+    [("ptq", "ptq", None), ("prune_ptq", "prune_ptq", 0.25), ("prune050_ptq", "prune_ptq", 0.5)],
+)
+def test_the_benchmarks_compression_configs_validate_with_the_runs_settings(name, strategy, ratio):
     """lab/bench_uie_base.py compresses with configs/lab/compress/*.yaml, loaded by
     load_config with its settings as overrides: each is a valid job config of its strategy,
     and the overrides reach the config."""
     from lab import bench_uie_base as bench
 
-    cfg = bench.compress_config(strategy, bench.Compression(), bench.QUICK, 2, "linear+pv")
+    cfg = bench.compress_config(name, bench.Compression(), bench.QUICK, 2, "linear+pv")
     assert cfg.Job.strategy == strategy and cfg.Global.max_seq_length == 128 and cfg.Job.int8_scope == "linear+pv"
     assert cfg.QuantPost.batch_nums == bench.QUICK.calib_batches and cfg.Job.threads == 2
-    if strategy == "prune_ptq":
-        assert cfg.TrainConfig.train_iter == bench.QUICK.train_iter and cfg.TransformerPrune.pruned_ratio == 0.25
+    if ratio is not None:
+        assert cfg.TrainConfig.train_iter == bench.QUICK.train_iter and cfg.TransformerPrune.pruned_ratio == ratio
     with pytest.raises(ConfigError, match=r"Job\.strategy is ptq, but it is the prune_ptq config"):
         bench.compress_config(
             "prune_ptq", bench.Compression(prune_ptq=bench.Compression().ptq), bench.FULL, 2, "linear"
@@ -728,3 +731,14 @@ def test_describe_documents_strategies_and_the_quick_latency():
     text = describe()
     assert "  strategies: []  # Several strategies for one run" in text
     assert "  quick: true  # Time the original (once per run)" in text
+
+
+def test_nested_defaults_are_not_shared_between_configs():
+    """ACT pops the optimizer's 'type' from the TrainConfig it is handed: a second
+    compression in the same process (the bench's two pruned entries) must still see it."""
+    from job.config import TrainConfig
+
+    first, second = TrainConfig(), TrainConfig()
+    first.optimizer_builder["optimizer"].pop("type")
+    assert second.optimizer_builder["optimizer"] == {"type": "AdamW"}
+    assert TrainConfig().optimizer_builder["optimizer"] == {"type": "AdamW"}

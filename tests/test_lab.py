@@ -83,7 +83,7 @@ def test_without_the_lab_the_command_is_one_line_and_exit_2(tmp_path):
 
 def test_the_bench_plan_is_the_jobs_plan_extended_with_the_labs_rows(monkeypatch):
     """The job's rows first (as the job serves them; ptq-pv labelled), then the BF16 rows
-    (latency batch only), then the job's ONNX peer, then OpenVINO handed our programs."""
+    (latency batch only), then the job's ONNX peer, then OpenVINO handed our published programs."""
     import job.evaluate
     from job import benchmark
     from job.config import BenchmarkConfig
@@ -110,7 +110,8 @@ def test_the_bench_plan_is_the_jobs_plan_extended_with_the_labs_rows(monkeypatch
     assert not by_row["ptq", "paddle-inference", ""].label, "the job's rows are served as the job serves them"
     bf16 = by_row["ptq", "paddle-inference", "bf16"]
     assert bf16.options == {"bf16": True} and not bf16.padding and bf16.label.startswith("benchmark only")
-    assert by_row["fp32", "openvino", ""].options == {"quantized": ("ptq", "ptq-all")}
+    # OpenVINO reads our published PTQ and pruned programs (and the unrestricted PTQ one).
+    assert by_row["fp32", "openvino", ""].options == {"quantized": ("ptq", "ptq-all", "prune_ptq")}
     without = bench_plan(cfg, models, openvino=False, bf16_rows=[])
     assert [e.runtime for e in without] == ["paddle-inference"] * 4 + ["onnxruntime"]
 
