@@ -67,8 +67,15 @@ def assert_measured_alike(results: dict, compressed: str) -> None:
     """The published results.json: both models scored on the same split and examples (the
     gate's), each labelled with the serving its own predictor used (FP32 oneDNN for the
     original; ``compressed`` for the compressed model: INT8 or FP32)."""
-    assert results["schema"] == 3
+    assert results["schema"] == 4
     models, evaluation = results["models"], results["evaluation"]
+    # The runtimes rows (job.serve): Paddle Inference's is the gate's evaluation; without the
+    # OpenVINO extra (this tier) each OpenVINO setting is a skipped row saying why.
+    rows = {(r["model"], r["runtime"], r["setting"]): r for r in results["runtimes"]}
+    paddle = rows[("compressed", "paddle-inference", "default")]
+    assert paddle["score_points"] == round(results["after"][results["metric"]] * 100, 4)
+    assert paddle["precision"] == compressed.lower()
+    assert [rows[("compressed", "openvino", s)]["status"] for s in ("default", "f32")] == ["skipped", "skipped"]
     assert models["original"]["split"] == models["compressed"]["split"] == evaluation["split"] == "test"
     assert models["original"]["examples"] == models["compressed"]["examples"] == evaluation["examples"] > 0
     assert models["original"]["precision"] == "fp32"
