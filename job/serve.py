@@ -163,11 +163,11 @@ def rows(
             RuntimeFigures(model=role, runtime=runtime, setting=setting, status="skipped", reason=why)
             for runtime, setting in wanted
         ]
-    threads = cfg.Job.threads or 0
     from job.machine import cpu_count
 
+    threads = cfg.Job.threads or cpu_count()
     scored = {
-        setting: score_openvino(model, task, evaluation.split, cfg.Global.batch_size, threads or cpu_count(), setting)
+        setting: score_openvino(model, task, evaluation.split, cfg.Global.batch_size, threads, setting)
         for _, setting in wanted
     }
     offered: list[tuple[str, str]] = []
