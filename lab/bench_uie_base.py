@@ -97,6 +97,9 @@ class Settings:
     """Distillation steps of the pruned entries applied to the demo teacher (the demo's ``TrainConfig.train_iter``)."""
     teacher_learning_rate: float = 5.0e-5
     """Their learning rate (the demo's ``TrainConfig.learning_rate``)."""
+    teacher_overrides: dict[str, list[str]] = dataclasses.field(default_factory=dict)
+    """Per pruned entry, overrides of the demo teacher's config applied after the ones above (e.g. a longer
+    distillation for the deeper pruning: ``TrainConfig.train_iter=...``)."""
 
     def check(self) -> None:
         from job.config import require
@@ -182,6 +185,13 @@ class Experiment:
         require(bool(self.out), "out", "must not be empty")
         for i, name in enumerate(self.bf16_rows):
             require(name in ("fp32", "ptq"), f"bf16_rows[{i}]", "must be fp32 or ptq")
+        for part in ("full", "quick"):
+            for name in getattr(self, part).teacher_overrides:
+                require(
+                    name in self.compression.pruned(),
+                    f"{part}.teacher_overrides.{name}",
+                    f"not a pruned entry; pruned entries: {self.compression.pruned()}",
+                )
 
 
 DEFAULT_CONFIG = "configs/lab/bench_uie_base.yaml"
@@ -715,6 +725,7 @@ def teacher_prune_overrides(
             f"QuantPost.batch_nums={settings.teacher_calib_batches}",
             f"Job.int8_scope={scope}",
             f"Job.threads={threads}",
+            *settings.teacher_overrides.get(name, []),
         ]
     return out
 
@@ -780,6 +791,18 @@ def _accuracy(
         rebuild=rebuild,
     )
     return json.loads((folder / "accuracy.json").read_text(encoding="utf-8"))
+
+
+def _rate_text(rate) -> str:
+    """A learning rate as the record's notes print it: ``5e-05``, or a schedule ``CosineAnnealingDecay(...)``."""
+    if isinstance(rate, dict):
+        params = ", ".join(
+            f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
+            for key, value in rate.items()
+            if key != "type"
+        )
+        return f"{rate.get('type', 'schedule')}({params})"
+    return f"{rate:g}"
 
 
 def _prune_teacher_worker(overrides: list[str], out: str) -> tuple[str, str, str]:
@@ -863,7 +886,8 @@ def _measure_accuracy(
         ours_for_openvino[name] = pruned_model
         notes.append(
             f"{name}: TransformerPrune.pruned_ratio {prune_cfg.TransformerPrune.pruned_ratio} with distillation "
-            f"({prune_cfg.TrainConfig.train_iter} steps, learning rate {prune_cfg.TrainConfig.learning_rate}), "
+            f"({prune_cfg.TrainConfig.train_iter} steps, "
+            f"learning rate {_rate_text(prune_cfg.TrainConfig.learning_rate)}), "
             "then PTQ, on the teacher; "
             f"{model_params(pruned_model):,} of {model_params(model):,} parameters"
         )

@@ -6,6 +6,7 @@ itself is tested in tests/test_cache.py). No timing."""
 from __future__ import annotations
 
 import copy
+import dataclasses
 import importlib.util
 import json
 import re
@@ -396,6 +397,21 @@ def test_each_pruned_entry_is_applied_to_the_demo_teacher_with_its_own_ratio(ben
         assert cfg.Job.strategy == "prune_ptq" and cfg.TransformerPrune.pruned_ratio == ratio
         assert cfg.TrainConfig.train_iter == bench.FULL.teacher_train_iter and cfg.Teacher.shape == "uie-pico"
         assert cfg.TrainConfig.learning_rate == bench.FULL.teacher_learning_rate
+
+
+def test_an_entrys_teacher_overrides_come_last_and_only_for_that_entry(bench):
+    """``teacher_overrides`` change one pruned entry's distillation on the demo teacher, after the shared settings."""
+    from job.config import load_config
+
+    settings = dataclasses.replace(
+        bench.FULL, teacher_overrides={"prune050_ptq": ["TrainConfig.train_iter=1234", "TrainConfig.eval_iter=500"]}
+    )
+    overrides = bench.teacher_prune_overrides(bench.Compression(), settings, 2, "linear")
+    deeper = load_config(bench.TEACHER_CONFIG, overrides["prune050_ptq"])
+    assert (deeper.TrainConfig.train_iter, deeper.TrainConfig.eval_iter) == (1234, 500)
+    assert (
+        load_config(bench.TEACHER_CONFIG, overrides["prune_ptq"]).TrainConfig.train_iter == settings.teacher_train_iter
+    )
 
 
 def test_table_of_an_unreadable_record_is_one_line_and_exit_2(bench, tmp_path, capsys):

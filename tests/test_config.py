@@ -632,6 +632,10 @@ def test_bench_experiments_settings_are_the_runs_full_and_quick_shapes():
         ("int8_scope: everything\n", "{path}:1: int8_scope: must be one of ['linear', 'linear+pv', 'all']"),
         ("threads: two\n", "{path}:1: threads: expected an integer, got a string 'two'"),
         ("- out\n", "{path}: the top level must be a mapping of keys, got a list"),
+        (
+            "full:\n  teacher_overrides:\n    ptq: [Job.seed=1]\n",
+            "{path}:3: full.teacher_overrides.ptq: not a pruned entry; pruned entries: ['prune_ptq', 'prune050_ptq']",
+        ),
     ],
 )
 def test_a_bad_lab_experiment_is_one_line_naming_file_line_and_key(tmp_path, text, message):
