@@ -11,6 +11,7 @@ is the task's own (span F1 or accuracy) on the dev split.
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import logging
 import os
@@ -95,7 +96,9 @@ def act_config(cfg: JobConfig) -> dict[str, Any]:
         # The job checks origin_metric itself, through Paddle Inference, before ACT starts.
         train.pop("origin_metric", None)
         config["TrainConfig"] = train
-    return config
+    # A copy: ACT pops keys as it reads them (a schedule's and the optimizer's 'type'), and the
+    # job's config is what results.json records and a second compression in this process reads.
+    return copy.deepcopy(config)
 
 
 class _Batches(paddle.io.BatchSampler):
