@@ -1,0 +1,44 @@
+"""The probe record folders' READMEs: each table row naming a results.json beside it states
+that file's F1 and change, as the job wrote them. No paddle."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+RECORDS = Path(__file__).resolve().parent.parent / "records"
+_ROW = re.compile(r"^\| (?P<file>[\w.-]+\.json) \|.*\| (?P<f1>[\d.]+) \| (?P<change>-?[\d.]+) \|$")
+FOLDER_READMES = sorted(RECORDS.glob("*/README.md"))
+
+
+def table_rows(text: str) -> dict[str, tuple[str, str]]:
+    return {m["file"]: (m["f1"], m["change"]) for m in map(_ROW.match, text.splitlines()) if m}
+
+
+def figures_of(path: Path) -> tuple[str, str]:
+    result = json.loads(path.read_text(encoding="utf-8"))
+    return f"{100 * result['after']['f1']:.2f}", f"{result['delta_points']:.2f}"
+
+
+def test_there_is_a_probe_folder_with_a_readme():
+    assert FOLDER_READMES, "no records/*/README.md"
+
+
+@pytest.mark.parametrize("readme", FOLDER_READMES, ids=lambda p: p.parent.name)
+def test_each_row_states_its_files_figures_and_every_file_has_a_row(readme):
+    rows = table_rows(readme.read_text(encoding="utf-8"))
+    files = sorted(p.name for p in readme.parent.glob("*.json"))
+    assert sorted(rows) == files
+    for name, stated in rows.items():
+        assert stated == figures_of(readme.parent / name), name
+
+
+def test_a_changed_figure_is_caught():
+    readme = FOLDER_READMES[0]
+    text = readme.read_text(encoding="utf-8")
+    name, (f1, change) = next(iter(table_rows(text).items()))
+    edited = text.replace(f"| {f1} | {change} |", f"| {f1} | {float(change) - 0.01:.2f} |", 1)
+    assert table_rows(edited)[name] != figures_of(readme.parent / name)
