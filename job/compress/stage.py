@@ -11,13 +11,12 @@ is the task's own (span F1 or accuracy) on the dev split.
 from __future__ import annotations
 
 import contextlib
-import copy
 import io
 import logging
 import os
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -85,20 +84,20 @@ def calibration(cfg: JobConfig, train_examples: int) -> Calibration | None:
 
 def act_config(cfg: JobConfig) -> dict[str, Any]:
     """The dict handed to AutoCompression: the strategy's sections plus TrainConfig."""
-    config: dict[str, Any] = {name: dict(values) for name, values in cfg.act_sections().items()}
+    # Fresh dicts all the way down (asdict): ACT pops keys as it reads them (a schedule's
+    # and the optimizer's 'type'), and the job's config is what results.json records.
+    config: dict[str, Any] = cfg.act_sections()
     for section in config.values():
         # ACT fills these from Global when absent; None values would override that.
         for key in ("teacher_model_dir", "teacher_model_filename", "teacher_params_filename"):
             if key in section and section[key] is None:
                 section.pop(key)
     if cfg.TrainConfig is not None:
-        train = {k: v for k, v in vars(cfg.TrainConfig).items() if v is not None}
+        train = {k: v for k, v in asdict(cfg.TrainConfig).items() if v is not None}
         # The job checks origin_metric itself, through Paddle Inference, before ACT starts.
         train.pop("origin_metric", None)
         config["TrainConfig"] = train
-    # A copy: ACT pops keys as it reads them (a schedule's and the optimizer's 'type'), and the
-    # job's config is what results.json records and a second compression in this process reads.
-    return copy.deepcopy(config)
+    return config
 
 
 class _Batches(paddle.io.BatchSampler):
