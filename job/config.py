@@ -215,9 +215,11 @@ class DistillationConfig:
     loss: str = _doc("l2", "Distillation loss: l2, soft_label, fsp, rkl, dml or skd.")
     node: list[str] = _doc([], "Output variables to distil; empty: ACT picks them.")
     alpha: float = _doc(1.0, "Weight of the distillation loss.")
-    teacher_model_dir: str | None = _doc(None, "Teacher inference model; empty: the original model (Global.model_dir).")
-    teacher_model_filename: str | None = _doc(None, "Teacher program file name.")
-    teacher_params_filename: str | None = _doc(None, "Teacher parameter file name.")
+    teacher_model_dir: str | None = _doc(
+        None, "Teacher inference model folder, local or s3:// (fetched like the model); empty: the original model."
+    )
+    teacher_model_filename: str | None = _doc(None, "Teacher program file name; empty: Global.model_filename.")
+    teacher_params_filename: str | None = _doc(None, "Teacher parameter file name; empty: Global.params_filename.")
 
     def check(self) -> None:
         _require(self.loss in ("l2", "soft_label", "fsp", "rkl", "dml", "skd"), "loss", f"unknown loss {self.loss!r}")

@@ -67,6 +67,17 @@ def _pull_inputs(cfg: JobConfig, store: storage.Storage, cache: Path) -> tuple[P
     return model, files
 
 
+def _pull_teacher(cfg: JobConfig, store: storage.Storage, cache: Path) -> ModelFiles | None:
+    """The distillation teacher when ``Distillation.teacher_model_dir`` names one (else ACT
+    distils from the original): a local path or an s3:// folder, fetched and verified like
+    the model, its files checked before any heavy work."""
+    from job.compress.stage import distillation_teacher
+
+    if cfg.Distillation is None or not cfg.Distillation.teacher_model_dir:
+        return None
+    return distillation_teacher(cfg, storage.fetch(store, cfg.Distillation.teacher_model_dir, cache / "inputs"))
+
+
 def _input_uris(cfg: JobConfig) -> list[str]:
     """Every input the results depend on, by URI (local path or s3://)."""
     uris = [cfg.Global.model_dir, cfg.Teacher.checkpoint]
@@ -86,6 +97,7 @@ class Prepared:
     built: Any  # model.ModelResult
     task: Any  # tasks.Task
     roles: dict[str, dict[str, Any]]  # which data selected, which data gates (data.RawData.roles)
+    teacher: ModelFiles | None = None  # Distillation.teacher_model_dir, pulled and checked
 
 
 def prepare(cfg: JobConfig, durations: dict[str, float], store: storage.Storage | None = None) -> Prepared:
@@ -99,6 +111,7 @@ def prepare(cfg: JobConfig, durations: dict[str, float], store: storage.Storage 
     store = store or storage.Storage(cfg.Storage)
     with phase("inputs", durations):
         given_model, files = _pull_inputs(cfg, store, cache)
+        teacher = _pull_teacher(cfg, store, cache)
     with phase("data", durations):
         raw = data.read(cfg, cache, files)
     with phase("model", durations):
@@ -107,7 +120,7 @@ def prepare(cfg: JobConfig, durations: dict[str, float], store: storage.Storage 
     with phase("encode", durations):
         tokenizer = built.tokenizer if built.tokenizer is not None else model.load_tokenizer(built.model.folder)
         task = data.encode(raw, tokenizer, cfg.Global.max_seq_length, skip_bad=cfg.Global.skip_bad_records)
-    return Prepared(store, cache, built, task, raw.roles)
+    return Prepared(store, cache, built, task, raw.roles, teacher)
 
 
 def _evaluate(cfg: JobConfig, model, task, split: str = "test", desc: str = "evaluate"):
@@ -314,7 +327,7 @@ def run_strategy(
 
         def compress_and_evaluate():
             with phase("compress", durations):
-                compressed = compress.run(cfg, built.model, task, workdir)
+                compressed = compress.run(cfg, built.model, task, workdir, teacher=prepared.teacher)
             with phase("evaluate compressed", durations):
                 return compressed, _evaluate(cfg, compressed.model, task, desc="compressed")
 

@@ -26,6 +26,7 @@ EXPERIMENTS = {
     "resume_check": "lab.resume_check",
     "probe_int8_weights": "lab.probe_int8_weights",
     "job_footprint": "lab.job_footprint",
+    "probe_depth": "lab.probe_depth",
 }
 
 

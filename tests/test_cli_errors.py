@@ -220,6 +220,27 @@ def test_missing_model_folder(uie):
     assert input_error(uie.run(f"Global.model_dir={missing}")) == f"{missing}: no such file or folder"
 
 
+def test_missing_distillation_teacher_folder_stops_before_the_data(uie):
+    missing = uie.tmp / "no-teacher"
+    proc = uie.run("Job.strategy=qat_dis", "TrainConfig.epochs=1", f"Distillation.teacher_model_dir={missing}")
+    assert input_error(proc) == f"{missing}: no such file or folder"
+    assert "phase data" not in proc.stderr
+
+
+def test_distillation_teacher_without_its_named_program(uie):
+    """The teacher's file names default to the original's; given ones are checked, by name."""
+    teacher = uie.tmp / "teacher"
+    teacher.mkdir()
+    (teacher / "inference.pdmodel").write_bytes(b"not really a program")
+    (teacher / "inference.pdiparams").write_bytes(b"not really parameters")
+    named = ("Distillation.teacher_model_filename=t.pdmodel", "Distillation.teacher_params_filename=t.pdiparams")
+    proc = uie.run("Job.strategy=qat_dis", "TrainConfig.epochs=1", f"Distillation.teacher_model_dir={teacher}", *named)
+    assert input_error(proc).startswith(f"{teacher}: ") and "t.pdmodel" in input_error(proc)
+    # with the default names the teacher passes, and the run stops at the original's folder
+    proc = uie.run("Job.strategy=qat_dis", "TrainConfig.epochs=1", f"Distillation.teacher_model_dir={teacher}")
+    assert input_error(proc) == f"{uie.model}: model folder without its parameters (inference.pdiparams missing)"
+
+
 def test_progress_logs_show_the_data_stage_passed(uie):
     proc = uie.run()
     input_error(proc)

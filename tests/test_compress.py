@@ -165,6 +165,31 @@ def test_pruning_then_quantization(tiny):
     assert load_in_real_clients(folder)["precision"] == "int8"
 
 
+def test_distillation_from_a_teacher_of_its_own(tiny, tmp_path):
+    """``Distillation.teacher_model_dir``: a one-layer student (lab/probe_depth.py: the tiny
+    teacher's second layer, embeddings and heads) distilled from the two-layer teacher, given
+    as a folder alone (its file names are the original's defaults); ACT reads a folder given
+    without them as ``<dir>.pdmodel``."""
+    from lab.probe_depth import Experiment, build
+
+    (checkpoint,) = (tiny["root"] / "cache" / "teachers").glob("uie-tiny-*/checkpoint")
+    built = build(Experiment(teacher=str(checkpoint), keep=[1], out=str(tmp_path)))
+    done, folder = compress(tiny, "qat_dis", *built.overrides)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    assert results["config"]["Distillation"]["teacher_model_dir"] == str(built.teacher)
+    # the original is the one-layer student, not the teacher
+    student, teacher = count_params_of(built.student / "inference"), count_params_of(built.teacher / "inference")
+    assert results["models"]["original"]["params"] == student < teacher
+    assert_int8_served(results)
+
+
+def count_params_of(prefix: Path) -> int:
+    from job.program import model_params, read_program
+
+    return model_params(read_program(prefix.with_suffix(".pdmodel")))
+
+
 def test_accuracy_gate_failure_publishes_nothing_as_good(tiny):
     # A real failure: INT8 on every tensor PTQ marked (Q x K^T included) collapses the
     # committed teacher's F1 in oneDNN, far beyond a 1-point gate.

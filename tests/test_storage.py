@@ -419,6 +419,29 @@ def _object_gets(proxy: FaultProxy) -> list[str]:
     ]
 
 
+def test_a_distillation_teacher_in_the_bucket_is_fetched_verified_and_checked(s3_server, bucket, s3_client, tmp_path):
+    """``Distillation.teacher_model_dir=s3://...`` comes through the model's verified fetch, and its
+    files are checked by name before any heavy work (ACT would get an s3:// string otherwise)."""
+    from job.config import load_config
+    from job.pipeline import _pull_teacher
+
+    storage = make_storage(s3_server)
+    src = tmp_path / "teacher"
+    src.mkdir()
+    (src / "inference.pdmodel").write_bytes(b"program")
+    (src / "inference.pdiparams").write_bytes(b"params")
+    uri = f"s3://{bucket}/teachers/t"
+    publish(storage, src, uri, fingerprint=FP, status="complete", progress=False)
+    demo = Path(__file__).resolve().parent.parent / "configs" / "uie_demo.yaml"
+    cfg = load_config(demo, [f"Distillation.teacher_model_dir={uri}"])
+    teacher = _pull_teacher(cfg, storage, tmp_path / "cache")
+    assert teacher.folder.parent == tmp_path / "cache" / "inputs" and teacher.program.read_bytes() == b"program"
+    # a name the bucket's folder lacks is the teacher's one-line error
+    named = load_config(demo, [f"Distillation.teacher_model_dir={uri}", "Distillation.teacher_params_filename=t.p"])
+    with pytest.raises(InputError, match=r"t\.p"):
+        _pull_teacher(named, storage, tmp_path / "cache")
+
+
 def test_fetch_caches_verifies_and_refreshes(s3_server, bucket, s3_client, tmp_path, fault_proxy):
     direct = make_storage(s3_server)
     src = make_task_dir(tmp_path / "src", seed="v1")

@@ -30,7 +30,7 @@ from job.evaluate import ModelFiles
 from job.program import is_quantized, program_inputs
 from job.runtime import paddle
 
-__all__ = ["Calibration", "CompressResult", "act_config", "calibration", "run"]
+__all__ = ["Calibration", "CompressResult", "act_config", "calibration", "distillation_teacher", "run"]
 
 log = logging.getLogger("job.compress")
 
@@ -82,8 +82,22 @@ def calibration(cfg: JobConfig, train_examples: int) -> Calibration | None:
     return Calibration(batches, size, fixed, examples)
 
 
-def act_config(cfg: JobConfig) -> dict[str, Any]:
-    """The dict handed to AutoCompression: the strategy's sections plus TrainConfig."""
+def distillation_teacher(cfg: JobConfig, folder: Path) -> ModelFiles:
+    """``Distillation.teacher_model_dir``'s model (``folder``: its local copy), checked; its
+    file names default to the original's (``Global.model_filename``, ``params_filename``)."""
+    distillation = cfg.Distillation
+    assert distillation is not None
+    return ModelFiles(
+        folder,
+        distillation.teacher_model_filename or cfg.Global.model_filename,
+        distillation.teacher_params_filename or cfg.Global.params_filename,
+    ).check()
+
+
+def act_config(cfg: JobConfig, teacher: ModelFiles | None = None) -> dict[str, Any]:
+    """The dict handed to AutoCompression: the strategy's sections plus TrainConfig, the
+    distillation teacher (``teacher``: the pulled ``Distillation.teacher_model_dir``) named
+    by its local folder and both its file names."""
     # Fresh dicts all the way down (asdict): ACT pops keys as it reads them (a schedule's
     # and the optimizer's 'type'), and the job's config is what results.json records.
     config: dict[str, Any] = cfg.act_sections()
@@ -92,6 +106,13 @@ def act_config(cfg: JobConfig) -> dict[str, Any]:
         for key in ("teacher_model_dir", "teacher_model_filename", "teacher_params_filename"):
             if key in section and section[key] is None:
                 section.pop(key)
+    if "Distillation" in config and teacher is not None:
+        # ACT reads a teacher folder without file names as a path prefix (<dir>.pdmodel).
+        config["Distillation"].update(
+            teacher_model_dir=str(teacher.folder),
+            teacher_model_filename=teacher.model_filename,
+            teacher_params_filename=teacher.params_filename,
+        )
     if cfg.TrainConfig is not None:
         train = {k: v for k, v in asdict(cfg.TrainConfig).items() if v is not None}
         # The job checks origin_metric itself, through Paddle Inference, before ACT starts.
@@ -172,13 +193,19 @@ def _loader(
     )
 
 
-def run(cfg: JobConfig, model: ModelFiles, task: Task, workdir: Path) -> CompressResult:
-    """Compress ``model`` as ``cfg`` says; the result lands in ``workdir/compressed``."""
+def run(
+    cfg: JobConfig, model: ModelFiles, task: Task, workdir: Path, teacher: ModelFiles | None = None
+) -> CompressResult:
+    """Compress ``model`` as ``cfg`` says, distilling from ``teacher`` when given (the pulled
+    ``Distillation.teacher_model_dir``; else ACT's default, the model itself); the result
+    lands in ``workdir/compressed``."""
     from paddleslim.auto_compression import AutoCompression
 
     slim_patches.apply()
     strategy = cfg.strategy
-    config = act_config(cfg)
+    if teacher is None and cfg.Distillation is not None and cfg.Distillation.teacher_model_dir:
+        teacher = distillation_teacher(cfg, Path(cfg.Distillation.teacher_model_dir))
+    config = act_config(cfg, teacher)
     if "HyperParameterOptimization" in config:
         _require_smac()
     out_dir = workdir / "compressed"
