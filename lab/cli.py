@@ -11,11 +11,13 @@ from __future__ import annotations
 import argparse
 import importlib
 import textwrap
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from job.errors import InputError
 
-__all__ = ["EXPERIMENTS", "experiment_parser", "main", "usage"]
+__all__ = ["EXPERIMENTS", "config_with_flags", "experiment_parser", "main", "usage"]
 
 # Experiment name (the command's argument) -> its module.
 EXPERIMENTS = {
@@ -48,6 +50,18 @@ def experiment_parser(name: str, doc: str | None, default_config: str, root: Pat
         help=f"the experiment (default: {default_config})",
     )
     return parser
+
+
+def config_with_flags(args: argparse.Namespace, experiment_cls: type, flags: Iterable[str]) -> Any:
+    """The experiment ``args.config`` states, with each of ``flags`` given on the command
+    line (an ``args`` attribute of the key's name, not None) in place of its key."""
+    import dataclasses
+
+    from job.config import load_dataclass
+
+    experiment = load_dataclass(args.config, experiment_cls)
+    given = {key: getattr(args, key) for key in flags if getattr(args, key) is not None}
+    return dataclasses.replace(experiment, **given)
 
 
 def usage() -> str:

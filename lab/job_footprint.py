@@ -65,21 +65,16 @@ def parser():
 
 
 def configure(argv: list[str]) -> Experiment:
-    from job.config import STRATEGIES, load_dataclass
+    from job.config import STRATEGIES
     from job.errors import InputError
+    from lab.cli import config_with_flags
 
     args = parser().parse_args(argv)
-    experiment = load_dataclass(args.config, Experiment)
     if args.strategy is not None and args.strategy not in STRATEGIES:
         raise InputError(f"--strategy {args.strategy!r}: choose among {', '.join(STRATEGIES)}")
     if args.threads is not None and args.threads < 1:
         raise InputError(f"--threads {args.threads}: must be >= 1 (the record sizes a CPU request from it)")
-    changes = {
-        key: value
-        for key, value in (("strategy", args.strategy), ("threads", args.threads), ("records", args.records))
-        if value is not None
-    }
-    return dataclasses.replace(experiment, **changes)
+    return config_with_flags(args, Experiment, ("strategy", "threads", "records"))
 
 
 def _threads_of(pid: int) -> int:

@@ -440,13 +440,11 @@ def parser():
 
 def configure(argv: list[str]) -> Experiment:
     """The experiment: its config with the flags applied, checked."""
-    from job.config import load_dataclass
     from job.errors import InputError
+    from lab.cli import config_with_flags
 
     args = parser().parse_args(argv)
-    experiment = load_dataclass(args.config, Experiment)
-    flags = {"out": args.out, "record_dir": args.record_dir, "scales": args.scales}
-    experiment = dataclasses.replace(experiment, **{k: v for k, v in flags.items() if v is not None})
+    experiment = config_with_flags(args, Experiment, ("out", "record_dir", "scales"))
     if not all(0 < s <= 1 for s in experiment.scales):
         raise InputError("python -m job lab load_pull: --scales must be in (0, 1]")
     return experiment

@@ -252,13 +252,13 @@ def parser():
 
 def configure(argv: list[str]) -> Experiment:
     """The experiment: its config with the flags applied, checked."""
-    from job.config import load_dataclass
     from job.errors import InputError
+    from lab.cli import config_with_flags
 
     args = parser().parse_args(argv)
-    experiment = load_dataclass(args.config, Experiment)
-    flags = {k: getattr(args, k) for k in ("bench", "out", "record", "rounds", "repeats", "warmup", "threads")}
-    experiment = dataclasses.replace(experiment, **{k: v for k, v in flags.items() if v is not None})
+    experiment = config_with_flags(
+        args, Experiment, ("bench", "out", "record", "rounds", "repeats", "warmup", "threads")
+    )
     if experiment.rounds < 1 or experiment.repeats < 1 or experiment.warmup < 0 or experiment.threads < 1:
         raise InputError(
             "python -m job lab probe_attention_int8: --rounds, --repeats and --threads must be >= 1, --warmup >= 0"

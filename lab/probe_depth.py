@@ -68,18 +68,16 @@ def parser():
 
 
 def configure(argv: list[str]) -> Experiment:
-    from job.config import load_dataclass
     from job.errors import InputError
+    from lab.cli import config_with_flags
 
     args = parser().parse_args(argv)
-    experiment = load_dataclass(args.config, Experiment)
-    changes: dict = {key: value for key, value in (("teacher", args.teacher), ("out", args.out)) if value is not None}
     if args.keep is not None:
         try:
-            changes["keep"] = [int(part) for part in args.keep.split(",")]
+            args.keep = [int(part) for part in args.keep.split(",")]
         except ValueError:
             raise InputError(f"--keep {args.keep!r}: not a comma-separated list of layer numbers") from None
-    experiment = dataclasses.replace(experiment, **changes)
+    experiment = config_with_flags(args, Experiment, ("teacher", "keep", "out"))
     try:
         experiment.check()
     except Exception as exc:  # ConfigError: name the flag's key

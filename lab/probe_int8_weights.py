@@ -78,13 +78,11 @@ def parser():
 
 def configure(argv: list[str]) -> Experiment:
     """The experiment: its config with the flags applied, checked."""
-    from job.config import load_dataclass
     from job.errors import InputError
+    from lab.cli import config_with_flags
 
     args = parser().parse_args(argv)
-    experiment = load_dataclass(args.config, Experiment)
-    flags = {k: getattr(args, k) for k in ("published", "out", "record", "cache", "threads", "taskflow")}
-    experiment = dataclasses.replace(experiment, **{k: v for k, v in flags.items() if v is not None})
+    experiment = config_with_flags(args, Experiment, ("published", "out", "record", "cache", "threads", "taskflow"))
     if experiment.threads < 1:
         raise InputError("python -m job lab probe_int8_weights: --threads must be >= 1")
     return experiment

@@ -56,12 +56,10 @@ def parser():
 
 
 def configure(argv: list[str]) -> Experiment:
-    from job.config import load_dataclass
+    from lab.cli import config_with_flags
 
     args = parser().parse_args(argv)
-    experiment = load_dataclass(args.config, Experiment)
-    changes = {k: v for k, v in (("strategy", args.strategy), ("records", args.records)) if v is not None}
-    return dataclasses.replace(experiment, **changes)
+    return config_with_flags(args, Experiment, ("strategy", "records"))
 
 
 def _run(command: list[str], env: dict[str, str], kill_on: str | None) -> dict:
