@@ -23,8 +23,10 @@ def figures_of(path: Path) -> tuple[str, str]:
     return f"{100 * result['after']['f1']:.2f}", f"{result['delta_points']:.2f}"
 
 
-def test_there_is_a_probe_folder_with_a_readme():
-    assert FOLDER_READMES, "no records/*/README.md"
+def test_every_probe_folder_has_a_readme():
+    """A folder of run records explains itself: the command, the gate, a row per file."""
+    folders = sorted(path for path in RECORDS.iterdir() if path.is_dir())
+    assert folders and [path.parent for path in FOLDER_READMES] == folders
 
 
 @pytest.mark.parametrize("readme", FOLDER_READMES, ids=lambda p: p.parent.name)
@@ -34,6 +36,29 @@ def test_each_row_states_its_files_figures_and_every_file_has_a_row(readme):
     assert sorted(rows) == files
     for name, stated in rows.items():
         assert stated == figures_of(readme.parent / name), name
+
+
+def teacher_f1() -> str:
+    """The demo teacher's test F1 as the newest bench record states it (Paddle Inference FP32)."""
+    newest = max(RECORDS.glob("bench-uie-base-*.json"))
+    return f"{json.loads(newest.read_text(encoding='utf-8'))['accuracy']['f1']['paddle-fp32']:.2f}"
+
+
+@pytest.mark.parametrize("readme", FOLDER_READMES, ids=lambda p: p.parent.name)
+def test_a_vs_teacher_column_is_the_f1_less_the_teachers(readme):
+    """Runs whose job original is not the teacher (a student distilled from it) state their
+    distance to the teacher too: F1 minus the teacher's, which the README names."""
+    lines = readme.read_text(encoding="utf-8").splitlines()
+    header = next((line for line in lines if line.startswith("| file |")), "")
+    if "vs teacher" not in header:
+        pytest.skip("no vs teacher column")
+    assert f"teacher's test F1 of {teacher_f1()}" in " ".join(lines)
+    column = [cell.strip() for cell in header.strip("|").split("|")].index("vs teacher")
+    for name in table_rows("\n".join(lines)):
+        (row,) = [line for line in lines if line.startswith(f"| {name} |")]
+        stated = [cell.strip() for cell in row.strip("|").split("|")][column]
+        f1, _ = figures_of(readme.parent / name)
+        assert stated == f"{float(f1) - float(teacher_f1()):.2f}", name
 
 
 def test_a_changed_figure_is_caught():
