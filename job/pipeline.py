@@ -71,7 +71,7 @@ def _pull_teacher(cfg: JobConfig, store: storage.Storage, cache: Path) -> ModelF
     """The distillation teacher when ``Distillation.teacher_model_dir`` names one (else ACT
     distils from the original): a local path or an s3:// folder, fetched and verified like
     the model, its files checked before any heavy work."""
-    from job.compress.stage import distillation_teacher
+    from job.compress import distillation_teacher
 
     if cfg.Distillation is None or not cfg.Distillation.teacher_model_dir:
         return None
@@ -249,6 +249,10 @@ def main(cfg: JobConfig) -> int:
         return _select(cfg, store)
     durations: dict[str, float] = {}
     prepared = prepare(cfg, durations, store)
+    from job.compress import check_distillation_nodes  # imports paddle, as prepare did
+
+    for item in todo:
+        check_distillation_nodes(item.cfg, prepared.built.model, prepared.teacher)
     with phase("evaluate original", durations):
         before = _evaluate(cfg, prepared.built.model, prepared.task, desc="original")
     _check_origin_metric(cfg, prepared.built, prepared.task)

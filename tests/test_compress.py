@@ -184,6 +184,14 @@ def test_distillation_from_a_teacher_of_its_own(tiny, tmp_path):
     assert_int8_served(results)
 
 
+def test_a_bad_distillation_node_is_one_line_before_the_original_is_evaluated(tiny):
+    done, folder = compress(tiny, "qat_dis", "Distillation.node=[no_such_var]")
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr and "evaluate original" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith(f"error: {TINY}: Distillation.node: 'no_such_var' is not")
+    assert not folder.exists()
+
+
 def count_params_of(prefix: Path) -> int:
     from job.program import model_params, read_program
 

@@ -8,6 +8,22 @@ published program runs in INT8.
 * ``slim_patches``: narrow fixes for PaddleSlim 2.6.0, each naming its cause.
 """
 
-from job.compress.stage import Calibration, CompressResult, act_config, calibration, run
+from job.compress.stage import (
+    Calibration,
+    CompressResult,
+    act_config,
+    calibration,
+    check_distillation_nodes,
+    distillation_teacher,
+    run,
+)
 
-__all__ = ["Calibration", "CompressResult", "act_config", "calibration", "run"]
+__all__ = [
+    "Calibration",
+    "CompressResult",
+    "act_config",
+    "calibration",
+    "check_distillation_nodes",
+    "distillation_teacher",
+    "run",
+]

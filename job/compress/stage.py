@@ -30,7 +30,15 @@ from job.evaluate import ModelFiles
 from job.program import is_quantized, program_inputs
 from job.runtime import paddle
 
-__all__ = ["Calibration", "CompressResult", "act_config", "calibration", "distillation_teacher", "run"]
+__all__ = [
+    "Calibration",
+    "CompressResult",
+    "act_config",
+    "calibration",
+    "check_distillation_nodes",
+    "distillation_teacher",
+    "run",
+]
 
 log = logging.getLogger("job.compress")
 
@@ -92,6 +100,44 @@ def distillation_teacher(cfg: JobConfig, folder: Path) -> ModelFiles:
         distillation.teacher_model_filename or cfg.Global.model_filename,
         distillation.teacher_params_filename or cfg.Global.params_filename,
     ).check()
+
+
+def check_distillation_nodes(cfg: JobConfig, model: ModelFiles, teacher: ModelFiles | None) -> None:
+    """``Distillation.node`` names variables ACT can pair, or an InputError in one line (ACT
+    itself fails deep in its graph merge with an assertion). Names of the original's program
+    are paired with the same name in the teacher's (``teacher_`` added); a list whose first
+    name is not the original's is taken as given: even length, ``teacher_<teacher's>``
+    then the original's, pair by pair."""
+    from job.program import program_desc
+
+    sections = cfg.act_sections()
+    nodes = cfg.Distillation.node if cfg.Distillation is not None and "Distillation" in sections else []
+    if not nodes:
+        return
+    teacher = teacher or model
+
+    def names(files: ModelFiles) -> set[str]:
+        return {var.name for block in program_desc(files.program).blocks for var in block.vars}
+
+    student_names, teacher_names = names(model), names(teacher)
+    where = f"{cfg.source}: Distillation.node"
+    if nodes[0] in student_names:
+        pairs = [(f"teacher_{name}", name) for name in nodes]
+    elif len(nodes) % 2:
+        raise InputError(
+            f"{where}: {nodes[0]!r} is not a variable of the original model ({model.program}), and a list "
+            f"of teacher/student pairs has an even length, not {len(nodes)}"
+        )
+    else:
+        pairs = list(zip(nodes[::2], nodes[1::2], strict=True))
+    for teacher_node, student_node in pairs:
+        if student_node not in student_names:
+            raise InputError(f"{where}: {student_node!r} is not a variable of the original model ({model.program})")
+        name = teacher_node.removeprefix("teacher_")
+        if not teacher_node.startswith("teacher_") or name not in teacher_names:
+            raise InputError(
+                f"{where}: {teacher_node!r} is not teacher_ and a variable of the teacher ({teacher.program})"
+            )
 
 
 def act_config(cfg: JobConfig, teacher: ModelFiles | None = None) -> dict[str, Any]:
