@@ -338,10 +338,22 @@ class HyperParameterOptimizationConfig:
 class TransformerPruneConfig:
     """``TransformerPrune``: structured pruning of attention heads and FFN width."""
 
-    pruned_ratio: float = _doc(0.25, "Fraction of heads and FFN width to remove; heads x ratio must be whole.")
+    pruned_ratio: float = _doc(
+        0.25, "Fraction of heads (and of FFN width, unless ffn_pruned_ratio) to remove; heads x ratio must be whole."
+    )
+    ffn_pruned_ratio: float | None = _doc(
+        None,
+        "Fraction of FFN width to remove, apart from the heads (this job's key: PaddleSlim cuts both by "
+        "pruned_ratio); empty: pruned_ratio.",
+    )
 
     def check(self) -> None:
         _require(0 < self.pruned_ratio < 1, "pruned_ratio", "must be between 0 and 1")
+        _require(
+            self.ffn_pruned_ratio is None or 0 <= self.ffn_pruned_ratio < 1,
+            "ffn_pruned_ratio",
+            "must be at least 0 and below 1",
+        )
 
 
 def _check_bits(weight_bits: int, activation_bits: int) -> None:

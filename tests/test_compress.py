@@ -149,6 +149,23 @@ def test_pruning_with_distillation_removes_parameters(tiny):
     assert load_in_real_clients(folder)["precision"] == "fp32"
 
 
+def test_ffn_width_pruned_apart_from_the_heads(tiny):
+    """``TransformerPrune.ffn_pruned_ratio``: a quarter of the heads (1 of 4, 16 of 64 dims)
+    and half the FFN (128 of 256 neurons) leave each of the 2 layers exactly this much
+    smaller: Q, K and V lose 64 x 16 weights and 16 biases each, the output projection
+    16 x 64, the FFN 64 x 128 + 128 in and 128 x 64 out."""
+    out = tiny["root"] / "out-prune-ffn"  # its own: another prune_dis config publishes to out-prune_dis
+    done, folder = compress(tiny, "prune_dis", "TransformerPrune.ffn_pruned_ratio=0.5", output=out)
+    assert done.returncode == 0, done.stderr[-3000:]
+    results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    original, pruned = results["models"]["original"]["params"], results["models"]["compressed"]["params"]
+    per_layer = 3 * (64 * 16 + 16) + 16 * 64 + (64 * 128 + 128) + 128 * 64
+    assert original - pruned == 2 * per_layer
+    assert results["config"]["TransformerPrune"] == {"pruned_ratio": 0.25, "ffn_pruned_ratio": 0.5}
+    assert "heads keep 75%, FFN neurons keep 50%" in done.stderr
+    assert load_in_real_clients(folder)["precision"] == "fp32"
+
+
 def test_pruning_then_quantization(tiny):
     done, folder = compress(tiny, "prune_ptq", "QuantPost.batch_nums=2")
     assert done.returncode == 0, done.stderr[-3000:]

@@ -263,6 +263,23 @@ def test_zero_pruned_ratio_is_impossible_too(tmp_path):
     assert error_of(path) == f"{path}:7: TransformerPrune.pruned_ratio: must be between 0 and 1"
 
 
+@pytest.mark.parametrize("value", ["1", "1.5", "-0.1", "half"])
+def test_a_bad_ffn_pruned_ratio_is_one_line(tmp_path, value):
+    path = write(tmp_path, GLOBAL + f"TransformerPrune:\n  pruned_ratio: 0.25\n  ffn_pruned_ratio: {value}\n")
+    message = error_of(path)
+    assert message.startswith(f"{path}:8: TransformerPrune.ffn_pruned_ratio: "), message
+
+
+def test_ffn_pruned_ratio_reaches_no_act_section(tmp_path):
+    """ACT's TransformerPrune takes pruned_ratio alone; the job applies the FFN's (job.compress.ffn_width)."""
+    from job.compress.stage import act_config
+
+    path = write(tmp_path, GLOBAL + "TransformerPrune:\n  pruned_ratio: 0.25\n  ffn_pruned_ratio: 0.5\n")
+    cfg = load_config(path, ["Job.strategy=prune_dis", "TrainConfig.train_iter=10"])
+    assert act_config(cfg)["TransformerPrune"] == {"pruned_ratio": 0.25}
+    assert cfg.TransformerPrune.ffn_pruned_ratio == 0.5
+
+
 def test_wrong_item_in_a_list_names_its_index(tmp_path):
     path = write(tmp_path, GLOBAL + "QuantPost:\n  quantize_op_types: [mul, 3]\n")
     message = error_of(path)

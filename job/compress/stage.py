@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from job.compress import int8, slim_patches
+from job.compress import ffn_width, int8, slim_patches
 from job.config import JobConfig
 from job.data.tasks import Task
 from job.errors import InputError
@@ -152,6 +152,9 @@ def act_config(cfg: JobConfig, teacher: ModelFiles | None = None) -> dict[str, A
         for key in ("teacher_model_dir", "teacher_model_filename", "teacher_params_filename"):
             if key in section and section[key] is None:
                 section.pop(key)
+    if "TransformerPrune" in config:
+        # The job's own key: ACT's TransformerPrune takes pruned_ratio alone (job.compress.ffn_width).
+        config["TransformerPrune"].pop("ffn_pruned_ratio", None)
     if "Distillation" in config and teacher is not None:
         # ACT reads a teacher folder without file names as a path prefix (<dir>.pdmodel).
         config["Distillation"].update(
@@ -309,7 +312,10 @@ def run(
                 deploy_hardware="gpu" if cfg.Job.device == "gpu" else "cpu",
             )
             act_strategies = list(act._strategy)
-            act.compress()
+            prune = cfg.TransformerPrune if "TransformerPrune" in config else None
+            ffn_ratio = prune.ffn_pruned_ratio if prune is not None else None
+            with ffn_width.pruned(ffn_ratio):
+                act.compress()
             final_metric = getattr(act, "final_metric", None)
     finally:
         paddle.disable_static()
