@@ -416,8 +416,11 @@ def _compression_lines(record: dict[str, Any]) -> list[str]:
 
 def _model_name(model: str, compression: dict[str, Any]) -> str:
     names = {"fp32": "FP32", "ptq": "PTQ", "ptq-pv": "PTQ, INT8 scope linear+pv", "prune_ptq": "prune 0.25 + PTQ"}
-    ratio = (compression.get(model) or {}).get("pruned_ratio")
-    return f"prune {ratio:.2f} + PTQ" if ratio is not None else names.get(model, model)
+    entry = compression.get(model) or {}
+    ratio, ffn = entry.get("pruned_ratio"), entry.get("ffn_pruned_ratio")
+    if ratio is None:
+        return names.get(model, model)
+    return f"prune {ratio:.2f}, FFN {ffn:.2f} + PTQ" if ffn is not None else f"prune {ratio:.2f} + PTQ"
 
 
 def _row_label(r: dict[str, Any], params: dict[str, int], compression: dict[str, Any] | None = None) -> str:

@@ -14,8 +14,9 @@ Builds a UIE with the shape of PaddleNLP's uie-base (12 layers, 768 hidden, 12 h
 vocabulary 40,000; random weights: latency does not depend on them) and its tokenizer
 (the embedded People's Daily benchmark's characters plus ``[unusedN]`` fillers), exports
 it, compresses it with the project's own ``job.compress.run`` (strategy ``ptq``, and
-strategy ``prune_ptq`` twice: ``prune_ptq``, a quarter of heads and FFN width pruned with
-distillation, then PTQ, and ``prune050_ptq``, half of them) and then measures in one run,
+strategy ``prune_ptq`` three times: ``prune_ptq``, a quarter of heads and FFN width pruned
+with distillation, then PTQ, ``prune050_ptq``, half of them, and ``prune_ffn_ptq``, a quarter
+of the heads and more of the FFN width, ``TransformerPrune.ffn_pruned_ratio``) and then measures in one run,
 through ``job.benchmark``, each figure in its own worker process:
 
 * Paddle Inference (oneDNN), as the job publishes and Taskflow serves: FP32, PTQ INT8,
@@ -113,7 +114,14 @@ class Settings:
         require(self.teacher_learning_rate > 0, "teacher_learning_rate", "must be > 0")
 
 
-FULL = Settings()
+# The FFN-heavy entry's distillation on the demo teacher: the schedule of
+# records/prune-ffn-demo-2026-12-07-amd-epyc/ (the demo's 600 steps at 5e-5 are for a quarter of both).
+FFN_TEACHER_OVERRIDES = [
+    "TrainConfig.train_iter=4000",
+    "TrainConfig.eval_iter=500",
+    "TrainConfig.learning_rate={type: CosineAnnealingDecay, learning_rate: 5.0e-4, T_max: 4000}",
+]
+FULL = Settings(teacher_overrides={"prune_ffn_ptq": FFN_TEACHER_OVERRIDES})
 QUICK = Settings(
     "uie-micro",
     16,
@@ -141,6 +149,8 @@ class Compression:
     """Strategy prune_ptq: 25 % of heads and FFN width pruned with distillation, then PTQ."""
     prune050_ptq: str = "configs/lab/compress/uie_base_prune050_ptq.yaml"
     """Strategy prune_ptq, deeper: half of the heads and FFN width pruned with distillation, then PTQ."""
+    prune_ffn_ptq: str = "configs/lab/compress/uie_base_prune_ffn_ptq.yaml"
+    """Strategy prune_ptq, FFN-heavy: a quarter of the heads, more of the FFN width (``ffn_pruned_ratio``)."""
 
     def pruned(self) -> list[str]:
         """The pruned entries (strategy prune_ptq): every one but ``ptq``, in the order above."""
@@ -172,7 +182,7 @@ class Experiment:
     """Models also timed with oneDNN BF16 (benchmark-only rows, latency batch only)."""
     compression: Compression = dataclasses.field(default_factory=Compression)
     """The compression configs."""
-    full: Settings = dataclasses.field(default_factory=Settings)
+    full: Settings = dataclasses.field(default_factory=lambda: FULL)
     """The full run's shape and sizes."""
     quick: Settings = dataclasses.field(default_factory=lambda: QUICK)
     """The smoke test's (``--quick``)."""
@@ -681,9 +691,17 @@ def _compress(
             "seconds": built.info.get("seconds"),
             "reused": built.reused,
             "act_strategies": built.info.get("act_strategies") or [],
-            **({"pruned_ratio": cfg.TransformerPrune.pruned_ratio} if cfg.TransformerPrune else {}),
+            **(_prune_ratios(cfg.TransformerPrune) if cfg.TransformerPrune else {}),
         },
     )
+
+
+def _prune_ratios(prune) -> dict[str, float]:
+    """A pruned entry's ratios as the record keeps them: ``pruned_ratio``, and ``ffn_pruned_ratio`` when set."""
+    ratios = {"pruned_ratio": prune.pruned_ratio}
+    if prune.ffn_pruned_ratio is not None:
+        ratios["ffn_pruned_ratio"] = prune.ffn_pruned_ratio
+    return ratios
 
 
 def _scoped(source, source_key: str, folder: Path, scope: str, rebuild: bool):
@@ -719,7 +737,7 @@ def teacher_prune_overrides(
         cfg = compress_config(name, compression, settings, threads, scope)
         out[name] = [
             "Job.strategy=prune_ptq",
-            f"TransformerPrune.pruned_ratio={cfg.TransformerPrune.pruned_ratio}",
+            *(f"TransformerPrune.{key}={value}" for key, value in _prune_ratios(cfg.TransformerPrune).items()),
             f"TrainConfig.train_iter={settings.teacher_train_iter}",
             f"TrainConfig.learning_rate={settings.teacher_learning_rate}",
             f"QuantPost.batch_nums={settings.teacher_calib_batches}",
@@ -885,7 +903,9 @@ def _measure_accuracy(
         )
         ours_for_openvino[name] = pruned_model
         notes.append(
-            f"{name}: TransformerPrune.pruned_ratio {prune_cfg.TransformerPrune.pruned_ratio} with distillation "
+            f"{name}: TransformerPrune "
+            + ", ".join(f"{key} {value}" for key, value in _prune_ratios(prune_cfg.TransformerPrune).items())
+            + " with distillation "
             f"({prune_cfg.TrainConfig.train_iter} steps, "
             f"learning rate {_rate_text(prune_cfg.TrainConfig.learning_rate)}), "
             "then PTQ, on the teacher; "

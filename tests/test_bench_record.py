@@ -389,14 +389,27 @@ def test_each_pruned_entry_is_applied_to_the_demo_teacher_with_its_own_ratio(ben
     from job.config import load_config
 
     compression = bench.Compression()
-    assert compression.pruned() == ["prune_ptq", "prune050_ptq"]
+    assert compression.pruned() == ["prune_ptq", "prune050_ptq", "prune_ffn_ptq"]
     overrides = bench.teacher_prune_overrides(compression, bench.FULL, 2, "linear")
-    for name, ratio in (("prune_ptq", 0.25), ("prune050_ptq", 0.5)):
-        assert bench.compress_config(name, compression, bench.FULL, 2, "linear").TransformerPrune.pruned_ratio == ratio
+    ffn = load_config(bench.ROOT / compression.prune_ffn_ptq).TransformerPrune.ffn_pruned_ratio
+    assert ffn is not None and ffn > 0.25
+    for name, ratio, ffn_ratio in (
+        ("prune_ptq", 0.25, None),
+        ("prune050_ptq", 0.5, None),
+        ("prune_ffn_ptq", 0.25, ffn),
+    ):
+        prune = bench.compress_config(name, compression, bench.FULL, 2, "linear").TransformerPrune
+        assert (prune.pruned_ratio, prune.ffn_pruned_ratio) == (ratio, ffn_ratio)
         cfg = load_config(bench.TEACHER_CONFIG, overrides[name])
-        assert cfg.Job.strategy == "prune_ptq" and cfg.TransformerPrune.pruned_ratio == ratio
-        assert cfg.TrainConfig.train_iter == bench.FULL.teacher_train_iter and cfg.Teacher.shape == "uie-pico"
-        assert cfg.TrainConfig.learning_rate == bench.FULL.teacher_learning_rate
+        assert cfg.Job.strategy == "prune_ptq" and cfg.Teacher.shape == "uie-pico"
+        assert (cfg.TransformerPrune.pruned_ratio, cfg.TransformerPrune.ffn_pruned_ratio) == (ratio, ffn_ratio)
+        if name in bench.FULL.teacher_overrides:  # the FFN-heavy entry: its own, longer distillation
+            assert (
+                cfg.TrainConfig.train_iter == 4000 and cfg.TrainConfig.learning_rate["type"] == "CosineAnnealingDecay"
+            )
+        else:
+            assert cfg.TrainConfig.train_iter == bench.FULL.teacher_train_iter
+            assert cfg.TrainConfig.learning_rate == bench.FULL.teacher_learning_rate
 
 
 def test_an_entrys_teacher_overrides_come_last_and_only_for_that_entry(bench):
@@ -468,3 +481,30 @@ def test_the_attention_probe_says_what_is_missing_and_exits_2(tmp_path):
     )
     assert done.returncode == 2, done.stderr
     assert done.stderr.count("\n") == 1 and "run `make bench`" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_an_ffn_heavy_entry_is_labelled_with_both_ratios():
+    """``prune_ffn_ptq`` (``TransformerPrune.ffn_pruned_ratio``): the row names the heads' and the FFN's share."""
+    compression = dict(
+        copy.deepcopy(COMPRESSION),
+        prune_ffn_ptq={"seconds": 1.0, "act_strategies": [], "pruned_ratio": 0.25, "ffn_pruned_ratio": 0.5},
+    )
+    rows = [*ROWS, _row("prune_ffn_ptq", "paddle-inference", "int8", 450.0)]
+    record = bench_record.make_record(
+        compression=compression,
+        records=rows,
+        notes=[],
+        hardware=EPYC,
+        versions={"openvino": "2026.4.1", "onnxruntime": "1.20.1"},
+        threads=2,
+        settings={"shape": "uie-base", "batch_size": 40, "seq_len": 128, "warmup": 3, "repeats": 10},
+        int8_scope="linear",
+        params={"fp32": 117_400_000, "ptq": 117_400_000, "prune_ffn_ptq": 70_000_000},
+        accuracy={"model": "teacher", "f1": F1},
+        profiles={},
+        phases={},
+        command="python -m job lab bench_uie_base",
+        quick=False,
+    )
+    lines = bench_record.render_table(record).splitlines()
+    assert any(line.startswith("| prune 0.25, FFN 0.50 + PTQ (70.0 M params) | Paddle Inference") for line in lines)
