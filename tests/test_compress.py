@@ -191,7 +191,7 @@ def test_distillation_from_a_teacher_of_its_own(tiny, tmp_path):
 
     (checkpoint,) = (tiny["root"] / "cache" / "teachers").glob("uie-tiny-*/checkpoint")
     built = build(Experiment(teacher=str(checkpoint), keep=[1], out=str(tmp_path)))
-    done, folder = compress(tiny, "qat_dis", *built.overrides)
+    done, folder = compress(tiny, "qat_dis", *built.overrides, output=tiny["root"] / "out-own-teacher")
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
     assert results["config"]["Distillation"]["teacher_model_dir"] == str(built.teacher)
@@ -202,7 +202,8 @@ def test_distillation_from_a_teacher_of_its_own(tiny, tmp_path):
 
 
 def test_a_bad_distillation_node_is_one_line_before_the_original_is_evaluated(tiny):
-    done, folder = compress(tiny, "qat_dis", "Distillation.node=[no_such_var]")
+    out = tiny["root"] / "out-bad-node"  # its own: out-qat_dis holds another qat_dis config's run
+    done, folder = compress(tiny, "qat_dis", "Distillation.node=[no_such_var]", output=out)
     assert done.returncode == 2, done.stderr[-3000:]
     assert "Traceback" not in done.stderr and "evaluate original" not in done.stderr
     assert done.stderr.strip().splitlines()[-1].startswith(f"error: {TINY}: Distillation.node: 'no_such_var' is not")
