@@ -553,7 +553,7 @@ def strategies_table(cfg: JobConfig, outcomes: list[Outcome]) -> str:
         lines.append(
             "  compression did not pay here: no compressed model was faster than the original on this device. "
             "On a small model fixed costs dominate; for a model where compute dominates (UIE-base, INT8 about 3x "
-            "faster on CPU) see records/bench-uie-base-2026-12-06-amd-epyc.json"
+            "faster on CPU) see records/bench-uie-base-2026-12-07-amd-epyc.json"
         )
     return "\n".join(lines) + "\n"
 

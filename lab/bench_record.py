@@ -537,7 +537,7 @@ def render_table(record: dict[str, Any]) -> str:
                 else "–"
             )
             sample = next(iter(by.values()))
-            label = _row_label(sample, {})
+            label = _row_label(sample, {}, record.get("compression"))
             if runtime == "openvino" and sample.get("inference_precision"):
                 label += f", {sample['inference_precision']}"
             padding_table.append([label, _RUNTIME.get(runtime, runtime), *cells, gain])

@@ -489,7 +489,21 @@ def test_an_ffn_heavy_entry_is_labelled_with_both_ratios():
         copy.deepcopy(COMPRESSION),
         prune_ffn_ptq={"seconds": 1.0, "act_strategies": [], "pruned_ratio": 0.25, "ffn_pruned_ratio": 0.5},
     )
-    rows = [*ROWS, _row("prune_ffn_ptq", "paddle-inference", "int8", 450.0)]
+    padding = [
+        _row(
+            "prune_ffn_ptq",
+            "paddle-inference",
+            "int8",
+            ms,
+            padding=p,
+            padded_len_mean=w,
+            texts=400,
+            batches=10,
+            seq_len=47.5,
+        )
+        for p, w, ms in (("to-max", 128.0, 400.0), ("to-longest", 70.4, 200.0))
+    ]
+    rows = [*ROWS, _row("prune_ffn_ptq", "paddle-inference", "int8", 450.0), *padding]
     record = bench_record.make_record(
         compression=compression,
         records=rows,
@@ -508,3 +522,7 @@ def test_an_ffn_heavy_entry_is_labelled_with_both_ratios():
     )
     lines = bench_record.render_table(record).splitlines()
     assert any(line.startswith("| prune 0.25, FFN 0.50 + PTQ (70.0 M params) | Paddle Inference") for line in lines)
+    # the padding table names it the same way (it printed the entry's key before)
+    assert any(
+        line.startswith("| prune 0.25, FFN 0.50 + PTQ | Paddle Inference, oneDNN | 100.0 (pad 128.0)") for line in lines
+    )
