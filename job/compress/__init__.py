@@ -5,6 +5,7 @@ published program runs in INT8.
   calibration); its public names are re-exported here;
 * ``int8``: the INT8 scope of a quantized program and the ops a predictor really runs
   in INT8;
+* ``ffn_width``: the FFN width pruned by its own ratio (``TransformerPrune.ffn_pruned_ratio``);
 * ``slim_patches``: narrow fixes for PaddleSlim 2.6.0, each naming its cause.
 """
 
