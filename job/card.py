@@ -347,6 +347,9 @@ def _openvino(path: str, row: RuntimeFigures, result: TaskResult) -> list[str]:
     if f32:
         lines.append('config["INFERENCE_PRECISION_HINT"] = "f32"  # the f32 setting the job measured')
     lines += [
+        "# Fixed-size batches (padded to max_length)? Compile for that one shape, as the lab's",
+        "# latency benchmark does (README, 'headline check': faster than dynamic shapes there):",
+        f"# model.reshape({{i.get_any_name(): [BATCH_SIZE, {max_len}] for i in model.inputs}})",
         'compiled = core.compile_model(model, "CPU", config)',
         "",
         "tokenizer = AutoTokenizer.from_pretrained(folder)",
