@@ -29,6 +29,7 @@ EXPERIMENTS = {
     "probe_int8_weights": "lab.probe_int8_weights",
     "job_footprint": "lab.job_footprint",
     "probe_depth": "lab.probe_depth",
+    "headline_check": "lab.headline_check",
 }
 
 

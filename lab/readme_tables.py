@@ -143,6 +143,12 @@ def _bench_table(record: dict) -> str:
     return render_table(record).rstrip("\n")
 
 
+def _headline_check(record: dict) -> str:
+    from lab.headline_check import render_paragraph
+
+    return render_paragraph(record)
+
+
 def _load_pull(record: dict) -> str:
     from lab.load_pull import render_paragraph
 
@@ -154,6 +160,7 @@ BLOCKS: dict[str, Callable[[dict], str]] = {
     "probe-table": render_probe_table,
     "demo-table": render_demo_table,
     "load-pull": _load_pull,
+    "headline-check": _headline_check,
     "weights-table": render_int8_weights_table,
 }
 

@@ -46,7 +46,14 @@ def measured_figures_in_prose(text: str) -> list[str]:
 
 def test_the_readme_has_its_measured_blocks():
     names = [name for name, _, _ in readme_tables.blocks(README)]
-    assert sorted(names) == ["bench-table", "demo-table", "load-pull", "probe-table", "weights-table"], names
+    assert sorted(names) == [
+        "bench-table",
+        "demo-table",
+        "headline-check",
+        "load-pull",
+        "probe-table",
+        "weights-table",
+    ], names
 
 
 @pytest.mark.parametrize("block", readme_tables.blocks(README), ids=lambda block: block[0])

@@ -116,6 +116,31 @@ def test_openvino_outputs_match_paddle_inference_batch_by_batch(served, tiny):
 
 
 @pytest.mark.openvino
+def test_the_headline_checks_loaders_give_the_jobs_outputs(served, tiny):
+    """lab.headline_check loads a published folder as its users do (OpenVINO with the card's
+    code, shapes dynamic; Paddle as Taskflow serves it): on the same batch, both give what
+    the job's own OpenVINO session and evaluation predictor give."""
+    from job import pipeline
+    from job.benchmark.openvino_peer import Session
+    from job.evaluate import Serving, create_predictor, run_batch
+    from job.model import ModelFiles
+    from lab import headline_check
+
+    task = pipeline.prepare(load_config(TINY, [*tiny["overrides"], "Job.strategy=ptq"]), {}).task
+    batch = next(iter(task.batches("test", 16)))
+    model = ModelFiles(served["folder"])
+    side = headline_check.Side("ptq", "openvino", model.program, "f32", 1.0)
+    expected = Session(model.program, 1, "f32", static=False)(batch)
+    for ours, theirs in zip(headline_check.open_side(side, 1)(batch), expected, strict=True):
+        assert float(np.max(np.abs(ours - theirs))) <= MAX_OUTPUT_DIFF
+    predictor, used, _ = create_predictor(model, Serving(threads=1))
+    assert used == "int8"
+    paddle = headline_check.Side("ptq", "paddle-inference", model.program, "", 1.0)
+    for ours, theirs in zip(headline_check.open_side(paddle, 1)(batch), run_batch(predictor, batch), strict=True):
+        assert float(np.max(np.abs(ours - theirs))) <= MAX_OUTPUT_DIFF
+
+
+@pytest.mark.openvino
 def test_rows_are_timed_like_the_paddle_row_and_speedups_follow(served):
     result = served["result"]
     original_ms = result.latency.original.latency_ms
