@@ -241,7 +241,10 @@ def main(argv: list[str] | None = None) -> int:
         raise InputError(f"{bench_path}: not a readable bench record ({type(exc).__name__})") from None
     if not isinstance(record, dict):
         raise InputError(f"{bench_path}: not a bench record (a JSON object)")
-    ours, peer = sides(record, Path(args.work), str(bench_path))
+    try:
+        ours, peer = sides(record, Path(args.work), str(bench_path))
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a record of another shape
+        raise InputError(f"{bench_path}: not a bench record this check reads ({type(exc).__name__}: {exc})") from None
     try:
         import openvino
     except ImportError:

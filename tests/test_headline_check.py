@@ -123,3 +123,21 @@ def test_the_committed_check_is_of_the_committed_bench_records_headline(tmp_path
     ours, peer = headline_check.sides(bench, work)
     assert (record["sides"]["ours"]["label"], record["sides"]["peer"]["label"]) == (ours.label, peer.label)
     assert set(record["modes"]) == set(headline_check.SHAPES)
+
+
+@pytest.mark.parametrize(
+    "content", ["[1, 2]", '{"records": [1]}', '{"records": [{"padding": "max", "model": 3}]}', "{not json"]
+)
+def test_a_record_of_another_shape_is_one_line_and_exit_2(tmp_path, content):
+    bad = tmp_path / "bench.json"
+    bad.write_text(content, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "job", "lab", "headline_check", "--bench", str(bad), "--work", str(tmp_path)],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2, done.stderr
+    (line,) = done.stderr.strip().splitlines()
+    assert line.startswith(f"error: {bad}: ")
