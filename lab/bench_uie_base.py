@@ -65,6 +65,7 @@ sys.path.insert(0, str(ROOT))
 log = logging.getLogger("job.bench")
 
 VOCAB_SIZE = 40000
+BENCH_WORKDIR = "bench"  # the benchmark's own work (peer conversions) under the run's work folder
 TEACHER_CONFIG = ROOT / "configs" / "uie_demo.yaml"
 
 
@@ -319,9 +320,9 @@ def main(argv: list[str] | None = None) -> int:
         ptq_all, ptq_key, compression["ptq"] = _compress(
             work, settings, "ptq", fp32, fp32_key, task, threads, args.rebuild, "all", experiment.compression
         )
-        ptq = _scoped(ptq_all, ptq_key, work / f"ptq-{_slug(scope)}", scope, args.rebuild)
+        ptq = _scoped(ptq_all, ptq_key, model_folder(work, "ptq", scope), scope, args.rebuild)
         ptq_pv = (
-            _scoped(ptq_all, ptq_key, work / "ptq-linear-pv", "linear+pv", args.rebuild)
+            _scoped(ptq_all, ptq_key, model_folder(work, "ptq-pv", scope), "linear+pv", args.rebuild)
             if scope != "linear+pv"
             else None
         )
@@ -379,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
                 fp32,
                 "fp32",
                 task,
-                work / "bench",
+                work / BENCH_WORKDIR,
                 threads=threads,
                 onnx=experiment.onnx,
                 openvino=experiment.openvino,
@@ -395,7 +396,7 @@ def main(argv: list[str] | None = None) -> int:
             {**models, "ptq-all": ptq_all},
             task,
             bench_plan(cfg, models, openvino=experiment.openvino, bf16_rows=experiment.bf16_rows),
-            workdir=work / "bench",
+            workdir=work / BENCH_WORKDIR,
         )
     from job.runtime import hardware, versions
 
@@ -526,6 +527,27 @@ def _seconds(value) -> str:
 
 def _slug(scope: str) -> str:
     return scope.replace("+", "-")
+
+
+def _entry_folder(work: Path, name: str, int8_scope: str) -> Path:
+    """The cache folder of compression entry ``name`` (``_compress``)."""
+    return work / (name if int8_scope != "all" else f"{name}-all")
+
+
+def model_folder(work: Path, model: str, int8_scope: str) -> Path:
+    """Where a run puts the published folder of ``model`` under its work folder: the PTQ
+    program restricted to the run's INT8 scope (``ptq``) or to linear+pv (``ptq-pv``), or a
+    compression entry's ``compressed`` folder."""
+    if model in ("ptq", "ptq-pv"):
+        return work / f"ptq-{_slug(int8_scope if model == 'ptq' else 'linear+pv')}"
+    return _entry_folder(work, model, int8_scope) / "compressed"
+
+
+def nncf_ir(work: Path, model: str = "fp32") -> Path:
+    """Where a run keeps the OpenVINO peer's NNCF INT8 IR of ``model`` under its work folder."""
+    from job.benchmark.openvino_peer import nncf_ir as peer_ir
+
+    return peer_ir(work / BENCH_WORKDIR, model)
 
 
 # --------------------------------------------------------------------------------------
@@ -674,7 +696,7 @@ def _compress(
     from job import cache, compress
     from job.model import ModelFiles
 
-    folder = work / (name if int8_scope != "all" else f"{name}-all")
+    folder = _entry_folder(work, name, int8_scope)
     cfg = compress_config(name, compression, settings, threads, int8_scope)
     key = compress_key(cfg.fingerprint(), source_key)
 

@@ -97,18 +97,10 @@ def configure(argv: list[str]) -> Experiment:
 
     args = parser().parse_args(argv)
     experiment = config_with_flags(args, Experiment, ("bench", "work", "rounds", "warmup", "threads", "record"))
-    for key in ("rounds", "warmup", "threads"):
-        if getattr(experiment, key) < (1 if key == "rounds" else 0):
-            raise InputError(f"python -m job lab headline_check: --{key} must be >= {1 if key == 'rounds' else 0}")
+    for key, least in (("rounds", 1), ("warmup", 0), ("threads", 0)):
+        if getattr(experiment, key) < least:
+            raise InputError(f"python -m job lab headline_check: --{key} must be >= {least}")
     return experiment
-
-
-def model_folder(work: Path, model: str, int8_scope: str) -> Path:
-    """Where the bench run put model ``model`` (lab/bench_uie_base.py's layout): the PTQ
-    program restricted to the record's INT8 scope, or an entry's compressed folder."""
-    if model in ("ptq", "ptq-pv"):
-        return work / f"ptq-{(int8_scope if model == 'ptq' else 'linear+pv').replace('+', '-')}"
-    return work / model / "compressed"
 
 
 def sides(record: dict[str, Any], work: Path, name: str = "the bench record") -> tuple[Side, Side]:
@@ -116,6 +108,7 @@ def sides(record: dict[str, Any], work: Path, name: str = "the bench record") ->
     with the file its user loads. InputError (one line) when the record has no headline pair
     or a file is missing."""
     from lab import bench_record
+    from lab.bench_uie_base import model_folder, nncf_ir
 
     scope = str(record.get("int8_scope", "linear"))
     f1 = (record.get("accuracy") or {}).get("f1", {})
@@ -126,7 +119,7 @@ def sides(record: dict[str, Any], work: Path, name: str = "the bench record") ->
         if row is None:
             raise InputError(f"{name}: headline: no {key} row within the gate")
         if key == "peer":
-            source = work / "bench" / "openvino" / row["model"] / "nncf-int8.xml"
+            source = nncf_ir(work, row["model"])
         else:
             source = model_folder(work, row["model"], scope) / "inference.pdmodel"
         if not source.is_file():

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from job.errors import InputError
+from lab import bench_uie_base as bench
 from lab import headline_check
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,12 +29,12 @@ def _layout(work: Path, *models: str) -> Path:
     """The files the bench run leaves under its work folder, empty."""
     for folder in [
         work / "bench" / "openvino" / "fp32",
-        *(headline_check.model_folder(work, m, "linear") for m in models),
+        *(bench.model_folder(work, m, "linear") for m in models),
     ]:
         folder.mkdir(parents=True, exist_ok=True)
     (work / "bench" / "openvino" / "fp32" / "nncf-int8.xml").write_text("<net/>", encoding="utf-8")
     for model in models:
-        (headline_check.model_folder(work, model, "linear") / "inference.pdmodel").write_bytes(b"")
+        (bench.model_folder(work, model, "linear") / "inference.pdmodel").write_bytes(b"")
     return work
 
 
@@ -73,9 +74,9 @@ def test_a_paddle_row_is_loaded_from_its_published_folder(tmp_path):
 
 
 def test_the_ptq_folders_follow_the_bench_layout(tmp_path):
-    assert headline_check.model_folder(tmp_path, "ptq", "linear+pv") == tmp_path / "ptq-linear-pv"
-    assert headline_check.model_folder(tmp_path, "ptq-pv", "linear") == tmp_path / "ptq-linear-pv"
-    assert headline_check.model_folder(tmp_path, "ptq", "linear") == tmp_path / "ptq-linear"
+    assert bench.model_folder(tmp_path, "ptq", "linear+pv") == tmp_path / "ptq-linear-pv"
+    assert bench.model_folder(tmp_path, "ptq-pv", "linear") == tmp_path / "ptq-linear-pv"
+    assert bench.model_folder(tmp_path, "ptq", "linear") == tmp_path / "ptq-linear"
 
 
 def test_a_missing_model_is_one_line_naming_the_file(tmp_path):

@@ -248,13 +248,18 @@ def nncf_job(spec: dict[str, Any]) -> dict[str, Any]:
     return dict(info, made_in_s=round(time.perf_counter() - started, 1))
 
 
+def nncf_ir(workdir: Path, name: str) -> Path:
+    """Where ``nncf_int8`` keeps model ``name``'s NNCF INT8 IR (its ``.xml``) under ``workdir``."""
+    return workdir / "openvino" / name / _XML_NAME
+
+
 def nncf_int8(
     model: ModelFiles, name: str, task: Any, workdir: Path, input_names: list[str], threads: int, isolate: bool = True
 ) -> tuple[Path, dict[str, Any]]:
     """NNCF INT8 of ``model`` as OpenVINO IR under workdir/openvino/NAME, made in a worker
     or reused under its cache key (``job.cache``); and what was made (``error`` when it failed)."""
-    folder = workdir / "openvino" / name
-    xml = folder / _XML_NAME
+    xml = nncf_ir(workdir, name)
+    folder = xml.parent
     count, size = _CALIB
     calibration = calibration_batches(task, input_names, count=count, size=size, split="train")
     key = cache.key(
