@@ -652,7 +652,7 @@ def test_bench_experiments_settings_are_the_runs_full_and_quick_shapes():
         (
             "full:\n  teacher_overrides:\n    ptq: [Job.seed=1]\n",
             "{path}:3: full.teacher_overrides.ptq: not a pruned entry; "
-            "pruned entries: ['prune_ptq', 'prune050_ptq', 'prune_ffn_ptq']",
+            "pruned entries: ['prune_ptq', 'prune050_ptq', 'prune_ffn_ptq', 'prune_ffn0625_ptq']",
         ),
     ],
 )
