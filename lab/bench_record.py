@@ -116,6 +116,17 @@ def _accurate(key: str, fp32_key: str, accuracy: dict[str, float]) -> tuple[bool
     )
 
 
+def shown_ratio(value: float, wanted: float) -> str:
+    """``value`` with two decimals, or up to six when two would put the text on the other side of
+    ``wanted`` than the value: a ratio just under its target gets the digits that show it is under,
+    instead of reading as the target beside MISS."""
+    for digits in (2, 3, 4, 5, 6):
+        text = f"{value:.{digits}f}"
+        if (float(text) >= wanted) == (value >= wanted):
+            break
+    return text
+
+
 def _entry(
     target: Target,
     hardware: dict[str, Any],
@@ -136,7 +147,9 @@ def _entry(
     fast = value >= wanted
     entry["verdict"] = "PASS" if fast else "MISS"
     if not fast:
-        entry["distance"] = f"{value:.2f}x where {wanted:.2f}x is wanted: {wanted / value - 1:.0%} faster needed"
+        needed = wanted / value - 1
+        percent = f"{needed:.0%}" if needed >= 0.005 else f"{needed:.1%}"  # never "0% faster needed"
+        entry["distance"] = f"{shown_ratio(value, wanted)}x where {wanted:.2f}x is wanted: {percent} faster needed"
     if condition is not None:
         ok, why = condition
         entry["accuracy"] = why
@@ -377,7 +390,7 @@ def target_lines(record: dict[str, Any]) -> list[str]:
     lines = []
     for key, entry in record["targets"].items():
         value = entry.get("value")
-        shown = "   -  " if value is None else f"{value:5.2f}x"
+        shown = "   -  " if value is None else f"{shown_ratio(value, entry['threshold']):>5}x"
         lines.append(
             f"{entry['verdict']:<4}  {shown} (target >= {entry['threshold']}x)  [{key}] "
             f"{entry['description']}: {entry['detail']}"
@@ -552,7 +565,7 @@ def render_table(record: dict[str, Any]) -> str:
         lines += tables.markdown(headers, padding_table, _LEFT * len(headers))
     lines += ["", "Targets (issue 13):" if "headline" not in record["targets"] else "Targets (issues 13 and 21):", ""]
     for key, entry in record["targets"].items():
-        value = "–" if entry.get("value") is None else f"{entry['value']:.2f}×"
+        value = "–" if entry.get("value") is None else f"{shown_ratio(entry['value'], entry['threshold'])}×"
         extra = f" Missed by: {entry['distance']}." if entry.get("distance") else ""
         if key == "headline" and entry.get("accuracy"):
             extra = f" Accuracy (demo teacher): {entry['accuracy']}.{extra}"

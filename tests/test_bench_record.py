@@ -169,6 +169,21 @@ def test_verdicts_say_pass_or_miss_and_how_far():
     assert "TRACKED   0.91x (target >= 1.2x)  [peer]" in lines
 
 
+def test_a_miss_just_under_its_target_never_reads_as_the_target(tmp_path):
+    """A ratio that rounds to its threshold at two decimals gets the digits that show which side it is on,
+    in the record's distance, the printed lines and the README table (a 1.4959x MISS once read "1.50x")."""
+    headline = next(t for t in bench_record.TARGETS if t.key == "headline")
+    entry = bench_record._entry(headline, {}, 1.4959, "detail")
+    assert entry["verdict"] == "MISS"
+    assert entry["distance"] == "1.496x where 1.50x is wanted: 0.3% faster needed"
+    record = _record()
+    record["targets"] = {"headline": entry}
+    assert "MISS  1.496x (target >= 1.5x)  [headline]" in "\n".join(bench_record.target_lines(record))
+    assert "- **MISS** 1.496× (≥ 1.5×)" in bench_record.render_table(record)
+    # Away from the threshold, two decimals as before; a pass that rounds up stays as it is.
+    assert bench_record.shown_ratio(1.4449, 1.5) == "1.44" and bench_record.shown_ratio(1.5004, 1.5) == "1.50"
+
+
 def test_amx_raises_the_pruned_target_to_six():
     rows = [r for r in ROWS if r["model"] != "prune_ptq"] + [_row("prune_ptq", "paddle-inference", "int8", 400.0)]
     assert _record(rows, hardware=EPYC)["targets"]["prune_ptq"]["verdict"] == "PASS"  # 5x >= 4x
