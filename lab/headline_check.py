@@ -218,7 +218,7 @@ def render_paragraph(record: dict[str, Any]) -> str:
         f"One check (`{record['command']}`, {record['date']}) on {hardware['cpu']} ({hardware['cores']} cores; "
         f"{', '.join(hardware['isa'])}), {record['threads']} threads, batch {batch_size} x {seq_len}, "
         f"{record['rounds']} alternating rounds after {record['warmup']} warm-up runs each, ours {name('ours')} "
-        f"against the peer {name('peer')}, in `{record['bench_record']}` {record['recorded_ratio']:.2f}×. "
+        f"against the peer {name('peer')}, in `{record['bench_record']}` {record['recorded_ratio']:.3f}×. "
         + "; ".join(mode(shapes) for shapes in SHAPES if shapes in record["modes"])
         + "."
     )

@@ -55,17 +55,30 @@ def test_the_committed_headline_is_our_ffn_pruned_folder_in_openvino_default_vs_
 
 
 def test_an_f32_row_is_loaded_with_the_f32_hint(tmp_path):
-    """Without the default-precision rows the headline picks the f32 ones: both get the hint."""
+    """Without the default-precision rows (and Paddle's, which may be as fast) the headline picks the f32
+    ones: both get the hint."""
     work = _layout(tmp_path, "prune_ffn_ptq")
-    ours, peer = headline_check.sides(_record(lambda row: str(row.get("variant", "")).endswith("default")), work)
+    ours, peer = headline_check.sides(
+        _record(lambda row: str(row.get("variant", "")).endswith("default") or row["runtime"] == "paddle-inference"),
+        work,
+    )
     assert (ours.label, ours.hint) == ("prune_ffn_ptq/paddle-quantized", "f32")
     assert (peer.label, peer.hint) == ("fp32/nncf-int8-f32", "f32")
 
 
 def test_a_paddle_row_is_loaded_from_its_published_folder(tmp_path):
-    """Without our programs in OpenVINO, ours is Paddle's fastest INT8 within the gate."""
+    """Without our programs in OpenVINO (nor the FFN-pruned entries), ours is Paddle's fastest INT8 within
+    the gate: the pruned one."""
     work = _layout(tmp_path, "prune_ptq", "ptq")
-    ours, _ = headline_check.sides(_record(lambda row: row["runtime"] == "openvino" and row["model"] != "fp32"), work)
+    ours, _ = headline_check.sides(
+        _record(
+            lambda row: (
+                (row["runtime"] == "openvino" and row["model"] != "fp32")
+                or row["model"] in ("prune050_ptq", "prune_ffn_ptq", "prune_ffn0625_ptq")
+            )
+        ),
+        work,
+    )
     assert (ours.runtime, ours.source, ours.hint) == (
         "paddle-inference",
         work / "prune_ptq" / "compressed" / "inference.pdmodel",
