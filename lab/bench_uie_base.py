@@ -123,7 +123,7 @@ FFN_TEACHER_OVERRIDES = [
     "TrainConfig.eval_iter=500",
     "TrainConfig.learning_rate={type: CosineAnnealingDecay, learning_rate: 5.0e-4, T_max: 4000}",
 ]
-FULL = Settings(teacher_overrides={"prune_ffn_ptq": FFN_TEACHER_OVERRIDES, "prune_ffn0625_ptq": FFN_TEACHER_OVERRIDES})
+FULL = Settings(teacher_overrides=dict.fromkeys(("prune_ffn_ptq", "prune_ffn0625_ptq"), FFN_TEACHER_OVERRIDES))
 QUICK = Settings(
     "uie-micro",
     16,
