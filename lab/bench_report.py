@@ -14,7 +14,13 @@ def accuracy_lines(accuracy: dict) -> list[str]:
         "",
         (
             f"accuracy on {accuracy['model']}, {accuracy['split']} split ({accuracy['examples']} examples), "
-            f"F1 points; calibration: {accuracy['calibration']}:"
+            f"F1 points; calibration: {accuracy['calibration']}"
+            + (
+                f" (reused from the cache: measured by the run that built it, in {accuracy['seconds']:.0f} s)"
+                if accuracy.get("reused") and accuracy.get("seconds") is not None
+                else ""
+            )
+            + ":"
         ),
     ]
     lines += [f"  {name:<28} {score:6.2f}" for name, score in accuracy["f1"].items()]

@@ -103,13 +103,16 @@ class Settings:
     teacher_overrides: dict[str, list[str]] = dataclasses.field(default_factory=dict)
     """Per pruned entry, overrides of the demo teacher's config applied after the ones above (e.g. a longer
     distillation for the deeper pruning: ``TrainConfig.train_iter=...``)."""
+    headline_rounds: int = 40
+    """Alternating rounds the headline pair is timed in again, side by side, each way a user loads it
+    (``lab.headline_check.time_pair``); 0 leaves the headline to the rows."""
 
     def check(self) -> None:
         from job.config import require
 
         for name in ("batch_size", "seq_len", "repeats"):
             require(getattr(self, name) >= 1, name, "must be >= 1")
-        for name in ("warmup", "test_examples", "train_examples", "dev_examples"):
+        for name in ("warmup", "test_examples", "train_examples", "dev_examples", "headline_rounds"):
             require(getattr(self, name) >= 0, name, "must be >= 0")
         for name in ("calib_batches", "train_iter", "teacher_calib_batches", "teacher_train_iter"):
             require(getattr(self, name) >= 1, name, "must be >= 1")
@@ -137,6 +140,7 @@ QUICK = Settings(
     train_iter=2,
     teacher_calib_batches=2,
     teacher_train_iter=20,
+    headline_rounds=4,
 )
 
 
@@ -338,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     accuracy: dict = {}
     if experiment.accuracy:
         with logs.phase("accuracy on the demo teacher", phases):
+            before = cache.read_marker(work / "accuracy")
             accuracy = _accuracy(
                 work,
                 settings,
@@ -347,6 +352,9 @@ def main(argv: list[str] | None = None) -> int:
                 openvino=experiment.openvino,
                 compression=experiment.compression,
             )
+            after = cache.read_marker(work / "accuracy") or {}
+            # As the compression entries say it: measured now, or by the earlier run that built the same key.
+            accuracy = dict(accuracy, reused=before == after, seconds=after.get("seconds"))
 
     from job.program import model_params
 
@@ -401,6 +409,10 @@ def main(argv: list[str] | None = None) -> int:
             bench_plan(cfg, models, openvino=experiment.openvino, bf16_rows=experiment.bf16_rows),
             workdir=work / BENCH_WORKDIR,
         )
+    side_by_side = None
+    if settings.headline_rounds:
+        with logs.phase("headline side by side", phases):
+            side_by_side = _side_by_side(result.records, accuracy, scope, work, threads, settings)
     from job.runtime import hardware, versions
 
     env_versions = dict(versions())
@@ -421,6 +433,7 @@ def main(argv: list[str] | None = None) -> int:
         command=" ".join(["python -m job lab bench_uie_base", *argv]),
         quick=args.quick,
         compression=compression,
+        side_by_side=side_by_side,
     )
     from lab.bench_report import accuracy_lines, check_lines, peer_lines, profile_lines, profiles
 
@@ -508,6 +521,28 @@ def bench_plan(cfg, models: dict, *, openvino: bool, bf16_rows: list[str]) -> li
     ours = ("ptq", "ptq-all", *(name for name in models if name.startswith("prune")))
     ov = [benchmark.Planned("fp32", "openvino", options={"quantized": ours})] if openvino else []
     return [*paddle, *bf16, *peers, *ov]
+
+
+def _side_by_side(records: list, accuracy: dict, scope: str, work: Path, threads: int, settings: Settings):
+    """The headline pair the rows chose (``lab.headline_check.sides``) timed again in alternating
+    rounds, each way its user loads it, in a spawned process (this one holds Paddle's state):
+    ``{"rounds", "warmup", "sides", "modes"}``, or None when there is no pair to time."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from lab import bench_record, headline_check
+
+    chosen = bench_record.headline_sides(records, (accuracy or {}).get("f1", {}), scope)
+    missing = [key for key in ("ours", "peer") if chosen[key]["chosen"] is None]
+    if missing:
+        log.info("headline side by side: nothing to time (no %s row within the gate)", " and no ".join(missing))
+        return None
+    ours, peer = headline_check.sides({"records": records, "accuracy": accuracy, "int8_scope": scope}, work)
+    shape = (settings.batch_size, settings.seq_len)
+    rounds, warmup = settings.headline_rounds, settings.warmup
+    with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as pool:
+        modes = pool.submit(headline_check.time_pair, ours, peer, threads, shape, rounds, warmup).result()
+    return {"rounds": rounds, "warmup": warmup, "sides": {"ours": ours.label, "peer": peer.label}, "modes": modes}
 
 
 def _print_table(path: Path) -> int:

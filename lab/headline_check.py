@@ -17,8 +17,9 @@ so drift on the machine lands on all alike. Prints the medians and the interleav
 beside the record's, and writes one JSON record naming the CPU and its instruction sets
 (``--record``).
 
-The bench times each row in its own process, one after another, with shapes compiled per
-batch; this check answers whether that figure holds where a user is.
+The bench times its rows one after another, then this pair the same way as here
+(``time_pair``, its ``headline_rounds``) for its headline; this check repeats that on its
+own, with as many rounds as asked, as the user's client of the bench's figure.
 
 Exit codes: 0 done; 1 a step failed; 2 bad input (a missing record, folder or OpenVINO).
 """
@@ -188,6 +189,43 @@ def interleaved(runs: dict[str, Any], feed: dict[str, Any], rounds: int, warmup:
     return times
 
 
+def time_pair(
+    ours: Side, peer: Side, threads: int, shape: tuple[int, int], rounds: int, warmup: int
+) -> dict[str, dict[str, Any]]:
+    """Per way of loading (``SHAPES``): both sides' median milliseconds, the ratio of the medians
+    (peer / ours), the spread of each round's own ratio, and every time; all runs alternate in
+    one loop on one batch of ``shape``. A Paddle side serves one way (Taskflow's), in both modes."""
+    import zlib  # noqa: F401  (before paddle: see pitfalls)
+
+    import numpy as np
+
+    feed = batch(*shape)
+    runs = {
+        (key, shapes): open_side(side, threads, shapes, shape)
+        for shapes in SHAPES
+        for key, side in (("ours", ours), ("peer", peer))
+        if shapes == "dynamic" or side.runtime == "openvino"
+    }
+    times = interleaved(runs, feed, rounds, warmup)
+    modes = {}
+    for shapes in SHAPES:
+        o, p = times.get(("ours", shapes), times[("ours", "dynamic")]), times.get(("peer", shapes))
+        if p is None:
+            continue
+        # Each round's own ratio: the machine's state moves both sides, not always alike.
+        quartiles = np.percentile([b / a for a, b in zip(o, p, strict=True)], [0, 25, 50, 75, 100])
+        modes[shapes] = {
+            "ours_ms": round(float(np.median(o)), 1),
+            "peer_ms": round(float(np.median(p)), 1),
+            "ratio": round(float(np.median(p) / np.median(o)), 3),
+            "round_ratios": dict(
+                zip(("min", "q1", "median", "q3", "max"), (round(float(q), 3) for q in quartiles), strict=True)
+            ),
+            "times_ms": {"ours": [round(t, 1) for t in o], "peer": [round(t, 1) for t in p]},
+        }
+    return modes
+
+
 def render_paragraph(record: dict[str, Any]) -> str:
     """The README's paragraph of one check record (``lab.readme_tables``, block ``headline-check``)."""
     hardware = record["hardware"]
@@ -246,41 +284,15 @@ def main(argv: list[str] | None = None) -> int:
             "(bash scripts/setup.sh --openvino, then .venv-openvino/bin/python)"
         ) from None
 
-    import zlib  # noqa: F401  (before paddle: see pitfalls)
-
-    import numpy as np
-
     from job.machine import cpu_facts
 
     settings = record.get("settings") or {}
     threads = args.threads or int(record.get("threads") or 2)
     shape = (int(settings.get("batch_size", 40)), int(settings.get("seq_len", 128)))
-    feed = batch(*shape)
-    # Paddle serves one way; an OpenVINO side is timed both ways. All runs alternate in one loop.
-    runs = {
-        (key, shapes): open_side(side, threads, shapes, shape)
-        for shapes in SHAPES
-        for key, side in (("ours", ours), ("peer", peer))
-        if shapes == "dynamic" or side.runtime == "openvino"
-    }
-    times = interleaved(runs, feed, args.rounds, args.warmup)
-    modes = {}
-    for shapes in SHAPES:
-        o, p = times.get(("ours", shapes), times[("ours", "dynamic")]), times.get(("peer", shapes))
-        if p is None:
-            continue
-        # Each round's own ratio: the machine's state moves both sides, not always alike.
-        quartiles = np.percentile([b / a for a, b in zip(o, p, strict=True)], [0, 25, 50, 75, 100])
-        modes[shapes] = {
-            "ours_ms": round(float(np.median(o)), 1),
-            "peer_ms": round(float(np.median(p)), 1),
-            "ratio": round(float(np.median(p) / np.median(o)), 3),
-            "round_ratios": dict(
-                zip(("min", "q1", "median", "q3", "max"), (round(float(q), 3) for q in quartiles), strict=True)
-            ),
-            "times_ms": {"ours": [round(t, 1) for t in o], "peer": [round(t, 1) for t in p]},
-        }
-    recorded = peer.recorded_ms / ours.recorded_ms
+    modes = time_pair(ours, peer, threads, shape, args.rounds, args.warmup)
+    # The bench's headline ratio: side by side in its own run when it has one, else its rows'.
+    headline = (record.get("targets") or {}).get("headline") or {}
+    recorded = float(headline.get("value") or peer.recorded_ms / ours.recorded_ms)
     out = {
         "schema": "headline-check/1",
         "what": (

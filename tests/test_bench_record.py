@@ -111,8 +111,8 @@ COMPRESSION = {
 }
 
 
-def _record(rows=ROWS, f1=F1, hardware=EPYC):
-    record = bench_record.make_record(
+def _record_args(rows=ROWS, f1=F1, hardware=EPYC) -> dict:
+    return dict(
         compression=copy.deepcopy(COMPRESSION),
         records=copy.deepcopy(rows),
         notes=[],
@@ -128,6 +128,10 @@ def _record(rows=ROWS, f1=F1, hardware=EPYC):
         command="python -m job lab bench_uie_base",
         quick=False,
     )
+
+
+def _record(rows=ROWS, f1=F1, hardware=EPYC):
+    record = bench_record.make_record(**_record_args(rows, f1, hardware))
     record["date"] = "2026-11-30T11:45:00+00:00"
     return record
 
@@ -252,6 +256,47 @@ def test_a_headline_side_outside_one_point_is_not_chosen():
     entry = _record([*ROWS, *DEEP], none)["targets"]["headline"]
     assert entry["value"] is None and entry["verdict"] == "MISS"
     assert "ours: no candidate within 1 F1 point" in entry["distance"]
+
+
+def _side_by_side(dynamic: float, static: float) -> dict:
+    def mode(ratio):
+        return {
+            "ours_ms": 400.0,
+            "peer_ms": 400.0 * ratio,
+            "ratio": ratio,
+            "round_ratios": {"q1": ratio - 0.03, "q3": ratio + 0.02},
+        }
+
+    return {"rounds": 40, "warmup": 3, "sides": {}, "modes": {"dynamic": mode(dynamic), "static": mode(static)}}
+
+
+def test_a_headline_timed_side_by_side_is_its_worse_way_of_loading():
+    """With the pair timed again in alternating rounds, the headline is the lower of the ways users load
+    it (not the rows', timed minutes apart), and its detail keeps both ways and the rows' ratio."""
+    rows, f1 = [*ROWS, *DEEP], DEEP_F1
+    record = bench_record.make_record(**dict(_record_args(rows, f1), side_by_side=_side_by_side(1.47, 1.56)))
+    entry = record["targets"]["headline"]
+    assert entry["value"] == pytest.approx(1.47) and entry["verdict"] == "MISS"
+    assert entry["detail"].startswith("side by side, 40 alternating rounds: shapes dynamic (the model card's code) ")
+    assert "reshaped to the batch 624.0 / 400.0 ms = 1.560x (rounds' middle half 1.53-1.58x)" in entry["detail"]
+    assert f"prune050_ptq/paddle-quantized-default 250.0 ms = {544.0 / 250.0:.3f}x" in entry["detail"]
+    assert record["headline_side_by_side"]["modes"]["dynamic"]["ratio"] == 1.47
+    # The same pair with both ways above the target: a pass, at the worse way's ratio.
+    entry = bench_record.make_record(**dict(_record_args(rows, f1), side_by_side=_side_by_side(1.62, 1.55)))
+    assert entry["targets"]["headline"]["value"] == pytest.approx(1.55)
+    assert entry["targets"]["headline"]["verdict"] == "PASS"
+    # Without a pair (nothing within the gate), the rounds change nothing.
+    none = {k: (70.0 if k.startswith(("paddle-int8", "paddle-prune", "openvino-p")) else v) for k, v in f1.items()}
+    entry = bench_record.make_record(**dict(_record_args(rows, none), side_by_side=_side_by_side(1.62, 1.55)))
+    assert entry["targets"]["headline"]["value"] is None and entry["targets"]["headline"]["verdict"] == "MISS"
+
+
+def test_the_bench_times_no_side_by_side_pair_when_the_rows_chose_none(bench, tmp_path, caplog):
+    """No OpenVINO rows (--no-openvino, or OpenVINO absent): no peer, nothing timed, the rows decide."""
+    rows = [r for r in ROWS if r["runtime"] != "openvino"]
+    caplog.set_level("INFO", logger="job.bench")
+    assert bench._side_by_side(rows, {"f1": F1}, "linear", tmp_path, 2, bench.FULL) is None
+    assert "headline side by side: nothing to time (no peer row within the gate)" in caplog.text
 
 
 def test_the_headline_leads_the_readme_targets_with_both_accuracies():

@@ -105,6 +105,30 @@ def test_rounds_alternate_the_order():
     assert [len(v) for v in times.values()] == [3, 3]
 
 
+def test_a_pair_is_timed_each_way_and_its_ratio_is_the_peers_over_ours(monkeypatch, tmp_path):
+    """``time_pair`` (the bench's headline and this check): an OpenVINO side is loaded both ways, a Paddle
+    side once (its dynamic run also stands beside the peer's static one); the ratio is the peer's median
+    over ours. Runs that take 4 ms (ours) and 12 ms (the peer): about 3x, never about 1/3."""
+    import time
+
+    loaded = []
+
+    def fake_open(side, threads, shapes="dynamic", shape=(40, 128)):
+        loaded.append((side.label, shapes, shape))
+        return lambda feed: time.sleep(0.004 if side.label == "ours" else 0.012)
+
+    monkeypatch.setattr(headline_check, "open_side", fake_open)
+    ours = headline_check.Side("ours", "paddle-inference", tmp_path / "inference.pdmodel", "", 1.0)
+    peer = headline_check.Side("peer", "openvino", tmp_path / "nncf-int8.xml", "", 1.0)
+    modes = headline_check.time_pair(ours, peer, 2, (4, 16), rounds=5, warmup=1)
+    assert sorted(loaded) == [("ours", "dynamic", (4, 16)), ("peer", "dynamic", (4, 16)), ("peer", "static", (4, 16))]
+    assert set(modes) == set(headline_check.SHAPES)
+    for mode in modes.values():
+        assert 2.0 < mode["ratio"] < 3.6, mode
+        assert mode["round_ratios"]["min"] <= mode["round_ratios"]["median"] <= mode["round_ratios"]["max"]
+        assert [len(mode["times_ms"][key]) for key in ("ours", "peer")] == [5, 5]
+
+
 def test_without_openvino_it_says_so_in_one_line_and_exits_2(tmp_path):
     try:
         import openvino  # noqa: F401
