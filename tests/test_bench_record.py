@@ -585,3 +585,13 @@ def test_an_ffn_heavy_entry_is_labelled_with_both_ratios():
     assert any(
         line.startswith("| prune 0.25, FFN 0.50 + PTQ | Paddle Inference, oneDNN | 100.0 (pad 128.0)") for line in lines
     )
+
+
+def test_accuracy_taken_from_the_cache_says_so_with_the_seconds_of_the_run_that_measured_it():
+    from lab.bench_report import accuracy_lines
+
+    accuracy = {"model": "teacher", "split": "test", "examples": 6097, "calibration": "8 batches", "f1": F1}
+    (header,) = [line for line in accuracy_lines(dict(accuracy, reused=True, seconds=3487.8)) if "F1 points" in line]
+    assert header.endswith("(reused from the cache: measured by the run that built it, in 3488 s):")
+    (header,) = [line for line in accuracy_lines(dict(accuracy, reused=False, seconds=3487.8)) if "F1 points" in line]
+    assert header.endswith("calibration: 8 batches:")
