@@ -334,6 +334,10 @@ class HyperParameterOptimizationConfig:
         _require(self.max_quant_count > 0, "max_quant_count", "must be > 0")
 
 
+# How the transformer pruner scores heads and FFN neurons (job.compress.importance).
+PRUNE_IMPORTANCE = ("paddleslim", "task")
+
+
 @dataclass
 class TransformerPruneConfig:
     """``TransformerPrune``: structured pruning of attention heads and FFN width."""
@@ -346,6 +350,13 @@ class TransformerPruneConfig:
         "Fraction of FFN width to remove, apart from the heads (this job's key: PaddleSlim cuts both by "
         "pruned_ratio); empty: pruned_ratio.",
     )
+    importance: str = _doc(
+        "paddleslim",
+        "The loss whose gradients order heads and FFN neurons before the cut (this job's key): paddleslim "
+        "(PaddleSlim 2.6's; for UIE it counts the start output at gold starts only) or task (the task's own "
+        "loss; for UIE binary cross-entropy of start and end against the gold spans; for classification "
+        "the same as paddleslim).",
+    )
 
     def check(self) -> None:
         _require(0 < self.pruned_ratio < 1, "pruned_ratio", "must be between 0 and 1")
@@ -354,6 +365,7 @@ class TransformerPruneConfig:
             "ffn_pruned_ratio",
             "must be at least 0 and below 1",
         )
+        _require(self.importance in PRUNE_IMPORTANCE, "importance", f"must be one of {', '.join(PRUNE_IMPORTANCE)}")
 
 
 def _check_bits(weight_bits: int, activation_bits: int) -> None:

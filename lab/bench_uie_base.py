@@ -593,6 +593,15 @@ def nncf_ir(work: Path, model: str = "fp32") -> Path:
 # --------------------------------------------------------------------------------------
 
 
+def compress_code() -> tuple[Path, ...]:
+    """Every module of the compression stage: a change to any of them (the FFN's share, the
+    pruner's loss, a PaddleSlim patch) changes what a cached compressed model would be."""
+    return tuple(ROOT / "job" / "compress" / name for name in COMPRESS_MODULES)
+
+
+COMPRESS_MODULES = ("stage.py", "int8.py", "slim_patches.py", "ffn_width.py", "importance.py")
+
+
 def data_key(settings: Settings) -> str:
     """Cache key of the benchmark data and tokenizer: the builder's code and the vocabulary size."""
     from job import cache
@@ -620,16 +629,10 @@ def build_key(settings: Settings, vocab_dir: Path, data: str) -> str:
 
 def compress_key(config: str, source_key: str) -> str:
     """Cache key of a compressed model: its resolved config (``JobConfig.fingerprint``), the source model's key,
-    and the code
-    and libraries that compress (job/compress/: stage, int8, slim_patches; PaddleSlim)."""
+    and the code and libraries that compress (job/compress/: every module; PaddleSlim)."""
     from job import cache
 
-    code = cache.code_text(
-        *(
-            ROOT / "job" / name
-            for name in ("compress/stage.py", "compress/int8.py", "compress/slim_patches.py", "data/tasks.py")
-        )
-    )
+    code = cache.code_text(*compress_code(), ROOT / "job" / "data" / "tasks.py")
     return cache.key(code=code, config=config, source=source_key, versions=cache.versions("paddlepaddle", "paddleslim"))
 
 
@@ -838,8 +841,7 @@ def _accuracy(
 
     ov_ok, ov_why = openvino_peer.available() if openvino else (False, "left out (--no-openvino)")
     code = cache.code_text(
-        ROOT / "job" / "compress" / "stage.py",
-        ROOT / "job" / "compress" / "int8.py",
+        *compress_code(),
         ROOT / "job" / "evaluate.py",
         ROOT / "job" / "data" / "tasks.py",
         ROOT / "job" / "benchmark" / "openvino_peer.py",

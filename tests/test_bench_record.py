@@ -433,6 +433,14 @@ def test_the_bench_scripts_keys_cover_code_and_settings(bench, tmp_path, monkeyp
     assert bench.compress_key(text, "source-1") == key, "within one run, the code it loaded is what is keyed"
     monkeypatch.setattr(cache, "_SOURCES", {})  # the next run reads the code again
     assert bench.compress_key(text, "source-1") != key, "a change to the INT8 restriction invalidates compressed models"
+    key = bench.compress_key(text, "source-1")
+    with open(root / "job" / "compress" / "importance.py", "a", encoding="utf-8") as handle:
+        handle.write("\n# changed\n")
+    monkeypatch.setattr(cache, "_SOURCES", {})
+    assert bench.compress_key(text, "source-1") != key, "so does a change to the pruner's loss"
+    assert {path.name for path in (root / "job" / "compress").glob("*.py")} - {"__init__.py"} == set(
+        bench.COMPRESS_MODULES
+    ), "every module of the compression stage is keyed"
     vocab = tmp_path / "tok"
     vocab.mkdir()
     (vocab / "vocab.txt").write_text("a\nb\n", encoding="utf-8")

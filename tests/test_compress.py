@@ -161,8 +161,28 @@ def test_ffn_width_pruned_apart_from_the_heads(tiny):
     original, pruned = results["models"]["original"]["params"], results["models"]["compressed"]["params"]
     per_layer = 3 * (64 * 16 + 16) + 16 * 64 + (64 * 128 + 128) + 128 * 64
     assert original - pruned == 2 * per_layer
-    assert results["config"]["TransformerPrune"] == {"pruned_ratio": 0.25, "ffn_pruned_ratio": 0.5}
+    assert results["config"]["TransformerPrune"] == {
+        "pruned_ratio": 0.25,
+        "ffn_pruned_ratio": 0.5,
+        "importance": "paddleslim",
+    }
     assert "heads keep 75%, FFN neurons keep 50%" in done.stderr
+    assert load_in_real_clients(folder)["precision"] == "fp32"
+
+
+def test_pruning_scored_by_the_tasks_loss_through_the_job(tiny):
+    """``TransformerPrune.importance=task`` reaches the pruner through the job's compression
+    stage (mutation: call ACT outside ``importance.scored`` -> no log line, fails), cuts the
+    same shapes, and the published folder still serves in the real clients."""
+    out = tiny["root"] / "out-prune-task"
+    done, folder = compress(tiny, "prune_dis", "TransformerPrune.importance=task", output=out)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "scores heads and FFN neurons by the task's loss" in done.stderr
+    results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+    assert results["config"]["TransformerPrune"]["importance"] == "task"
+    assert results["act_strategies"] == ["transformer_prune_dis"]
+    per_layer = 3 * (64 * 16 + 16) + 16 * 64 + (64 * 64 + 64) + 64 * 64  # a quarter of heads and FFN
+    assert results["models"]["original"]["params"] - results["models"]["compressed"]["params"] == 2 * per_layer
     assert load_in_real_clients(folder)["precision"] == "fp32"
 
 

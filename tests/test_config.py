@@ -270,14 +270,23 @@ def test_a_bad_ffn_pruned_ratio_is_one_line(tmp_path, value):
     assert message.startswith(f"{path}:8: TransformerPrune.ffn_pruned_ratio: "), message
 
 
-def test_ffn_pruned_ratio_reaches_no_act_section(tmp_path):
-    """ACT's TransformerPrune takes pruned_ratio alone; the job applies the FFN's (job.compress.ffn_width)."""
+def test_ffn_pruned_ratio_and_importance_reach_no_act_section(tmp_path):
+    """ACT's TransformerPrune takes pruned_ratio alone; the job applies the FFN's share
+    (job.compress.ffn_width) and the pruner's loss (job.compress.importance)."""
     from job.compress.stage import act_config
 
-    path = write(tmp_path, GLOBAL + "TransformerPrune:\n  pruned_ratio: 0.25\n  ffn_pruned_ratio: 0.5\n")
-    cfg = load_config(path, ["Job.strategy=prune_dis", "TrainConfig.train_iter=10"])
+    text = "TransformerPrune:\n  pruned_ratio: 0.25\n  ffn_pruned_ratio: 0.5\n  importance: task\n"
+    cfg = load_config(write(tmp_path, GLOBAL + text), ["Job.strategy=prune_dis", "TrainConfig.train_iter=10"])
     assert act_config(cfg)["TransformerPrune"] == {"pruned_ratio": 0.25}
-    assert cfg.TransformerPrune.ffn_pruned_ratio == 0.5
+    assert (cfg.TransformerPrune.ffn_pruned_ratio, cfg.TransformerPrune.importance) == (0.5, "task")
+
+
+def test_the_pruners_importance_is_paddleslims_unless_asked_and_a_bad_one_is_one_line(tmp_path):
+    overrides = ["Job.strategy=prune_dis", "TrainConfig.train_iter=10"]
+    cfg = load_config(write(tmp_path, GLOBAL + "TransformerPrune:\n  pruned_ratio: 0.25\n"), overrides)
+    assert cfg.TransformerPrune.importance == "paddleslim"
+    path = write(tmp_path, GLOBAL + "TransformerPrune:\n  pruned_ratio: 0.25\n  importance: labels\n")
+    assert error_of(path) == f"{path}:8: TransformerPrune.importance: must be one of paddleslim, task"
 
 
 def test_wrong_item_in_a_list_names_its_index(tmp_path):

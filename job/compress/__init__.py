@@ -6,6 +6,7 @@ published program runs in INT8.
 * ``int8``: the INT8 scope of a quantized program and the ops a predictor really runs
   in INT8;
 * ``ffn_width``: the FFN width pruned by its own ratio (``TransformerPrune.ffn_pruned_ratio``);
+* ``importance``: the loss the pruner scores heads and neurons by (``TransformerPrune.importance``);
 * ``slim_patches``: narrow fixes for PaddleSlim 2.6.0, each naming its cause.
 """
 

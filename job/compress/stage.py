@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from job.compress import ffn_width, int8, slim_patches
+from job.compress import ffn_width, importance, int8, slim_patches
 from job.config import JobConfig
 from job.data.tasks import Task
 from job.errors import InputError
@@ -153,8 +153,10 @@ def act_config(cfg: JobConfig, teacher: ModelFiles | None = None) -> dict[str, A
             if key in section and section[key] is None:
                 section.pop(key)
     if "TransformerPrune" in config:
-        # The job's own key: ACT's TransformerPrune takes pruned_ratio alone (job.compress.ffn_width).
+        # The job's own keys: ACT's TransformerPrune takes pruned_ratio alone (job.compress.ffn_width,
+        # job.compress.importance).
         config["TransformerPrune"].pop("ffn_pruned_ratio", None)
+        config["TransformerPrune"].pop("importance", None)
     if "Distillation" in config and teacher is not None:
         # ACT reads a teacher folder without file names as a path prefix (<dir>.pdmodel).
         config["Distillation"].update(
@@ -314,7 +316,8 @@ def run(
             act_strategies = list(act._strategy)
             prune = cfg.TransformerPrune if "TransformerPrune" in config else None
             ffn_ratio = prune.ffn_pruned_ratio if prune is not None else None
-            with ffn_width.pruned(ffn_ratio):
+            scoring = prune.importance if prune is not None else "paddleslim"
+            with ffn_width.pruned(ffn_ratio), importance.scored(scoring, task.label_names, task.label_dtype):
                 act.compress()
             final_metric = getattr(act, "final_metric", None)
     finally:
