@@ -11,11 +11,15 @@ not keep the feed order. So PaddleSlim scores UIE by how much a weight raises th
 probability at gold *ends*; the gold starts, and every position that is not a gold end, do
 not count.
 
+PaddleSlim also scores in training mode, dropout on, so two runs on the same data cut
+different heads and neurons.
+
 ``importance: task`` scores UIE with its own training loss instead: binary cross-entropy of
 the start probabilities against the gold starts plus the end probabilities against the gold
-ends. The ordering, the cut and everything after it stay PaddleSlim's; only the loss the
-gradients come from changes. For classification ``task`` and ``paddleslim`` are the same
-loss, so nothing is patched.
+ends, with dropout off in the scoring program (the model as it serves; the same cut every
+run). The ordering, the cut and everything after it stay PaddleSlim's, and training keeps
+its dropout. For classification ``task`` and ``paddleslim`` are the same loss, so nothing is
+patched.
 """
 
 from __future__ import annotations
@@ -46,6 +50,11 @@ def scored(importance: str, label_names: tuple[str, ...], label_dtype: str) -> I
 
     def add_mask_keeping_outputs(pruner, program, patterns, layer_num, head_num, label_info, fetch_targets):
         outputs[:] = [target.name for target in fetch_targets]
+        # ``program`` is the pruner's own clone for scoring (``reorder``): dropout off there
+        # scores the model as it serves, and the same data gives the same cut every run.
+        for op in program.global_block().ops:
+            if op.type == "dropout":
+                op._set_attr("dropout_prob", 0.0)
         return add_mask(pruner, program, patterns, layer_num, head_num, label_info, fetch_targets)
 
     def span_loss(block, logits, labels):
