@@ -472,7 +472,8 @@ def _model_name(model: str, compression: dict[str, Any]) -> str:
     ratio, ffn = entry.get("pruned_ratio"), entry.get("ffn_pruned_ratio")
     if ratio is None:
         return names.get(model, model)
-    return f"prune {ratio:.2f}, FFN {ffn:.2f} + PTQ" if ffn is not None else f"prune {ratio:.2f} + PTQ"
+    scored = " (task-scored)" if entry.get("importance") == "task" else ""
+    return f"prune {ratio:.2f}, FFN {ffn:.2f}{scored} + PTQ" if ffn is not None else f"prune {ratio:.2f}{scored} + PTQ"
 
 
 def _row_label(r: dict[str, Any], params: dict[str, int], compression: dict[str, Any] | None = None) -> str:

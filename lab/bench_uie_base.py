@@ -119,14 +119,7 @@ class Settings:
         require(self.teacher_learning_rate > 0, "teacher_learning_rate", "must be > 0")
 
 
-# The FFN-heavy entry's distillation on the demo teacher: the schedule of
-# records/prune-ffn-demo-2026-12-07-amd-epyc/ (the demo's 600 steps at 5e-5 are for a quarter of both).
-FFN_TEACHER_OVERRIDES = [
-    "TrainConfig.train_iter=4000",
-    "TrainConfig.eval_iter=500",
-    "TrainConfig.learning_rate={type: CosineAnnealingDecay, learning_rate: 5.0e-4, T_max: 4000}",
-]
-FULL = Settings(teacher_overrides=dict.fromkeys(("prune_ffn_ptq", "prune_ffn0625_ptq"), FFN_TEACHER_OVERRIDES))
+FULL = Settings()
 QUICK = Settings(
     "uie-micro",
     16,
@@ -759,11 +752,14 @@ def _compress(
     )
 
 
-def _prune_ratios(prune) -> dict[str, float]:
-    """A pruned entry's ratios as the record keeps them: ``pruned_ratio``, and ``ffn_pruned_ratio`` when set."""
-    ratios = {"pruned_ratio": prune.pruned_ratio}
+def _prune_ratios(prune) -> dict[str, float | str]:
+    """A pruned entry's pruning as the record keeps it: ``pruned_ratio``, ``ffn_pruned_ratio`` when
+    set, and ``importance`` when it is not PaddleSlim's."""
+    ratios: dict[str, float | str] = {"pruned_ratio": prune.pruned_ratio}
     if prune.ffn_pruned_ratio is not None:
         ratios["ffn_pruned_ratio"] = prune.ffn_pruned_ratio
+    if prune.importance != "paddleslim":
+        ratios["importance"] = prune.importance
     return ratios
 
 

@@ -459,24 +459,21 @@ def test_each_pruned_entry_is_applied_to_the_demo_teacher_with_its_own_ratio(ben
     compression = bench.Compression()
     assert compression.pruned() == ["prune_ptq", "prune050_ptq", "prune_ffn_ptq", "prune_ffn0625_ptq"]
     overrides = bench.teacher_prune_overrides(compression, bench.FULL, 2, "linear")
-    for name, ratio, ffn_ratio in (
-        ("prune_ptq", 0.25, None),
-        ("prune050_ptq", 0.5, None),
-        ("prune_ffn_ptq", 0.25, 0.5),
-        ("prune_ffn0625_ptq", 0.25, 0.625),
+    for name, ratio, ffn_ratio, importance in (
+        ("prune_ptq", 0.25, None, "paddleslim"),
+        ("prune050_ptq", 0.5, None, "paddleslim"),
+        ("prune_ffn_ptq", 0.25, 0.5, "task"),
+        ("prune_ffn0625_ptq", 0.25, 0.625, "task"),
     ):
         prune = bench.compress_config(name, compression, bench.FULL, 2, "linear").TransformerPrune
-        assert (prune.pruned_ratio, prune.ffn_pruned_ratio) == (ratio, ffn_ratio)
+        assert (prune.pruned_ratio, prune.ffn_pruned_ratio, prune.importance) == (ratio, ffn_ratio, importance)
         cfg = load_config(bench.TEACHER_CONFIG, overrides[name])
         assert cfg.Job.strategy == "prune_ptq" and cfg.Teacher.shape == "uie-pico"
-        assert (cfg.TransformerPrune.pruned_ratio, cfg.TransformerPrune.ffn_pruned_ratio) == (ratio, ffn_ratio)
-        if name in bench.FULL.teacher_overrides:  # the FFN-heavy entries: their own, longer distillation
-            assert (
-                cfg.TrainConfig.train_iter == 4000 and cfg.TrainConfig.learning_rate["type"] == "CosineAnnealingDecay"
-            )
-        else:
-            assert cfg.TrainConfig.train_iter == bench.FULL.teacher_train_iter
-            assert cfg.TrainConfig.learning_rate == bench.FULL.teacher_learning_rate
+        pruned = cfg.TransformerPrune
+        assert (pruned.pruned_ratio, pruned.ffn_pruned_ratio, pruned.importance) == (ratio, ffn_ratio, importance)
+        # every entry with the demo's distillation (records/prune-importance-demo-2026-12-07-amd-epyc/)
+        assert cfg.TrainConfig.train_iter == bench.FULL.teacher_train_iter == 600
+        assert cfg.TrainConfig.learning_rate == bench.FULL.teacher_learning_rate
 
 
 def test_an_entrys_teacher_overrides_come_last_and_only_for_that_entry(bench):
@@ -593,6 +590,16 @@ def test_an_ffn_heavy_entry_is_labelled_with_both_ratios():
     assert any(
         line.startswith("| prune 0.25, FFN 0.50 + PTQ | Paddle Inference, oneDNN | 100.0 (pad 128.0)") for line in lines
     )
+
+
+def test_a_task_scored_entry_says_so_in_its_label():
+    """``TransformerPrune.importance: task`` (kept in the record's compression entry) is part of
+    the row's name; an entry scored as PaddleSlim scores keeps the plain name (mutation: drop
+    the ``scored`` part -> fails)."""
+    entry = {"seconds": 1.0, "act_strategies": [], "pruned_ratio": 0.25, "ffn_pruned_ratio": 0.625}
+    task = bench_record._model_name("prune_ffn0625_ptq", {"prune_ffn0625_ptq": dict(entry, importance="task")})
+    assert task == "prune 0.25, FFN 0.62 (task-scored) + PTQ"
+    assert bench_record._model_name("prune_ffn0625_ptq", {"prune_ffn0625_ptq": entry}) == "prune 0.25, FFN 0.62 + PTQ"
 
 
 def test_accuracy_taken_from_the_cache_says_so_with_the_seconds_of_the_run_that_measured_it():
