@@ -353,9 +353,9 @@ class TransformerPruneConfig:
     importance: str = _doc(
         "paddleslim",
         "The loss whose gradients order heads and FFN neurons before the cut (this job's key): paddleslim "
-        "(PaddleSlim 2.6's; for UIE it counts the start output at gold starts only) or task (the task's own "
-        "loss; for UIE binary cross-entropy of start and end against the gold spans; for classification "
-        "the same as paddleslim).",
+        "(PaddleSlim 2.6's; for UIE it sets the start output against the gold ends, with dropout on) or task "
+        "(the task's own loss, dropout off; for UIE binary cross-entropy of start and end against the gold "
+        "spans; for classification the same as paddleslim).",
     )
 
     def check(self) -> None:
