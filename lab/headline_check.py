@@ -48,7 +48,7 @@ INPUTS = ("input_ids", "token_type_ids", "position_ids", "attention_mask")
 class Experiment:
     """``python -m job lab headline_check``: which bench record, where its models are, how long to time."""
 
-    bench: str = "records/bench-uie-base-2026-12-07-amd-epyc.json"
+    bench: str = "records/bench-uie-base-2026-12-08-amd-epyc.json"
     """The bench record whose headline is checked (``--bench``)."""
     work: str = "bench-out/work/full"
     """The work folder of the bench run that wrote it: its ``--out``/work/full (``--work``)."""

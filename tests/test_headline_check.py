@@ -5,6 +5,7 @@ bench's UIE-base models); these tests hold what it loads and how it alternates."
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -38,12 +39,12 @@ def _layout(work: Path, *models: str) -> Path:
     return work
 
 
-def test_the_committed_headline_is_our_ffn_pruned_folder_in_openvino_default_vs_nncf_default(tmp_path):
-    work = _layout(tmp_path, "prune_ffn_ptq")
+def test_the_committed_headline_is_our_five_eighths_ffn_pruned_folder_in_openvino_default_vs_nncf_default(tmp_path):
+    work = _layout(tmp_path, "prune_ffn_ptq", "prune_ffn0625_ptq")
     ours, peer = headline_check.sides(_record(), work)
     assert (ours.runtime, ours.source, ours.hint) == (
         "openvino",
-        work / "prune_ffn_ptq" / "compressed" / "inference.pdmodel",
+        work / "prune_ffn0625_ptq" / "compressed" / "inference.pdmodel",
         "",
     )
     assert (peer.runtime, peer.source, peer.hint) == (
@@ -62,12 +63,12 @@ def test_the_committed_headline_is_our_ffn_pruned_folder_in_openvino_default_vs_
 def test_an_f32_row_is_loaded_with_the_f32_hint(tmp_path):
     """Without the default-precision rows (and Paddle's, which may be as fast) the headline picks the f32
     ones: both get the hint."""
-    work = _layout(tmp_path, "prune_ffn_ptq")
+    work = _layout(tmp_path, "prune_ffn_ptq", "prune_ffn0625_ptq")
     ours, peer = headline_check.sides(
         _record(lambda row: str(row.get("variant", "")).endswith("default") or row["runtime"] == "paddle-inference"),
         work,
     )
-    assert (ours.label, ours.hint) == ("prune_ffn_ptq/paddle-quantized", "f32")
+    assert (ours.label, ours.hint) == ("prune_ffn0625_ptq/paddle-quantized", "f32")
     assert (peer.label, peer.hint) == ("fp32/nncf-int8-f32", "f32")
 
 
@@ -98,7 +99,7 @@ def test_the_ptq_folders_follow_the_bench_layout(tmp_path):
 
 
 def test_a_missing_model_is_one_line_naming_the_file(tmp_path):
-    with pytest.raises(InputError, match=r"prune_ffn_ptq/compressed/inference\.pdmodel: not found"):
+    with pytest.raises(InputError, match=r"prune_ffn0625_ptq/compressed/inference\.pdmodel: not found"):
         headline_check.sides(_record(), tmp_path)
 
 
@@ -141,7 +142,7 @@ def test_without_openvino_it_says_so_in_one_line_and_exits_2(tmp_path):
         pass
     else:
         pytest.skip("OpenVINO is installed here")
-    work = _layout(tmp_path, "prune_ffn_ptq")
+    work = _layout(tmp_path, "prune_ffn_ptq", "prune_ffn0625_ptq")
     done = subprocess.run(
         [sys.executable, "-m", "job", "lab", "headline_check", "--work", str(work)],
         cwd=REPO,
@@ -158,11 +159,11 @@ def test_without_openvino_it_says_so_in_one_line_and_exits_2(tmp_path):
 
 def test_the_committed_check_is_of_the_committed_bench_records_headline(tmp_path):
     """The README's check paragraph is about the bench table above it: same record, same pair, same ratio."""
-    (check,) = sorted((REPO / "records").glob("headline-check-*.json"))
-    record = json.loads(check.read_text(encoding="utf-8"))
+    (check,) = re.findall(r"<!-- headline-check: (records/\S+\.json) -->", (REPO / "README.md").read_text("utf-8"))
+    record = json.loads((REPO / check).read_text(encoding="utf-8"))
     bench = json.loads((REPO / record["bench_record"]).read_text(encoding="utf-8"))
     assert record["recorded_ratio"] == pytest.approx(bench["targets"]["headline"]["value"], abs=5e-4)
-    work = _layout(tmp_path, "prune_ffn_ptq")
+    work = _layout(tmp_path, "prune_ffn_ptq", "prune_ffn0625_ptq")
     ours, peer = headline_check.sides(bench, work)
     assert (record["sides"]["ours"]["label"], record["sides"]["peer"]["label"]) == (ours.label, peer.label)
     assert set(record["modes"]) == set(headline_check.SHAPES)
