@@ -159,8 +159,11 @@ def test_without_openvino_it_says_so_in_one_line_and_exits_2(tmp_path):
 
 def test_the_committed_check_is_of_the_committed_bench_records_headline(tmp_path):
     """The README's check paragraph is about the bench table above it: same record, same pair, same ratio."""
-    (check,) = re.findall(r"<!-- headline-check: (records/\S+\.json) -->", (REPO / "README.md").read_text("utf-8"))
+    readme = (REPO / "README.md").read_text("utf-8")
+    (check,) = re.findall(r"<!-- headline-check: (records/\S+\.json) -->", readme)
+    (table,) = re.findall(r"<!-- bench-table: (records/\S+\.json) -->", readme)
     record = json.loads((REPO / check).read_text(encoding="utf-8"))
+    assert record["bench_record"] == table
     bench = json.loads((REPO / record["bench_record"]).read_text(encoding="utf-8"))
     assert record["recorded_ratio"] == pytest.approx(bench["targets"]["headline"]["value"], abs=5e-4)
     work = _layout(tmp_path, "prune_ffn_ptq", "prune_ffn0625_ptq")
