@@ -38,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from job.errors import InputError  # noqa: E402  (after the path: the lab runs from a checkout)
+from job.pipeline import BENCH_RECORD  # noqa: E402
 
 DEFAULT_CONFIG = "configs/lab/headline_check.yaml"
 # The inputs of a UIE program, as Taskflow and the job feed them.
@@ -48,7 +49,7 @@ INPUTS = ("input_ids", "token_type_ids", "position_ids", "attention_mask")
 class Experiment:
     """``python -m job lab headline_check``: which bench record, where its models are, how long to time."""
 
-    bench: str = "records/bench-uie-base-2026-12-08-amd-epyc.json"
+    bench: str = BENCH_RECORD
     """The bench record whose headline is checked (``--bench``)."""
     work: str = "bench-out/work/full"
     """The work folder of the bench run that wrote it: its ``--out``/work/full (``--work``)."""
